@@ -1,0 +1,145 @@
+//! Repository format v1: typed ids and the encoders/decoders of every object
+//! cairn stores (docs/FORMAT.md is the specification; each module names its section).
+//!
+//! No I/O and no policy: bytes in, typed values out, and back. Decoders check
+//! every length before allocating and return [`FormatError`], never panic.
+//!
+//! - [`id`]: `BlobId`, `PackId`, `IndexId`, `SnapshotId`, `KeyId`.
+//! - [`payload`]: the compression flag and zstd framing inside every envelope.
+//! - [`pack`]: pack header and trailer.
+//! - [`index`]: index files.
+//! - [`tree`], [`snapshot`], [`config`], [`keyfile`]: the JSON documents.
+//!
+//! ```
+//! use cairn_format::{payload, Compression};
+//! let plain = payload::encode(&[b'a'; 10_000], Compression::Zstd(3));
+//! assert!(plain.len() < 100);
+//! assert_eq!(payload::decode(&plain, 1 << 20).unwrap(), vec![b'a'; 10_000]);
+//! ```
+
+pub mod config;
+pub mod id;
+pub mod index;
+pub mod keyfile;
+pub mod pack;
+pub mod payload;
+pub mod snapshot;
+pub mod tree;
+
+pub use id::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
+pub use payload::Compression;
+
+/// The repository format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What kind of data a blob holds; data and tree blobs live in separate packs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum BlobKind {
+    /// A chunk of file content.
+    Data = 1,
+    /// A serialized directory ([`tree::Tree`]).
+    Tree = 2,
+}
+
+impl BlobKind {
+    /// Decodes the one-byte kind used in pack headers and index files.
+    pub fn from_byte(b: u8) -> Result<Self, FormatError> {
+        match b {
+            1 => Ok(Self::Data),
+            2 => Ok(Self::Tree),
+            _ => Err(FormatError::Invalid("unknown blob kind")),
+        }
+    }
+
+    /// The envelope kind blobs of this kind are sealed with.
+    pub fn object_kind(self) -> cairn_crypto::ObjectKind {
+        match self {
+            Self::Data => cairn_crypto::ObjectKind::DataBlob,
+            Self::Tree => cairn_crypto::ObjectKind::TreeBlob,
+        }
+    }
+
+    /// Lower-case name, as in paths and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Data => "data",
+            Self::Tree => "tree",
+        }
+    }
+}
+
+/// A decoding failure. Carries no object id: callers add it.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// Input ended before a declared length.
+    #[error("truncated: {0}")]
+    Truncated(&'static str),
+    /// A field holds a value the format does not allow.
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    /// A JSON document did not parse.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A version number newer than this build understands.
+    #[error("format version {found} is newer than this cairn supports ({supported})")]
+    NewerVersion {
+        /// The version found.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// A compressed payload failed to decompress or exceeded its size bound.
+    #[error("decompression failed: {0}")]
+    Decompress(String),
+}
+
+/// Little-endian reader over a byte slice that never panics.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], FormatError> {
+        if self.buf.len() < n {
+            return Err(FormatError::Truncated(what));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, FormatError> {
+        Ok(self.bytes(1, what)?[0])
+    }
+
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, FormatError> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.bytes(4, what)?);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    pub(crate) fn id32(&mut self, what: &'static str) -> Result<[u8; 32], FormatError> {
+        let mut b = [0u8; 32];
+        b.copy_from_slice(self.bytes(32, what)?);
+        Ok(b)
+    }
+
+    /// Checks that `count` records of `size` bytes fit in what is left, so a
+    /// hostile count cannot make the caller allocate without bound.
+    pub(crate) fn check_count(&self, count: u32, size: usize, what: &'static str) -> Result<usize, FormatError> {
+        let count = count as usize;
+        match count.checked_mul(size) {
+            Some(n) if n <= self.buf.len() => Ok(count),
+            _ => Err(FormatError::Truncated(what)),
+        }
+    }
+}
