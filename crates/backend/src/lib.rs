@@ -1,0 +1,340 @@
+//! Repository storage: whole files by kind and name, on an Apache OpenDAL
+//! operator. Knows nothing of encryption or formats.
+//!
+//! [`Backend`] is the one interface every repository read and write goes
+//! through. [`FileKind`] maps each kind of repository file to its folder
+//! (docs/FORMAT.md, "Layout"). The local filesystem is the default service;
+//! the memory service serves fast tests.
+//!
+//! ```
+//! use cairn_backend::{Backend, FileKind};
+//! let b = Backend::memory().unwrap();
+//! let id = "ab".repeat(32);
+//! b.write(FileKind::Snapshot, &id, b"bytes".to_vec()).unwrap();
+//! assert_eq!(b.read(FileKind::Snapshot, &id).unwrap(), b"bytes");
+//! assert_eq!(b.list(FileKind::Snapshot).unwrap(), vec![(id, 5)]);
+//! ```
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+
+use opendal::{ErrorKind, Operator};
+
+/// The kinds of files in a repository; each lives in its own folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// `config` at the root.
+    Config,
+    /// `keys/<id>`.
+    Key,
+    /// `snapshots/<id>`.
+    Snapshot,
+    /// `index/<id>`.
+    Index,
+    /// `data/<2 hex>/<id>`: packs of data blobs.
+    DataPack,
+    /// `tree/<2 hex>/<id>`: packs of tree blobs.
+    TreePack,
+}
+
+impl FileKind {
+    /// The folder of this kind (empty for the config).
+    pub fn dir(self) -> &'static str {
+        match self {
+            Self::Config => "",
+            Self::Key => "keys/",
+            Self::Snapshot => "snapshots/",
+            Self::Index => "index/",
+            Self::DataPack => "data/",
+            Self::TreePack => "tree/",
+        }
+    }
+
+    /// Whether files are spread over 256 sub-folders by their first two hex digits.
+    fn fanned_out(self) -> bool {
+        matches!(self, Self::DataPack | Self::TreePack)
+    }
+
+    /// The path of a file of this kind.
+    pub fn path(self, name: &str) -> String {
+        match self {
+            Self::Config => "config".to_string(),
+            k if k.fanned_out() && name.len() >= 2 => format!("{}{}/{}", k.dir(), &name[..2], name),
+            k => format!("{}{}", k.dir(), name),
+        }
+    }
+
+    /// Short lower-case name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Key => "key",
+            Self::Snapshot => "snapshot",
+            Self::Index => "index",
+            Self::DataPack => "data pack",
+            Self::TreePack => "tree pack",
+        }
+    }
+}
+
+/// A storage failure, naming the path.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The file does not exist.
+    #[error("{path}: not found")]
+    NotFound {
+        /// Repository-relative path.
+        path: String,
+    },
+    /// Any other failure of the service.
+    #[error("{op} {path}: {source}")]
+    Service {
+        /// The operation that failed.
+        op: &'static str,
+        /// Repository-relative path.
+        path: String,
+        /// The service's error.
+        #[source]
+        source: opendal::Error,
+    },
+    /// The location string names no usable service.
+    #[error("invalid repository location {0:?}: {1}")]
+    Location(String, String),
+}
+
+impl BackendError {
+    fn from_opendal(op: &'static str, path: &str, e: opendal::Error) -> Self {
+        if e.kind() == ErrorKind::NotFound {
+            Self::NotFound { path: path.to_string() }
+        } else {
+            Self::Service { op, path: path.to_string(), source: e }
+        }
+    }
+
+    /// True when the error means the file is absent.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+type Result<T> = std::result::Result<T, BackendError>;
+
+/// Repository storage on an OpenDAL operator, with a private runtime so
+/// callers can stay synchronous.
+#[derive(Clone)]
+pub struct Backend {
+    op: Operator,
+    rt: Arc<tokio::runtime::Runtime>,
+    location: String,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").field("location", &self.location).finish()
+    }
+}
+
+fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("cairn-io")
+        .enable_all()
+        .build()
+        .map(Arc::new)
+        .map_err(|e| BackendError::Location("runtime".into(), e.to_string()))
+}
+
+impl Backend {
+    /// Opens a location: a plain path or `fs:PATH` (local folder), or `memory:`.
+    pub fn open(location: &str) -> Result<Self> {
+        if location.is_empty() {
+            return Err(BackendError::Location(location.into(), "empty".into()));
+        }
+        if location == "memory:" {
+            return Self::memory();
+        }
+        let path = location.strip_prefix("fs:").unwrap_or(location);
+        Self::local(path)
+    }
+
+    /// A local folder. Writes go to `<root>/tmp/` first and are renamed into
+    /// place after an fsync, so no reader sees a partial file.
+    pub fn local(path: &str) -> Result<Self> {
+        let abs = std::path::absolute(path)
+            .map_err(|e| BackendError::Location(path.into(), e.to_string()))?;
+        let root = abs.to_string_lossy().to_string();
+        let builder = opendal::services::Fs::default()
+            .root(&root)
+            .atomic_write_dir(&format!("{root}/tmp"));
+        let rt = runtime()?;
+        let op = {
+            let _g = rt.enter();
+            Operator::new(builder)
+                .map_err(|e| BackendError::Location(path.into(), e.to_string()))?
+        };
+        Ok(Self { op, rt, location: root })
+    }
+
+    /// An in-memory store (tests).
+    pub fn memory() -> Result<Self> {
+        let rt = runtime()?;
+        let op = {
+            let _g = rt.enter();
+            Operator::new(opendal::services::Memory::default())
+                .map_err(|e| BackendError::Location("memory:".into(), e.to_string()))?
+        };
+        Ok(Self { op, rt, location: "memory:".into() })
+    }
+
+    /// Human-readable location.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Writes a whole file atomically.
+    pub fn write(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = kind.path(name);
+        self.rt
+            .block_on(self.op.write(&path, bytes))
+            .map(|_| ())
+            .map_err(|e| BackendError::from_opendal("write", &path, e))
+    }
+
+    /// Writes a file only if none exists under that name; returns false if one did.
+    pub fn write_new(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<bool> {
+        let path = kind.path(name);
+        match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            Err(e) => Err(BackendError::from_opendal("write", &path, e)),
+        }
+    }
+
+    /// Reads a whole file.
+    pub fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let path = kind.path(name);
+        self.rt
+            .block_on(self.op.read(&path))
+            .map(|b| b.to_vec())
+            .map_err(|e| BackendError::from_opendal("read", &path, e))
+    }
+
+    /// Reads `len` bytes at `offset`.
+    pub fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let path = kind.path(name);
+        let b = self
+            .rt
+            .block_on(self.op.read_with(&path).range(offset..offset + len).into_future())
+            .map_err(|e| BackendError::from_opendal("read", &path, e))?;
+        Ok(b.to_vec())
+    }
+
+    /// Size of a file in bytes.
+    pub fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+        let path = kind.path(name);
+        self.rt
+            .block_on(self.op.stat(&path))
+            .map(|m| m.content_length())
+            .map_err(|e| BackendError::from_opendal("stat", &path, e))
+    }
+
+    /// Whether a file exists.
+    pub fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
+        match self.size(kind, name) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a file; deleting an absent file is not an error.
+    pub fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        let path = kind.path(name);
+        self.rt
+            .block_on(self.op.delete(&path))
+            .map_err(|e| BackendError::from_opendal("delete", &path, e))
+    }
+
+    /// Names and sizes of all files of a kind, sorted by name.
+    pub fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
+        let dir = kind.dir();
+        if dir.is_empty() {
+            return Ok(match self.size(kind, "") {
+                Ok(n) => vec![("config".into(), n)],
+                Err(e) if e.is_not_found() => vec![],
+                Err(e) => return Err(e),
+            });
+        }
+        let entries = match self.rt.block_on(self.op.list_with(dir).recursive(true).into_future()) {
+            Ok(v) => v,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(BackendError::from_opendal("list", dir, e)),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            if e.metadata().is_dir() {
+                continue;
+            }
+            let name = e.name().to_string();
+            // Staging files of interrupted writes never carry a valid id name.
+            if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let mut size = e.metadata().content_length();
+            if size == 0 {
+                size = self.size(kind, &name)?;
+            }
+            out.push((name, size));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Creates the folder layout of a new repository (a no-op on object stores).
+    pub fn create_layout(&self) -> Result<()> {
+        for kind in [FileKind::Key, FileKind::Snapshot, FileKind::Index, FileKind::DataPack, FileKind::TreePack] {
+            let dir = kind.dir();
+            self.rt
+                .block_on(self.op.create_dir(dir))
+                .map_err(|e| BackendError::from_opendal("create", dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conformance(b: &Backend) {
+        let id = "ab".repeat(32);
+        b.create_layout().unwrap();
+        assert!(!b.exists(FileKind::DataPack, &id).unwrap());
+        assert!(b.read(FileKind::DataPack, &id).unwrap_err().is_not_found());
+        b.write(FileKind::DataPack, &id, b"0123456789".to_vec()).unwrap();
+        assert_eq!(b.read_range(FileKind::DataPack, &id, 2, 3).unwrap(), b"234");
+        assert_eq!(b.size(FileKind::DataPack, &id).unwrap(), 10);
+        assert_eq!(b.list(FileKind::DataPack).unwrap(), vec![(id.clone(), 10)]);
+        assert!(b.list(FileKind::TreePack).unwrap().is_empty());
+        assert!(b.write_new(FileKind::Config, "", b"c".to_vec()).unwrap());
+        assert!(!b.write_new(FileKind::Config, "", b"d".to_vec()).unwrap());
+        assert_eq!(b.read(FileKind::Config, "").unwrap(), b"c");
+        b.delete(FileKind::DataPack, &id).unwrap();
+        b.delete(FileKind::DataPack, &id).unwrap();
+        assert!(b.list(FileKind::DataPack).unwrap().is_empty());
+    }
+
+    #[test]
+    fn memory_conformance() {
+        conformance(&Backend::memory().unwrap());
+    }
+
+    #[test]
+    fn local_conformance_and_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Backend::open(dir.path().to_str().unwrap()).unwrap();
+        conformance(&b);
+        b.write(FileKind::TreePack, &"cd".repeat(32), vec![1]).unwrap();
+        assert!(dir.path().join("tree/cd").join("cd".repeat(32)).exists());
+    }
+}
