@@ -1,0 +1,42 @@
+//! A cairn repository: the only crate that touches keys, packs and the index.
+//!
+//! Input: a [`Backend`](cairn_backend::Backend) and a password. Output: typed
+//! access to what is stored. Backup, restore and check see the repository
+//! through these types only:
+//!
+//! - [`Repository`]: unlocked keys and the config; snapshots; raw objects.
+//! - [`IndexedRepository`]: a repository whose index is loaded; reads blobs and
+//!   trees, writes packs ([`PackWriter`]) and index files. A repository that
+//!   has not loaded its index cannot read blobs.
+//! - [`select`]: snapshot selectors (`latest`, id prefixes, filters, `--at`).
+//!
+//! ```
+//! use cairn_backend::Backend;
+//! use cairn_repo::{InitOptions, Repository};
+//! let repo = Repository::init(Backend::memory().unwrap(), b"pw", &InitOptions::fast_for_tests()).unwrap();
+//! let repo = repo.load_index().unwrap();
+//! assert_eq!(repo.index().len(), 0);
+//! ```
+
+mod blob;
+mod error;
+mod index;
+mod keys;
+mod pack;
+mod repository;
+pub mod select;
+
+pub use blob::SealedBlob;
+pub use error::RepoError;
+pub use index::{BlobLocation, Index};
+pub use keys::KeyInfo;
+pub use pack::{FinishedPack, PackWriter};
+pub use repository::{IndexedRepository, InitOptions, Repository};
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, RepoError>;
+
+/// Largest plaintext a blob may have: bounds allocations when decoding.
+pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;
+/// Largest decoded snapshot, index or config file.
+pub const MAX_FILE_SIZE: usize = 1 << 30;

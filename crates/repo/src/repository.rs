@@ -1,0 +1,372 @@
+//! Opening and creating repositories, and reading and writing their files.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cairn_backend::{Backend, FileKind};
+use cairn_chunk::{Chunker, ChunkerParams};
+use cairn_crypto::{KdfParams, Keyring, ObjectKind};
+use cairn_format::config::{Config, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
+use cairn_format::index::IndexFile;
+use cairn_format::pack::{header_len_from_trailer, PackHeader, TRAILER_LEN};
+use cairn_format::snapshot::Snapshot;
+use cairn_format::tree::{Node, Tree};
+use cairn_format::{id::file_hash, payload, BlobId, BlobKind, Compression, IndexId, KeyId, PackId, RepoId, SnapshotId, FORMAT_VERSION};
+use rayon::prelude::*;
+
+use crate::index::Index;
+use crate::{blob, keys, FinishedPack, RepoError, Result};
+
+/// Parameters chosen at `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Chunk size bounds.
+    pub chunker: ChunkerParams,
+    /// zstd level (0 = off).
+    pub compression_level: i32,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// Argon2id cost of the first key.
+    pub kdf: KdfParams,
+    /// Recorded in the first key file.
+    pub hostname: String,
+    /// Recorded in the first key file.
+    pub username: String,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            chunker: ChunkerParams::default(),
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+            pack_size: DEFAULT_PACK_SIZE,
+            kdf: KdfParams::default(),
+            hostname: String::new(),
+            username: String::new(),
+        }
+    }
+}
+
+impl InitOptions {
+    /// Cheap key derivation and small chunks and packs, for tests only.
+    pub fn fast_for_tests() -> Self {
+        Self {
+            chunker: ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 },
+            pack_size: 256 * 1024,
+            kdf: KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 },
+            ..Self::default()
+        }
+    }
+}
+
+/// An unlocked repository: keys and config, no index yet.
+pub struct Repository {
+    backend: Backend,
+    keyring: Arc<Keyring>,
+    key_id: KeyId,
+    config: Config,
+    chunker: Chunker,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository").field("location", &self.backend.location()).field("id", &self.config.id).finish()
+    }
+}
+
+impl Repository {
+    /// Creates a repository at an empty location and returns it unlocked.
+    pub fn init(backend: Backend, password: &[u8], opts: &InitOptions) -> Result<Self> {
+        opts.chunker.validate().map_err(|e| RepoError::Invalid(e.to_string()))?;
+        if backend.exists(FileKind::Config, "")? {
+            return Err(RepoError::AlreadyExists { location: backend.location().into() });
+        }
+        let keyring = Keyring::generate()?;
+        let mut id = [0u8; 32];
+        cairn_crypto::random_bytes(&mut id)?;
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: RepoId::from_bytes(id),
+            created: jiff::Timestamp::now(),
+            chunker: opts.chunker.into(),
+            compression_level: opts.compression_level,
+            pack_size: opts.pack_size,
+        };
+        // Validate as a reader will, so init cannot write what open refuses.
+        Config::decode(&config.encode()).map_err(|e| RepoError::Invalid(e.to_string()))?;
+        backend.create_layout()?;
+        // Key first: a repository whose config exists always has a key.
+        let key_id = keys::add_key(&backend, &keyring, password, opts.kdf, &opts.hostname, &opts.username)?;
+        let sealed = keyring.seal(ObjectKind::Config, &[0; 32], &payload::encode(&config.encode(), Compression::None))?;
+        if !backend.write_new(FileKind::Config, "", sealed)? {
+            backend.delete(FileKind::Key, &key_id.to_hex())?;
+            return Err(RepoError::AlreadyExists { location: backend.location().into() });
+        }
+        Self::assemble(backend, keyring, key_id, config)
+    }
+
+    /// Opens an existing repository with a password.
+    pub fn open(backend: Backend, password: &[u8]) -> Result<Self> {
+        let sealed = match backend.read(FileKind::Config, "") {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                return Err(RepoError::NoRepository { location: backend.location().into() });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (key_id, keyring) = keys::unlock(&backend, password)?;
+        let plain = keyring
+            .open(ObjectKind::Config, &[0; 32], &sealed)
+            .map_err(|e| RepoError::corrupt("config", e))?;
+        let plain = payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format("config", e))?;
+        let config = Config::decode(&plain).map_err(|e| RepoError::format("config", e))?;
+        Self::assemble(backend, keyring, key_id, config)
+    }
+
+    fn assemble(backend: Backend, keyring: Keyring, key_id: KeyId, config: Config) -> Result<Self> {
+        let chunker = Chunker::new(config.chunker.into(), keyring.chunker_key())
+            .map_err(|e| RepoError::corrupt("config", e))?;
+        Ok(Self { backend, keyring: Arc::new(keyring), key_id, config, chunker })
+    }
+
+    /// The storage.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The unlocked secrets.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
+    /// The key file that was used to unlock.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The decrypted config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The content chunker (keyed by this repository's secret).
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// How new blobs are compressed.
+    pub fn compression(&self) -> Compression {
+        match self.config.compression_level {
+            0 => Compression::None,
+            l => Compression::Zstd(l),
+        }
+    }
+
+    /// Id of a blob with this plaintext.
+    pub fn blob_id(&self, plaintext: &[u8]) -> BlobId {
+        BlobId::from_bytes(self.keyring.blob_id(plaintext))
+    }
+
+    /// Seals a plaintext document (snapshot, index) into file bytes and its id.
+    fn seal_file(&self, kind: ObjectKind, plain: &[u8]) -> Result<([u8; 32], Vec<u8>)> {
+        let bytes = self.keyring.seal(kind, &[0; 32], &payload::encode(plain, self.compression()))?;
+        Ok((file_hash(&bytes), bytes))
+    }
+
+    /// Reads a sealed document, checks its name is its hash, and opens it.
+    fn open_file(&self, file: FileKind, kind: ObjectKind, id: &[u8; 32]) -> Result<Vec<u8>> {
+        let name = hex::encode(id);
+        let object = || format!("{} {}", file.name(), &name[..8]);
+        let bytes = self.backend.read(file, &name)?;
+        if file_hash(&bytes) != *id {
+            return Err(RepoError::corrupt(object(), "content does not match its name"));
+        }
+        let plain = self.keyring.open(kind, &[0; 32], &bytes).map_err(|e| RepoError::corrupt(object(), e))?;
+        payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format(object(), e))
+    }
+
+    /// Stores a snapshot; returns its id.
+    pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+        let (id, bytes) = self.seal_file(ObjectKind::Snapshot, &snap.encode())?;
+        let id = SnapshotId::from_bytes(id);
+        self.backend.write(FileKind::Snapshot, &id.to_hex(), bytes)?;
+        Ok(id)
+    }
+
+    /// Loads one snapshot.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let plain = self.open_file(FileKind::Snapshot, ObjectKind::Snapshot, id.as_bytes())?;
+        Snapshot::decode(&plain).map_err(|e| RepoError::format(format!("snapshot {}", id.short()), e))
+    }
+
+    /// Ids of all snapshots.
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        self.backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|(n, _)| n.parse().map_err(|e| RepoError::corrupt(format!("snapshot {n}"), e)))
+            .collect()
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let ids = self.snapshot_ids()?;
+        let mut out: Vec<(SnapshotId, Snapshot)> = ids
+            .par_iter()
+            .map(|id| Ok((*id, self.load_snapshot(id)?)))
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Stores an index file; returns its id.
+    pub fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
+        let (id, bytes) = self.seal_file(ObjectKind::Index, &file.encode())?;
+        let id = IndexId::from_bytes(id);
+        self.backend.write(FileKind::Index, &id.to_hex(), bytes)?;
+        Ok(id)
+    }
+
+    /// Loads one index file.
+    pub fn load_index_file(&self, id: &IndexId) -> Result<IndexFile> {
+        let plain = self.open_file(FileKind::Index, ObjectKind::Index, id.as_bytes())?;
+        IndexFile::decode(&plain).map_err(|e| RepoError::format(format!("index {}", id.short()), e))
+    }
+
+    /// Ids of all index files.
+    pub fn index_ids(&self) -> Result<Vec<IndexId>> {
+        self.backend
+            .list(FileKind::Index)?
+            .into_iter()
+            .map(|(n, _)| n.parse().map_err(|e| RepoError::corrupt(format!("index {n}"), e)))
+            .collect()
+    }
+
+    /// Uploads a finished pack.
+    pub fn save_pack(&self, pack: &FinishedPack) -> Result<()> {
+        self.backend.write(pack_file_kind(pack.index.kind), &pack.id.to_hex(), pack.bytes.clone())?;
+        Ok(())
+    }
+
+    /// Reads and decrypts the header of a pack of `size` bytes.
+    pub fn read_pack_header(&self, kind: BlobKind, id: &PackId, size: u64) -> Result<PackHeader> {
+        let object = || format!("{} pack {}", kind.name(), id.short());
+        if size < TRAILER_LEN as u64 {
+            return Err(RepoError::corrupt(object(), "shorter than its trailer"));
+        }
+        let name = id.to_hex();
+        let fk = pack_file_kind(kind);
+        let trailer = self.backend.read_range(fk, &name, size - TRAILER_LEN as u64, TRAILER_LEN as u64)?;
+        let hlen = header_len_from_trailer(&trailer, size).map_err(|e| RepoError::format(object(), e))?;
+        let start = size - TRAILER_LEN as u64 - u64::from(hlen);
+        let sealed = self.backend.read_range(fk, &name, start, u64::from(hlen))?;
+        Self::decode_pack_header(&self.keyring, kind, id, start, &sealed)
+    }
+
+    /// Decodes a sealed pack header found at `start` and checks it is consistent.
+    pub fn decode_pack_header(keyring: &Keyring, kind: BlobKind, id: &PackId, start: u64, sealed: &[u8]) -> Result<PackHeader> {
+        let object = || format!("{} pack {}", kind.name(), id.short());
+        let plain = keyring.open(ObjectKind::PackHeader, &[0; 32], sealed).map_err(|e| RepoError::corrupt(object(), e))?;
+        let plain = payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format(object(), e))?;
+        let header = PackHeader::decode(&plain).map_err(|e| RepoError::format(object(), e))?;
+        if header.kind != kind {
+            return Err(RepoError::corrupt(object(), "header lists blobs of the other kind"));
+        }
+        if header.blobs_len() != start {
+            return Err(RepoError::corrupt(object(), "header does not account for the pack's bytes"));
+        }
+        Ok(header)
+    }
+
+    /// Loads every index file into memory (in parallel) and returns a
+    /// repository that can read blobs.
+    pub fn load_index(self) -> Result<IndexedRepository> {
+        let ids = self.index_ids()?;
+        let files: Vec<IndexFile> = ids.par_iter().map(|id| self.load_index_file(id)).collect::<Result<_>>()?;
+        let superseded: HashSet<IndexId> = files.iter().flat_map(|f| f.supersedes.iter().copied()).collect();
+        let mut index = Index::default();
+        for (id, f) in ids.iter().zip(&files) {
+            if !superseded.contains(id) {
+                index.add_file(f);
+            }
+        }
+        Ok(IndexedRepository { repo: self, index })
+    }
+}
+
+/// The file kind packs of a blob kind are stored as.
+pub fn pack_file_kind(kind: BlobKind) -> FileKind {
+    match kind {
+        BlobKind::Data => FileKind::DataPack,
+        BlobKind::Tree => FileKind::TreePack,
+    }
+}
+
+/// A repository with its index loaded: can read blobs and trees.
+#[derive(Debug)]
+pub struct IndexedRepository {
+    repo: Repository,
+    index: Index,
+}
+
+impl IndexedRepository {
+    /// The underlying repository.
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The loaded index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Adds a pack just written to the in-memory index.
+    pub fn index_mut(&mut self) -> &mut Index {
+        &mut self.index
+    }
+
+    /// Reads, decrypts and verifies one blob.
+    pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
+        let envelope = self.repo.backend.read_range(
+            pack_file_kind(loc.kind),
+            &loc.pack.to_hex(),
+            u64::from(loc.offset),
+            u64::from(loc.length),
+        )?;
+        if envelope.len() != loc.length as usize {
+            return Err(RepoError::corrupt(format!("{} pack {}", loc.kind.name(), loc.pack.short()), "shorter than the index says"));
+        }
+        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length)
+    }
+
+    /// Loads a tree blob.
+    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        let plain = self.read_blob(id)?;
+        Tree::decode(&plain).map_err(|e| RepoError::format(format!("tree {}", id.short()), e))
+    }
+
+    /// Finds the node at `path` (components separated by `/`) below `root`.
+    /// The empty path and `/` give `None`: the root itself, which has no node.
+    pub fn find_node(&self, root: &BlobId, path: &[u8]) -> Result<Option<Node>> {
+        let mut tree_id = *root;
+        let mut found: Option<Node> = None;
+        for comp in path.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+            if let Some(n) = &found {
+                tree_id = n.subtree.ok_or_else(|| RepoError::PathNotFound(String::from_utf8_lossy(path).into()))?;
+            }
+            let tree = self.load_tree(&tree_id)?;
+            found = Some(
+                tree.find(comp)
+                    .cloned()
+                    .ok_or_else(|| RepoError::PathNotFound(String::from_utf8_lossy(path).into()))?,
+            );
+        }
+        Ok(found)
+    }
+
+    /// Seals a blob with this repository's keys and compression.
+    pub fn seal_blob(&self, kind: BlobKind, id: BlobId, plaintext: &[u8]) -> Result<crate::SealedBlob> {
+        blob::seal(&self.repo.keyring, kind, id, plaintext, self.repo.compression())
+    }
+}
