@@ -7,7 +7,7 @@ use cairn_backend::{Backend, FileKind};
 use cairn_chunk::{Chunker, ChunkerParams};
 use cairn_crypto::{KdfParams, Keyring, ObjectKind};
 use cairn_format::config::{Config, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
-use cairn_format::index::IndexFile;
+use cairn_format::index::{IndexFile, IndexPack};
 use cairn_format::pack::{header_len_from_trailer, PackHeader, TRAILER_LEN};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, Tree};
@@ -242,10 +242,11 @@ impl Repository {
             .collect()
     }
 
-    /// Uploads a finished pack.
-    pub fn save_pack(&self, pack: &FinishedPack) -> Result<()> {
-        self.backend.write(pack_file_kind(pack.index.kind), &pack.id.to_hex(), pack.bytes.clone())?;
-        Ok(())
+    /// Uploads a finished pack; returns its index entry and its size.
+    pub fn save_pack(&self, pack: FinishedPack) -> Result<(IndexPack, u64)> {
+        let len = pack.bytes.len() as u64;
+        self.backend.write(pack_file_kind(pack.index.kind), &pack.id.to_hex(), pack.bytes)?;
+        Ok((pack.index, len))
     }
 
     /// Reads and decrypts the header of a pack of `size` bytes.

@@ -1,0 +1,221 @@
+//! The write side of a backup: compress + encrypt on a worker pool, append
+//! to packs, upload packs, collect their index entries.
+//!
+//! `BlobSink::submit` is the entrance: it drops blobs the repository (or this
+//! run) already has, so every later stage only sees new data.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use cairn_format::index::IndexPack;
+use cairn_format::{BlobId, BlobKind};
+use cairn_repo::{FinishedPack, IndexedRepository, PackWriter, RepoError, SealedBlob};
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::BackupError;
+
+struct RawBlob {
+    kind: BlobKind,
+    id: BlobId,
+    data: Vec<u8>,
+}
+
+/// What the write side did.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// Packs written, for the index file.
+    pub packs: Vec<IndexPack>,
+    /// New blobs stored.
+    pub blobs_added: u64,
+    /// Bytes uploaded (pack files).
+    pub bytes_added: u64,
+    /// Plaintext bytes of the new blobs.
+    pub raw_added: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    error: Mutex<Option<RepoError>>,
+    aborted: AtomicBool,
+    blobs_added: AtomicU64,
+    bytes_added: AtomicU64,
+    raw_added: AtomicU64,
+    packs: Mutex<Vec<IndexPack>>,
+}
+
+impl Shared {
+    fn fail(&self, e: RepoError) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The write side has failed; stop producing.
+#[derive(Debug)]
+pub struct Aborted;
+
+/// Cloneable entrance to the write side.
+#[derive(Clone)]
+pub struct BlobSink {
+    tx: Sender<RawBlob>,
+    inflight: Arc<Mutex<HashSet<BlobId>>>,
+    repo: Arc<IndexedRepository>,
+    shared: Arc<Shared>,
+}
+
+impl BlobSink {
+    /// The repository being written to.
+    pub fn repo(&self) -> &IndexedRepository {
+        &self.repo
+    }
+
+    /// Queues a blob unless the repository or this run already has it.
+    pub fn submit(&self, kind: BlobKind, id: BlobId, data: Vec<u8>) -> Result<(), Aborted> {
+        if self.shared.aborted.load(Ordering::Relaxed) {
+            return Err(Aborted);
+        }
+        if self.repo.index().contains(&id) {
+            return Ok(());
+        }
+        if !self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
+            return Ok(());
+        }
+        self.tx.send(RawBlob { kind, id, data }).map_err(|_| Aborted)
+    }
+
+    /// Whether the write side has failed.
+    pub fn aborted(&self) -> bool {
+        self.shared.aborted.load(Ordering::Relaxed)
+    }
+}
+
+/// The running write side.
+pub struct Pipeline {
+    sink: Option<BlobSink>,
+    threads: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, BackupError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| BackupError::Io(format!("cannot start thread {name}: {e}")))
+}
+
+impl Pipeline {
+    /// Starts sealers, the packer and uploaders.
+    pub fn start(repo: Arc<IndexedRepository>, workers: usize) -> Result<Self, BackupError> {
+        let shared = Arc::new(Shared::default());
+        let (raw_tx, raw_rx) = bounded::<RawBlob>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(workers * 2);
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
+        let mut threads = Vec::new();
+        for i in 0..workers {
+            let (rx, tx, repo, shared) = (raw_rx.clone(), sealed_tx.clone(), repo.clone(), shared.clone());
+            threads.push(spawn(&format!("seal-{i}"), move || seal_loop(rx, tx, &repo, &shared))?);
+        }
+        drop(sealed_tx);
+        {
+            let (repo, shared) = (repo.clone(), shared.clone());
+            let pack_size = repo.repo().config().pack_size as usize;
+            threads.push(spawn("packer", move || pack_loop(sealed_rx, pack_tx, &repo, &shared, pack_size))?);
+        }
+        for i in 0..2 {
+            let (rx, repo, shared) = (pack_rx.clone(), repo.clone(), shared.clone());
+            threads.push(spawn(&format!("upload-{i}"), move || upload_loop(rx, &repo, &shared))?);
+        }
+        let sink = BlobSink { tx: raw_tx, inflight: Arc::default(), repo, shared: shared.clone() };
+        Ok(Self { sink: Some(sink), threads, shared })
+    }
+
+    /// A handle for producers.
+    pub fn sink(&self) -> BlobSink {
+        // Present until `finish`, which takes `self`.
+        self.sink.clone().unwrap_or_else(|| unreachable!("sink taken before finish"))
+    }
+
+    /// Flushes every stage and waits for the uploads; the first error wins.
+    pub fn finish(mut self) -> Result<WriteStats, RepoError> {
+        self.sink = None;
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                self.shared.fail(RepoError::Invalid("a backup worker thread panicked".into()));
+            }
+        }
+        if let Some(e) = self.shared.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        Ok(WriteStats {
+            packs: std::mem::take(&mut *self.shared.packs.lock().unwrap_or_else(|p| p.into_inner())),
+            blobs_added: self.shared.blobs_added.load(Ordering::SeqCst),
+            bytes_added: self.shared.bytes_added.load(Ordering::SeqCst),
+            raw_added: self.shared.raw_added.load(Ordering::SeqCst),
+        })
+    }
+}
+
+fn seal_loop(rx: Receiver<RawBlob>, tx: Sender<SealedBlob>, repo: &IndexedRepository, shared: &Shared) {
+    for raw in rx {
+        if shared.aborted.load(Ordering::Relaxed) {
+            continue;
+        }
+        match repo.seal_blob(raw.kind, raw.id, &raw.data) {
+            Ok(s) => {
+                if tx.send(s).is_err() {
+                    return;
+                }
+            }
+            Err(e) => shared.fail(e),
+        }
+    }
+}
+
+fn pack_loop(rx: Receiver<SealedBlob>, tx: Sender<FinishedPack>, repo: &IndexedRepository, shared: &Shared, pack_size: usize) {
+    let keyring = repo.repo().keyring().clone();
+    let mut data = PackWriter::new(BlobKind::Data, pack_size);
+    let mut tree = PackWriter::new(BlobKind::Tree, pack_size);
+    let emit = |w: &mut PackWriter| match w.finish(&keyring) {
+        Ok(Some(p)) => {
+            let _ = tx.send(p);
+        }
+        Ok(None) => {}
+        Err(e) => shared.fail(e),
+    };
+    for blob in rx {
+        if shared.aborted.load(Ordering::Relaxed) {
+            continue;
+        }
+        shared.blobs_added.fetch_add(1, Ordering::Relaxed);
+        let w = if blob.kind == BlobKind::Data { &mut data } else { &mut tree };
+        if w.add(blob) {
+            emit(w);
+        }
+    }
+    if !shared.aborted.load(Ordering::Relaxed) {
+        emit(&mut data);
+        emit(&mut tree);
+    }
+}
+
+fn upload_loop(rx: Receiver<FinishedPack>, repo: &IndexedRepository, shared: &Shared) {
+    for pack in rx {
+        if shared.aborted.load(Ordering::Relaxed) {
+            continue;
+        }
+        let raw = pack.raw_bytes;
+        match repo.repo().save_pack(pack) {
+            Ok((index, len)) => {
+                shared.bytes_added.fetch_add(len, Ordering::Relaxed);
+                shared.raw_added.fetch_add(raw, Ordering::Relaxed);
+                shared.packs.lock().unwrap_or_else(|p| p.into_inner()).push(index);
+            }
+            Err(e) => shared.fail(e),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Read + chunk + hash + dedup: workers that turn a file or stream into its
+//! list of data blob ids, handing new chunks to the write side.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cairn_chunk::{Chunker, StreamChunker};
+use cairn_format::{BlobId, BlobKind};
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::archiver::Stats;
+use crate::pipeline::BlobSink;
+use crate::Progress;
+
+/// One file to read.
+pub struct FileJob {
+    pub path: PathBuf,
+    /// Size from `lstat`, to notice files that change while read.
+    pub expected_size: Option<u64>,
+    pub reply: Sender<FileOutcome>,
+}
+
+/// What reading a file gave.
+pub enum FileOutcome {
+    /// Its content: blob ids in order and the bytes read.
+    Done { content: Vec<BlobId>, size: u64 },
+    /// It could not be read (a warning; the backup goes on without it).
+    Failed(String),
+    /// The write side failed; the backup is over.
+    Aborted,
+}
+
+/// Reads files from `rx` until it closes.
+pub fn read_loop(rx: Receiver<FileJob>, sink: BlobSink, chunker: Chunker, progress: Arc<dyn Progress>, stats: Arc<Stats>) {
+    for job in rx {
+        let outcome = if sink.aborted() { FileOutcome::Aborted } else { read_one(&job, &sink, &chunker, &*progress, &stats) };
+        let _ = job.reply.send(outcome);
+    }
+}
+
+fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Progress, stats: &Stats) -> FileOutcome {
+    let p = &job.path;
+    match std::fs::File::open(p) {
+            Ok(f) => {
+                let out = chunk_stream(f, sink, chunker, progress, stats);
+                if let (FileOutcome::Done { size, .. }, Some(expected)) = (&out, job.expected_size)
+                    && *size != expected
+                {
+                    progress.warning(&format!(
+                        "{}: changed while being read ({expected} bytes before, {size} read); stored what was read",
+                        p.display()
+                    ));
+                }
+                match out {
+                    FileOutcome::Failed(e) => FileOutcome::Failed(format!("{}: {e}", p.display())),
+                    o => o,
+                }
+            }
+            Err(e) => FileOutcome::Failed(format!("{}: cannot open: {e}", p.display())),
+    }
+}
+
+/// Chunks any reader into the sink.
+pub fn chunk_stream(reader: impl Read, sink: &BlobSink, chunker: &Chunker, progress: &dyn Progress, stats: &Stats) -> FileOutcome {
+    let mut chunks = StreamChunker::new(chunker, reader);
+    let mut content = Vec::new();
+    let mut size = 0u64;
+    loop {
+        match chunks.next_chunk() {
+            Ok(Some(chunk)) => {
+                let n = chunk.len() as u64;
+                size += n;
+                stats.add_bytes_read(n);
+                progress.bytes_read(n);
+                let id = sink.repo().repo().blob_id(&chunk);
+                content.push(id);
+                if sink.submit(BlobKind::Data, id, chunk).is_err() {
+                    return FileOutcome::Aborted;
+                }
+            }
+            Ok(None) => return FileOutcome::Done { content, size },
+            Err(e) => return FileOutcome::Failed(format!("read error after {size} bytes: {e}")),
+        }
+    }
+}

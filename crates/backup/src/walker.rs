@@ -1,0 +1,286 @@
+//! Walking the sources and building trees bottom-up.
+//!
+//! The walker visits directories depth-first and, for each finished
+//! directory, sends its entries to the tree builder, whose files may still be
+//! being read. The builder takes directories in that (post-)order, waits for
+//! each entry's content, stores the tree blob and answers the parent with the
+//! subtree id. Both queues are bounded, so the walker runs at most a bounded
+//! distance ahead of the readers.
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_format::tree::{Bytes, Node, NodeKind, Time, Tree};
+use cairn_format::{BlobId, BlobKind};
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::archiver::Stats;
+use crate::exclude::Excludes;
+use crate::metadata::{self, NameCache};
+use crate::pipeline::BlobSink;
+use crate::reader::{FileJob, FileOutcome};
+use crate::Progress;
+
+/// An entry of a directory whose content may not be known yet.
+pub enum Pending {
+    /// Complete.
+    Ready(Node),
+    /// A file being read; `is_new` when the parent snapshot did not have it.
+    File { node: Node, rx: Receiver<FileOutcome>, is_new: bool },
+    /// A directory whose tree is being built.
+    Dir { node: Node, rx: Receiver<Option<BlobId>> },
+}
+
+/// A directory whose entries are all known or pending.
+pub struct DirDone {
+    pub entries: Vec<Pending>,
+    pub reply: Sender<Option<BlobId>>,
+}
+
+/// Everything the walker reads from.
+pub struct Walker<'a> {
+    pub sink: &'a BlobSink,
+    pub excludes: &'a Excludes,
+    pub names: &'a NameCache,
+    pub force: bool,
+    pub progress: &'a dyn Progress,
+    pub stats: &'a Stats,
+    pub file_tx: Sender<FileJob>,
+    pub dir_tx: Sender<DirDone>,
+}
+
+/// The source paths as a tree of path components, so the snapshot's root
+/// holds the full absolute paths (`/home/me/docs` as `home` > `me` > `docs`).
+#[derive(Default, Debug)]
+pub struct SourceTrie {
+    pub is_source: bool,
+    pub children: BTreeMap<Vec<u8>, SourceTrie>,
+}
+
+impl SourceTrie {
+    /// Builds the trie; a path below another source is covered by it.
+    pub fn new(paths: &[PathBuf]) -> Self {
+        let mut root = SourceTrie::default();
+        for p in paths {
+            let mut node = &mut root;
+            for c in p.components() {
+                if let std::path::Component::Normal(name) = c {
+                    if node.is_source {
+                        break;
+                    }
+                    node = node.children.entry(name.as_bytes().to_vec()).or_default();
+                }
+            }
+            node.is_source = true;
+            node.children.clear();
+        }
+        root
+    }
+}
+
+impl Walker<'_> {
+    fn warn(&self, msg: String) {
+        self.stats.add_error();
+        self.progress.warning(&msg);
+    }
+
+    fn load_parent_tree(&self, node: Option<&Node>) -> Option<Tree> {
+        let id = node.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
+        match self.sink.repo().load_tree(&id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Without the parent tree the directory is simply read again.
+                self.progress.warning(&format!("parent tree {}: {e}; reading the directory in full", id.short()));
+                None
+            }
+        }
+    }
+
+    fn send_dir(&self, entries: Vec<Pending>) -> Receiver<Option<BlobId>> {
+        let (reply, rx) = bounded(1);
+        if self.dir_tx.send(DirDone { entries, reply }).is_err() {
+            // The builder has gone (the backup is failing); the closed reply says so.
+        }
+        rx
+    }
+
+    /// Walks the virtual directories above and including the sources.
+    pub fn walk_virtual(&self, trie: &SourceTrie, path: &Path, parent: Option<&Tree>) -> Receiver<Option<BlobId>> {
+        let mut entries = Vec::new();
+        for (name, child) in &trie.children {
+            let child_path = path.join(std::ffi::OsStr::from_bytes(name));
+            let parent_node = parent.and_then(|t| t.find(name));
+            if child.is_source {
+                match child_path.symlink_metadata() {
+                    Ok(md) => {
+                        if let Some(p) = self.entry(name, &child_path, &md, parent_node, md.dev(), true) {
+                            entries.push(p);
+                        }
+                    }
+                    Err(e) => self.warn(format!("{}: {e}", child_path.display())),
+                }
+                continue;
+            }
+            let mut node = match child_path.symlink_metadata() {
+                Ok(md) if md.is_dir() => metadata::node(name, &child_path, &md, self.names),
+                _ => synthetic_dir(name),
+            };
+            let parent_tree = self.load_parent_tree(parent_node);
+            let rx = self.walk_virtual(child, &child_path, parent_tree.as_ref());
+            node.kind = NodeKind::Dir;
+            entries.push(Pending::Dir { node, rx });
+        }
+        self.send_dir(entries)
+    }
+
+    /// Walks one real directory.
+    fn walk_dir(&self, path: &Path, parent: Option<&Tree>, dev: u64) -> Receiver<Option<BlobId>> {
+        let mut entries = Vec::new();
+        match std::fs::read_dir(path) {
+            Ok(rd) => {
+                let mut names: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+                for e in rd {
+                    match e {
+                        Ok(e) => names.push((e.file_name().as_bytes().to_vec(), e.path())),
+                        Err(e) => self.warn(format!("{}: reading directory: {e}", path.display())),
+                    }
+                }
+                names.sort();
+                for (name, child) in names {
+                    if self.excludes.is_excluded(&child) {
+                        continue;
+                    }
+                    match child.symlink_metadata() {
+                        Ok(md) => {
+                            let parent_node = parent.and_then(|t| t.find(&name));
+                            if let Some(p) = self.entry(&name, &child, &md, parent_node, dev, false) {
+                                entries.push(p);
+                            }
+                        }
+                        // Vanished between listing and stat: not an error of the user's.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => self.warn(format!("{}: {e}", child.display())),
+                    }
+                }
+            }
+            Err(e) => self.warn(format!("{}: cannot list directory: {e}", path.display())),
+        }
+        self.send_dir(entries)
+    }
+
+    /// One entry: a file is queued for reading (or taken from the parent),
+    /// a directory is walked. `None` when excluded.
+    fn entry(&self, name: &[u8], path: &Path, md: &std::fs::Metadata, parent: Option<&Node>, dev: u64, is_source: bool) -> Option<Pending> {
+        if !is_source && self.excludes.is_excluded(path) {
+            return None;
+        }
+        let mut node = metadata::node(name, path, md, self.names);
+        match node.kind {
+            NodeKind::Dir => {
+                if self.excludes.has_marker(path) {
+                    return None;
+                }
+                self.stats.add_dir();
+                let rx = if self.excludes.one_file_system && !is_source && md.dev() != dev {
+                    self.send_dir(Vec::new())
+                } else {
+                    let parent_tree = self.load_parent_tree(parent);
+                    self.walk_dir(path, parent_tree.as_ref(), md.dev())
+                };
+                Some(Pending::Dir { node, rx })
+            }
+            NodeKind::File => {
+                self.stats.add_total(node.size);
+                if !self.force
+                    && let Some(old) = parent
+                    && metadata::unchanged(old, &node)
+                    && old.content.iter().all(|id| self.sink.repo().index().contains(id))
+                {
+                    node.content = old.content.clone();
+                    self.stats.add_unchanged();
+                    self.progress.file_done(path, node.size);
+                    return Some(Pending::Ready(node));
+                }
+                let (reply, rx) = bounded(1);
+                let job = FileJob { path: path.to_path_buf(), expected_size: Some(node.size), reply };
+                if self.file_tx.send(job).is_err() {
+                    return None;
+                }
+                Some(Pending::File { node, rx, is_new: parent.is_none() })
+            }
+            _ => Some(Pending::Ready(node)),
+        }
+    }
+}
+
+fn synthetic_dir(name: &[u8]) -> Node {
+    Node {
+        name: Bytes(name.to_vec()),
+        kind: NodeKind::Dir,
+        mode: 0o40755,
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime: Time::default(),
+        ctime: Time::default(),
+        size: 0,
+        inode: 0,
+        device: 0,
+        links: 1,
+        rdev: 0,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+        xattrs: Vec::new(),
+    }
+}
+
+/// Builds a tree for each finished directory, in the order they arrive.
+/// Answers `None` to a directory's parent when the backup is failing.
+pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Progress>, stats: Arc<Stats>) {
+    for dir in rx {
+        let mut tree = Tree::default();
+        let mut ok = true;
+        for p in dir.entries {
+            match p {
+                Pending::Ready(n) => tree.nodes.push(n),
+                Pending::File { mut node, rx, is_new } => match rx.recv() {
+                    Ok(FileOutcome::Done { content, size }) => {
+                        node.content = content;
+                        node.size = size;
+                        if is_new {
+                            stats.add_new();
+                        } else {
+                            stats.add_changed();
+                        }
+                        tree.nodes.push(node);
+                    }
+                    Ok(FileOutcome::Failed(msg)) => {
+                        stats.add_error();
+                        progress.warning(&msg);
+                    }
+                    Ok(FileOutcome::Aborted) | Err(_) => ok = false,
+                },
+                Pending::Dir { mut node, rx } => match rx.recv() {
+                    Ok(Some(id)) => {
+                        node.subtree = Some(id);
+                        tree.nodes.push(node);
+                    }
+                    _ => ok = false,
+                },
+            }
+        }
+        if !ok {
+            let _ = dir.reply.send(None);
+            continue;
+        }
+        let bytes = tree.encode();
+        let id = sink.repo().repo().blob_id(&bytes);
+        let sent = sink.submit(BlobKind::Tree, id, bytes).is_ok();
+        let _ = dir.reply.send(sent.then_some(id));
+    }
+}
