@@ -279,6 +279,12 @@ impl Repository {
         Ok(header)
     }
 
+    /// Pairs the repository with an index the caller assembled (check loads
+    /// index files one by one to report each damaged one).
+    pub fn with_index(self, index: Index) -> IndexedRepository {
+        IndexedRepository { repo: self, index }
+    }
+
     /// Loads every index file into memory (in parallel) and returns a
     /// repository that can read blobs.
     pub fn load_index(self) -> Result<IndexedRepository> {

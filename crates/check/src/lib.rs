@@ -1,0 +1,344 @@
+//! The checker: finds every damaged or missing object and names what it affects.
+//!
+//! Structure (always): every index file decrypts; every indexed pack exists
+//! and its header agrees with the index; every snapshot decrypts and every
+//! tree and blob it references is indexed. Data (`--read-data`, or a subset):
+//! every selected pack hashes to its name and every blob in it decrypts and
+//! matches its id. Each problem names the object and the snapshots and paths
+//! it affects; packs no index mentions are reported as leftovers, not damage.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+
+use cairn_backend::FileKind;
+use cairn_format::pack::{header_len_from_trailer, TRAILER_LEN};
+use cairn_format::tree::NodeKind;
+use cairn_format::{BlobId, BlobKind, PackId, SnapshotId};
+use cairn_repo::{Index, IndexedRepository, RepoError, Repository};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// Which packs `--read-data` reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReadData {
+    /// Structure only.
+    None,
+    /// Every pack.
+    All,
+    /// Group `n` of `m` (1-based), chosen by pack id: running 1/m .. m/m covers all.
+    Subset(u32, u32),
+    /// A random share of the packs, in percent.
+    Percent(f64),
+}
+
+/// One problem found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Problem {
+    /// The damaged or missing object, e.g. `data pack 1a2b3c4d`.
+    pub object: String,
+    /// What is wrong.
+    pub message: String,
+    /// Affected snapshots (short ids) and paths in them.
+    pub affects: Vec<String>,
+}
+
+/// The result of a check.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Damage found (non-empty: exit code 1).
+    pub problems: Vec<Problem>,
+    /// Not damage: e.g. packs no index mentions.
+    pub notes: Vec<String>,
+    /// Snapshots checked.
+    pub snapshots: u64,
+    /// Packs in the repository.
+    pub packs: u64,
+    /// Packs whose data was read.
+    pub packs_read: u64,
+    /// Blobs decrypted and verified.
+    pub blobs_verified: u64,
+    /// Bytes read for data verification.
+    pub bytes_read: u64,
+}
+
+/// Progress of the data read.
+pub trait CheckProgress: Send + Sync {
+    /// Total packs to read.
+    fn start_read(&self, _packs: u64, _bytes: u64) {}
+    /// One pack was read.
+    fn pack_read(&self, _bytes: u64) {}
+}
+
+impl CheckProgress for () {}
+
+/// Why a blob cannot be used.
+#[derive(Clone)]
+struct Bad {
+    object: String,
+    message: String,
+}
+
+fn selected(read: ReadData, id: &PackId, seed: &std::hash::RandomState) -> bool {
+    match read {
+        ReadData::None => false,
+        ReadData::All => true,
+        ReadData::Subset(n, m) => u32::from(id.as_bytes()[0]) % m == (n - 1) % m,
+        ReadData::Percent(p) => (seed.hash_one(id.as_bytes()) as f64 / u64::MAX as f64) * 100.0 < p,
+    }
+}
+
+/// Runs a check.
+pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> Result<CheckReport, RepoError> {
+    let mut report = CheckReport::default();
+    // Index files, one by one, so each damaged one is named.
+    let mut index = Index::default();
+    for id in repo.index_ids()? {
+        match repo.load_index_file(&id) {
+            Ok(f) => index.add_file(&f),
+            Err(e) => report.problems.push(Problem { object: format!("index {}", id.short()), message: e.to_string(), affects: vec![] }),
+        }
+    }
+    let repo = repo.with_index(index);
+    let bad: Mutex<HashMap<BlobId, Bad>> = Mutex::new(HashMap::new());
+    let by_pack = repo.index().blobs_by_pack();
+
+    // Packs: present, header agrees with the index.
+    let mut stored: HashMap<PackId, (BlobKind, u64)> = HashMap::new();
+    for (kind, fk) in [(BlobKind::Data, FileKind::DataPack), (BlobKind::Tree, FileKind::TreePack)] {
+        for (name, size) in repo.repo().backend().list(fk)? {
+            if let Ok(id) = name.parse::<PackId>() {
+                stored.insert(id, (kind, size));
+            }
+        }
+    }
+    report.packs = stored.len() as u64;
+    let indexed: HashSet<PackId> = repo.index().packs().iter().map(|(id, _)| *id).collect();
+    let mut leftovers: Vec<&PackId> = stored.keys().filter(|id| !indexed.contains(id)).collect();
+    leftovers.sort();
+    for id in leftovers {
+        report.notes.push(format!(
+            "{} pack {} is in no index (left by an interrupted backup; harmless, prune removes it)",
+            stored[id].0.name(),
+            id.short()
+        ));
+    }
+    let mark_pack_bad = |pack: &PackId, kind: BlobKind, message: String| {
+        let mut b = bad.lock().unwrap_or_else(|p| p.into_inner());
+        for blob in by_pack.get(pack).into_iter().flatten() {
+            b.insert(blob.id, Bad { object: format!("{} pack {}", kind.name(), pack.short()), message: message.clone() });
+        }
+    };
+    let header_problems: Vec<Problem> = repo
+        .index()
+        .packs()
+        .par_iter()
+        .filter_map(|(id, kind)| {
+            let object = format!("{} pack {}", kind.name(), id.short());
+            let Some((_, size)) = stored.get(id) else {
+                mark_pack_bad(id, *kind, "pack is missing".into());
+                return Some(Problem { object, message: "missing (the index lists it)".into(), affects: vec![] });
+            };
+            match repo.repo().read_pack_header(*kind, id, *size) {
+                Ok(header) => {
+                    let in_header: HashMap<BlobId, (u32, u32)> =
+                        header.with_offsets().map(|(o, e)| (e.id, (o, e.length))).collect();
+                    let mismatched = by_pack
+                        .get(id)
+                        .into_iter()
+                        .flatten()
+                        .filter(|b| in_header.get(&b.id) != Some(&(b.offset, b.length)))
+                        .count();
+                    (mismatched > 0).then(|| {
+                        mark_pack_bad(id, *kind, "index and pack header disagree".into());
+                        Problem { object, message: format!("{mismatched} blob(s) listed in the index are not where its header says"), affects: vec![] }
+                    })
+                }
+                Err(e) => {
+                    mark_pack_bad(id, *kind, format!("header unreadable: {e}"));
+                    Some(Problem { object, message: format!("header unreadable: {e}"), affects: vec![] })
+                }
+            }
+        })
+        .collect();
+    report.problems.extend(header_problems);
+
+    // Data.
+    if read != ReadData::None {
+        let seed = std::hash::RandomState::new();
+        let chosen: Vec<(PackId, BlobKind, u64)> = repo
+            .index()
+            .packs()
+            .iter()
+            .filter(|(id, _)| selected(read, id, &seed))
+            .filter_map(|(id, kind)| stored.get(id).map(|(_, size)| (*id, *kind, *size)))
+            .collect();
+        progress.start_read(chosen.len() as u64, chosen.iter().map(|c| c.2).sum());
+        let results: Vec<(Vec<Problem>, u64, u64)> = chosen
+            .par_iter()
+            .map(|(id, kind, size)| {
+                let r = read_pack(&repo, *id, *kind, &by_pack, &bad);
+                progress.pack_read(*size);
+                r
+            })
+            .collect();
+        for (p, blobs, bytes) in results {
+            report.problems.extend(p);
+            report.blobs_verified += blobs;
+            report.bytes_read += bytes;
+            report.packs_read += 1;
+        }
+    }
+
+    // Snapshots and the trees and blobs they reference.
+    let bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut walker = TreeWalker { repo: &repo, bad: &bad, memo: HashMap::new() };
+    let mut affected: HashMap<String, (Bad, BTreeSet<String>)> = HashMap::new();
+    for sid in repo.repo().snapshot_ids()? {
+        let snap = match repo.repo().load_snapshot(&sid) {
+            Ok(s) => s,
+            Err(e) => {
+                report.problems.push(Problem { object: format!("snapshot {}", sid.short()), message: e.to_string(), affects: vec![] });
+                continue;
+            }
+        };
+        report.snapshots += 1;
+        for (path, key, why) in walker.walk(&snap.tree).iter() {
+            let entry = affected.entry(key.clone()).or_insert_with(|| (why.clone(), BTreeSet::new()));
+            entry.1.insert(format!("{} {}", short(&sid), if path.is_empty() { "/" } else { path }));
+        }
+    }
+    // Damage in packs no snapshot uses is still damage.
+    for (id, why) in &bad {
+        let key = format!("blob {}", id.short());
+        affected.entry(key).or_insert_with(|| (why.clone(), BTreeSet::new()));
+    }
+    let mut per_object: HashMap<String, Problem> = HashMap::new();
+    for (key, (why, paths)) in affected {
+        let object = if why.object.is_empty() { key.clone() } else { why.object.clone() };
+        let p = per_object.entry(format!("{object}\0{}", why.message)).or_insert_with(|| Problem { object, message: why.message.clone(), affects: vec![] });
+        p.affects.extend(paths);
+    }
+    // Problems already reported for a pack get their affected paths merged.
+    for p in per_object.into_values() {
+        if let Some(existing) = report.problems.iter_mut().find(|e| e.object == p.object && p.message.contains(&e.message)) {
+            existing.affects.extend(p.affects);
+        } else if let Some(existing) = report.problems.iter_mut().find(|e| e.object == p.object) {
+            existing.affects.extend(p.affects);
+        } else {
+            report.problems.push(p);
+        }
+    }
+    for p in &mut report.problems {
+        p.affects.sort();
+        p.affects.dedup();
+    }
+    report.problems.sort_by(|a, b| a.object.cmp(&b.object));
+    Ok(report)
+}
+
+fn short(id: &SnapshotId) -> String {
+    id.short()
+}
+
+/// Reads a whole pack and verifies its hash and every blob in it.
+fn read_pack(
+    repo: &IndexedRepository,
+    id: PackId,
+    kind: BlobKind,
+    by_pack: &HashMap<PackId, Vec<cairn_format::index::IndexBlob>>,
+    bad: &Mutex<HashMap<BlobId, Bad>>,
+) -> (Vec<Problem>, u64, u64) {
+    let object = format!("{} pack {}", kind.name(), id.short());
+    let fk = if kind == BlobKind::Data { FileKind::DataPack } else { FileKind::TreePack };
+    let bytes = match repo.repo().backend().read(fk, &id.to_hex()) {
+        Ok(b) => b,
+        Err(e) => return (vec![Problem { object, message: format!("unreadable: {e}"), affects: vec![] }], 0, 0),
+    };
+    let mut problems = Vec::new();
+    let n = bytes.len() as u64;
+    if cairn_format::id::file_hash(&bytes) != *id.as_bytes() {
+        problems.push(Problem { object: object.clone(), message: "content does not match its name (hash mismatch)".into(), affects: vec![] });
+    }
+    // Each blob the index lists for this pack, at the index's location.
+    let mut verified = 0;
+    let keyring = repo.repo().keyring();
+    for b in by_pack.get(&id).into_iter().flatten() {
+        let (start, end) = (b.offset as usize, b.offset as usize + b.length as usize);
+        let result = match bytes.get(start..end) {
+            Some(env) => cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length).map(|_| ()).map_err(|e| e.to_string()),
+            None => Err("beyond the end of the pack".to_string()),
+        };
+        match result {
+            Ok(()) => verified += 1,
+            Err(e) => {
+                bad.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                    b.id,
+                    Bad { object: format!("{} blob {} in {object}", kind.name(), b.id.short()), message: e },
+                );
+            }
+        }
+    }
+    // The header must also be intact (checked against the index above).
+    if bytes.len() >= TRAILER_LEN
+        && header_len_from_trailer(&bytes[bytes.len() - TRAILER_LEN..], n).is_err()
+    {
+        problems.push(Problem { object, message: "trailer is damaged".into(), affects: vec![] });
+    }
+    (problems, verified, n)
+}
+
+
+/// Walks trees once each, remembering the damaged things below every tree.
+struct TreeWalker<'a> {
+    repo: &'a IndexedRepository,
+    bad: &'a HashMap<BlobId, Bad>,
+    memo: HashMap<BlobId, Arc<Vec<(String, String, Bad)>>>,
+}
+
+impl TreeWalker<'_> {
+    /// (relative path, object key, why) for everything damaged below `tree`.
+    fn walk(&mut self, tree: &BlobId) -> Arc<Vec<(String, String, Bad)>> {
+        if let Some(m) = self.memo.get(tree) {
+            return m.clone();
+        }
+        let mut out = Vec::new();
+        let key = format!("blob {}", tree.short());
+        if !self.repo.index().contains(tree) {
+            out.push((String::new(), format!("tree {}", tree.short()), Bad { object: format!("tree {}", tree.short()), message: "missing: in no index".into() }));
+        } else if let Some(b) = self.bad.get(tree) {
+            out.push((String::new(), key, b.clone()));
+        } else {
+            match self.repo.load_tree(tree) {
+                Err(e) => out.push((String::new(), key, Bad { object: format!("tree {}", tree.short()), message: e.to_string() })),
+                Ok(t) => {
+                    for n in &t.nodes {
+                        let name = format!("/{}", n.name.display());
+                        match n.kind {
+                            NodeKind::Dir => {
+                                if let Some(sub) = n.subtree {
+                                    for (p, k, b) in self.walk(&sub).iter() {
+                                        out.push((format!("{name}{p}"), k.clone(), b.clone()));
+                                    }
+                                }
+                            }
+                            NodeKind::File => {
+                                for id in &n.content {
+                                    if !self.repo.index().contains(id) {
+                                        out.push((name.clone(), format!("data blob {}", id.short()), Bad { object: format!("data blob {}", id.short()), message: "missing: in no index".into() }));
+                                    } else if let Some(b) = self.bad.get(id) {
+                                        out.push((name.clone(), format!("blob {}", id.short()), b.clone()));
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        let out = Arc::new(out);
+        self.memo.insert(*tree, out.clone());
+        out
+    }
+}
