@@ -105,9 +105,15 @@ pub enum BackendError {
 impl BackendError {
     fn from_opendal(op: &'static str, path: &str, e: opendal::Error) -> Self {
         if e.kind() == ErrorKind::NotFound {
-            Self::NotFound { path: path.to_string() }
+            Self::NotFound {
+                path: path.to_string(),
+            }
         } else {
-            Self::Service { op, path: path.to_string(), source: e }
+            Self::Service {
+                op,
+                path: path.to_string(),
+                source: e,
+            }
         }
     }
 
@@ -130,7 +136,9 @@ pub struct Backend {
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend").field("location", &self.location).finish()
+        f.debug_struct("Backend")
+            .field("location", &self.location)
+            .finish()
     }
 }
 
@@ -172,7 +180,11 @@ impl Backend {
             Operator::new(builder)
                 .map_err(|e| BackendError::Location(path.into(), e.to_string()))?
         };
-        Ok(Self { op, rt, location: root })
+        Ok(Self {
+            op,
+            rt,
+            location: root,
+        })
     }
 
     /// An in-memory store (tests).
@@ -183,7 +195,11 @@ impl Backend {
             Operator::new(opendal::services::Memory::default())
                 .map_err(|e| BackendError::Location("memory:".into(), e.to_string()))?
         };
-        Ok(Self { op, rt, location: "memory:".into() })
+        Ok(Self {
+            op,
+            rt,
+            location: "memory:".into(),
+        })
     }
 
     /// Human-readable location.
@@ -203,7 +219,12 @@ impl Backend {
     /// Writes a file only if none exists under that name; returns false if one did.
     pub fn write_new(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<bool> {
         let path = kind.path(name);
-        match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
+        match self.rt.block_on(
+            self.op
+                .write_with(&path, bytes)
+                .if_not_exists(true)
+                .into_future(),
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
             Err(e) => Err(BackendError::from_opendal("write", &path, e)),
@@ -224,7 +245,12 @@ impl Backend {
         let path = kind.path(name);
         let b = self
             .rt
-            .block_on(self.op.read_with(&path).range(offset..offset + len).into_future())
+            .block_on(
+                self.op
+                    .read_with(&path)
+                    .range(offset..offset + len)
+                    .into_future(),
+            )
             .map_err(|e| BackendError::from_opendal("read", &path, e))?;
         Ok(b.to_vec())
     }
@@ -265,7 +291,10 @@ impl Backend {
                 Err(e) => return Err(e),
             });
         }
-        let entries = match self.rt.block_on(self.op.list_with(dir).recursive(true).into_future()) {
+        let entries = match self
+            .rt
+            .block_on(self.op.list_with(dir).recursive(true).into_future())
+        {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(BackendError::from_opendal("list", dir, e)),
@@ -292,7 +321,13 @@ impl Backend {
 
     /// Creates the folder layout of a new repository (a no-op on object stores).
     pub fn create_layout(&self) -> Result<()> {
-        for kind in [FileKind::Key, FileKind::Snapshot, FileKind::Index, FileKind::DataPack, FileKind::TreePack] {
+        for kind in [
+            FileKind::Key,
+            FileKind::Snapshot,
+            FileKind::Index,
+            FileKind::DataPack,
+            FileKind::TreePack,
+        ] {
             let dir = kind.dir();
             self.rt
                 .block_on(self.op.create_dir(dir))
@@ -311,7 +346,8 @@ mod tests {
         b.create_layout().unwrap();
         assert!(!b.exists(FileKind::DataPack, &id).unwrap());
         assert!(b.read(FileKind::DataPack, &id).unwrap_err().is_not_found());
-        b.write(FileKind::DataPack, &id, b"0123456789".to_vec()).unwrap();
+        b.write(FileKind::DataPack, &id, b"0123456789".to_vec())
+            .unwrap();
         assert_eq!(b.read_range(FileKind::DataPack, &id, 2, 3).unwrap(), b"234");
         assert_eq!(b.size(FileKind::DataPack, &id).unwrap(), 10);
         assert_eq!(b.list(FileKind::DataPack).unwrap(), vec![(id.clone(), 10)]);
@@ -334,7 +370,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = Backend::open(dir.path().to_str().unwrap()).unwrap();
         conformance(&b);
-        b.write(FileKind::TreePack, &"cd".repeat(32), vec![1]).unwrap();
+        b.write(FileKind::TreePack, &"cd".repeat(32), vec![1])
+            .unwrap();
         assert!(dir.path().join("tree/cd").join("cd".repeat(32)).exists());
     }
 }

@@ -3,21 +3,21 @@
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cairn_format::index::IndexFile;
 use cairn_format::snapshot::{Snapshot, Summary};
-use cairn_format::tree::{is_valid_name, Bytes, Node, NodeKind, Time, Tree};
-use cairn_format::{SnapshotId, FORMAT_VERSION};
+use cairn_format::tree::{Bytes, Node, NodeKind, Time, Tree, is_valid_name};
+use cairn_format::{FORMAT_VERSION, SnapshotId};
 use cairn_repo::IndexedRepository;
 use crossbeam_channel::bounded;
 
 use crate::exclude::Excludes;
 use crate::metadata::NameCache;
 use crate::pipeline::Pipeline;
-use crate::reader::{chunk_stream, read_loop, FileOutcome};
-use crate::walker::{build_trees, DirDone, Pending, SourceTrie, Walker};
+use crate::reader::{FileOutcome, chunk_stream, read_loop};
+use crate::walker::{DirDone, Pending, SourceTrie, Walker, build_trees};
 use crate::{BackupError, Progress};
 
 /// What to back up.
@@ -113,7 +113,11 @@ impl Stats {
 
 fn current_user() -> (String, u32, u32) {
     let uid = nix::unistd::getuid();
-    let name = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string());
+    let name = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string());
     (name, uid.as_raw(), nix::unistd::getgid().as_raw())
 }
 
@@ -124,7 +128,11 @@ fn snapshot_paths(source: &Source) -> Vec<String> {
     }
 }
 
-fn find_parent(repo: &IndexedRepository, opts: &BackupOptions, progress: &dyn Progress) -> Result<Option<(SnapshotId, Tree)>, BackupError> {
+fn find_parent(
+    repo: &IndexedRepository,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Option<(SnapshotId, Tree)>, BackupError> {
     let parent = match opts.parent {
         ParentChoice::None => return Ok(None),
         ParentChoice::Id(id) => Some((id, repo.repo().load_snapshot(&id)?)),
@@ -138,11 +146,16 @@ fn find_parent(repo: &IndexedRepository, opts: &BackupOptions, progress: &dyn Pr
             })
         }
     };
-    let Some((id, snap)) = parent else { return Ok(None) };
+    let Some((id, snap)) = parent else {
+        return Ok(None);
+    };
     match repo.load_tree(&snap.tree) {
         Ok(t) => Ok(Some((id, t))),
         Err(e) => {
-            progress.warning(&format!("parent snapshot {}: {e}; reading all files", id.short()));
+            progress.warning(&format!(
+                "parent snapshot {}: {e}; reading all files",
+                id.short()
+            ));
             Ok(None)
         }
     }
@@ -177,13 +190,21 @@ fn stream_node(name: &str) -> Node {
 /// Backs up `opts.source` into `repo` and writes a snapshot. Unreadable
 /// files are reported through `progress` and counted in the summary's
 /// `errors`; the snapshot is written all the same.
-pub fn backup(repo: IndexedRepository, opts: &BackupOptions, progress: Arc<dyn Progress>) -> Result<BackupOutcome, BackupError> {
+pub fn backup(
+    repo: IndexedRepository,
+    opts: &BackupOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<BackupOutcome, BackupError> {
     let start = jiff::Timestamp::now();
     let parent = find_parent(&repo, opts, &*progress)?;
     let repo = Arc::new(repo);
     let workers = opts
         .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
         .max(1);
     let pipeline = Pipeline::start(repo.clone(), workers)?;
     let sink = pipeline.sink();
@@ -204,8 +225,13 @@ pub fn backup(repo: IndexedRepository, opts: &BackupOptions, progress: Arc<dyn P
             let (file_tx, file_rx) = bounded(workers * 4);
             let mut readers = Vec::new();
             for i in 0..workers {
-                let (rx, sink, chunker, progress, stats) =
-                    (file_rx.clone(), sink.clone(), repo.repo().chunker().clone(), progress.clone(), stats.clone());
+                let (rx, sink, chunker, progress, stats) = (
+                    file_rx.clone(),
+                    sink.clone(),
+                    repo.repo().chunker().clone(),
+                    progress.clone(),
+                    stats.clone(),
+                );
                 readers.push(
                     std::thread::Builder::new()
                         .name(format!("read-{i}"))
@@ -230,7 +256,9 @@ pub fn backup(repo: IndexedRepository, opts: &BackupOptions, progress: Arc<dyn P
                 std::thread::Builder::new()
                     .name("walk".into())
                     .stack_size(256 << 20)
-                    .spawn_scoped(s, move || walker.walk_virtual(&trie, std::path::Path::new("/"), parent_tree))
+                    .spawn_scoped(s, move || {
+                        walker.walk_virtual(&trie, std::path::Path::new("/"), parent_tree)
+                    })
                     .map_err(|e| BackupError::Io(e.to_string()))?
                     .join()
                     .map_err(|_| BackupError::Io("the walker thread panicked".into()))
@@ -242,18 +270,27 @@ pub fn backup(repo: IndexedRepository, opts: &BackupOptions, progress: Arc<dyn P
         }
         Source::Stdin { name } | Source::Command { name, .. } => {
             if !is_valid_name(name.as_bytes()) {
-                return Err(BackupError::Io(format!("invalid --stdin-filename {name:?}: give a file name without '/'")));
+                return Err(BackupError::Io(format!(
+                    "invalid --stdin-filename {name:?}: give a file name without '/'"
+                )));
             }
             let reader: Box<dyn Read + Send> = match &opts.source {
                 Source::Command { argv, .. } => {
-                    let (prog, args) = argv.split_first().ok_or_else(|| BackupError::Io("--stdin-from-command needs a command".into()))?;
+                    let (prog, args) = argv.split_first().ok_or_else(|| {
+                        BackupError::Io("--stdin-from-command needs a command".into())
+                    })?;
                     let mut c = std::process::Command::new(prog)
                         .args(args)
                         .stdin(std::process::Stdio::null())
                         .stdout(std::process::Stdio::piped())
                         .spawn()
-                        .map_err(|e| BackupError::Io(format!("cannot run {}: {e}", prog.to_string_lossy())))?;
-                    let out = c.stdout.take().ok_or_else(|| BackupError::Io("no stdout pipe".into()))?;
+                        .map_err(|e| {
+                            BackupError::Io(format!("cannot run {}: {e}", prog.to_string_lossy()))
+                        })?;
+                    let out = c
+                        .stdout
+                        .take()
+                        .ok_or_else(|| BackupError::Io("no stdout pipe".into()))?;
                     child = Some(c);
                     Box::new(out)
                 }
@@ -277,12 +314,18 @@ pub fn backup(repo: IndexedRepository, opts: &BackupOptions, progress: Arc<dyn P
                     drop((sink, dir_tx));
                     let _ = builder.join();
                     let _ = pipeline.finish();
-                    return Err(BackupError::Stream { name: name.clone(), source: std::io::Error::other(e) });
+                    return Err(BackupError::Stream {
+                        name: name.clone(),
+                        source: std::io::Error::other(e),
+                    });
                 }
                 FileOutcome::Aborted => Pending::Ready(node),
             };
             let (reply, rx) = bounded(1);
-            let _ = dir_tx.send(DirDone { entries: vec![entry], reply });
+            let _ = dir_tx.send(DirDone {
+                entries: vec![entry],
+                reply,
+            });
             rx
         }
     };
@@ -296,18 +339,30 @@ pub fn backup(repo: IndexedRepository, opts: &BackupOptions, progress: Arc<dyn P
     // The index is written even when the command failed below, so the data
     // already uploaded is reused by the next run instead of stored again.
     if !written.packs.is_empty() {
-        repo.repo().save_index(&IndexFile { supersedes: Vec::new(), packs: written.packs.clone() })?;
+        repo.repo().save_index(&IndexFile {
+            supersedes: Vec::new(),
+            packs: written.packs.clone(),
+        })?;
     }
     if let (Some(mut c), Source::Command { argv, .. }) = (child, &opts.source) {
         let status = c.wait().map_err(|e| BackupError::Io(e.to_string()))?;
         if !status.success() {
-            let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-            return Err(BackupError::CommandFailed { command, status: status.to_string() });
+            let command = argv
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(BackupError::CommandFailed {
+                command,
+                status: status.to_string(),
+            });
         }
     }
     let root = root.ok_or_else(|| BackupError::Io("the backup was aborted".into()))?;
     let errors = stats.errors.load(Ordering::SeqCst);
-    let total_files = stats.files_new.load(Ordering::SeqCst) + stats.files_changed.load(Ordering::SeqCst) + stats.files_unchanged.load(Ordering::SeqCst);
+    let total_files = stats.files_new.load(Ordering::SeqCst)
+        + stats.files_changed.load(Ordering::SeqCst)
+        + stats.files_unchanged.load(Ordering::SeqCst);
     if let Source::Paths(paths) = &opts.source
         && errors > 0
         && total_files == 0
@@ -315,7 +370,11 @@ pub fn backup(repo: IndexedRepository, opts: &BackupOptions, progress: Arc<dyn P
     {
         let tree = repo.load_tree(&root).map(|t| t.nodes.len()).unwrap_or(0);
         if tree == 0 {
-            let list = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+            let list = paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(BackupError::NoSources(list));
         }
     }

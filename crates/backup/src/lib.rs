@@ -23,7 +23,7 @@ mod progress;
 mod reader;
 mod walker;
 
-pub use archiver::{backup, BackupOptions, BackupOutcome, ParentChoice, Source};
+pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Source, backup};
 pub use exclude::{ExcludeError, Excludes};
 pub use progress::{NoProgress, Progress};
 

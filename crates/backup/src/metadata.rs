@@ -71,7 +71,10 @@ fn xattrs(path: &Path) -> Vec<Xattr> {
     let mut out: Vec<Xattr> = names
         .filter_map(|n| {
             let value = xattr::get(path, &n).ok().flatten()?;
-            Some(Xattr { name: Bytes(n.as_bytes().to_vec()), value })
+            Some(Xattr {
+                name: Bytes(n.as_bytes().to_vec()),
+                value,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -83,7 +86,9 @@ fn xattrs(path: &Path) -> Vec<Xattr> {
 pub fn node(name: &[u8], path: &Path, md: &Metadata, names: &NameCache) -> Node {
     let kind = kind_of(md);
     let target = if kind == NodeKind::Symlink {
-        std::fs::read_link(path).ok().map(|t| Bytes(t.as_os_str().as_bytes().to_vec()))
+        std::fs::read_link(path)
+            .ok()
+            .map(|t| Bytes(t.as_os_str().as_bytes().to_vec()))
     } else {
         None
     };
@@ -101,12 +106,20 @@ pub fn node(name: &[u8], path: &Path, md: &Metadata, names: &NameCache) -> Node 
         inode: md.ino(),
         device: md.dev(),
         links: md.nlink(),
-        rdev: if matches!(kind, NodeKind::Chardev | NodeKind::Blockdev) { md.rdev() } else { 0 },
+        rdev: if matches!(kind, NodeKind::Chardev | NodeKind::Blockdev) {
+            md.rdev()
+        } else {
+            0
+        },
         content: Vec::new(),
         subtree: None,
         // A dangling or unreadable link still gets a node; an empty target
         // marks that its text could not be read.
-        target: if kind == NodeKind::Symlink { Some(target.unwrap_or_default()) } else { None },
+        target: if kind == NodeKind::Symlink {
+            Some(target.unwrap_or_default())
+        } else {
+            None
+        },
         xattrs: xattrs(path),
     }
 }

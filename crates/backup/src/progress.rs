@@ -9,6 +9,8 @@ pub trait Progress: Send + Sync {
     fn bytes_read(&self, _n: u64) {}
     /// A file was completed (read or taken from the parent).
     fn file_done(&self, _path: &Path, _size: u64) {}
+    /// Bytes of unchanged files taken from the parent without reading.
+    fn bytes_skipped(&self, _n: u64) {}
     /// A source could not be read; the backup goes on.
     fn warning(&self, _msg: &str) {}
 }

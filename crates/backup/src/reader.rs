@@ -9,9 +9,9 @@ use cairn_chunk::{Chunker, StreamChunker};
 use cairn_format::{BlobId, BlobKind};
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::Progress;
 use crate::archiver::Stats;
 use crate::pipeline::BlobSink;
-use crate::Progress;
 
 /// One file to read.
 pub struct FileJob {
@@ -32,37 +32,62 @@ pub enum FileOutcome {
 }
 
 /// Reads files from `rx` until it closes.
-pub fn read_loop(rx: Receiver<FileJob>, sink: BlobSink, chunker: Chunker, progress: Arc<dyn Progress>, stats: Arc<Stats>) {
+pub fn read_loop(
+    rx: Receiver<FileJob>,
+    sink: BlobSink,
+    chunker: Chunker,
+    progress: Arc<dyn Progress>,
+    stats: Arc<Stats>,
+) {
     for job in rx {
-        let outcome = if sink.aborted() { FileOutcome::Aborted } else { read_one(&job, &sink, &chunker, &*progress, &stats) };
+        let outcome = if sink.aborted() {
+            FileOutcome::Aborted
+        } else {
+            read_one(&job, &sink, &chunker, &*progress, &stats)
+        };
         let _ = job.reply.send(outcome);
     }
 }
 
-fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Progress, stats: &Stats) -> FileOutcome {
+fn read_one(
+    job: &FileJob,
+    sink: &BlobSink,
+    chunker: &Chunker,
+    progress: &dyn Progress,
+    stats: &Stats,
+) -> FileOutcome {
     let p = &job.path;
     match std::fs::File::open(p) {
-            Ok(f) => {
-                let out = chunk_stream(f, sink, chunker, progress, stats);
-                if let (FileOutcome::Done { size, .. }, Some(expected)) = (&out, job.expected_size)
-                    && *size != expected
-                {
-                    progress.warning(&format!(
+        Ok(f) => {
+            let out = chunk_stream(f, sink, chunker, progress, stats);
+            if let (FileOutcome::Done { size, .. }, Some(expected)) = (&out, job.expected_size)
+                && *size != expected
+            {
+                progress.warning(&format!(
                         "{}: changed while being read ({expected} bytes before, {size} read); stored what was read",
                         p.display()
                     ));
-                }
-                match out {
-                    FileOutcome::Failed(e) => FileOutcome::Failed(format!("{}: {e}", p.display())),
-                    o => o,
-                }
             }
-            Err(e) => FileOutcome::Failed(format!("{}: cannot open: {e}", p.display())),
+            if let FileOutcome::Done { size, .. } = &out {
+                progress.file_done(p, *size);
+            }
+            match out {
+                FileOutcome::Failed(e) => FileOutcome::Failed(format!("{}: {e}", p.display())),
+                o => o,
+            }
+        }
+        Err(e) => FileOutcome::Failed(format!("{}: cannot open: {e}", p.display())),
     }
 }
 
 /// Chunks any reader into the sink.
-pub fn chunk_stream(reader: impl Read, sink: &BlobSink, chunker: &Chunker, progress: &dyn Progress, stats: &Stats) -> FileOutcome {
+pub fn chunk_stream(
+    reader: impl Read,
+    sink: &BlobSink,
+    chunker: &Chunker,
+    progress: &dyn Progress,
+    stats: &Stats,
+) -> FileOutcome {
     let mut chunks = StreamChunker::new(chunker, reader);
     let mut content = Vec::new();
     let mut size = 0u64;

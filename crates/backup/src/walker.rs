@@ -15,23 +15,30 @@ use std::sync::Arc;
 
 use cairn_format::tree::{Bytes, Node, NodeKind, Time, Tree};
 use cairn_format::{BlobId, BlobKind};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
+use crate::Progress;
 use crate::archiver::Stats;
 use crate::exclude::Excludes;
 use crate::metadata::{self, NameCache};
 use crate::pipeline::BlobSink;
 use crate::reader::{FileJob, FileOutcome};
-use crate::Progress;
 
 /// An entry of a directory whose content may not be known yet.
 pub enum Pending {
     /// Complete.
     Ready(Node),
     /// A file being read; `is_new` when the parent snapshot did not have it.
-    File { node: Node, rx: Receiver<FileOutcome>, is_new: bool },
+    File {
+        node: Node,
+        rx: Receiver<FileOutcome>,
+        is_new: bool,
+    },
     /// A directory whose tree is being built.
-    Dir { node: Node, rx: Receiver<Option<BlobId>> },
+    Dir {
+        node: Node,
+        rx: Receiver<Option<BlobId>>,
+    },
 }
 
 /// A directory whose entries are all known or pending.
@@ -93,7 +100,10 @@ impl Walker<'_> {
             Ok(t) => Some(t),
             Err(e) => {
                 // Without the parent tree the directory is simply read again.
-                self.progress.warning(&format!("parent tree {}: {e}; reading the directory in full", id.short()));
+                self.progress.warning(&format!(
+                    "parent tree {}: {e}; reading the directory in full",
+                    id.short()
+                ));
                 None
             }
         }
@@ -108,7 +118,12 @@ impl Walker<'_> {
     }
 
     /// Walks the virtual directories above and including the sources.
-    pub fn walk_virtual(&self, trie: &SourceTrie, path: &Path, parent: Option<&Tree>) -> Receiver<Option<BlobId>> {
+    pub fn walk_virtual(
+        &self,
+        trie: &SourceTrie,
+        path: &Path,
+        parent: Option<&Tree>,
+    ) -> Receiver<Option<BlobId>> {
         let mut entries = Vec::new();
         for (name, child) in &trie.children {
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
@@ -116,7 +131,9 @@ impl Walker<'_> {
             if child.is_source {
                 match child_path.symlink_metadata() {
                     Ok(md) => {
-                        if let Some(p) = self.entry(name, &child_path, &md, parent_node, md.dev(), true) {
+                        if let Some(p) =
+                            self.entry(name, &child_path, &md, parent_node, md.dev(), true)
+                        {
                             entries.push(p);
                         }
                     }
@@ -156,7 +173,8 @@ impl Walker<'_> {
                     match child.symlink_metadata() {
                         Ok(md) => {
                             let parent_node = parent.and_then(|t| t.find(&name));
-                            if let Some(p) = self.entry(&name, &child, &md, parent_node, dev, false) {
+                            if let Some(p) = self.entry(&name, &child, &md, parent_node, dev, false)
+                            {
                                 entries.push(p);
                             }
                         }
@@ -173,7 +191,15 @@ impl Walker<'_> {
 
     /// One entry: a file is queued for reading (or taken from the parent),
     /// a directory is walked. `None` when excluded.
-    fn entry(&self, name: &[u8], path: &Path, md: &std::fs::Metadata, parent: Option<&Node>, dev: u64, is_source: bool) -> Option<Pending> {
+    fn entry(
+        &self,
+        name: &[u8],
+        path: &Path,
+        md: &std::fs::Metadata,
+        parent: Option<&Node>,
+        dev: u64,
+        is_source: bool,
+    ) -> Option<Pending> {
         if !is_source && self.excludes.is_excluded(path) {
             return None;
         }
@@ -197,19 +223,31 @@ impl Walker<'_> {
                 if !self.force
                     && let Some(old) = parent
                     && metadata::unchanged(old, &node)
-                    && old.content.iter().all(|id| self.sink.repo().index().contains(id))
+                    && old
+                        .content
+                        .iter()
+                        .all(|id| self.sink.repo().index().contains(id))
                 {
                     node.content = old.content.clone();
                     self.stats.add_unchanged();
+                    self.progress.bytes_skipped(node.size);
                     self.progress.file_done(path, node.size);
                     return Some(Pending::Ready(node));
                 }
                 let (reply, rx) = bounded(1);
-                let job = FileJob { path: path.to_path_buf(), expected_size: Some(node.size), reply };
+                let job = FileJob {
+                    path: path.to_path_buf(),
+                    expected_size: Some(node.size),
+                    reply,
+                };
                 if self.file_tx.send(job).is_err() {
                     return None;
                 }
-                Some(Pending::File { node, rx, is_new: parent.is_none() })
+                Some(Pending::File {
+                    node,
+                    rx,
+                    is_new: parent.is_none(),
+                })
             }
             _ => Some(Pending::Ready(node)),
         }
@@ -241,14 +279,23 @@ fn synthetic_dir(name: &[u8]) -> Node {
 
 /// Builds a tree for each finished directory, in the order they arrive.
 /// Answers `None` to a directory's parent when the backup is failing.
-pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Progress>, stats: Arc<Stats>) {
+pub fn build_trees(
+    rx: Receiver<DirDone>,
+    sink: BlobSink,
+    progress: Arc<dyn Progress>,
+    stats: Arc<Stats>,
+) {
     for dir in rx {
         let mut tree = Tree::default();
         let mut ok = true;
         for p in dir.entries {
             match p {
                 Pending::Ready(n) => tree.nodes.push(n),
-                Pending::File { mut node, rx, is_new } => match rx.recv() {
+                Pending::File {
+                    mut node,
+                    rx,
+                    is_new,
+                } => match rx.recv() {
                     Ok(FileOutcome::Done { content, size }) => {
                         node.content = content;
                         node.size = size;

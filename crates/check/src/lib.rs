@@ -12,7 +12,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use cairn_backend::FileKind;
-use cairn_format::pack::{header_len_from_trailer, TRAILER_LEN};
+use cairn_format::pack::{TRAILER_LEN, header_len_from_trailer};
 use cairn_format::tree::NodeKind;
 use cairn_format::{BlobId, BlobKind, PackId, SnapshotId};
 use cairn_repo::{Index, IndexedRepository, RepoError, Repository};
@@ -89,14 +89,22 @@ fn selected(read: ReadData, id: &PackId, seed: &std::hash::RandomState) -> bool 
 }
 
 /// Runs a check.
-pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> Result<CheckReport, RepoError> {
+pub fn check(
+    repo: Repository,
+    read: ReadData,
+    progress: &dyn CheckProgress,
+) -> Result<CheckReport, RepoError> {
     let mut report = CheckReport::default();
     // Index files, one by one, so each damaged one is named.
     let mut index = Index::default();
     for id in repo.index_ids()? {
         match repo.load_index_file(&id) {
             Ok(f) => index.add_file(&f),
-            Err(e) => report.problems.push(Problem { object: format!("index {}", id.short()), message: e.to_string(), affects: vec![] }),
+            Err(e) => report.problems.push(Problem {
+                object: format!("index {}", id.short()),
+                message: e.to_string(),
+                affects: vec![],
+            }),
         }
     }
     let repo = repo.with_index(index);
@@ -105,7 +113,10 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
 
     // Packs: present, header agrees with the index.
     let mut stored: HashMap<PackId, (BlobKind, u64)> = HashMap::new();
-    for (kind, fk) in [(BlobKind::Data, FileKind::DataPack), (BlobKind::Tree, FileKind::TreePack)] {
+    for (kind, fk) in [
+        (BlobKind::Data, FileKind::DataPack),
+        (BlobKind::Tree, FileKind::TreePack),
+    ] {
         for (name, size) in repo.repo().backend().list(fk)? {
             if let Ok(id) = name.parse::<PackId>() {
                 stored.insert(id, (kind, size));
@@ -126,7 +137,13 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     let mark_pack_bad = |pack: &PackId, kind: BlobKind, message: String| {
         let mut b = bad.lock().unwrap_or_else(|p| p.into_inner());
         for blob in by_pack.get(pack).into_iter().flatten() {
-            b.insert(blob.id, Bad { object: format!("{} pack {}", kind.name(), pack.short()), message: message.clone() });
+            b.insert(
+                blob.id,
+                Bad {
+                    object: format!("{} pack {}", kind.name(), pack.short()),
+                    message: message.clone(),
+                },
+            );
         }
     };
     let header_problems: Vec<Problem> = repo
@@ -192,36 +209,66 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
 
     // Snapshots and the trees and blobs they reference.
     let bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut walker = TreeWalker { repo: &repo, bad: &bad, memo: HashMap::new() };
+    let mut walker = TreeWalker {
+        repo: &repo,
+        bad: &bad,
+        memo: HashMap::new(),
+    };
     let mut affected: HashMap<String, (Bad, BTreeSet<String>)> = HashMap::new();
     for sid in repo.repo().snapshot_ids()? {
         let snap = match repo.repo().load_snapshot(&sid) {
             Ok(s) => s,
             Err(e) => {
-                report.problems.push(Problem { object: format!("snapshot {}", sid.short()), message: e.to_string(), affects: vec![] });
+                report.problems.push(Problem {
+                    object: format!("snapshot {}", sid.short()),
+                    message: e.to_string(),
+                    affects: vec![],
+                });
                 continue;
             }
         };
         report.snapshots += 1;
         for (path, key, why) in walker.walk(&snap.tree).iter() {
-            let entry = affected.entry(key.clone()).or_insert_with(|| (why.clone(), BTreeSet::new()));
-            entry.1.insert(format!("{} {}", short(&sid), if path.is_empty() { "/" } else { path }));
+            let entry = affected
+                .entry(key.clone())
+                .or_insert_with(|| (why.clone(), BTreeSet::new()));
+            entry.1.insert(format!(
+                "{} {}",
+                short(&sid),
+                if path.is_empty() { "/" } else { path }
+            ));
         }
     }
     // Damage in packs no snapshot uses is still damage.
     for (id, why) in &bad {
         let key = format!("blob {}", id.short());
-        affected.entry(key).or_insert_with(|| (why.clone(), BTreeSet::new()));
+        affected
+            .entry(key)
+            .or_insert_with(|| (why.clone(), BTreeSet::new()));
     }
     let mut per_object: HashMap<String, Problem> = HashMap::new();
     for (key, (why, paths)) in affected {
-        let object = if why.object.is_empty() { key.clone() } else { why.object.clone() };
-        let p = per_object.entry(format!("{object}\0{}", why.message)).or_insert_with(|| Problem { object, message: why.message.clone(), affects: vec![] });
+        let object = if why.object.is_empty() {
+            key.clone()
+        } else {
+            why.object.clone()
+        };
+        let p = per_object
+            .entry(format!("{object}\0{}", why.message))
+            .or_insert_with(|| Problem {
+                object,
+                message: why.message.clone(),
+                affects: vec![],
+            });
         p.affects.extend(paths);
     }
     // Problems already reported for a pack get their affected paths merged.
     for p in per_object.into_values() {
-        if let Some(existing) = report.problems.iter_mut().find(|e| e.object == p.object && p.message.contains(&e.message)) {
+        if let Some(existing) = report
+            .problems
+            .iter_mut()
+            .find(|e| e.object == p.object && p.message.contains(&e.message))
+        {
             existing.affects.extend(p.affects);
         } else if let Some(existing) = report.problems.iter_mut().find(|e| e.object == p.object) {
             existing.affects.extend(p.affects);
@@ -250,15 +297,33 @@ fn read_pack(
     bad: &Mutex<HashMap<BlobId, Bad>>,
 ) -> (Vec<Problem>, u64, u64) {
     let object = format!("{} pack {}", kind.name(), id.short());
-    let fk = if kind == BlobKind::Data { FileKind::DataPack } else { FileKind::TreePack };
+    let fk = if kind == BlobKind::Data {
+        FileKind::DataPack
+    } else {
+        FileKind::TreePack
+    };
     let bytes = match repo.repo().backend().read(fk, &id.to_hex()) {
         Ok(b) => b,
-        Err(e) => return (vec![Problem { object, message: format!("unreadable: {e}"), affects: vec![] }], 0, 0),
+        Err(e) => {
+            return (
+                vec![Problem {
+                    object,
+                    message: format!("unreadable: {e}"),
+                    affects: vec![],
+                }],
+                0,
+                0,
+            );
+        }
     };
     let mut problems = Vec::new();
     let n = bytes.len() as u64;
     if cairn_format::id::file_hash(&bytes) != *id.as_bytes() {
-        problems.push(Problem { object: object.clone(), message: "content does not match its name (hash mismatch)".into(), affects: vec![] });
+        problems.push(Problem {
+            object: object.clone(),
+            message: "content does not match its name (hash mismatch)".into(),
+            affects: vec![],
+        });
     }
     // Each blob the index lists for this pack, at the index's location.
     let mut verified = 0;
@@ -266,7 +331,9 @@ fn read_pack(
     for b in by_pack.get(&id).into_iter().flatten() {
         let (start, end) = (b.offset as usize, b.offset as usize + b.length as usize);
         let result = match bytes.get(start..end) {
-            Some(env) => cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length).map(|_| ()).map_err(|e| e.to_string()),
+            Some(env) => cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             None => Err("beyond the end of the pack".to_string()),
         };
         match result {
@@ -274,7 +341,10 @@ fn read_pack(
             Err(e) => {
                 bad.lock().unwrap_or_else(|p| p.into_inner()).insert(
                     b.id,
-                    Bad { object: format!("{} blob {} in {object}", kind.name(), b.id.short()), message: e },
+                    Bad {
+                        object: format!("{} blob {} in {object}", kind.name(), b.id.short()),
+                        message: e,
+                    },
                 );
             }
         }
@@ -283,11 +353,14 @@ fn read_pack(
     if bytes.len() >= TRAILER_LEN
         && header_len_from_trailer(&bytes[bytes.len() - TRAILER_LEN..], n).is_err()
     {
-        problems.push(Problem { object, message: "trailer is damaged".into(), affects: vec![] });
+        problems.push(Problem {
+            object,
+            message: "trailer is damaged".into(),
+            affects: vec![],
+        });
     }
     (problems, verified, n)
 }
-
 
 /// Walks trees once each, remembering the damaged things below every tree.
 struct TreeWalker<'a> {
@@ -305,12 +378,26 @@ impl TreeWalker<'_> {
         let mut out = Vec::new();
         let key = format!("blob {}", tree.short());
         if !self.repo.index().contains(tree) {
-            out.push((String::new(), format!("tree {}", tree.short()), Bad { object: format!("tree {}", tree.short()), message: "missing: in no index".into() }));
+            out.push((
+                String::new(),
+                format!("tree {}", tree.short()),
+                Bad {
+                    object: format!("tree {}", tree.short()),
+                    message: "missing: in no index".into(),
+                },
+            ));
         } else if let Some(b) = self.bad.get(tree) {
             out.push((String::new(), key, b.clone()));
         } else {
             match self.repo.load_tree(tree) {
-                Err(e) => out.push((String::new(), key, Bad { object: format!("tree {}", tree.short()), message: e.to_string() })),
+                Err(e) => out.push((
+                    String::new(),
+                    key,
+                    Bad {
+                        object: format!("tree {}", tree.short()),
+                        message: e.to_string(),
+                    },
+                )),
                 Ok(t) => {
                     for n in &t.nodes {
                         let name = format!("/{}", n.name.display());
@@ -325,9 +412,20 @@ impl TreeWalker<'_> {
                             NodeKind::File => {
                                 for id in &n.content {
                                     if !self.repo.index().contains(id) {
-                                        out.push((name.clone(), format!("data blob {}", id.short()), Bad { object: format!("data blob {}", id.short()), message: "missing: in no index".into() }));
+                                        out.push((
+                                            name.clone(),
+                                            format!("data blob {}", id.short()),
+                                            Bad {
+                                                object: format!("data blob {}", id.short()),
+                                                message: "missing: in no index".into(),
+                                            },
+                                        ));
                                     } else if let Some(b) = self.bad.get(id) {
-                                        out.push((name.clone(), format!("blob {}", id.short()), b.clone()));
+                                        out.push((
+                                            name.clone(),
+                                            format!("blob {}", id.short()),
+                                            b.clone(),
+                                        ));
                                     }
                                 }
                             }

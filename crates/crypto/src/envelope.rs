@@ -120,8 +120,8 @@ pub fn open(
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&sealed[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
     let tag_start = sealed.len() - TAG_LEN;
-    let tag = Tag::try_from(&sealed[tag_start..])
-        .map_err(|_| CryptoError::Malformed("tag length"))?;
+    let tag =
+        Tag::try_from(&sealed[tag_start..]).map_err(|_| CryptoError::Malformed("tag length"))?;
     let mut body = sealed[HEADER_LEN + NONCE_LEN..tag_start].to_vec();
     let ad = associated_data(kind, id, &header);
     key.cipher

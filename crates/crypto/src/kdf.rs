@@ -44,10 +44,17 @@ pub fn derive(
         || params.iterations > MAX_ITERATIONS
         || params.parallelism > MAX_PARALLELISM
     {
-        return Err(CryptoError::Kdf("cost parameters exceed the allowed maximum".into()));
+        return Err(CryptoError::Kdf(
+            "cost parameters exceed the allowed maximum".into(),
+        ));
     }
-    let p = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
-        .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    let p = Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(32),
+    )
+    .map_err(|e| CryptoError::Kdf(e.to_string()))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
     let mut out = Zeroizing::new([0u8; 32]);
     argon

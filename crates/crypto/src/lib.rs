@@ -26,7 +26,7 @@ mod keyring;
 
 pub use envelope::{ENVELOPE_OVERHEAD, ObjectKind};
 pub use kdf::KdfParams;
-pub use keyring::{Keyring, KEYRING_CONTEXT};
+pub use keyring::{KEYRING_CONTEXT, Keyring};
 
 /// Errors of this crate. None of them carries secret material.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobId, FormatError, SnapshotId, FORMAT_VERSION};
+use crate::{BlobId, FORMAT_VERSION, FormatError, SnapshotId};
 
 /// What a backup run did, stored with its snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,7 +78,10 @@ impl Snapshot {
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let s: Snapshot = serde_json::from_slice(buf)?;
         if s.version > FORMAT_VERSION {
-            return Err(FormatError::NewerVersion { found: s.version, supported: FORMAT_VERSION });
+            return Err(FormatError::NewerVersion {
+                found: s.version,
+                supported: FORMAT_VERSION,
+            });
         }
         Ok(s)
     }

@@ -26,7 +26,7 @@ mod pack;
 mod repository;
 pub mod select;
 
-pub use blob::{open as open_blob, SealedBlob};
+pub use blob::{SealedBlob, open as open_blob};
 pub use error::RepoError;
 pub use index::{BlobLocation, Index};
 pub use keys::KeyInfo;

@@ -14,8 +14,8 @@ mod write;
 
 pub use dump::dump;
 pub use matcher::{Matcher, PatternError};
-pub use plan::{plan, Item, ItemKind, Plan};
-pub use write::{restore, Overwrite, RestoreOptions, RestoreProgress, RestoreSummary};
+pub use plan::{Item, ItemKind, Plan, plan};
+pub use write::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 
 /// A restore could not run at all (per-file failures are counted in the
 /// summary instead).

@@ -12,13 +12,12 @@ use filetime::FileTime;
 /// Applies metadata; returns a description of each part that failed.
 pub fn apply(path: &Path, node: &Node, as_root: bool) -> Vec<String> {
     let mut problems = Vec::new();
-    if as_root
-        && let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
-    {
+    if as_root && let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
         problems.push(format!("ownership: {e}"));
     }
     if node.kind != NodeKind::Symlink
-        && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
+        && let Err(e) =
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
     {
         problems.push(format!("mode: {e}"));
     }

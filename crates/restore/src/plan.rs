@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use cairn_format::tree::{Node, NodeKind};
 use cairn_format::BlobId;
+use cairn_format::tree::{Node, NodeKind};
 use cairn_repo::IndexedRepository;
 
 use crate::{Matcher, RestoreError};
@@ -45,7 +45,11 @@ pub struct Plan {
 impl Plan {
     /// Bytes of file content to write.
     pub fn total_bytes(&self) -> u64 {
-        self.items.iter().filter(|i| i.kind == ItemKind::File).map(|i| i.node.size).sum()
+        self.items
+            .iter()
+            .filter(|i| i.kind == ItemKind::File)
+            .map(|i| i.node.size)
+            .sum()
     }
 }
 
@@ -59,15 +63,27 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     /// Adds `node` (and below); returns whether anything was added.
-    fn add(&mut self, node: &Node, snap_path: String, target: PathBuf, included_above: bool) -> Result<bool, RestoreError> {
+    fn add(
+        &mut self,
+        node: &Node,
+        snap_path: String,
+        target: PathBuf,
+        included_above: bool,
+    ) -> Result<bool, RestoreError> {
         if self.exclude.matches(&snap_path) {
             return Ok(false);
         }
-        let included = included_above || self.include.is_empty() || self.include.matches(&snap_path);
+        let included =
+            included_above || self.include.is_empty() || self.include.matches(&snap_path);
         match node.kind {
             NodeKind::Dir => {
                 let at = self.items.len();
-                self.items.push(Item { snapshot_path: snap_path.clone(), target: target.clone(), kind: ItemKind::Dir, node: node.clone() });
+                self.items.push(Item {
+                    snapshot_path: snap_path.clone(),
+                    target: target.clone(),
+                    kind: ItemKind::Dir,
+                    node: node.clone(),
+                });
                 let mut any = included;
                 if let Some(sub) = node.subtree {
                     any |= self.add_tree(&sub, &snap_path, &target, included)?;
@@ -88,22 +104,42 @@ impl Planner<'_> {
                         }
                     }
                 }
-                self.items.push(Item { snapshot_path: snap_path, target, kind, node: node.clone() });
+                self.items.push(Item {
+                    snapshot_path: snap_path,
+                    target,
+                    kind,
+                    node: node.clone(),
+                });
                 Ok(true)
             }
             _ => {
-                self.items.push(Item { snapshot_path: snap_path, target, kind: ItemKind::Special, node: node.clone() });
+                self.items.push(Item {
+                    snapshot_path: snap_path,
+                    target,
+                    kind: ItemKind::Special,
+                    node: node.clone(),
+                });
                 Ok(true)
             }
         }
     }
 
-    fn add_tree(&mut self, tree: &BlobId, snap_dir: &str, target_dir: &Path, included: bool) -> Result<bool, RestoreError> {
+    fn add_tree(
+        &mut self,
+        tree: &BlobId,
+        snap_dir: &str,
+        target_dir: &Path,
+        included: bool,
+    ) -> Result<bool, RestoreError> {
         let tree = self.repo.load_tree(tree)?;
         let mut any = false;
         for n in &tree.nodes {
             let name = String::from_utf8_lossy(&n.name.0);
-            let snap_path = if snap_dir.ends_with('/') { format!("{snap_dir}{name}") } else { format!("{snap_dir}/{name}") };
+            let snap_path = if snap_dir.ends_with('/') {
+                format!("{snap_dir}{name}")
+            } else {
+                format!("{snap_dir}/{name}")
+            };
             let target = target_dir.join(std::ffi::OsStr::from_bytes(&n.name.0));
             any |= self.add(n, snap_path, target, included)?;
         }
@@ -124,8 +160,16 @@ pub fn plan(
     include: &Matcher,
     exclude: &Matcher,
 ) -> Result<Plan, RestoreError> {
-    let mut p = Planner { repo, include, exclude, links: HashMap::new(), items: Vec::new() };
-    let path = path.map(|s| s.trim_end_matches('/')).filter(|s| !s.is_empty());
+    let mut p = Planner {
+        repo,
+        include,
+        exclude,
+        links: HashMap::new(),
+        items: Vec::new(),
+    };
+    let path = path
+        .map(|s| s.trim_end_matches('/'))
+        .filter(|s| !s.is_empty());
     match path {
         None => {
             p.add_tree(root, "/", target, false)?;
@@ -134,7 +178,11 @@ pub fn plan(
             let node = repo
                 .find_node(root, path.as_bytes())?
                 .ok_or_else(|| cairn_repo::RepoError::PathNotFound(path.to_string()))?;
-            let snap_path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+            let snap_path = if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            };
             match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(sub)) => {
                     let included = include.is_empty() || include.matches(&snap_path);

@@ -1,0 +1,252 @@
+//! Command-line definitions (clap). Names and conventions follow restic's.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// cairn: content-addressed, deduplicating, encrypted backups.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Repository location: a local path (or fs:PATH).
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "CAIRN_REPOSITORY",
+        global = true,
+        value_name = "REPO"
+    )]
+    pub repo: Option<String>,
+    /// Read the password from this file.
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use its output as the password.
+    #[arg(
+        long,
+        env = "CAIRN_PASSWORD_COMMAND",
+        global = true,
+        value_name = "CMD"
+    )]
+    pub password_command: Option<String>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors and warnings.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new repository.
+    Init(InitArgs),
+    /// Back up files, standard input or a command's output.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots(SnapshotsArgs),
+    /// List the files of a snapshot.
+    Ls(LsArgs),
+    /// Write one file of a snapshot to standard output.
+    Dump(DumpArgs),
+    /// Restore a snapshot, or part of it.
+    Restore(RestoreArgs),
+    /// Verify the repository's structure and (optionally) its data.
+    Check(CheckArgs),
+    /// Print a decrypted repository object as JSON (debugging).
+    Cat(CatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Minimum chunk size in KiB.
+    #[arg(long, default_value_t = 512)]
+    pub chunk_min_kib: u32,
+    /// Average chunk size in KiB (a power of two).
+    #[arg(long, default_value_t = 1024)]
+    pub chunk_avg_kib: u32,
+    /// Maximum chunk size in KiB.
+    #[arg(long, default_value_t = 8192)]
+    pub chunk_max_kib: u32,
+    /// zstd compression level, 0 to disable.
+    #[arg(long, default_value_t = 3)]
+    pub compression: i32,
+    /// Target pack size in MiB.
+    #[arg(long, default_value_t = 16)]
+    pub pack_size_mib: u32,
+    /// Argon2id memory cost of the key in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub kdf_memory_mib: u32,
+    /// Argon2id passes.
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+}
+
+/// Snapshot filters shared by commands that pick snapshots.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with these tags (`a,b` needs both; repeat for either).
+    #[arg(long = "tag", value_name = "TAGS")]
+    pub tags: Vec<String>,
+    /// Only snapshots that include this path (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Newest snapshot taken at or before this time: `2026-11-17 02:00`,
+    /// `2026-11-17` (end of that day), RFC 3339. Local time zone unless given.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Files and folders to back up; with --stdin-from-command, the command and its arguments.
+    #[arg(
+        value_name = "PATH",
+        trailing_var_arg = true,
+        allow_hyphen_values = false
+    )]
+    pub paths: Vec<OsString>,
+    /// Read the content from standard input.
+    #[arg(long, conflicts_with = "stdin_from_command")]
+    pub stdin: bool,
+    /// Run the command given after `--` and store its standard output.
+    #[arg(long)]
+    pub stdin_from_command: bool,
+    /// File name for --stdin or --stdin-from-command.
+    #[arg(long, default_value = "stdin", value_name = "NAME")]
+    pub stdin_filename: String,
+    /// Exclude paths matching this pattern (repeatable).
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line.
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Exclude folders that contain a file of this name.
+    #[arg(long = "exclude-if-present", value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Do not cross file-system boundaries.
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Tag the snapshot (repeatable; `a,b` adds both).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Host name to record (default: this machine's).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Compare against this snapshot instead of the latest of the same host and paths.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub parent: Option<String>,
+    /// Read every file, even unchanged ones.
+    #[arg(long)]
+    pub force: bool,
+    /// Snapshot time (RFC 3339 or `YYYY-MM-DD HH:MM`), default now.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot: `latest`, an id or id prefix; `ID:PATH` also works.
+    pub snapshot: String,
+    /// Only list below this path.
+    pub path: Option<String>,
+    /// Show mode, owner, size and time.
+    #[arg(short, long)]
+    pub long: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    /// Snapshot: `latest`, an id or id prefix; `ID:PATH` also works.
+    pub snapshot: String,
+    /// Path of the file in the snapshot.
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverwriteArg {
+    /// Keep existing files (default).
+    Never,
+    /// Replace existing files.
+    Always,
+    /// Replace existing files whose size or mtime differ.
+    IfChanged,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot, or `SNAPSHOT:PATH` for one file or folder.
+    pub snapshot: String,
+    /// Folder to restore into (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub target: PathBuf,
+    /// Only restore paths matching this pattern (repeatable).
+    #[arg(short = 'i', long = "include", value_name = "PATTERN")]
+    pub includes: Vec<String>,
+    /// Do not restore paths matching this pattern (repeatable).
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// What to do with files that already exist.
+    #[arg(long, value_enum, default_value = "never")]
+    pub overwrite: OverwriteArg,
+    /// Read restored files back and compare them with the snapshot.
+    #[arg(long)]
+    pub verify: bool,
+    /// List what would be restored; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Also read and verify all data.
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read a subset of the data: `N/M` (group N of M) or `P%`.
+    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
+    pub read_data_subset: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatKind {
+    Config,
+    Snapshot,
+    Index,
+    Tree,
+    Pack,
+    Key,
+    Blob,
+}
+
+#[derive(Args, Debug)]
+pub struct CatArgs {
+    /// What to print.
+    #[arg(value_enum)]
+    pub kind: CatKind,
+    /// Its id (snapshot: also `latest` or a prefix).
+    pub id: Option<String>,
+}

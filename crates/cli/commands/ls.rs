@@ -1,0 +1,84 @@
+//! `cairn ls`: list the files of a snapshot.
+
+use anyhow::Result;
+use cairn_format::BlobId;
+use cairn_format::tree::{Node, NodeKind};
+use cairn_repo::IndexedRepository;
+
+use crate::cli::{Global, LsArgs};
+use crate::output::{local_time, mode};
+
+fn print(g: &Global, long: bool, path: &str, n: &Node) {
+    if g.json {
+        let mut v = serde_json::to_value(n).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("content");
+            o.insert("path".into(), path.into());
+        }
+        println!("{v}");
+    } else if long {
+        let t = jiff::Timestamp::from_second(n.mtime.0)
+            .map(local_time)
+            .unwrap_or_default();
+        let owner = n.user.clone().unwrap_or_else(|| n.uid.to_string());
+        let group = n.group.clone().unwrap_or_else(|| n.gid.to_string());
+        let mut line = format!(
+            "{} {owner:>8} {group:>8} {:>12} {t} {path}",
+            mode(n.mode, n.kind),
+            n.size
+        );
+        if let Some(target) = &n.target {
+            line.push_str(&format!(" -> {}", target.display()));
+        }
+        println!("{line}");
+    } else {
+        println!("{path}");
+    }
+}
+
+fn walk(
+    repo: &IndexedRepository,
+    g: &Global,
+    long: bool,
+    tree: &BlobId,
+    prefix: &str,
+) -> Result<()> {
+    for n in repo.load_tree(tree)?.nodes {
+        let path = format!("{prefix}/{}", n.name.display());
+        print(g, long, &path, &n);
+        if n.kind == NodeKind::Dir
+            && let Some(sub) = n.subtree
+        {
+            walk(repo, g, long, &sub, &path)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(g: &Global, a: &LsArgs) -> Result<i32> {
+    let (spec, inline_path) = super::split_spec(&a.snapshot);
+    let repo = super::open(g)?;
+    let (_, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
+    let repo = repo.load_index()?;
+    let path = a
+        .path
+        .as_deref()
+        .or(inline_path)
+        .unwrap_or("/")
+        .trim_end_matches('/');
+    match repo.find_node(&snap.tree, path.as_bytes())? {
+        None => walk(&repo, g, a.long, &snap.tree, "")?,
+        Some(n) => {
+            let shown = if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            };
+            print(g, a.long, &shown, &n);
+            if let Some(sub) = n.subtree {
+                walk(&repo, g, a.long, &sub, &shown)?;
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,107 @@
+//! One module per command; shared helpers for opening the repository and
+//! choosing snapshots.
+
+mod backup;
+mod cat;
+mod check;
+mod dump;
+mod init;
+mod ls;
+mod restore;
+mod snapshots;
+
+use anyhow::{Context, Result, bail};
+use cairn_backend::{Backend, FileKind};
+use cairn_format::SnapshotId;
+use cairn_format::snapshot::Snapshot;
+use cairn_repo::{RepoError, Repository, select};
+
+use crate::cli::{Cli, Command, FilterArgs, Global};
+
+/// Runs the command; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, &a),
+        Command::Backup(a) => backup::run(g, &a),
+        Command::Snapshots(a) => snapshots::run(g, &a),
+        Command::Ls(a) => ls::run(g, &a),
+        Command::Dump(a) => dump::run(g, &a),
+        Command::Restore(a) => restore::run(g, &a),
+        Command::Check(a) => check::run(g, &a),
+        Command::Cat(a) => cat::run(g, &a),
+    }
+}
+
+/// The backend at -r / CAIRN_REPOSITORY.
+pub fn backend(g: &Global) -> Result<Backend> {
+    let Some(loc) = g.repo.as_deref().filter(|s| !s.is_empty()) else {
+        bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
+    };
+    Backend::open(loc).with_context(|| format!("opening repository {loc}"))
+}
+
+/// Opens and unlocks the repository (asks for the password only if one exists there).
+pub fn open(g: &Global) -> Result<Repository> {
+    let backend = backend(g)?;
+    if !backend.exists(FileKind::Config, "")? {
+        return Err(RepoError::NoRepository {
+            location: backend.location().to_string(),
+        }
+        .into());
+    }
+    let pw = crate::password::password(g, false)?;
+    Ok(Repository::open(backend, &pw)?)
+}
+
+/// Parses a user-given time: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` or
+/// `YYYY-MM-DD` (the end of that day), in the local zone unless given.
+pub fn parse_time(s: &str, end_of_day: bool) -> Result<jiff::Timestamp> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let tz = jiff::tz::TimeZone::system();
+    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+        return Ok(dt.to_zoned_datetime(tz)?.timestamp());
+    }
+    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        let start = d.to_zoned_datetime(tz.clone())?;
+        return Ok(if end_of_day {
+            start.tomorrow()?.timestamp() - jiff::SignedDuration::from_nanos(1)
+        } else {
+            start.timestamp()
+        });
+    }
+    bail!(
+        "cannot read time {s:?}: use 2026-11-17, '2026-11-17 02:00' or RFC 3339 (2026-11-17T02:00:00Z)"
+    )
+}
+
+/// The filter from command-line options.
+pub fn filter(f: &FilterArgs) -> Result<select::Filter> {
+    Ok(select::Filter {
+        hosts: f.hosts.clone(),
+        tags: f.tags.clone(),
+        paths: f.paths.clone(),
+        at: f.at.as_deref().map(|s| parse_time(s, true)).transpose()?,
+    })
+}
+
+/// Splits `SNAPSHOT:PATH`.
+pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
+        Some((s, p)) => (s, Some(p)),
+        None => (spec, None),
+    }
+}
+
+/// Resolves a snapshot selector under filters.
+pub fn find_snapshot(
+    repo: &Repository,
+    spec: &str,
+    f: &FilterArgs,
+) -> Result<(SnapshotId, Snapshot)> {
+    let all = repo.snapshots()?;
+    Ok(select::select(&all, spec, &filter(f)?)?)
+}

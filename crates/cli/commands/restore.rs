@@ -1,0 +1,107 @@
+//! `cairn restore`: a snapshot (or `SNAPSHOT:PATH`) into a target folder.
+
+use anyhow::Result;
+use cairn_restore::{ItemKind, Matcher, Overwrite, RestoreOptions};
+
+use crate::cli::{Global, OverwriteArg, RestoreArgs};
+use crate::errors::{EXIT_ERROR, EXIT_OK};
+use crate::output::bytes;
+use crate::progress;
+
+pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
+    let (spec, path) = super::split_spec(&a.snapshot);
+    let include = Matcher::new(&a.includes)?;
+    let exclude = Matcher::new(&a.excludes)?;
+    let repo = super::open(g)?;
+    let (id, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
+    let repo = repo.load_index()?;
+    let plan = cairn_restore::plan(&repo, &snap.tree, path, &a.target, &include, &exclude)?;
+    if a.dry_run {
+        for item in &plan.items {
+            let what = match &item.kind {
+                ItemKind::Dir => "dir".to_string(),
+                ItemKind::File => format!("file {}", item.node.size),
+                ItemKind::HardLink(first) => format!("hardlink to {}", first.display()),
+                ItemKind::Special => format!("{:?}", item.node.kind).to_lowercase(),
+            };
+            if g.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"path": item.target, "snapshot_path": item.snapshot_path, "kind": what})
+                );
+            } else {
+                println!("would restore {} ({what})", item.target.display());
+            }
+        }
+        if !g.json && !g.quiet {
+            println!(
+                "{} items, {} of file content (dry run: nothing written)",
+                plan.items.len(),
+                bytes(plan.total_bytes())
+            );
+        }
+        return Ok(EXIT_OK);
+    }
+    let opts = RestoreOptions {
+        overwrite: match a.overwrite {
+            OverwriteArg::Never => Overwrite::Never,
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+        },
+        verify: a.verify,
+    };
+    let bar = progress::bar(progress::enabled(g.quiet, g.json), "restore");
+    if let Some(pb) = &bar {
+        pb.set_length(plan.total_bytes());
+    }
+    let started = std::time::Instant::now();
+    let s = cairn_restore::restore(
+        &repo,
+        &plan,
+        &a.target,
+        &opts,
+        &progress::RestoreProgress { bar: bar.clone() },
+    )?;
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    if g.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "snapshot_id": id, "files": s.files, "dirs": s.dirs, "others": s.others,
+                "bytes": s.bytes, "skipped": s.skipped, "verified": s.verified, "errors": s.errors,
+                "duration_seconds": started.elapsed().as_secs_f64(),
+            })
+        );
+    } else if !g.quiet {
+        println!(
+            "restored snapshot {} to {}: {} files, {} dirs, {} other, {} in {:.1}s{}{}",
+            id.short(),
+            a.target.display(),
+            s.files,
+            s.dirs,
+            s.others,
+            bytes(s.bytes),
+            started.elapsed().as_secs_f64(),
+            if s.skipped > 0 {
+                format!("; {} existing files kept (see --overwrite)", s.skipped)
+            } else {
+                String::new()
+            },
+            if a.verify {
+                format!("; {} files verified", s.verified)
+            } else {
+                String::new()
+            },
+        );
+    }
+    if s.errors > 0 {
+        eprintln!(
+            "cairn: error: {} path(s) could not be restored (see the warnings above)",
+            s.errors
+        );
+        return Ok(EXIT_ERROR);
+    }
+    Ok(EXIT_OK)
+}
