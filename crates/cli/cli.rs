@@ -19,24 +19,13 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Repository location: a local path (or fs:PATH).
-    #[arg(
-        short = 'r',
-        long = "repo",
-        env = "CAIRN_REPOSITORY",
-        global = true,
-        value_name = "REPO"
-    )]
+    #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "REPO")]
     pub repo: Option<String>,
     /// Read the password from this file.
     #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// Run this shell command and use its output as the password.
-    #[arg(
-        long,
-        env = "CAIRN_PASSWORD_COMMAND",
-        global = true,
-        value_name = "CMD"
-    )]
+    #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true, value_name = "CMD")]
     pub password_command: Option<String>,
     /// Print results as JSON.
     #[arg(long, global = true)]
@@ -111,13 +100,12 @@ pub struct FilterArgs {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// Files and folders to back up; with --stdin-from-command, the command and its arguments.
-    #[arg(
-        value_name = "PATH",
-        trailing_var_arg = true,
-        allow_hyphen_values = false
-    )]
+    /// Files and folders to back up.
+    #[arg(value_name = "PATH")]
     pub paths: Vec<OsString>,
+    /// With --stdin-from-command: the command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
     /// Read the content from standard input.
     #[arg(long, conflicts_with = "stdin_from_command")]
     pub stdin: bool,

@@ -35,8 +35,7 @@ fn repo_error(e: &anyhow::Error) -> Option<&RepoError> {
 }
 
 fn io_kind(e: &anyhow::Error) -> Option<std::io::ErrorKind> {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<std::io::Error>().map(|io| io.kind()))
+    e.chain().find_map(|c| c.downcast_ref::<std::io::Error>().map(|io| io.kind()))
 }
 
 /// True when the error is a closed output pipe.
@@ -58,19 +57,13 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         return Some("free space on that disk and run again; what was stored before is intact");
     }
     Some(match repo_error(e)? {
-        RepoError::NoRepository { .. } => {
-            "create one with `cairn init`, or check -r / CAIRN_REPOSITORY"
-        }
-        RepoError::WrongPassword { .. } => {
-            "check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND"
-        }
+        RepoError::NoRepository { .. } => "create one with `cairn init`, or check -r / CAIRN_REPOSITORY",
+        RepoError::WrongPassword { .. } => "check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND",
         RepoError::NewerVersion { .. } => "upgrade cairn to use this repository",
         RepoError::Corrupt { .. } | RepoError::BlobNotFound(_) => {
             "run `cairn check --read-data` to see what is damaged and which snapshots it affects"
         }
-        RepoError::SnapshotNotFound(_) | RepoError::AmbiguousSnapshot(_) => {
-            "list snapshots with `cairn snapshots`"
-        }
+        RepoError::SnapshotNotFound(_) | RepoError::AmbiguousSnapshot(_) => "list snapshots with `cairn snapshots`",
         RepoError::PathNotFound(_) => "list the snapshot's files with `cairn ls`",
         RepoError::AlreadyExists { .. } => "use the existing repository or choose another location",
         _ => return None,

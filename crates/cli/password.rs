@@ -12,8 +12,7 @@ pub fn password(g: &Global, confirm: bool) -> Result<Vec<u8>> {
         return Ok(p.into_bytes());
     }
     if let Some(f) = &g.password_file {
-        let s =
-            std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
+        let s = std::fs::read(f).with_context(|| format!("reading password file {}", f.display()))?;
         return Ok(first_line(s));
     }
     if let Some(cmd) = &g.password_command {
@@ -24,10 +23,7 @@ pub fn password(g: &Global, confirm: bool) -> Result<Vec<u8>> {
             .output()
             .with_context(|| format!("running password command {cmd:?}"))?;
         if !out.status.success() {
-            bail!(
-                "password command {cmd:?} failed ({}); fix it or set CAIRN_PASSWORD",
-                out.status
-            );
+            bail!("password command {cmd:?} failed ({}); fix it or set CAIRN_PASSWORD", out.status);
         }
         return Ok(first_line(out.stdout));
     }
@@ -36,11 +32,9 @@ pub fn password(g: &Global, confirm: bool) -> Result<Vec<u8>> {
             "no password given: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND (or run in a terminal to be asked)"
         );
     }
-    let p = rpassword::prompt_password("enter password for repository: ")
-        .context("reading password")?;
+    let p = rpassword::prompt_password("enter password for repository: ").context("reading password")?;
     if confirm {
-        let again =
-            rpassword::prompt_password("enter password again: ").context("reading password")?;
+        let again = rpassword::prompt_password("enter password again: ").context("reading password")?;
         if again != p {
             bail!("passwords do not match; run the command again");
         }

@@ -54,10 +54,7 @@ impl cairn_backup::Progress for BackupProgress {
         }
     }
     fn file_done(&self, _path: &Path, _size: u64) {
-        let n = self
-            .files
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+        let n = self.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if let Some(pb) = &self.bar {
             pb.set_message(format!("{n} files"));
         }

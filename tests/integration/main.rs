@@ -1,1 +1,14 @@
+//! Integration tests: the real `cairn` binary (and, for the property tests,
+//! the engine crates) against real repositories on the local file system.
+//!
+//! Every test gets a fresh temporary folder; `Env` clears `CAIRN_*` variables
+//! so nothing from the developer's shell leaks in.
 
+mod util;
+
+mod cli;
+mod dedup;
+mod errors;
+mod privacy;
+mod roundtrip;
+mod tamper;

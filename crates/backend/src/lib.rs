@@ -105,15 +105,9 @@ pub enum BackendError {
 impl BackendError {
     fn from_opendal(op: &'static str, path: &str, e: opendal::Error) -> Self {
         if e.kind() == ErrorKind::NotFound {
-            Self::NotFound {
-                path: path.to_string(),
-            }
+            Self::NotFound { path: path.to_string() }
         } else {
-            Self::Service {
-                op,
-                path: path.to_string(),
-                source: e,
-            }
+            Self::Service { op, path: path.to_string(), source: e }
         }
     }
 
@@ -136,9 +130,7 @@ pub struct Backend {
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend")
-            .field("location", &self.location)
-            .finish()
+        f.debug_struct("Backend").field("location", &self.location).finish()
     }
 }
 
@@ -168,23 +160,15 @@ impl Backend {
     /// A local folder. Writes go to `<root>/tmp/` first and are renamed into
     /// place after an fsync, so no reader sees a partial file.
     pub fn local(path: &str) -> Result<Self> {
-        let abs = std::path::absolute(path)
-            .map_err(|e| BackendError::Location(path.into(), e.to_string()))?;
+        let abs = std::path::absolute(path).map_err(|e| BackendError::Location(path.into(), e.to_string()))?;
         let root = abs.to_string_lossy().to_string();
-        let builder = opendal::services::Fs::default()
-            .root(&root)
-            .atomic_write_dir(&format!("{root}/tmp"));
+        let builder = opendal::services::Fs::default().root(&root).atomic_write_dir(&format!("{root}/tmp"));
         let rt = runtime()?;
         let op = {
             let _g = rt.enter();
-            Operator::new(builder)
-                .map_err(|e| BackendError::Location(path.into(), e.to_string()))?
+            Operator::new(builder).map_err(|e| BackendError::Location(path.into(), e.to_string()))?
         };
-        Ok(Self {
-            op,
-            rt,
-            location: root,
-        })
+        Ok(Self { op, rt, location: root })
     }
 
     /// An in-memory store (tests).
@@ -195,11 +179,7 @@ impl Backend {
             Operator::new(opendal::services::Memory::default())
                 .map_err(|e| BackendError::Location("memory:".into(), e.to_string()))?
         };
-        Ok(Self {
-            op,
-            rt,
-            location: "memory:".into(),
-        })
+        Ok(Self { op, rt, location: "memory:".into() })
     }
 
     /// Human-readable location.
@@ -219,12 +199,7 @@ impl Backend {
     /// Writes a file only if none exists under that name; returns false if one did.
     pub fn write_new(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<bool> {
         let path = kind.path(name);
-        match self.rt.block_on(
-            self.op
-                .write_with(&path, bytes)
-                .if_not_exists(true)
-                .into_future(),
-        ) {
+        match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
             Err(e) => Err(BackendError::from_opendal("write", &path, e)),
@@ -245,12 +220,7 @@ impl Backend {
         let path = kind.path(name);
         let b = self
             .rt
-            .block_on(
-                self.op
-                    .read_with(&path)
-                    .range(offset..offset + len)
-                    .into_future(),
-            )
+            .block_on(self.op.read_with(&path).range(offset..offset + len).into_future())
             .map_err(|e| BackendError::from_opendal("read", &path, e))?;
         Ok(b.to_vec())
     }
@@ -276,9 +246,7 @@ impl Backend {
     /// Deletes a file; deleting an absent file is not an error.
     pub fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
         let path = kind.path(name);
-        self.rt
-            .block_on(self.op.delete(&path))
-            .map_err(|e| BackendError::from_opendal("delete", &path, e))
+        self.rt.block_on(self.op.delete(&path)).map_err(|e| BackendError::from_opendal("delete", &path, e))
     }
 
     /// Names and sizes of all files of a kind, sorted by name.
@@ -291,10 +259,7 @@ impl Backend {
                 Err(e) => return Err(e),
             });
         }
-        let entries = match self
-            .rt
-            .block_on(self.op.list_with(dir).recursive(true).into_future())
-        {
+        let entries = match self.rt.block_on(self.op.list_with(dir).recursive(true).into_future()) {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(BackendError::from_opendal("list", dir, e)),
@@ -321,17 +286,9 @@ impl Backend {
 
     /// Creates the folder layout of a new repository (a no-op on object stores).
     pub fn create_layout(&self) -> Result<()> {
-        for kind in [
-            FileKind::Key,
-            FileKind::Snapshot,
-            FileKind::Index,
-            FileKind::DataPack,
-            FileKind::TreePack,
-        ] {
+        for kind in [FileKind::Key, FileKind::Snapshot, FileKind::Index, FileKind::DataPack, FileKind::TreePack] {
             let dir = kind.dir();
-            self.rt
-                .block_on(self.op.create_dir(dir))
-                .map_err(|e| BackendError::from_opendal("create", dir, e))?;
+            self.rt.block_on(self.op.create_dir(dir)).map_err(|e| BackendError::from_opendal("create", dir, e))?;
         }
         Ok(())
     }
@@ -346,8 +303,7 @@ mod tests {
         b.create_layout().unwrap();
         assert!(!b.exists(FileKind::DataPack, &id).unwrap());
         assert!(b.read(FileKind::DataPack, &id).unwrap_err().is_not_found());
-        b.write(FileKind::DataPack, &id, b"0123456789".to_vec())
-            .unwrap();
+        b.write(FileKind::DataPack, &id, b"0123456789".to_vec()).unwrap();
         assert_eq!(b.read_range(FileKind::DataPack, &id, 2, 3).unwrap(), b"234");
         assert_eq!(b.size(FileKind::DataPack, &id).unwrap(), 10);
         assert_eq!(b.list(FileKind::DataPack).unwrap(), vec![(id.clone(), 10)]);
@@ -370,8 +326,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = Backend::open(dir.path().to_str().unwrap()).unwrap();
         conformance(&b);
-        b.write(FileKind::TreePack, &"cd".repeat(32), vec![1])
-            .unwrap();
+        b.write(FileKind::TreePack, &"cd".repeat(32), vec![1]).unwrap();
         assert!(dir.path().join("tree/cd").join("cd".repeat(32)).exists());
     }
 }

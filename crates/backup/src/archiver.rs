@@ -113,11 +113,7 @@ impl Stats {
 
 fn current_user() -> (String, u32, u32) {
     let uid = nix::unistd::getuid();
-    let name = nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string());
+    let name = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string());
     (name, uid.as_raw(), nix::unistd::getgid().as_raw())
 }
 
@@ -152,10 +148,7 @@ fn find_parent(
     match repo.load_tree(&snap.tree) {
         Ok(t) => Ok(Some((id, t))),
         Err(e) => {
-            progress.warning(&format!(
-                "parent snapshot {}: {e}; reading all files",
-                id.short()
-            ));
+            progress.warning(&format!("parent snapshot {}: {e}; reading all files", id.short()));
             Ok(None)
         }
     }
@@ -198,14 +191,8 @@ pub fn backup(
     let start = jiff::Timestamp::now();
     let parent = find_parent(&repo, opts, &*progress)?;
     let repo = Arc::new(repo);
-    let workers = opts
-        .workers
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        })
-        .max(1);
+    let workers =
+        opts.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
     let pipeline = Pipeline::start(repo.clone(), workers)?;
     let sink = pipeline.sink();
     let stats = Arc::new(Stats::default());
@@ -225,13 +212,8 @@ pub fn backup(
             let (file_tx, file_rx) = bounded(workers * 4);
             let mut readers = Vec::new();
             for i in 0..workers {
-                let (rx, sink, chunker, progress, stats) = (
-                    file_rx.clone(),
-                    sink.clone(),
-                    repo.repo().chunker().clone(),
-                    progress.clone(),
-                    stats.clone(),
-                );
+                let (rx, sink, chunker, progress, stats) =
+                    (file_rx.clone(), sink.clone(), repo.repo().chunker().clone(), progress.clone(), stats.clone());
                 readers.push(
                     std::thread::Builder::new()
                         .name(format!("read-{i}"))
@@ -256,9 +238,7 @@ pub fn backup(
                 std::thread::Builder::new()
                     .name("walk".into())
                     .stack_size(256 << 20)
-                    .spawn_scoped(s, move || {
-                        walker.walk_virtual(&trie, std::path::Path::new("/"), parent_tree)
-                    })
+                    .spawn_scoped(s, move || walker.walk_virtual(&trie, std::path::Path::new("/"), parent_tree))
                     .map_err(|e| BackupError::Io(e.to_string()))?
                     .join()
                     .map_err(|_| BackupError::Io("the walker thread panicked".into()))
@@ -276,21 +256,16 @@ pub fn backup(
             }
             let reader: Box<dyn Read + Send> = match &opts.source {
                 Source::Command { argv, .. } => {
-                    let (prog, args) = argv.split_first().ok_or_else(|| {
-                        BackupError::Io("--stdin-from-command needs a command".into())
-                    })?;
+                    let (prog, args) = argv
+                        .split_first()
+                        .ok_or_else(|| BackupError::Io("--stdin-from-command needs a command".into()))?;
                     let mut c = std::process::Command::new(prog)
                         .args(args)
                         .stdin(std::process::Stdio::null())
                         .stdout(std::process::Stdio::piped())
                         .spawn()
-                        .map_err(|e| {
-                            BackupError::Io(format!("cannot run {}: {e}", prog.to_string_lossy()))
-                        })?;
-                    let out = c
-                        .stdout
-                        .take()
-                        .ok_or_else(|| BackupError::Io("no stdout pipe".into()))?;
+                        .map_err(|e| BackupError::Io(format!("cannot run {}: {e}", prog.to_string_lossy())))?;
+                    let out = c.stdout.take().ok_or_else(|| BackupError::Io("no stdout pipe".into()))?;
                     child = Some(c);
                     Box::new(out)
                 }
@@ -314,18 +289,12 @@ pub fn backup(
                     drop((sink, dir_tx));
                     let _ = builder.join();
                     let _ = pipeline.finish();
-                    return Err(BackupError::Stream {
-                        name: name.clone(),
-                        source: std::io::Error::other(e),
-                    });
+                    return Err(BackupError::Stream { name: name.clone(), source: std::io::Error::other(e) });
                 }
                 FileOutcome::Aborted => Pending::Ready(node),
             };
             let (reply, rx) = bounded(1);
-            let _ = dir_tx.send(DirDone {
-                entries: vec![entry],
-                reply,
-            });
+            let _ = dir_tx.send(DirDone { entries: vec![entry], reply });
             rx
         }
     };
@@ -339,23 +308,13 @@ pub fn backup(
     // The index is written even when the command failed below, so the data
     // already uploaded is reused by the next run instead of stored again.
     if !written.packs.is_empty() {
-        repo.repo().save_index(&IndexFile {
-            supersedes: Vec::new(),
-            packs: written.packs.clone(),
-        })?;
+        repo.repo().save_index(&IndexFile { supersedes: Vec::new(), packs: written.packs.clone() })?;
     }
     if let (Some(mut c), Source::Command { argv, .. }) = (child, &opts.source) {
         let status = c.wait().map_err(|e| BackupError::Io(e.to_string()))?;
         if !status.success() {
-            let command = argv
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ");
-            return Err(BackupError::CommandFailed {
-                command,
-                status: status.to_string(),
-            });
+            let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+            return Err(BackupError::CommandFailed { command, status: status.to_string() });
         }
     }
     let root = root.ok_or_else(|| BackupError::Io("the backup was aborted".into()))?;
@@ -370,11 +329,7 @@ pub fn backup(
     {
         let tree = repo.load_tree(&root).map(|t| t.nodes.len()).unwrap_or(0);
         if tree == 0 {
-            let list = paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
             return Err(BackupError::NoSources(list));
         }
     }

@@ -34,11 +34,7 @@ impl Excludes {
     pub fn new(patterns: &[String]) -> Result<Self, ExcludeError> {
         let mut b = GlobSetBuilder::new();
         let mut kept = Vec::new();
-        for p in patterns
-            .iter()
-            .map(|p| p.trim())
-            .filter(|p| !p.is_empty() && !p.starts_with('#'))
-        {
+        for p in patterns.iter().map(|p| p.trim()).filter(|p| !p.is_empty() && !p.starts_with('#')) {
             let base = p.trim_end_matches('/');
             let globs = if base.contains('/') {
                 vec![base.to_string(), format!("{base}/**")]
@@ -50,24 +46,13 @@ impl Excludes {
                     .literal_separator(true)
                     .backslash_escape(true)
                     .build()
-                    .map_err(|e| ExcludeError {
-                        pattern: p.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| ExcludeError { pattern: p.to_string(), reason: e.to_string() })?;
                 b.add(glob);
             }
             kept.push(p.to_string());
         }
-        let set = b.build().map_err(|e| ExcludeError {
-            pattern: kept.join(" "),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            set: Some(set),
-            patterns: kept,
-            if_present: Vec::new(),
-            one_file_system: false,
-        })
+        let set = b.build().map_err(|e| ExcludeError { pattern: kept.join(" "), reason: e.to_string() })?;
+        Ok(Self { set: Some(set), patterns: kept, if_present: Vec::new(), one_file_system: false })
     }
 
     /// Whether an absolute path is excluded by a pattern.
@@ -77,9 +62,7 @@ impl Excludes {
 
     /// Whether a directory holds a marker file that excludes it.
     pub fn has_marker(&self, dir: &Path) -> bool {
-        self.if_present
-            .iter()
-            .any(|m| dir.join(m).symlink_metadata().is_ok())
+        self.if_present.iter().any(|m| dir.join(m).symlink_metadata().is_ok())
     }
 
     /// The patterns as given (recorded in the snapshot).
@@ -94,8 +77,7 @@ mod tests {
 
     #[test]
     fn name_and_path_patterns() {
-        let e = Excludes::new(&["*.tmp".into(), "/srv/*/cache".into(), "node_modules".into()])
-            .expect("compiles");
+        let e = Excludes::new(&["*.tmp".into(), "/srv/*/cache".into(), "node_modules".into()]).expect("compiles");
         assert!(e.is_excluded(Path::new("/a/b/x.tmp")));
         assert!(!e.is_excluded(Path::new("/a/b/x.tmpl")));
         assert!(e.is_excluded(Path::new("/srv/app/cache")));

@@ -21,10 +21,7 @@ impl NameCache {
         let mut m = self.users.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(uid)
             .or_insert_with(|| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
             })
             .clone()
     }
@@ -33,10 +30,7 @@ impl NameCache {
         let mut m = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(gid)
             .or_insert_with(|| {
-                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
+                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
             })
             .clone()
     }
@@ -71,10 +65,7 @@ fn xattrs(path: &Path) -> Vec<Xattr> {
     let mut out: Vec<Xattr> = names
         .filter_map(|n| {
             let value = xattr::get(path, &n).ok().flatten()?;
-            Some(Xattr {
-                name: Bytes(n.as_bytes().to_vec()),
-                value,
-            })
+            Some(Xattr { name: Bytes(n.as_bytes().to_vec()), value })
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -86,9 +77,7 @@ fn xattrs(path: &Path) -> Vec<Xattr> {
 pub fn node(name: &[u8], path: &Path, md: &Metadata, names: &NameCache) -> Node {
     let kind = kind_of(md);
     let target = if kind == NodeKind::Symlink {
-        std::fs::read_link(path)
-            .ok()
-            .map(|t| Bytes(t.as_os_str().as_bytes().to_vec()))
+        std::fs::read_link(path).ok().map(|t| Bytes(t.as_os_str().as_bytes().to_vec()))
     } else {
         None
     };
@@ -106,20 +95,12 @@ pub fn node(name: &[u8], path: &Path, md: &Metadata, names: &NameCache) -> Node 
         inode: md.ino(),
         device: md.dev(),
         links: md.nlink(),
-        rdev: if matches!(kind, NodeKind::Chardev | NodeKind::Blockdev) {
-            md.rdev()
-        } else {
-            0
-        },
+        rdev: if matches!(kind, NodeKind::Chardev | NodeKind::Blockdev) { md.rdev() } else { 0 },
         content: Vec::new(),
         subtree: None,
         // A dangling or unreadable link still gets a node; an empty target
         // marks that its text could not be read.
-        target: if kind == NodeKind::Symlink {
-            Some(target.unwrap_or_default())
-        } else {
-            None
-        },
+        target: if kind == NodeKind::Symlink { Some(target.unwrap_or_default()) } else { None },
         xattrs: xattrs(path),
     }
 }

@@ -82,17 +82,10 @@ impl BlobSink {
         if self.repo.index().contains(&id) {
             return Ok(());
         }
-        if !self
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id)
-        {
+        if !self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Ok(());
         }
-        self.tx
-            .send(RawBlob { kind, id, data })
-            .map_err(|_| Aborted)
+        self.tx.send(RawBlob { kind, id, data }).map_err(|_| Aborted)
     }
 
     /// Whether the write side has failed.
@@ -124,49 +117,27 @@ impl Pipeline {
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
         let mut threads = Vec::new();
         for i in 0..workers {
-            let (rx, tx, repo, shared) = (
-                raw_rx.clone(),
-                sealed_tx.clone(),
-                repo.clone(),
-                shared.clone(),
-            );
-            threads.push(spawn(&format!("seal-{i}"), move || {
-                seal_loop(rx, tx, &repo, &shared)
-            })?);
+            let (rx, tx, repo, shared) = (raw_rx.clone(), sealed_tx.clone(), repo.clone(), shared.clone());
+            threads.push(spawn(&format!("seal-{i}"), move || seal_loop(rx, tx, &repo, &shared))?);
         }
         drop(sealed_tx);
         {
             let (repo, shared) = (repo.clone(), shared.clone());
             let pack_size = repo.repo().config().pack_size as usize;
-            threads.push(spawn("packer", move || {
-                pack_loop(sealed_rx, pack_tx, &repo, &shared, pack_size)
-            })?);
+            threads.push(spawn("packer", move || pack_loop(sealed_rx, pack_tx, &repo, &shared, pack_size))?);
         }
         for i in 0..2 {
             let (rx, repo, shared) = (pack_rx.clone(), repo.clone(), shared.clone());
-            threads.push(spawn(&format!("upload-{i}"), move || {
-                upload_loop(rx, &repo, &shared)
-            })?);
+            threads.push(spawn(&format!("upload-{i}"), move || upload_loop(rx, &repo, &shared))?);
         }
-        let sink = BlobSink {
-            tx: raw_tx,
-            inflight: Arc::default(),
-            repo,
-            shared: shared.clone(),
-        };
-        Ok(Self {
-            sink: Some(sink),
-            threads,
-            shared,
-        })
+        let sink = BlobSink { tx: raw_tx, inflight: Arc::default(), repo, shared: shared.clone() };
+        Ok(Self { sink: Some(sink), threads, shared })
     }
 
     /// A handle for producers.
     pub fn sink(&self) -> BlobSink {
         // Present until `finish`, which takes `self`.
-        self.sink
-            .clone()
-            .unwrap_or_else(|| unreachable!("sink taken before finish"))
+        self.sink.clone().unwrap_or_else(|| unreachable!("sink taken before finish"))
     }
 
     /// Flushes every stage and waits for the uploads; the first error wins.
@@ -174,23 +145,14 @@ impl Pipeline {
         self.sink = None;
         for t in self.threads.drain(..) {
             if t.join().is_err() {
-                self.shared
-                    .fail(RepoError::Invalid("a backup worker thread panicked".into()));
+                self.shared.fail(RepoError::Invalid("a backup worker thread panicked".into()));
             }
         }
-        if let Some(e) = self
-            .shared
-            .error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(e) = self.shared.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
         Ok(WriteStats {
-            packs: std::mem::take(
-                &mut *self.shared.packs.lock().unwrap_or_else(|p| p.into_inner()),
-            ),
+            packs: std::mem::take(&mut *self.shared.packs.lock().unwrap_or_else(|p| p.into_inner())),
             blobs_added: self.shared.blobs_added.load(Ordering::SeqCst),
             bytes_added: self.shared.bytes_added.load(Ordering::SeqCst),
             raw_added: self.shared.raw_added.load(Ordering::SeqCst),
@@ -198,12 +160,7 @@ impl Pipeline {
     }
 }
 
-fn seal_loop(
-    rx: Receiver<RawBlob>,
-    tx: Sender<SealedBlob>,
-    repo: &IndexedRepository,
-    shared: &Shared,
-) {
+fn seal_loop(rx: Receiver<RawBlob>, tx: Sender<SealedBlob>, repo: &IndexedRepository, shared: &Shared) {
     for raw in rx {
         if shared.aborted.load(Ordering::Relaxed) {
             continue;
@@ -241,11 +198,7 @@ fn pack_loop(
             continue;
         }
         shared.blobs_added.fetch_add(1, Ordering::Relaxed);
-        let w = if blob.kind == BlobKind::Data {
-            &mut data
-        } else {
-            &mut tree
-        };
+        let w = if blob.kind == BlobKind::Data { &mut data } else { &mut tree };
         if w.add(blob) {
             emit(w);
         }
@@ -266,11 +219,7 @@ fn upload_loop(rx: Receiver<FinishedPack>, repo: &IndexedRepository, shared: &Sh
             Ok((index, len)) => {
                 shared.bytes_added.fetch_add(len, Ordering::Relaxed);
                 shared.raw_added.fetch_add(raw, Ordering::Relaxed);
-                shared
-                    .packs
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(index);
+                shared.packs.lock().unwrap_or_else(|p| p.into_inner()).push(index);
             }
             Err(e) => shared.fail(e),
         }

@@ -40,22 +40,13 @@ pub fn read_loop(
     stats: Arc<Stats>,
 ) {
     for job in rx {
-        let outcome = if sink.aborted() {
-            FileOutcome::Aborted
-        } else {
-            read_one(&job, &sink, &chunker, &*progress, &stats)
-        };
+        let outcome =
+            if sink.aborted() { FileOutcome::Aborted } else { read_one(&job, &sink, &chunker, &*progress, &stats) };
         let _ = job.reply.send(outcome);
     }
 }
 
-fn read_one(
-    job: &FileJob,
-    sink: &BlobSink,
-    chunker: &Chunker,
-    progress: &dyn Progress,
-    stats: &Stats,
-) -> FileOutcome {
+fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Progress, stats: &Stats) -> FileOutcome {
     let p = &job.path;
     match std::fs::File::open(p) {
         Ok(f) => {
@@ -64,9 +55,9 @@ fn read_one(
                 && *size != expected
             {
                 progress.warning(&format!(
-                        "{}: changed while being read ({expected} bytes before, {size} read); stored what was read",
-                        p.display()
-                    ));
+                    "{}: changed while being read ({expected} bytes before, {size} read); stored what was read",
+                    p.display()
+                ));
             }
             if let FileOutcome::Done { size, .. } = &out {
                 progress.file_done(p, *size);

@@ -29,16 +29,9 @@ pub enum Pending {
     /// Complete.
     Ready(Node),
     /// A file being read; `is_new` when the parent snapshot did not have it.
-    File {
-        node: Node,
-        rx: Receiver<FileOutcome>,
-        is_new: bool,
-    },
+    File { node: Node, rx: Receiver<FileOutcome>, is_new: bool },
     /// A directory whose tree is being built.
-    Dir {
-        node: Node,
-        rx: Receiver<Option<BlobId>>,
-    },
+    Dir { node: Node, rx: Receiver<Option<BlobId>> },
 }
 
 /// A directory whose entries are all known or pending.
@@ -100,10 +93,7 @@ impl Walker<'_> {
             Ok(t) => Some(t),
             Err(e) => {
                 // Without the parent tree the directory is simply read again.
-                self.progress.warning(&format!(
-                    "parent tree {}: {e}; reading the directory in full",
-                    id.short()
-                ));
+                self.progress.warning(&format!("parent tree {}: {e}; reading the directory in full", id.short()));
                 None
             }
         }
@@ -118,12 +108,7 @@ impl Walker<'_> {
     }
 
     /// Walks the virtual directories above and including the sources.
-    pub fn walk_virtual(
-        &self,
-        trie: &SourceTrie,
-        path: &Path,
-        parent: Option<&Tree>,
-    ) -> Receiver<Option<BlobId>> {
+    pub fn walk_virtual(&self, trie: &SourceTrie, path: &Path, parent: Option<&Tree>) -> Receiver<Option<BlobId>> {
         let mut entries = Vec::new();
         for (name, child) in &trie.children {
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
@@ -131,9 +116,7 @@ impl Walker<'_> {
             if child.is_source {
                 match child_path.symlink_metadata() {
                     Ok(md) => {
-                        if let Some(p) =
-                            self.entry(name, &child_path, &md, parent_node, md.dev(), true)
-                        {
+                        if let Some(p) = self.entry(name, &child_path, &md, parent_node, md.dev(), true) {
                             entries.push(p);
                         }
                     }
@@ -173,8 +156,7 @@ impl Walker<'_> {
                     match child.symlink_metadata() {
                         Ok(md) => {
                             let parent_node = parent.and_then(|t| t.find(&name));
-                            if let Some(p) = self.entry(&name, &child, &md, parent_node, dev, false)
-                            {
+                            if let Some(p) = self.entry(&name, &child, &md, parent_node, dev, false) {
                                 entries.push(p);
                             }
                         }
@@ -223,10 +205,7 @@ impl Walker<'_> {
                 if !self.force
                     && let Some(old) = parent
                     && metadata::unchanged(old, &node)
-                    && old
-                        .content
-                        .iter()
-                        .all(|id| self.sink.repo().index().contains(id))
+                    && old.content.iter().all(|id| self.sink.repo().index().contains(id))
                 {
                     node.content = old.content.clone();
                     self.stats.add_unchanged();
@@ -235,19 +214,11 @@ impl Walker<'_> {
                     return Some(Pending::Ready(node));
                 }
                 let (reply, rx) = bounded(1);
-                let job = FileJob {
-                    path: path.to_path_buf(),
-                    expected_size: Some(node.size),
-                    reply,
-                };
+                let job = FileJob { path: path.to_path_buf(), expected_size: Some(node.size), reply };
                 if self.file_tx.send(job).is_err() {
                     return None;
                 }
-                Some(Pending::File {
-                    node,
-                    rx,
-                    is_new: parent.is_none(),
-                })
+                Some(Pending::File { node, rx, is_new: parent.is_none() })
             }
             _ => Some(Pending::Ready(node)),
         }
@@ -279,23 +250,14 @@ fn synthetic_dir(name: &[u8]) -> Node {
 
 /// Builds a tree for each finished directory, in the order they arrive.
 /// Answers `None` to a directory's parent when the backup is failing.
-pub fn build_trees(
-    rx: Receiver<DirDone>,
-    sink: BlobSink,
-    progress: Arc<dyn Progress>,
-    stats: Arc<Stats>,
-) {
+pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Progress>, stats: Arc<Stats>) {
     for dir in rx {
         let mut tree = Tree::default();
         let mut ok = true;
         for p in dir.entries {
             match p {
                 Pending::Ready(n) => tree.nodes.push(n),
-                Pending::File {
-                    mut node,
-                    rx,
-                    is_new,
-                } => match rx.recv() {
+                Pending::File { mut node, rx, is_new } => match rx.recv() {
                     Ok(FileOutcome::Done { content, size }) => {
                         node.content = content;
                         node.size = size;

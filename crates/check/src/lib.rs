@@ -89,11 +89,7 @@ fn selected(read: ReadData, id: &PackId, seed: &std::hash::RandomState) -> bool 
 }
 
 /// Runs a check.
-pub fn check(
-    repo: Repository,
-    read: ReadData,
-    progress: &dyn CheckProgress,
-) -> Result<CheckReport, RepoError> {
+pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> Result<CheckReport, RepoError> {
     let mut report = CheckReport::default();
     // Index files, one by one, so each damaged one is named.
     let mut index = Index::default();
@@ -113,10 +109,7 @@ pub fn check(
 
     // Packs: present, header agrees with the index.
     let mut stored: HashMap<PackId, (BlobKind, u64)> = HashMap::new();
-    for (kind, fk) in [
-        (BlobKind::Data, FileKind::DataPack),
-        (BlobKind::Tree, FileKind::TreePack),
-    ] {
+    for (kind, fk) in [(BlobKind::Data, FileKind::DataPack), (BlobKind::Tree, FileKind::TreePack)] {
         for (name, size) in repo.repo().backend().list(fk)? {
             if let Ok(id) = name.parse::<PackId>() {
                 stored.insert(id, (kind, size));
@@ -139,10 +132,7 @@ pub fn check(
         for blob in by_pack.get(pack).into_iter().flatten() {
             b.insert(
                 blob.id,
-                Bad {
-                    object: format!("{} pack {}", kind.name(), pack.short()),
-                    message: message.clone(),
-                },
+                Bad { object: format!("{} pack {}", kind.name(), pack.short()), message: message.clone() },
             );
         }
     };
@@ -168,7 +158,11 @@ pub fn check(
                         .count();
                     (mismatched > 0).then(|| {
                         mark_pack_bad(id, *kind, "index and pack header disagree".into());
-                        Problem { object, message: format!("{mismatched} blob(s) listed in the index are not where its header says"), affects: vec![] }
+                        Problem {
+                            object,
+                            message: format!("{mismatched} blob(s) listed in the index are not where its header says"),
+                            affects: vec![],
+                        }
                     })
                 }
                 Err(e) => {
@@ -209,11 +203,7 @@ pub fn check(
 
     // Snapshots and the trees and blobs they reference.
     let bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut walker = TreeWalker {
-        repo: &repo,
-        bad: &bad,
-        memo: HashMap::new(),
-    };
+    let mut walker = TreeWalker { repo: &repo, bad: &bad, memo: HashMap::new() };
     let mut affected: HashMap<String, (Bad, BTreeSet<String>)> = HashMap::new();
     for sid in repo.repo().snapshot_ids()? {
         let snap = match repo.repo().load_snapshot(&sid) {
@@ -229,45 +219,29 @@ pub fn check(
         };
         report.snapshots += 1;
         for (path, key, why) in walker.walk(&snap.tree).iter() {
-            let entry = affected
-                .entry(key.clone())
-                .or_insert_with(|| (why.clone(), BTreeSet::new()));
-            entry.1.insert(format!(
-                "{} {}",
-                short(&sid),
-                if path.is_empty() { "/" } else { path }
-            ));
+            let entry = affected.entry(key.clone()).or_insert_with(|| (why.clone(), BTreeSet::new()));
+            entry.1.insert(format!("{} {}", short(&sid), if path.is_empty() { "/" } else { path }));
         }
     }
     // Damage in packs no snapshot uses is still damage.
     for (id, why) in &bad {
         let key = format!("blob {}", id.short());
-        affected
-            .entry(key)
-            .or_insert_with(|| (why.clone(), BTreeSet::new()));
+        affected.entry(key).or_insert_with(|| (why.clone(), BTreeSet::new()));
     }
     let mut per_object: HashMap<String, Problem> = HashMap::new();
     for (key, (why, paths)) in affected {
-        let object = if why.object.is_empty() {
-            key.clone()
-        } else {
-            why.object.clone()
-        };
-        let p = per_object
-            .entry(format!("{object}\0{}", why.message))
-            .or_insert_with(|| Problem {
-                object,
-                message: why.message.clone(),
-                affects: vec![],
-            });
+        let object = if why.object.is_empty() { key.clone() } else { why.object.clone() };
+        let p = per_object.entry(format!("{object}\0{}", why.message)).or_insert_with(|| Problem {
+            object,
+            message: why.message.clone(),
+            affects: vec![],
+        });
         p.affects.extend(paths);
     }
     // Problems already reported for a pack get their affected paths merged.
     for p in per_object.into_values() {
-        if let Some(existing) = report
-            .problems
-            .iter_mut()
-            .find(|e| e.object == p.object && p.message.contains(&e.message))
+        if let Some(existing) =
+            report.problems.iter_mut().find(|e| e.object == p.object && p.message.contains(&e.message))
         {
             existing.affects.extend(p.affects);
         } else if let Some(existing) = report.problems.iter_mut().find(|e| e.object == p.object) {
@@ -297,23 +271,11 @@ fn read_pack(
     bad: &Mutex<HashMap<BlobId, Bad>>,
 ) -> (Vec<Problem>, u64, u64) {
     let object = format!("{} pack {}", kind.name(), id.short());
-    let fk = if kind == BlobKind::Data {
-        FileKind::DataPack
-    } else {
-        FileKind::TreePack
-    };
+    let fk = if kind == BlobKind::Data { FileKind::DataPack } else { FileKind::TreePack };
     let bytes = match repo.repo().backend().read(fk, &id.to_hex()) {
         Ok(b) => b,
         Err(e) => {
-            return (
-                vec![Problem {
-                    object,
-                    message: format!("unreadable: {e}"),
-                    affects: vec![],
-                }],
-                0,
-                0,
-            );
+            return (vec![Problem { object, message: format!("unreadable: {e}"), affects: vec![] }], 0, 0);
         }
     };
     let mut problems = Vec::new();
@@ -331,9 +293,9 @@ fn read_pack(
     for b in by_pack.get(&id).into_iter().flatten() {
         let (start, end) = (b.offset as usize, b.offset as usize + b.length as usize);
         let result = match bytes.get(start..end) {
-            Some(env) => cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Some(env) => {
+                cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length).map(|_| ()).map_err(|e| e.to_string())
+            }
             None => Err("beyond the end of the pack".to_string()),
         };
         match result {
@@ -341,23 +303,14 @@ fn read_pack(
             Err(e) => {
                 bad.lock().unwrap_or_else(|p| p.into_inner()).insert(
                     b.id,
-                    Bad {
-                        object: format!("{} blob {} in {object}", kind.name(), b.id.short()),
-                        message: e,
-                    },
+                    Bad { object: format!("{} blob {} in {object}", kind.name(), b.id.short()), message: e },
                 );
             }
         }
     }
     // The header must also be intact (checked against the index above).
-    if bytes.len() >= TRAILER_LEN
-        && header_len_from_trailer(&bytes[bytes.len() - TRAILER_LEN..], n).is_err()
-    {
-        problems.push(Problem {
-            object,
-            message: "trailer is damaged".into(),
-            affects: vec![],
-        });
+    if bytes.len() >= TRAILER_LEN && header_len_from_trailer(&bytes[bytes.len() - TRAILER_LEN..], n).is_err() {
+        problems.push(Problem { object, message: "trailer is damaged".into(), affects: vec![] });
     }
     (problems, verified, n)
 }
@@ -381,10 +334,7 @@ impl TreeWalker<'_> {
             out.push((
                 String::new(),
                 format!("tree {}", tree.short()),
-                Bad {
-                    object: format!("tree {}", tree.short()),
-                    message: "missing: in no index".into(),
-                },
+                Bad { object: format!("tree {}", tree.short()), message: "missing: in no index".into() },
             ));
         } else if let Some(b) = self.bad.get(tree) {
             out.push((String::new(), key, b.clone()));
@@ -393,10 +343,7 @@ impl TreeWalker<'_> {
                 Err(e) => out.push((
                     String::new(),
                     key,
-                    Bad {
-                        object: format!("tree {}", tree.short()),
-                        message: e.to_string(),
-                    },
+                    Bad { object: format!("tree {}", tree.short()), message: e.to_string() },
                 )),
                 Ok(t) => {
                     for n in &t.nodes {
@@ -421,11 +368,7 @@ impl TreeWalker<'_> {
                                             },
                                         ));
                                     } else if let Some(b) = self.bad.get(id) {
-                                        out.push((
-                                            name.clone(),
-                                            format!("blob {}", id.short()),
-                                            b.clone(),
-                                        ));
+                                        out.push((name.clone(), format!("blob {}", id.short()), b.clone()));
                                     }
                                 }
                             }

@@ -35,11 +35,7 @@ impl Default for ChunkerParams {
     /// 512 KiB / 1 MiB / 8 MiB: restic's proven trade-off between dedup
     /// granularity and index size.
     fn default() -> Self {
-        Self {
-            min_size: 512 * 1024,
-            avg_size: 1024 * 1024,
-            max_size: 8 * 1024 * 1024,
-        }
+        Self { min_size: 512 * 1024, avg_size: 1024 * 1024, max_size: 8 * 1024 * 1024 }
     }
 }
 
@@ -51,18 +47,12 @@ pub struct ParamsError(&'static str);
 impl ChunkerParams {
     /// Checks the bounds FastCDC 2020 supports.
     pub fn validate(&self) -> Result<(), ParamsError> {
-        let (min, avg, max) = (
-            self.min_size as usize,
-            self.avg_size as usize,
-            self.max_size as usize,
-        );
+        let (min, avg, max) = (self.min_size as usize, self.avg_size as usize, self.max_size as usize);
         if !(v2020::MINIMUM_MIN..=v2020::MINIMUM_MAX).contains(&min) {
             return Err(ParamsError("min_size must be between 64 B and 1 MiB"));
         }
         if !(v2020::AVERAGE_MIN..=v2020::AVERAGE_MAX).contains(&avg) || !avg.is_power_of_two() {
-            return Err(ParamsError(
-                "avg_size must be a power of two between 256 B and 4 MiB",
-            ));
+            return Err(ParamsError("avg_size must be a power of two between 256 B and 4 MiB"));
         }
         if !(v2020::MAXIMUM_MIN..=v2020::MAXIMUM_MAX).contains(&max) {
             return Err(ParamsError("max_size must be between 1 KiB and 16 MiB"));
@@ -86,9 +76,7 @@ pub struct Chunker {
 
 impl std::fmt::Debug for Chunker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chunker")
-            .field("params", &self.params)
-            .finish_non_exhaustive()
+        f.debug_struct("Chunker").field("params", &self.params).finish_non_exhaustive()
     }
 }
 
@@ -96,10 +84,7 @@ impl std::fmt::Debug for Chunker {
 /// XOF of the ASCII string `gear`, read as little-endian u64s.
 fn gear_table(key: &[u8; 32]) -> Box<[u64; 256]> {
     let mut bytes = [0u8; 256 * 8];
-    blake3::Hasher::new_keyed(key)
-        .update(b"gear")
-        .finalize_xof()
-        .fill(&mut bytes);
+    blake3::Hasher::new_keyed(key).update(b"gear").finalize_xof().fill(&mut bytes);
     let mut table = Box::new([0u64; 256]);
     for (slot, b) in table.iter_mut().zip(bytes.chunks_exact(8)) {
         let mut w = [0u8; 8];
@@ -119,13 +104,7 @@ impl Chunker {
         for (ls, g) in gear_ls.iter_mut().zip(gear.iter()) {
             *ls = g << 1;
         }
-        Ok(Self {
-            params,
-            mask_s,
-            mask_l,
-            gear,
-            gear_ls,
-        })
+        Ok(Self { params, mask_s, mask_l, gear, gear_ls })
     }
 
     /// The parameters this chunker was built with.
@@ -155,11 +134,7 @@ impl Chunker {
         );
         // A cut at the very end of a short buffer only means "no boundary yet"
         // unless the input has ended or the maximum size forced it.
-        if n == buf.len() && !eof && buf.len() < max {
-            None
-        } else {
-            Some(n)
-        }
+        if n == buf.len() && !eof && buf.len() < max { None } else { Some(n) }
     }
 
     /// Splits an in-memory buffer into chunks.
@@ -180,11 +155,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn small() -> ChunkerParams {
-        ChunkerParams {
-            min_size: 256,
-            avg_size: 1024,
-            max_size: 4096,
-        }
+        ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 }
     }
 
     fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
@@ -202,16 +173,8 @@ mod tests {
     #[test]
     fn key_changes_boundaries() {
         let data = pseudo_random(200_000, 1);
-        let a: Vec<usize> = Chunker::new(small(), &[1; 32])
-            .unwrap()
-            .chunks(&data)
-            .map(|c| c.len())
-            .collect();
-        let b: Vec<usize> = Chunker::new(small(), &[2; 32])
-            .unwrap()
-            .chunks(&data)
-            .map(|c| c.len())
-            .collect();
+        let a: Vec<usize> = Chunker::new(small(), &[1; 32]).unwrap().chunks(&data).map(|c| c.len()).collect();
+        let b: Vec<usize> = Chunker::new(small(), &[2; 32]).unwrap().chunks(&data).map(|c| c.len()).collect();
         assert_ne!(a, b);
     }
 
@@ -229,39 +192,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_params() {
-        assert!(
-            Chunker::new(
-                ChunkerParams {
-                    min_size: 10,
-                    avg_size: 1024,
-                    max_size: 4096
-                },
-                &[0; 32]
-            )
-            .is_err()
-        );
-        assert!(
-            Chunker::new(
-                ChunkerParams {
-                    min_size: 256,
-                    avg_size: 1000,
-                    max_size: 4096
-                },
-                &[0; 32]
-            )
-            .is_err()
-        );
-        assert!(
-            Chunker::new(
-                ChunkerParams {
-                    min_size: 4096,
-                    avg_size: 1024,
-                    max_size: 8192
-                },
-                &[0; 32]
-            )
-            .is_err()
-        );
+        assert!(Chunker::new(ChunkerParams { min_size: 10, avg_size: 1024, max_size: 4096 }, &[0; 32]).is_err());
+        assert!(Chunker::new(ChunkerParams { min_size: 256, avg_size: 1000, max_size: 4096 }, &[0; 32]).is_err());
+        assert!(Chunker::new(ChunkerParams { min_size: 4096, avg_size: 1024, max_size: 8192 }, &[0; 32]).is_err());
     }
 
     proptest! {

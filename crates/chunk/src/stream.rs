@@ -19,14 +19,7 @@ pub struct StreamChunker<'c, R> {
 impl<'c, R: Read> StreamChunker<'c, R> {
     /// Starts chunking `reader`.
     pub fn new(chunker: &'c Chunker, reader: R) -> Self {
-        Self {
-            chunker,
-            reader,
-            buf: Vec::new(),
-            start: 0,
-            eof: false,
-            bytes_read: 0,
-        }
+        Self { chunker, reader, buf: Vec::new(), start: 0, eof: false, bytes_read: 0 }
     }
 
     fn fill(&mut self) -> io::Result<()> {

@@ -13,17 +13,13 @@ use crate::progress;
 
 /// This machine's host name.
 pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
 
 fn excludes(a: &BackupArgs) -> Result<Excludes> {
     let mut patterns = a.excludes.clone();
     for f in &a.exclude_files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading exclude file {}", f.display()))?;
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
         patterns.extend(text.lines().map(str::to_string));
     }
     let mut e = Excludes::new(&patterns)?;
@@ -55,30 +51,27 @@ fn scan_total(paths: Vec<PathBuf>, bar: indicatif::ProgressBar) {
 
 pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     let source = if a.stdin_from_command {
-        if a.paths.is_empty() {
+        if a.command.is_empty() || !a.paths.is_empty() {
             bail!(
-                "--stdin-from-command needs a command after `--`, e.g. cairn backup --stdin-from-command -- pg_dump mydb"
+                "--stdin-from-command takes a command after `--` and no paths, e.g. cairn backup --stdin-from-command -- pg_dump mydb"
             );
         }
-        Source::Command {
-            name: a.stdin_filename.clone(),
-            argv: a.paths.clone(),
-        }
+        Source::Command { name: a.stdin_filename.clone(), argv: a.command.clone() }
     } else if a.stdin {
-        if !a.paths.is_empty() {
+        if !a.paths.is_empty() || !a.command.is_empty() {
             bail!("--stdin takes no paths");
         }
-        Source::Stdin {
-            name: a.stdin_filename.clone(),
-        }
+        Source::Stdin { name: a.stdin_filename.clone() }
     } else {
+        if !a.command.is_empty() {
+            bail!("a command after `--` needs --stdin-from-command");
+        }
         if a.paths.is_empty() {
             bail!("nothing to back up: give one or more paths, --stdin or --stdin-from-command");
         }
         let mut paths = Vec::new();
         for p in &a.paths {
-            let abs = std::path::absolute(p)
-                .with_context(|| format!("resolving {}", PathBuf::from(p).display()))?;
+            let abs = std::path::absolute(p).with_context(|| format!("resolving {}", PathBuf::from(p).display()))?;
             paths.push(abs);
         }
         Source::Paths(paths)
@@ -91,21 +84,11 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     let opts = BackupOptions {
         source: source.clone(),
         excludes: excludes(a)?,
-        tags: a
-            .tags
-            .iter()
-            .flat_map(|t| t.split(','))
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect(),
+        tags: a.tags.iter().flat_map(|t| t.split(',')).filter(|t| !t.is_empty()).map(str::to_string).collect(),
         hostname: a.host.clone().unwrap_or_else(hostname),
         parent,
         force: a.force,
-        time: a
-            .time
-            .as_deref()
-            .map(|t| super::parse_time(t, false))
-            .transpose()?,
+        time: a.time.as_deref().map(|t| super::parse_time(t, false)).transpose()?,
         workers: None,
     };
     let repo = repo.load_index()?;
@@ -113,10 +96,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     if let (Some(pb), Source::Paths(paths)) = (&bar, &source) {
         scan_total(paths.clone(), pb.clone());
     }
-    let prog = Arc::new(progress::BackupProgress {
-        bar: bar.clone(),
-        files: Default::default(),
-    });
+    let prog = Arc::new(progress::BackupProgress { bar: bar.clone(), files: Default::default() });
     let out = cairn_backup::backup(repo, &opts, prog)?;
     if let Some(pb) = bar {
         pb.finish_and_clear();

@@ -8,13 +8,11 @@ use serde_json::json;
 use crate::cli::{CatArgs, CatKind, Global};
 
 fn need<'a>(a: &'a CatArgs) -> Result<&'a str> {
-    a.id.as_deref()
-        .with_context(|| format!("cairn cat {:?} needs an id", a.kind).to_lowercase())
+    a.id.as_deref().with_context(|| format!("cairn cat {:?} needs an id", a.kind).to_lowercase())
 }
 
 fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T> {
-    s.parse()
-        .map_err(|_| anyhow::anyhow!("{s:?} is not a {what} id (64 hex digits)"))
+    s.parse().map_err(|_| anyhow::anyhow!("{s:?} is not a {what} id (64 hex digits)"))
 }
 
 pub fn run(g: &Global, a: &CatArgs) -> Result<i32> {
@@ -30,10 +28,7 @@ pub fn run(g: &Global, a: &CatArgs) -> Result<i32> {
         CatKind::Key => {
             let id = need(a)?;
             let keys = cairn_repo_keys(&repo)?;
-            let k = keys
-                .into_iter()
-                .find(|k| k.id.to_hex().starts_with(id))
-                .with_context(|| format!("no key {id}"))?;
+            let k = keys.into_iter().find(|k| k.id.to_hex().starts_with(id)).with_context(|| format!("no key {id}"))?;
             serde_json::to_value(k.file)?
         }
         CatKind::Index => {
@@ -55,10 +50,7 @@ pub fn run(g: &Global, a: &CatArgs) -> Result<i32> {
         CatKind::Blob => {
             let id: BlobId = parse(need(a)?, "blob")?;
             let repo = repo.load_index()?;
-            let loc = repo
-                .index()
-                .get(&id)
-                .with_context(|| format!("blob {id} is not in the index"))?;
+            let loc = repo.index().get(&id).with_context(|| format!("blob {id} is not in the index"))?;
             let data = repo.read_blob(&id)?;
             json!({"id": id, "kind": loc.kind.name(), "pack": loc.pack, "offset": loc.offset, "length": loc.length, "raw_length": data.len()})
         }

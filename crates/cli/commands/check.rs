@@ -16,14 +16,10 @@ fn read_data(a: &CheckArgs) -> Result<ReadData> {
         return Ok(ReadData::None);
     };
     if let Some(p) = s.strip_suffix('%') {
-        let p: f64 = p
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid --read-data-subset {s:?}: use N/M or P%"))?;
+        let p: f64 =
+            p.trim().parse().map_err(|_| anyhow::anyhow!("invalid --read-data-subset {s:?}: use N/M or P%"))?;
         if !(0.0..=100.0).contains(&p) || p == 0.0 {
-            bail!(
-                "invalid --read-data-subset {s:?}: the percentage must be above 0 and at most 100"
-            );
+            bail!("invalid --read-data-subset {s:?}: the percentage must be above 0 and at most 100");
         }
         return Ok(ReadData::Percent(p));
     }
@@ -40,10 +36,7 @@ fn read_data(a: &CheckArgs) -> Result<ReadData> {
 pub fn run(g: &Global, a: &CheckArgs) -> Result<i32> {
     let read = read_data(a)?;
     let repo = super::open(g)?;
-    let bar = progress::bar(
-        progress::enabled(g.quiet, g.json) && read != ReadData::None,
-        "check",
-    );
+    let bar = progress::bar(progress::enabled(g.quiet, g.json) && read != ReadData::None, "check");
     let report = cairn_check::check(repo, read, &progress::CheckProgress { bar: bar.clone() })?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
@@ -87,9 +80,5 @@ pub fn run(g: &Global, a: &CheckArgs) -> Result<i32> {
             );
         }
     }
-    Ok(if report.problems.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_ERROR
-    })
+    Ok(if report.problems.is_empty() { EXIT_OK } else { EXIT_ERROR })
 }

@@ -17,16 +17,10 @@ fn print(g: &Global, long: bool, path: &str, n: &Node) {
         }
         println!("{v}");
     } else if long {
-        let t = jiff::Timestamp::from_second(n.mtime.0)
-            .map(local_time)
-            .unwrap_or_default();
+        let t = jiff::Timestamp::from_second(n.mtime.0).map(local_time).unwrap_or_default();
         let owner = n.user.clone().unwrap_or_else(|| n.uid.to_string());
         let group = n.group.clone().unwrap_or_else(|| n.gid.to_string());
-        let mut line = format!(
-            "{} {owner:>8} {group:>8} {:>12} {t} {path}",
-            mode(n.mode, n.kind),
-            n.size
-        );
+        let mut line = format!("{} {owner:>8} {group:>8} {:>12} {t} {path}", mode(n.mode, n.kind), n.size);
         if let Some(target) = &n.target {
             line.push_str(&format!(" -> {}", target.display()));
         }
@@ -36,13 +30,7 @@ fn print(g: &Global, long: bool, path: &str, n: &Node) {
     }
 }
 
-fn walk(
-    repo: &IndexedRepository,
-    g: &Global,
-    long: bool,
-    tree: &BlobId,
-    prefix: &str,
-) -> Result<()> {
+fn walk(repo: &IndexedRepository, g: &Global, long: bool, tree: &BlobId, prefix: &str) -> Result<()> {
     for n in repo.load_tree(tree)?.nodes {
         let path = format!("{prefix}/{}", n.name.display());
         print(g, long, &path, &n);
@@ -60,20 +48,11 @@ pub fn run(g: &Global, a: &LsArgs) -> Result<i32> {
     let repo = super::open(g)?;
     let (_, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
     let repo = repo.load_index()?;
-    let path = a
-        .path
-        .as_deref()
-        .or(inline_path)
-        .unwrap_or("/")
-        .trim_end_matches('/');
+    let path = a.path.as_deref().or(inline_path).unwrap_or("/").trim_end_matches('/');
     match repo.find_node(&snap.tree, path.as_bytes())? {
         None => walk(&repo, g, a.long, &snap.tree, "")?,
         Some(n) => {
-            let shown = if path.starts_with('/') {
-                path.to_string()
-            } else {
-                format!("/{path}")
-            };
+            let shown = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
             print(g, a.long, &shown, &n);
             if let Some(sub) = n.subtree {
                 walk(&repo, g, a.long, &sub, &shown)?;

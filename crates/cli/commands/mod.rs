@@ -45,10 +45,7 @@ pub fn backend(g: &Global) -> Result<Backend> {
 pub fn open(g: &Global) -> Result<Repository> {
     let backend = backend(g)?;
     if !backend.exists(FileKind::Config, "")? {
-        return Err(RepoError::NoRepository {
-            location: backend.location().to_string(),
-        }
-        .into());
+        return Err(RepoError::NoRepository { location: backend.location().to_string() }.into());
     }
     let pw = crate::password::password(g, false)?;
     Ok(Repository::open(backend, &pw)?)
@@ -73,9 +70,7 @@ pub fn parse_time(s: &str, end_of_day: bool) -> Result<jiff::Timestamp> {
             start.timestamp()
         });
     }
-    bail!(
-        "cannot read time {s:?}: use 2026-11-17, '2026-11-17 02:00' or RFC 3339 (2026-11-17T02:00:00Z)"
-    )
+    bail!("cannot read time {s:?}: use 2026-11-17, '2026-11-17 02:00' or RFC 3339 (2026-11-17T02:00:00Z)")
 }
 
 /// The filter from command-line options.
@@ -97,11 +92,7 @@ pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
 }
 
 /// Resolves a snapshot selector under filters.
-pub fn find_snapshot(
-    repo: &Repository,
-    spec: &str,
-    f: &FilterArgs,
-) -> Result<(SnapshotId, Snapshot)> {
+pub fn find_snapshot(repo: &Repository, spec: &str, f: &FilterArgs) -> Result<(SnapshotId, Snapshot)> {
     let all = repo.snapshots()?;
     Ok(select::select(&all, spec, &filter(f)?)?)
 }

@@ -55,13 +55,7 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
         pb.set_length(plan.total_bytes());
     }
     let started = std::time::Instant::now();
-    let s = cairn_restore::restore(
-        &repo,
-        &plan,
-        &a.target,
-        &opts,
-        &progress::RestoreProgress { bar: bar.clone() },
-    )?;
+    let s = cairn_restore::restore(&repo, &plan, &a.target, &opts, &progress::RestoreProgress { bar: bar.clone() })?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
@@ -89,18 +83,11 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
             } else {
                 String::new()
             },
-            if a.verify {
-                format!("; {} files verified", s.verified)
-            } else {
-                String::new()
-            },
+            if a.verify { format!("; {} files verified", s.verified) } else { String::new() },
         );
     }
     if s.errors > 0 {
-        eprintln!(
-            "cairn: error: {} path(s) could not be restored (see the warnings above)",
-            s.errors
-        );
+        eprintln!("cairn: error: {} path(s) could not be restored (see the warnings above)", s.errors);
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)

@@ -33,10 +33,7 @@ pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<i32> {
                 s.hostname.clone(),
                 s.tags.join(","),
                 s.paths.join(" "),
-                s.summary
-                    .as_ref()
-                    .map(|x| bytes(x.total_bytes))
-                    .unwrap_or_default(),
+                s.summary.as_ref().map(|x| bytes(x.total_bytes)).unwrap_or_default(),
             ]
         })
         .collect();

@@ -52,9 +52,7 @@ pub struct AeadKey {
 impl AeadKey {
     /// Builds a key from 32 secret bytes.
     pub fn new(bytes: &[u8; 32]) -> Self {
-        Self {
-            cipher: XChaCha20Poly1305::new(bytes.into()),
-        }
+        Self { cipher: XChaCha20Poly1305::new(bytes.into()) }
     }
 }
 
@@ -108,20 +106,14 @@ pub fn epoch_of(sealed: &[u8]) -> Result<u32, CryptoError> {
 }
 
 /// Opens an envelope sealed by [`seal`] with the same key, kind and id.
-pub fn open(
-    key: &AeadKey,
-    kind: ObjectKind,
-    id: &[u8; 32],
-    sealed: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub fn open(key: &AeadKey, kind: ObjectKind, id: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
     epoch_of(sealed)?;
     let mut header = [0u8; HEADER_LEN];
     header.copy_from_slice(&sealed[..HEADER_LEN]);
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&sealed[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
     let tag_start = sealed.len() - TAG_LEN;
-    let tag =
-        Tag::try_from(&sealed[tag_start..]).map_err(|_| CryptoError::Malformed("tag length"))?;
+    let tag = Tag::try_from(&sealed[tag_start..]).map_err(|_| CryptoError::Malformed("tag length"))?;
     let mut body = sealed[HEADER_LEN + NONCE_LEN..tag_start].to_vec();
     let ad = associated_data(kind, id, &header);
     key.cipher

@@ -20,11 +20,7 @@ impl Default for KdfParams {
     /// 64 MiB, 3 passes, 1 lane: about a quarter second on a current core, the
     /// OWASP-recommended floor is 19 MiB / 2 passes.
     fn default() -> Self {
-        Self {
-            memory_kib: 64 * 1024,
-            iterations: 3,
-            parallelism: 1,
-        }
+        Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 }
     }
 }
 
@@ -35,30 +31,15 @@ const MAX_ITERATIONS: u32 = 100;
 const MAX_PARALLELISM: u32 = 64;
 
 /// Derives the 32-byte key-wrapping key from a password and salt.
-pub fn derive(
-    password: &[u8],
-    salt: &[u8],
-    params: KdfParams,
-) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
-    if params.memory_kib > MAX_MEMORY_KIB
-        || params.iterations > MAX_ITERATIONS
-        || params.parallelism > MAX_PARALLELISM
+pub fn derive(password: &[u8], salt: &[u8], params: KdfParams) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    if params.memory_kib > MAX_MEMORY_KIB || params.iterations > MAX_ITERATIONS || params.parallelism > MAX_PARALLELISM
     {
-        return Err(CryptoError::Kdf(
-            "cost parameters exceed the allowed maximum".into(),
-        ));
+        return Err(CryptoError::Kdf("cost parameters exceed the allowed maximum".into()));
     }
-    let p = Params::new(
-        params.memory_kib,
-        params.iterations,
-        params.parallelism,
-        Some(32),
-    )
-    .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    let p = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
+        .map_err(|e| CryptoError::Kdf(e.to_string()))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
     let mut out = Zeroizing::new([0u8; 32]);
-    argon
-        .hash_password_into(password, salt, out.as_mut())
-        .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    argon.hash_password_into(password, salt, out.as_mut()).map_err(|e| CryptoError::Kdf(e.to_string()))?;
     Ok(out)
 }

@@ -37,10 +37,7 @@ pub struct Keyring {
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
-            .field(
-                "epochs",
-                &self.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
-            )
+            .field("epochs", &self.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -52,10 +49,7 @@ impl Keyring {
         crate::random_bytes(content.as_mut())?;
         let mut secret = [0u8; 32];
         crate::random_bytes(&mut secret)?;
-        Ok(Self::from_parts(
-            content,
-            vec![EpochSecret { epoch: 0, secret }],
-        ))
+        Ok(Self::from_parts(content, vec![EpochSecret { epoch: 0, secret }]))
     }
 
     fn from_parts(content_secret: Zeroizing<[u8; 32]>, mut epochs: Vec<EpochSecret>) -> Self {
@@ -69,13 +63,7 @@ impl Keyring {
                 (e.epoch, AeadKey::new(&k))
             })
             .collect();
-        Self {
-            content_secret,
-            epochs,
-            id_key,
-            chunker_key,
-            ciphers,
-        }
+        Self { content_secret, epochs, id_key, chunker_key, ciphers }
     }
 
     /// The epoch new objects are sealed under (the newest one).
@@ -100,31 +88,18 @@ impl Keyring {
     }
 
     fn cipher(&self, epoch: u32) -> Option<&AeadKey> {
-        self.ciphers
-            .iter()
-            .find(|(e, _)| *e == epoch)
-            .map(|(_, k)| k)
+        self.ciphers.iter().find(|(e, _)| *e == epoch).map(|(_, k)| k)
     }
 
     /// Seals `plaintext` under the current epoch.
-    pub fn seal(
-        &self,
-        kind: ObjectKind,
-        id: &[u8; 32],
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
+    pub fn seal(&self, kind: ObjectKind, id: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let epoch = self.current_epoch();
         let key = self.cipher(epoch).ok_or(CryptoError::UnknownEpoch(epoch))?;
         envelope::seal(key, epoch, kind, id, plaintext)
     }
 
     /// Opens an envelope sealed under any epoch this keyring holds.
-    pub fn open(
-        &self,
-        kind: ObjectKind,
-        id: &[u8; 32],
-        sealed: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
+    pub fn open(&self, kind: ObjectKind, id: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let epoch = envelope::epoch_of(sealed)?;
         let key = self.cipher(epoch).ok_or(CryptoError::UnknownEpoch(epoch))?;
         envelope::open(key, kind, id, sealed)
@@ -167,10 +142,7 @@ impl Keyring {
                 e.copy_from_slice(&c[..4]);
                 let mut secret = [0u8; 32];
                 secret.copy_from_slice(&c[4..]);
-                EpochSecret {
-                    epoch: u32::from_le_bytes(e),
-                    secret,
-                }
+                EpochSecret { epoch: u32::from_le_bytes(e), secret }
             })
             .collect();
         Ok(Self::from_parts(content, epochs))
@@ -178,12 +150,7 @@ impl Keyring {
 
     /// Encrypts the keyring with a key derived from `password`; returns the
     /// envelope to store in a key file beside `salt` and `params`.
-    pub fn wrap(
-        &self,
-        password: &[u8],
-        salt: &[u8],
-        params: KdfParams,
-    ) -> Result<Vec<u8>, CryptoError> {
+    pub fn wrap(&self, password: &[u8], salt: &[u8], params: KdfParams) -> Result<Vec<u8>, CryptoError> {
         let kek = kdf::derive(password, salt, params)?;
         let key = AeadKey::new(&kek);
         envelope::seal(&key, 0, ObjectKind::KeyFile, &[0; 32], &self.to_bytes())
@@ -191,20 +158,10 @@ impl Keyring {
 
     /// Recovers a keyring from a key file's envelope. A wrong password shows
     /// as [`CryptoError::Authentication`].
-    pub fn unwrap(
-        password: &[u8],
-        salt: &[u8],
-        params: KdfParams,
-        wrapped: &[u8],
-    ) -> Result<Self, CryptoError> {
+    pub fn unwrap(password: &[u8], salt: &[u8], params: KdfParams, wrapped: &[u8]) -> Result<Self, CryptoError> {
         let kek = kdf::derive(password, salt, params)?;
         let key = AeadKey::new(&kek);
-        let plain = Zeroizing::new(envelope::open(
-            &key,
-            ObjectKind::KeyFile,
-            &[0; 32],
-            wrapped,
-        )?);
+        let plain = Zeroizing::new(envelope::open(&key, ObjectKind::KeyFile, &[0; 32], wrapped)?);
         Self::from_bytes(&plain)
     }
 }
@@ -213,11 +170,7 @@ impl Keyring {
 mod tests {
     use super::*;
 
-    const FAST: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const FAST: KdfParams = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
 
     #[test]
     fn wrap_unwrap_and_wrong_password() {
@@ -227,10 +180,7 @@ mod tests {
         assert_eq!(back.blob_id(b"x"), ring.blob_id(b"x"));
         assert_eq!(back.chunker_key(), ring.chunker_key());
         let sealed = ring.seal(ObjectKind::Config, &[0; 32], b"cfg").unwrap();
-        assert_eq!(
-            back.open(ObjectKind::Config, &[0; 32], &sealed).unwrap(),
-            b"cfg"
-        );
+        assert_eq!(back.open(ObjectKind::Config, &[0; 32], &sealed).unwrap(), b"cfg");
         assert!(matches!(
             Keyring::unwrap(b"wrong", b"saltsaltsaltsalt", FAST, &wrapped),
             Err(CryptoError::Authentication)

@@ -17,21 +17,13 @@ pub struct ChunkerConfig {
 
 impl From<ChunkerConfig> for cairn_chunk::ChunkerParams {
     fn from(c: ChunkerConfig) -> Self {
-        Self {
-            min_size: c.min_size,
-            avg_size: c.avg_size,
-            max_size: c.max_size,
-        }
+        Self { min_size: c.min_size, avg_size: c.avg_size, max_size: c.max_size }
     }
 }
 
 impl From<cairn_chunk::ChunkerParams> for ChunkerConfig {
     fn from(c: cairn_chunk::ChunkerParams) -> Self {
-        Self {
-            min_size: c.min_size,
-            avg_size: c.avg_size,
-            max_size: c.max_size,
-        }
+        Self { min_size: c.min_size, avg_size: c.avg_size, max_size: c.max_size }
     }
 }
 
@@ -67,18 +59,13 @@ impl Config {
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let c: Config = serde_json::from_slice(buf)?;
         if c.version > FORMAT_VERSION {
-            return Err(FormatError::NewerVersion {
-                found: c.version,
-                supported: FORMAT_VERSION,
-            });
+            return Err(FormatError::NewerVersion { found: c.version, supported: FORMAT_VERSION });
         }
         cairn_chunk::ChunkerParams::from(c.chunker)
             .validate()
             .map_err(|_| FormatError::Invalid("chunker parameters"))?;
         if !(1024..=1 << 30).contains(&c.pack_size) || !(0..=22).contains(&c.compression_level) {
-            return Err(FormatError::Invalid(
-                "pack size or compression level out of range",
-            ));
+            return Err(FormatError::Invalid("pack size or compression level out of range"));
         }
         Ok(c)
     }

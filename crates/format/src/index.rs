@@ -44,9 +44,8 @@ impl IndexFile {
     /// Encodes the index plaintext (before the payload flag and envelope).
     pub fn encode(&self) -> Vec<u8> {
         let blobs: usize = self.packs.iter().map(|p| p.blobs.len()).sum();
-        let mut out = Vec::with_capacity(
-            9 + 32 * self.supersedes.len() + PACK_FIXED_LEN * self.packs.len() + BLOB_LEN * blobs,
-        );
+        let mut out =
+            Vec::with_capacity(9 + 32 * self.supersedes.len() + PACK_FIXED_LEN * self.packs.len() + BLOB_LEN * blobs);
         out.push(INDEX_VERSION);
         out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
         for s in &self.supersedes {
@@ -72,10 +71,7 @@ impl IndexFile {
         let mut r = Reader::new(buf);
         let version = r.u8("index version")?;
         if version != INDEX_VERSION {
-            return Err(FormatError::NewerVersion {
-                found: version.into(),
-                supported: INDEX_VERSION.into(),
-            });
+            return Err(FormatError::NewerVersion { found: version.into(), supported: INDEX_VERSION.into() });
         }
         let n = r.u32("supersedes count")?;
         let n = r.check_count(n, 32, "supersedes")?;
@@ -120,12 +116,7 @@ mod tests {
             packs: vec![IndexPack {
                 id: PackId::from_bytes([1; 32]),
                 kind: BlobKind::Data,
-                blobs: vec![IndexBlob {
-                    id: BlobId::from_bytes([2; 32]),
-                    offset: 0,
-                    length: 70,
-                    raw_length: 1000,
-                }],
+                blobs: vec![IndexBlob { id: BlobId::from_bytes([2; 32]), offset: 0, length: 70, raw_length: 1000 }],
             }],
         };
         let enc = f.encode();

@@ -50,10 +50,7 @@ impl KeyFile {
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let k: KeyFile = serde_json::from_slice(buf)?;
         if k.version > FORMAT_VERSION {
-            return Err(FormatError::NewerVersion {
-                found: k.version,
-                supported: FORMAT_VERSION,
-            });
+            return Err(FormatError::NewerVersion { found: k.version, supported: FORMAT_VERSION });
         }
         if k.kdf.algorithm != "argon2id" {
             return Err(FormatError::Invalid("unknown key derivation algorithm"));
@@ -72,24 +69,16 @@ impl KeyFile {
 
     /// The salt bytes.
     pub fn salt(&self) -> Result<Vec<u8>, FormatError> {
-        B64.decode(&self.kdf.salt)
-            .map_err(|_| FormatError::Invalid("salt is not base64"))
+        B64.decode(&self.kdf.salt).map_err(|_| FormatError::Invalid("salt is not base64"))
     }
 
     /// The keyring envelope bytes.
     pub fn wrapped(&self) -> Result<Vec<u8>, FormatError> {
-        B64.decode(&self.keyring)
-            .map_err(|_| FormatError::Invalid("keyring is not base64"))
+        B64.decode(&self.keyring).map_err(|_| FormatError::Invalid("keyring is not base64"))
     }
 
     /// Builds a key file from its parts.
-    pub fn new(
-        hostname: String,
-        username: String,
-        params: KdfParams,
-        salt: &[u8],
-        wrapped: &[u8],
-    ) -> Self {
+    pub fn new(hostname: String, username: String, params: KdfParams, salt: &[u8], wrapped: &[u8]) -> Self {
         Self {
             version: FORMAT_VERSION,
             created: jiff::Timestamp::now(),

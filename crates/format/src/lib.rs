@@ -135,12 +135,7 @@ impl<'a> Reader<'a> {
 
     /// Checks that `count` records of `size` bytes fit in what is left, so a
     /// hostile count cannot make the caller allocate without bound.
-    pub(crate) fn check_count(
-        &self,
-        count: u32,
-        size: usize,
-        what: &'static str,
-    ) -> Result<usize, FormatError> {
+    pub(crate) fn check_count(&self, count: u32, size: usize, what: &'static str) -> Result<usize, FormatError> {
         let count = count as usize;
         match count.checked_mul(size) {
             Some(n) if n <= self.buf.len() => Ok(count),

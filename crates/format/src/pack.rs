@@ -56,10 +56,7 @@ impl PackHeader {
         let mut r = Reader::new(buf);
         let version = r.u8("pack header version")?;
         if version != HEADER_VERSION {
-            return Err(FormatError::NewerVersion {
-                found: version.into(),
-                supported: HEADER_VERSION.into(),
-            });
+            return Err(FormatError::NewerVersion { found: version.into(), supported: HEADER_VERSION.into() });
         }
         let kind = BlobKind::from_byte(r.u8("pack header kind")?)?;
         let count = r.u32("pack header count")?;
@@ -118,16 +115,8 @@ mod tests {
         let h = PackHeader {
             kind: BlobKind::Tree,
             entries: vec![
-                PackEntry {
-                    id: BlobId::from_bytes([1; 32]),
-                    length: 100,
-                    raw_length: 300,
-                },
-                PackEntry {
-                    id: BlobId::from_bytes([2; 32]),
-                    length: 50,
-                    raw_length: 10,
-                },
+                PackEntry { id: BlobId::from_bytes([1; 32]), length: 100, raw_length: 300 },
+                PackEntry { id: BlobId::from_bytes([2; 32]), length: 50, raw_length: 10 },
             ],
         };
         let enc = h.encode();

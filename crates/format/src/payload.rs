@@ -56,9 +56,7 @@ pub fn encode(data: &[u8], compression: Compression) -> Vec<u8> {
 
 /// Decodes a payload, refusing to produce more than `limit` bytes.
 pub fn decode(payload: &[u8], limit: usize) -> Result<Vec<u8>, FormatError> {
-    let (&flag, body) = payload
-        .split_first()
-        .ok_or(FormatError::Truncated("payload flag"))?;
+    let (&flag, body) = payload.split_first().ok_or(FormatError::Truncated("payload flag"))?;
     match flag {
         FLAG_STORED => {
             if body.len() > limit {

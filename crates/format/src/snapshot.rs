@@ -78,10 +78,7 @@ impl Snapshot {
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let s: Snapshot = serde_json::from_slice(buf)?;
         if s.version > FORMAT_VERSION {
-            return Err(FormatError::NewerVersion {
-                found: s.version,
-                supported: FORMAT_VERSION,
-            });
+            return Err(FormatError::NewerVersion { found: s.version, supported: FORMAT_VERSION });
         }
         Ok(s)
     }

@@ -37,10 +37,7 @@ impl Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match std::str::from_utf8(&self.0) {
             Ok(t) => s.serialize_str(t),
-            Err(_) => BytesRepr::Raw {
-                b64: B64.encode(&self.0),
-            }
-            .serialize(s),
+            Err(_) => BytesRepr::Raw { b64: B64.encode(&self.0) }.serialize(s),
         }
     }
 }
@@ -55,9 +52,7 @@ impl<'de> Deserialize<'de> for Bytes {
 }
 
 /// Seconds and nanoseconds since the Unix epoch, encoded as `[s, ns]`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Time(pub i64, pub u32);
 
 /// What a tree entry is.
@@ -184,14 +179,10 @@ impl Tree {
         let tree: Tree = serde_json::from_slice(buf)?;
         for (i, n) in tree.nodes.iter().enumerate() {
             if !is_valid_name(&n.name.0) {
-                return Err(FormatError::Invalid(
-                    "tree entry name is empty, '.', '..' or holds '/' or NUL",
-                ));
+                return Err(FormatError::Invalid("tree entry name is empty, '.', '..' or holds '/' or NUL"));
             }
             if i > 0 && tree.nodes[i - 1].name >= n.name {
-                return Err(FormatError::Invalid(
-                    "tree entries are not sorted and unique",
-                ));
+                return Err(FormatError::Invalid("tree entries are not sorted and unique"));
             }
             match n.kind {
                 NodeKind::Dir if n.subtree.is_none() => {
@@ -208,10 +199,7 @@ impl Tree {
 
     /// Finds an entry by name.
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes
-            .binary_search_by(|n| n.name.0.as_slice().cmp(name))
-            .ok()
-            .map(|i| &self.nodes[i])
+        self.nodes.binary_search_by(|n| n.name.0.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
     }
 }
 
@@ -244,15 +232,11 @@ mod tests {
 
     #[test]
     fn non_utf8_names_round_trip_and_order_is_canonical() {
-        let mut t = Tree {
-            nodes: vec![node(b"z"), node(&[0xff, 0xfe, b'a'])],
-        };
+        let mut t = Tree { nodes: vec![node(b"z"), node(&[0xff, 0xfe, b'a'])] };
         let enc = t.encode();
         let back = Tree::decode(&enc).expect("decodes");
         assert_eq!(back.nodes[1].name.0, vec![0xff, 0xfe, b'a']);
-        let mut t2 = Tree {
-            nodes: vec![node(&[0xff, 0xfe, b'a']), node(b"z")],
-        };
+        let mut t2 = Tree { nodes: vec![node(&[0xff, 0xfe, b'a']), node(b"z")] };
         assert_eq!(t2.encode(), enc);
         assert!(back.find(b"z").is_some());
     }
@@ -260,15 +244,11 @@ mod tests {
     #[test]
     fn rejects_unsafe_names() {
         for bad in [&b".."[..], b"a/b", b"", b"."] {
-            let t = Tree {
-                nodes: vec![node(bad)],
-            };
+            let t = Tree { nodes: vec![node(bad)] };
             let enc = serde_json::to_vec(&t).expect("encodes");
             assert!(Tree::decode(&enc).is_err(), "{bad:?}");
         }
-        let t = Tree {
-            nodes: vec![node(b"b"), node(b"a")],
-        };
+        let t = Tree { nodes: vec![node(b"b"), node(b"a")] };
         assert!(Tree::decode(&serde_json::to_vec(&t).expect("encodes")).is_err());
     }
 }

@@ -69,23 +69,15 @@ impl RepoError {
     /// Wraps a decoding failure of `object`, keeping version errors distinct.
     pub fn format(object: impl Into<String>, e: FormatError) -> Self {
         match e {
-            FormatError::NewerVersion { found, supported } => Self::NewerVersion {
-                object: object.into(),
-                found,
-                supported,
-            },
-            other => Self::Corrupt {
-                object: object.into(),
-                reason: other.to_string(),
-            },
+            FormatError::NewerVersion { found, supported } => {
+                Self::NewerVersion { object: object.into(), found, supported }
+            }
+            other => Self::Corrupt { object: object.into(), reason: other.to_string() },
         }
     }
 
     /// An object is damaged.
     pub fn corrupt(object: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Self::Corrupt {
-            object: object.into(),
-            reason: reason.to_string(),
-        }
+        Self::Corrupt { object: object.into(), reason: reason.to_string() }
     }
 }

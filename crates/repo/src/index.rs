@@ -57,13 +57,7 @@ impl Index {
     pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
         self.blobs.get(id).map(|s| {
             let (pack, kind) = self.packs[s.pack as usize];
-            BlobLocation {
-                pack,
-                kind,
-                offset: s.offset,
-                length: s.length,
-                raw_length: s.raw_length,
-            }
+            BlobLocation { pack, kind, offset: s.offset, length: s.length, raw_length: s.raw_length }
         })
     }
 

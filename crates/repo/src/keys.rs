@@ -39,16 +39,11 @@ pub fn add_key(
 pub fn list_keys(backend: &Backend) -> Result<Vec<KeyInfo>> {
     let mut out = Vec::new();
     for (name, _) in backend.list(FileKind::Key)? {
-        let id: KeyId = name
-            .parse()
-            .map_err(|e| RepoError::corrupt(format!("key {name}"), e))?;
+        let id: KeyId = name.parse().map_err(|e| RepoError::corrupt(format!("key {name}"), e))?;
         let bytes = backend.read(FileKind::Key, &name)?;
         let object = format!("key {}", id.short());
         if file_hash(&bytes) != *id.as_bytes() {
-            return Err(RepoError::corrupt(
-                object,
-                "content does not match its name",
-            ));
+            return Err(RepoError::corrupt(object, "content does not match its name"));
         }
         let file = KeyFile::decode(&bytes).map_err(|e| RepoError::format(object, e))?;
         out.push(KeyInfo { id, file });
@@ -60,25 +55,17 @@ pub fn list_keys(backend: &Backend) -> Result<Vec<KeyInfo>> {
 pub fn unlock(backend: &Backend, password: &[u8]) -> Result<(KeyId, Keyring)> {
     let keys = list_keys(backend)?;
     if keys.is_empty() {
-        return Err(RepoError::corrupt(
-            "keys/",
-            "the repository has no key files",
-        ));
+        return Err(RepoError::corrupt("keys/", "the repository has no key files"));
     }
     for k in keys {
         let object = || format!("key {}", k.id.short());
         let salt = k.file.salt().map_err(|e| RepoError::format(object(), e))?;
-        let wrapped = k
-            .file
-            .wrapped()
-            .map_err(|e| RepoError::format(object(), e))?;
+        let wrapped = k.file.wrapped().map_err(|e| RepoError::format(object(), e))?;
         match Keyring::unwrap(password, &salt, k.file.params(), &wrapped) {
             Ok(ring) => return Ok((k.id, ring)),
             Err(CryptoError::Authentication) => continue,
             Err(e) => return Err(RepoError::corrupt(object(), e)),
         }
     }
-    Err(RepoError::WrongPassword {
-        location: backend.location().to_string(),
-    })
+    Err(RepoError::WrongPassword { location: backend.location().to_string() })
 }

@@ -33,13 +33,7 @@ pub struct PackWriter {
 impl PackWriter {
     /// A writer for blobs of `kind` making packs of about `target_size` bytes.
     pub fn new(kind: BlobKind, target_size: usize) -> Self {
-        Self {
-            kind,
-            target_size,
-            buf: Vec::new(),
-            entries: Vec::new(),
-            raw_bytes: 0,
-        }
+        Self { kind, target_size, buf: Vec::new(), entries: Vec::new(), raw_bytes: 0 }
     }
 
     /// Appends a blob; returns true when the pack has reached its target size
@@ -49,11 +43,7 @@ impl PackWriter {
         if self.buf.capacity() == 0 {
             self.buf.reserve(self.target_size + blob.envelope.len());
         }
-        self.entries.push(PackEntry {
-            id: blob.id,
-            length: blob.envelope.len() as u32,
-            raw_length: blob.raw_length,
-        });
+        self.entries.push(PackEntry { id: blob.id, length: blob.envelope.len() as u32, raw_length: blob.raw_length });
         self.raw_bytes += u64::from(blob.raw_length);
         self.buf.extend_from_slice(&blob.envelope);
         self.buf.len() >= self.target_size
@@ -75,38 +65,18 @@ impl PackWriter {
         if self.entries.is_empty() {
             return Ok(None);
         }
-        let header = PackHeader {
-            kind: self.kind,
-            entries: std::mem::take(&mut self.entries),
-        };
-        let sealed = keyring.seal(
-            ObjectKind::PackHeader,
-            &[0; 32],
-            &payload::encode(&header.encode(), Compression::None),
-        )?;
+        let header = PackHeader { kind: self.kind, entries: std::mem::take(&mut self.entries) };
+        let sealed =
+            keyring.seal(ObjectKind::PackHeader, &[0; 32], &payload::encode(&header.encode(), Compression::None))?;
         let mut bytes = std::mem::take(&mut self.buf);
         bytes.extend_from_slice(&sealed);
         bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let id = PackId::from_bytes(file_hash(&bytes));
         let blobs = header
             .with_offsets()
-            .map(|(offset, e)| IndexBlob {
-                id: e.id,
-                offset,
-                length: e.length,
-                raw_length: e.raw_length,
-            })
+            .map(|(offset, e)| IndexBlob { id: e.id, offset, length: e.length, raw_length: e.raw_length })
             .collect();
         let raw_bytes = std::mem::take(&mut self.raw_bytes);
-        Ok(Some(FinishedPack {
-            id,
-            bytes,
-            index: IndexPack {
-                id,
-                kind: self.kind,
-                blobs,
-            },
-            raw_bytes,
-        }))
+        Ok(Some(FinishedPack { id, bytes, index: IndexPack { id, kind: self.kind, blobs }, raw_bytes }))
     }
 }

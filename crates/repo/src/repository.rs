@@ -12,8 +12,7 @@ use cairn_format::pack::{PackHeader, TRAILER_LEN, header_len_from_trailer};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, Tree};
 use cairn_format::{
-    BlobId, BlobKind, Compression, FORMAT_VERSION, IndexId, KeyId, PackId, RepoId, SnapshotId,
-    id::file_hash, payload,
+    BlobId, BlobKind, Compression, FORMAT_VERSION, IndexId, KeyId, PackId, RepoId, SnapshotId, id::file_hash, payload,
 };
 use rayon::prelude::*;
 
@@ -54,17 +53,9 @@ impl InitOptions {
     /// Cheap key derivation and small chunks and packs, for tests only.
     pub fn fast_for_tests() -> Self {
         Self {
-            chunker: ChunkerParams {
-                min_size: 4096,
-                avg_size: 16384,
-                max_size: 65536,
-            },
+            chunker: ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 65536 },
             pack_size: 256 * 1024,
-            kdf: KdfParams {
-                memory_kib: 256,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf: KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 },
             ..Self::default()
         }
     }
@@ -81,23 +72,16 @@ pub struct Repository {
 
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repository")
-            .field("location", &self.backend.location())
-            .field("id", &self.config.id)
-            .finish()
+        f.debug_struct("Repository").field("location", &self.backend.location()).field("id", &self.config.id).finish()
     }
 }
 
 impl Repository {
     /// Creates a repository at an empty location and returns it unlocked.
     pub fn init(backend: Backend, password: &[u8], opts: &InitOptions) -> Result<Self> {
-        opts.chunker
-            .validate()
-            .map_err(|e| RepoError::Invalid(e.to_string()))?;
+        opts.chunker.validate().map_err(|e| RepoError::Invalid(e.to_string()))?;
         if backend.exists(FileKind::Config, "")? {
-            return Err(RepoError::AlreadyExists {
-                location: backend.location().into(),
-            });
+            return Err(RepoError::AlreadyExists { location: backend.location().into() });
         }
         let keyring = Keyring::generate()?;
         let mut id = [0u8; 32];
@@ -114,24 +98,12 @@ impl Repository {
         Config::decode(&config.encode()).map_err(|e| RepoError::Invalid(e.to_string()))?;
         backend.create_layout()?;
         // Key first: a repository whose config exists always has a key.
-        let key_id = keys::add_key(
-            &backend,
-            &keyring,
-            password,
-            opts.kdf,
-            &opts.hostname,
-            &opts.username,
-        )?;
-        let sealed = keyring.seal(
-            ObjectKind::Config,
-            &[0; 32],
-            &payload::encode(&config.encode(), Compression::None),
-        )?;
+        let key_id = keys::add_key(&backend, &keyring, password, opts.kdf, &opts.hostname, &opts.username)?;
+        let sealed =
+            keyring.seal(ObjectKind::Config, &[0; 32], &payload::encode(&config.encode(), Compression::None))?;
         if !backend.write_new(FileKind::Config, "", sealed)? {
             backend.delete(FileKind::Key, &key_id.to_hex())?;
-            return Err(RepoError::AlreadyExists {
-                location: backend.location().into(),
-            });
+            return Err(RepoError::AlreadyExists { location: backend.location().into() });
         }
         Self::assemble(backend, keyring, key_id, config)
     }
@@ -141,32 +113,21 @@ impl Repository {
         let sealed = match backend.read(FileKind::Config, "") {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
-                return Err(RepoError::NoRepository {
-                    location: backend.location().into(),
-                });
+                return Err(RepoError::NoRepository { location: backend.location().into() });
             }
             Err(e) => return Err(e.into()),
         };
         let (key_id, keyring) = keys::unlock(&backend, password)?;
-        let plain = keyring
-            .open(ObjectKind::Config, &[0; 32], &sealed)
-            .map_err(|e| RepoError::corrupt("config", e))?;
-        let plain = payload::decode(&plain, crate::MAX_FILE_SIZE)
-            .map_err(|e| RepoError::format("config", e))?;
+        let plain = keyring.open(ObjectKind::Config, &[0; 32], &sealed).map_err(|e| RepoError::corrupt("config", e))?;
+        let plain = payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format("config", e))?;
         let config = Config::decode(&plain).map_err(|e| RepoError::format("config", e))?;
         Self::assemble(backend, keyring, key_id, config)
     }
 
     fn assemble(backend: Backend, keyring: Keyring, key_id: KeyId, config: Config) -> Result<Self> {
-        let chunker = Chunker::new(config.chunker.into(), keyring.chunker_key())
-            .map_err(|e| RepoError::corrupt("config", e))?;
-        Ok(Self {
-            backend,
-            keyring: Arc::new(keyring),
-            key_id,
-            config,
-            chunker,
-        })
+        let chunker =
+            Chunker::new(config.chunker.into(), keyring.chunker_key()).map_err(|e| RepoError::corrupt("config", e))?;
+        Ok(Self { backend, keyring: Arc::new(keyring), key_id, config, chunker })
     }
 
     /// The storage.
@@ -214,9 +175,7 @@ impl Repository {
 
     /// Seals a plaintext document (snapshot, index) into file bytes and its id.
     fn seal_file(&self, kind: ObjectKind, plain: &[u8]) -> Result<([u8; 32], Vec<u8>)> {
-        let bytes =
-            self.keyring
-                .seal(kind, &[0; 32], &payload::encode(plain, self.compression()))?;
+        let bytes = self.keyring.seal(kind, &[0; 32], &payload::encode(plain, self.compression()))?;
         Ok((file_hash(&bytes), bytes))
     }
 
@@ -226,15 +185,9 @@ impl Repository {
         let object = || format!("{} {}", file.name(), &name[..8]);
         let bytes = self.backend.read(file, &name)?;
         if file_hash(&bytes) != *id {
-            return Err(RepoError::corrupt(
-                object(),
-                "content does not match its name",
-            ));
+            return Err(RepoError::corrupt(object(), "content does not match its name"));
         }
-        let plain = self
-            .keyring
-            .open(kind, &[0; 32], &bytes)
-            .map_err(|e| RepoError::corrupt(object(), e))?;
+        let plain = self.keyring.open(kind, &[0; 32], &bytes).map_err(|e| RepoError::corrupt(object(), e))?;
         payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format(object(), e))
     }
 
@@ -242,16 +195,14 @@ impl Repository {
     pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
         let (id, bytes) = self.seal_file(ObjectKind::Snapshot, &snap.encode())?;
         let id = SnapshotId::from_bytes(id);
-        self.backend
-            .write(FileKind::Snapshot, &id.to_hex(), bytes)?;
+        self.backend.write(FileKind::Snapshot, &id.to_hex(), bytes)?;
         Ok(id)
     }
 
     /// Loads one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         let plain = self.open_file(FileKind::Snapshot, ObjectKind::Snapshot, id.as_bytes())?;
-        Snapshot::decode(&plain)
-            .map_err(|e| RepoError::format(format!("snapshot {}", id.short()), e))
+        Snapshot::decode(&plain).map_err(|e| RepoError::format(format!("snapshot {}", id.short()), e))
     }
 
     /// Ids of all snapshots.
@@ -259,20 +210,15 @@ impl Repository {
         self.backend
             .list(FileKind::Snapshot)?
             .into_iter()
-            .map(|(n, _)| {
-                n.parse()
-                    .map_err(|e| RepoError::corrupt(format!("snapshot {n}"), e))
-            })
+            .map(|(n, _)| n.parse().map_err(|e| RepoError::corrupt(format!("snapshot {n}"), e)))
             .collect()
     }
 
     /// All snapshots, oldest first.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let ids = self.snapshot_ids()?;
-        let mut out: Vec<(SnapshotId, Snapshot)> = ids
-            .par_iter()
-            .map(|id| Ok((*id, self.load_snapshot(id)?)))
-            .collect::<Result<_>>()?;
+        let mut out: Vec<(SnapshotId, Snapshot)> =
+            ids.par_iter().map(|id| Ok((*id, self.load_snapshot(id)?))).collect::<Result<_>>()?;
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(out)
     }
@@ -296,21 +242,14 @@ impl Repository {
         self.backend
             .list(FileKind::Index)?
             .into_iter()
-            .map(|(n, _)| {
-                n.parse()
-                    .map_err(|e| RepoError::corrupt(format!("index {n}"), e))
-            })
+            .map(|(n, _)| n.parse().map_err(|e| RepoError::corrupt(format!("index {n}"), e)))
             .collect()
     }
 
     /// Uploads a finished pack; returns its index entry and its size.
     pub fn save_pack(&self, pack: FinishedPack) -> Result<(IndexPack, u64)> {
         let len = pack.bytes.len() as u64;
-        self.backend.write(
-            pack_file_kind(pack.index.kind),
-            &pack.id.to_hex(),
-            pack.bytes,
-        )?;
+        self.backend.write(pack_file_kind(pack.index.kind), &pack.id.to_hex(), pack.bytes)?;
         Ok((pack.index, len))
     }
 
@@ -322,11 +261,8 @@ impl Repository {
         }
         let name = id.to_hex();
         let fk = pack_file_kind(kind);
-        let trailer =
-            self.backend
-                .read_range(fk, &name, size - TRAILER_LEN as u64, TRAILER_LEN as u64)?;
-        let hlen =
-            header_len_from_trailer(&trailer, size).map_err(|e| RepoError::format(object(), e))?;
+        let trailer = self.backend.read_range(fk, &name, size - TRAILER_LEN as u64, TRAILER_LEN as u64)?;
+        let hlen = header_len_from_trailer(&trailer, size).map_err(|e| RepoError::format(object(), e))?;
         let start = size - TRAILER_LEN as u64 - u64::from(hlen);
         let sealed = self.backend.read_range(fk, &name, start, u64::from(hlen))?;
         Self::decode_pack_header(&self.keyring, kind, id, start, &sealed)
@@ -341,23 +277,15 @@ impl Repository {
         sealed: &[u8],
     ) -> Result<PackHeader> {
         let object = || format!("{} pack {}", kind.name(), id.short());
-        let plain = keyring
-            .open(ObjectKind::PackHeader, &[0; 32], sealed)
-            .map_err(|e| RepoError::corrupt(object(), e))?;
-        let plain = payload::decode(&plain, crate::MAX_FILE_SIZE)
-            .map_err(|e| RepoError::format(object(), e))?;
+        let plain =
+            keyring.open(ObjectKind::PackHeader, &[0; 32], sealed).map_err(|e| RepoError::corrupt(object(), e))?;
+        let plain = payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format(object(), e))?;
         let header = PackHeader::decode(&plain).map_err(|e| RepoError::format(object(), e))?;
         if header.kind != kind {
-            return Err(RepoError::corrupt(
-                object(),
-                "header lists blobs of the other kind",
-            ));
+            return Err(RepoError::corrupt(object(), "header lists blobs of the other kind"));
         }
         if header.blobs_len() != start {
-            return Err(RepoError::corrupt(
-                object(),
-                "header does not account for the pack's bytes",
-            ));
+            return Err(RepoError::corrupt(object(), "header does not account for the pack's bytes"));
         }
         Ok(header)
     }
@@ -372,14 +300,8 @@ impl Repository {
     /// repository that can read blobs.
     pub fn load_index(self) -> Result<IndexedRepository> {
         let ids = self.index_ids()?;
-        let files: Vec<IndexFile> = ids
-            .par_iter()
-            .map(|id| self.load_index_file(id))
-            .collect::<Result<_>>()?;
-        let superseded: HashSet<IndexId> = files
-            .iter()
-            .flat_map(|f| f.supersedes.iter().copied())
-            .collect();
+        let files: Vec<IndexFile> = ids.par_iter().map(|id| self.load_index_file(id)).collect::<Result<_>>()?;
+        let superseded: HashSet<IndexId> = files.iter().flat_map(|f| f.supersedes.iter().copied()).collect();
         let mut index = Index::default();
         for (id, f) in ids.iter().zip(&files) {
             if !superseded.contains(id) {
@@ -450,37 +372,22 @@ impl IndexedRepository {
     pub fn find_node(&self, root: &BlobId, path: &[u8]) -> Result<Option<Node>> {
         let mut tree_id = *root;
         let mut found: Option<Node> = None;
-        for comp in path
-            .split(|b| *b == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-        {
+        for comp in path.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".") {
             if let Some(n) = &found {
-                tree_id = n
-                    .subtree
-                    .ok_or_else(|| RepoError::PathNotFound(String::from_utf8_lossy(path).into()))?;
+                tree_id = n.subtree.ok_or_else(|| RepoError::PathNotFound(String::from_utf8_lossy(path).into()))?;
             }
             let tree = self.load_tree(&tree_id)?;
-            found =
-                Some(tree.find(comp).cloned().ok_or_else(|| {
-                    RepoError::PathNotFound(String::from_utf8_lossy(path).into())
-                })?);
+            found = Some(
+                tree.find(comp)
+                    .cloned()
+                    .ok_or_else(|| RepoError::PathNotFound(String::from_utf8_lossy(path).into()))?,
+            );
         }
         Ok(found)
     }
 
     /// Seals a blob with this repository's keys and compression.
-    pub fn seal_blob(
-        &self,
-        kind: BlobKind,
-        id: BlobId,
-        plaintext: &[u8],
-    ) -> Result<crate::SealedBlob> {
-        blob::seal(
-            &self.repo.keyring,
-            kind,
-            id,
-            plaintext,
-            self.repo.compression(),
-        )
+    pub fn seal_blob(&self, kind: BlobKind, id: BlobId, plaintext: &[u8]) -> Result<crate::SealedBlob> {
+        blob::seal(&self.repo.keyring, kind, id, plaintext, self.repo.compression())
     }
 }

@@ -24,11 +24,10 @@ impl Filter {
     pub fn matches(&self, s: &Snapshot) -> bool {
         let host_ok = self.hosts.is_empty() || self.hosts.iter().any(|h| *h == s.hostname);
         let tags_ok = self.tags.is_empty()
-            || self.tags.iter().any(|set| {
-                set.split(',')
-                    .filter(|t| !t.is_empty())
-                    .all(|t| s.tags.iter().any(|x| x == t))
-            });
+            || self
+                .tags
+                .iter()
+                .any(|set| set.split(',').filter(|t| !t.is_empty()).all(|t| s.tags.iter().any(|x| x == t)));
         let paths_ok = self.paths.iter().all(|p| s.paths.iter().any(|x| x == p));
         let time_ok = self.at.is_none_or(|at| s.time <= at);
         host_ok && tags_ok && paths_ok && time_ok
@@ -45,11 +44,7 @@ pub fn filtered<'a>(
 
 /// Resolves a selector: `latest` (the newest passing `filter`) or a unique
 /// prefix of a snapshot id. `all` must be sorted oldest first.
-pub fn select(
-    all: &[(SnapshotId, Snapshot)],
-    spec: &str,
-    filter: &Filter,
-) -> Result<(SnapshotId, Snapshot)> {
+pub fn select(all: &[(SnapshotId, Snapshot)], spec: &str, filter: &Filter) -> Result<(SnapshotId, Snapshot)> {
     if spec == "latest" {
         return filtered(all, filter)
             .next_back()
@@ -62,9 +57,7 @@ pub fn select(
             "invalid snapshot {spec:?}: give `latest` or a snapshot id (a prefix of it is enough)"
         )));
     }
-    let mut hits = all
-        .iter()
-        .filter(|(id, _)| id.to_hex().starts_with(&spec_lower));
+    let mut hits = all.iter().filter(|(id, _)| id.to_hex().starts_with(&spec_lower));
     match (hits.next(), hits.next()) {
         (Some(one), None) => Ok(one.clone()),
         (Some(_), Some(_)) => Err(RepoError::AmbiguousSnapshot(spec.into())),
@@ -116,53 +109,24 @@ mod tests {
     fn latest_prefix_and_at() {
         let all = vec![
             (SnapshotId::from_bytes([0xaa; 32]), snap(100, "a", &["x"])),
-            (
-                SnapshotId::from_bytes([0xab; 32]),
-                snap(200, "b", &["x", "y"]),
-            ),
+            (SnapshotId::from_bytes([0xab; 32]), snap(200, "b", &["x", "y"])),
             (SnapshotId::from_bytes([0xcc; 32]), snap(300, "a", &[])),
         ];
         let none = Filter::default();
         assert_eq!(select(&all, "latest", &none).expect("found").0, all[2].0);
         assert_eq!(select(&all, "cc", &none).expect("found").0, all[2].0);
-        assert!(matches!(
-            select(&all, "a", &none),
-            Err(RepoError::AmbiguousSnapshot(_))
-        ));
-        assert!(matches!(
-            select(&all, "ff", &none),
-            Err(RepoError::SnapshotNotFound(_))
-        ));
+        assert!(matches!(select(&all, "a", &none), Err(RepoError::AmbiguousSnapshot(_))));
+        assert!(matches!(select(&all, "ff", &none), Err(RepoError::SnapshotNotFound(_))));
         assert!(select(&all, "zz", &none).is_err());
-        let at = Filter {
-            at: Some(jiff::Timestamp::from_second(250).expect("valid")),
-            ..Filter::default()
-        };
+        let at = Filter { at: Some(jiff::Timestamp::from_second(250).expect("valid")), ..Filter::default() };
         assert_eq!(select(&all, "latest", &at).expect("found").0, all[1].0);
-        let at = Filter {
-            at: Some(jiff::Timestamp::from_second(200).expect("valid")),
-            ..Filter::default()
-        };
-        assert_eq!(
-            select(&all, "latest", &at).expect("found").0,
-            all[1].0,
-            "at is inclusive"
-        );
-        let host = Filter {
-            hosts: vec!["a".into()],
-            at: at.at,
-            ..Filter::default()
-        };
+        let at = Filter { at: Some(jiff::Timestamp::from_second(200).expect("valid")), ..Filter::default() };
+        assert_eq!(select(&all, "latest", &at).expect("found").0, all[1].0, "at is inclusive");
+        let host = Filter { hosts: vec!["a".into()], at: at.at, ..Filter::default() };
         assert_eq!(select(&all, "latest", &host).expect("found").0, all[0].0);
-        let tags = Filter {
-            tags: vec!["x,y".into()],
-            ..Filter::default()
-        };
+        let tags = Filter { tags: vec!["x,y".into()], ..Filter::default() };
         assert_eq!(select(&all, "latest", &tags).expect("found").0, all[1].0);
-        let early = Filter {
-            at: Some(jiff::Timestamp::from_second(50).expect("valid")),
-            ..Filter::default()
-        };
+        let early = Filter { at: Some(jiff::Timestamp::from_second(50).expect("valid")), ..Filter::default() };
         assert!(select(&all, "latest", &early).is_err());
     }
 }

@@ -8,11 +8,7 @@ use cairn_repo::IndexedRepository;
 use crate::RestoreError;
 
 /// Streams the content of a file node to `out`, verifying every blob.
-pub fn dump(
-    repo: &IndexedRepository,
-    node: &Node,
-    out: &mut dyn Write,
-) -> Result<u64, RestoreError> {
+pub fn dump(repo: &IndexedRepository, node: &Node, out: &mut dyn Write) -> Result<u64, RestoreError> {
     if node.kind != NodeKind::File {
         return Err(RestoreError::NotAFile(node.name.display().into_owned()));
     }

@@ -38,17 +38,11 @@ impl Matcher {
                 let glob = GlobBuilder::new(&g)
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| PatternError {
-                        pattern: p.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| PatternError { pattern: p.clone(), reason: e.to_string() })?;
                 b.add(glob);
             }
         }
-        let set = b.build().map_err(|e| PatternError {
-            pattern: patterns.join(" "),
-            reason: e.to_string(),
-        })?;
+        let set = b.build().map_err(|e| PatternError { pattern: patterns.join(" "), reason: e.to_string() })?;
         Ok(Self { set: Some(set) })
     }
 

@@ -16,8 +16,7 @@ pub fn apply(path: &Path, node: &Node, as_root: bool) -> Vec<String> {
         problems.push(format!("ownership: {e}"));
     }
     if node.kind != NodeKind::Symlink
-        && let Err(e) =
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
+        && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
     {
         problems.push(format!("mode: {e}"));
     }

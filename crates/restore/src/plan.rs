@@ -45,11 +45,7 @@ pub struct Plan {
 impl Plan {
     /// Bytes of file content to write.
     pub fn total_bytes(&self) -> u64 {
-        self.items
-            .iter()
-            .filter(|i| i.kind == ItemKind::File)
-            .map(|i| i.node.size)
-            .sum()
+        self.items.iter().filter(|i| i.kind == ItemKind::File).map(|i| i.node.size).sum()
     }
 }
 
@@ -73,8 +69,7 @@ impl Planner<'_> {
         if self.exclude.matches(&snap_path) {
             return Ok(false);
         }
-        let included =
-            included_above || self.include.is_empty() || self.include.matches(&snap_path);
+        let included = included_above || self.include.is_empty() || self.include.matches(&snap_path);
         match node.kind {
             NodeKind::Dir => {
                 let at = self.items.len();
@@ -104,21 +99,11 @@ impl Planner<'_> {
                         }
                     }
                 }
-                self.items.push(Item {
-                    snapshot_path: snap_path,
-                    target,
-                    kind,
-                    node: node.clone(),
-                });
+                self.items.push(Item { snapshot_path: snap_path, target, kind, node: node.clone() });
                 Ok(true)
             }
             _ => {
-                self.items.push(Item {
-                    snapshot_path: snap_path,
-                    target,
-                    kind: ItemKind::Special,
-                    node: node.clone(),
-                });
+                self.items.push(Item { snapshot_path: snap_path, target, kind: ItemKind::Special, node: node.clone() });
                 Ok(true)
             }
         }
@@ -135,11 +120,8 @@ impl Planner<'_> {
         let mut any = false;
         for n in &tree.nodes {
             let name = String::from_utf8_lossy(&n.name.0);
-            let snap_path = if snap_dir.ends_with('/') {
-                format!("{snap_dir}{name}")
-            } else {
-                format!("{snap_dir}/{name}")
-            };
+            let snap_path =
+                if snap_dir.ends_with('/') { format!("{snap_dir}{name}") } else { format!("{snap_dir}/{name}") };
             let target = target_dir.join(std::ffi::OsStr::from_bytes(&n.name.0));
             any |= self.add(n, snap_path, target, included)?;
         }
@@ -160,16 +142,8 @@ pub fn plan(
     include: &Matcher,
     exclude: &Matcher,
 ) -> Result<Plan, RestoreError> {
-    let mut p = Planner {
-        repo,
-        include,
-        exclude,
-        links: HashMap::new(),
-        items: Vec::new(),
-    };
-    let path = path
-        .map(|s| s.trim_end_matches('/'))
-        .filter(|s| !s.is_empty());
+    let mut p = Planner { repo, include, exclude, links: HashMap::new(), items: Vec::new() };
+    let path = path.map(|s| s.trim_end_matches('/')).filter(|s| !s.is_empty());
     match path {
         None => {
             p.add_tree(root, "/", target, false)?;
@@ -178,11 +152,7 @@ pub fn plan(
             let node = repo
                 .find_node(root, path.as_bytes())?
                 .ok_or_else(|| cairn_repo::RepoError::PathNotFound(path.to_string()))?;
-            let snap_path = if path.starts_with('/') {
-                path.to_string()
-            } else {
-                format!("/{path}")
-            };
+            let snap_path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
             match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(sub)) => {
                     let included = include.is_empty() || include.matches(&snap_path);

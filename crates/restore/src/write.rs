@@ -115,17 +115,12 @@ fn may_write(target: &Path, node: &Node, overwrite: Overwrite) -> bool {
 fn is_zero(b: &[u8]) -> bool {
     // OR-folding fixed-size pieces vectorizes; an early exit per piece keeps
     // data blocks cheap.
-    b.chunks(4096)
-        .all(|c| c.iter().fold(0u8, |a, x| a | x) == 0)
+    b.chunks(4096).all(|c| c.iter().fold(0u8, |a, x| a | x) == 0)
 }
 
 /// Writes a file's content to `tmp`, leaving holes where blobs are all zeros.
 fn write_content(run: &Run, node: &Node, tmp: &Path) -> Result<u64, String> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(|e| e.to_string())?;
+    let mut f = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| e.to_string())?;
     let mut last: Option<(BlobId, Vec<u8>, bool)> = None;
     let mut pos = 0u64;
     for id in &node.content {
@@ -134,12 +129,9 @@ fn write_content(run: &Run, node: &Node, tmp: &Path) -> Result<u64, String> {
             let zero = is_zero(&data);
             last = Some((*id, data, zero));
         }
-        let Some((_, data, zero)) = &last else {
-            unreachable!()
-        };
+        let Some((_, data, zero)) = &last else { unreachable!() };
         if *zero {
-            f.seek(SeekFrom::Current(data.len() as i64))
-                .map_err(|e| e.to_string())?;
+            f.seek(SeekFrom::Current(data.len() as i64)).map_err(|e| e.to_string())?;
         } else {
             f.write_all(data).map_err(|e| e.to_string())?;
         }
@@ -156,18 +148,11 @@ fn verify(run: &Run, node: &Node, path: &Path) -> Result<(), String> {
     let mut f = File::open(path).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     for id in &node.content {
-        let loc = run
-            .repo
-            .index()
-            .get(id)
-            .ok_or_else(|| format!("blob {} not in index", id.short()))?;
+        let loc = run.repo.index().get(id).ok_or_else(|| format!("blob {} not in index", id.short()))?;
         buf.resize(loc.raw_length as usize, 0);
         f.read_exact(&mut buf).map_err(|e| format!("verify: {e}"))?;
         if run.repo.repo().blob_id(&buf) != *id {
-            return Err(format!(
-                "verify: content differs from the snapshot (blob {})",
-                id.short()
-            ));
+            return Err(format!("verify: content differs from the snapshot (blob {})", id.short()));
         }
     }
     if f.read(&mut [0u8; 1]).map_err(|e| e.to_string())? != 0 {
@@ -209,23 +194,13 @@ fn create_special(node: &Node, target: &Path, overwrite: Overwrite) -> Result<bo
     }
     match node.kind {
         NodeKind::Symlink => {
-            let t = node
-                .target
-                .as_ref()
-                .map(|t| t.0.clone())
-                .unwrap_or_default();
-            std::os::unix::fs::symlink(
-                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&t),
-                target,
-            )
-            .map_err(|e| e.to_string())?;
+            let t = node.target.as_ref().map(|t| t.0.clone()).unwrap_or_default();
+            std::os::unix::fs::symlink(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&t), target)
+                .map_err(|e| e.to_string())?;
         }
         NodeKind::Fifo => {
-            nix::unistd::mkfifo(
-                target,
-                nix::sys::stat::Mode::from_bits_truncate((node.mode & 0o777) as _),
-            )
-            .map_err(|e| e.to_string())?;
+            nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate((node.mode & 0o777) as _))
+                .map_err(|e| e.to_string())?;
         }
         NodeKind::Chardev | NodeKind::Blockdev => {
             let kind = if node.kind == NodeKind::Chardev {
@@ -255,10 +230,8 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreSummary, RestoreError> {
-    std::fs::create_dir_all(target).map_err(|e| RestoreError::Target {
-        path: target.display().to_string(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(target)
+        .map_err(|e| RestoreError::Target { path: target.display().to_string(), source: e })?;
     let run = Run {
         repo,
         opts,
@@ -291,13 +264,11 @@ pub fn restore(
     plan.items.par_iter().enumerate().for_each(|(i, item)| {
         let res = match &item.kind {
             ItemKind::File => restore_file(&run, &item.node, &item.target),
-            ItemKind::Special => {
-                create_special(&item.node, &item.target, opts.overwrite).inspect(|made| {
-                    if *made {
-                        run.others.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            }
+            ItemKind::Special => create_special(&item.node, &item.target, opts.overwrite).inspect(|made| {
+                if *made {
+                    run.others.fetch_add(1, Ordering::Relaxed);
+                }
+            }),
             _ => return,
         };
         match res {
@@ -321,10 +292,7 @@ pub fn restore(
                     run.others.fetch_add(1, Ordering::Relaxed);
                     run.done.lock().unwrap_or_else(|p| p.into_inner()).push(i);
                 }
-                Err(e) => run.fail(
-                    &item.target,
-                    format!("hard link to {}: {e}", first.display()),
-                ),
+                Err(e) => run.fail(&item.target, format!("hard link to {}: {e}", first.display())),
             }
         }
     }

@@ -1,0 +1,162 @@
+//! The documented workflow, end to end through the binary.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::cairn_test;
+use crate::util::{assert_same_tree, random_bytes};
+
+fn make_source(root: &std::path::Path) {
+    std::fs::create_dir_all(root.join("config/app.d")).unwrap();
+    std::fs::create_dir_all(root.join("media/empty")).unwrap();
+    std::fs::write(root.join("config/app.conf"), "listen = 8080\n").unwrap();
+    std::fs::write(root.join("config/app.d/tls.conf"), "cert = /etc/x.pem\n").unwrap();
+    std::fs::set_permissions(root.join("config/app.d/tls.conf"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(root.join("media/photo.jpg"), random_bytes(300_000, 1)).unwrap();
+    std::fs::write(root.join("media/zeros.img"), vec![0u8; 200_000]).unwrap();
+    std::os::unix::fs::symlink("photo.jpg", root.join("media/latest.jpg")).unwrap();
+    std::fs::hard_link(root.join("config/app.conf"), root.join("config/app.conf.bak")).unwrap();
+    xattr::set(root.join("config/app.conf"), "user.origin", b"test").ok();
+}
+
+cairn_test!(backup_list_restore_dump_check, |env| {
+    let src = env.path("src");
+    make_source(&src);
+    env.init();
+    let b = env.json(&["backup", src.to_str().unwrap(), "--tag", "nightly"]);
+    assert_eq!(b["files_new"], 5, "{b}");
+    assert_eq!(b["errors"], 0);
+
+    let dump_cmd = "printf 'CREATE TABLE t (id int);\\nINSERT INTO t VALUES (1);\\n'";
+    let d = env.json(&["backup", "--stdin-from-command", "--stdin-filename", "db.sql", "--", "sh", "-c", dump_cmd]);
+    assert_eq!(d["files_new"], 1);
+
+    let snaps = env.json(&["snapshots"]);
+    assert_eq!(snaps.as_array().unwrap().len(), 2);
+    assert_eq!(snaps[0]["tags"][0], "nightly");
+
+    let snap = snaps[0]["short_id"].as_str().unwrap().to_string();
+    let ls = env.ok(&["ls", &snap]);
+    assert!(ls.contains("/config/app.d/tls.conf"), "{ls}");
+    assert!(ls.contains("/media/latest.jpg"), "{ls}");
+
+    let dump = env.ok(&["dump", "latest", "db.sql"]);
+    assert_eq!(dump, "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n");
+
+    let target = env.path("restored");
+    let spec = format!("{snap}:{}", src.display());
+    let out = env.run(&["restore", &spec, "--target", target.to_str().unwrap(), "--verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Not a terminal: no progress animation on stderr.
+    assert!(!out.stderr.contains(&b'\r'), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_same_tree(&src, &target);
+    // The all-zero file was restored with a hole.
+    use std::os::unix::fs::MetadataExt;
+    assert!(std::fs::metadata(target.join("media/zeros.img")).unwrap().blocks() * 512 < 200_000);
+
+    let check = env.run(&["check", "--read-data"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("no errors"));
+});
+
+cairn_test!(restore_never_overwrites_by_default, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), "snapshot content").unwrap();
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let target = env.path("t");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("a"), "precious local edit").unwrap();
+    let spec = format!("latest:{}", src.display());
+    env.ok(&["restore", &spec, "--target", target.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "precious local edit");
+    env.ok(&["restore", &spec, "--target", target.to_str().unwrap(), "--overwrite", "if-changed"]);
+    assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "snapshot content");
+});
+
+cairn_test!(restore_single_file_include_exclude_dry_run, |env| {
+    let src = env.path("src");
+    make_source(&src);
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let t1 = env.path("one");
+    let spec = format!("latest:{}/media/photo.jpg", src.display());
+    env.ok(&["restore", &spec, "--target", t1.to_str().unwrap()]);
+    assert_eq!(std::fs::read(t1.join("photo.jpg")).unwrap(), random_bytes(300_000, 1));
+    assert_eq!(std::fs::read_dir(&t1).unwrap().count(), 1);
+
+    let t2 = env.path("inc");
+    let spec = format!("latest:{}", src.display());
+    env.ok(&["restore", &spec, "--target", t2.to_str().unwrap(), "--include", "*.conf", "--exclude", "app.d"]);
+    assert!(t2.join("config/app.conf").exists());
+    assert!(!t2.join("config/app.d").exists());
+    assert!(!t2.join("media").exists());
+
+    let t3 = env.path("dry");
+    let out = env.ok(&["restore", &spec, "--target", t3.to_str().unwrap(), "--dry-run"]);
+    assert!(out.contains("photo.jpg"), "{out}");
+    assert!(!t3.exists());
+});
+
+cairn_test!(point_in_time_and_filters, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    env.init();
+    for (day, text) in [("2026-11-10T02:00:00Z", "v1"), ("2026-11-17T02:00:00Z", "v2"), ("2026-11-20T02:00:00Z", "v3")]
+    {
+        std::fs::write(src.join("f"), text).unwrap();
+        env.ok(&["backup", src.to_str().unwrap(), "--time", day, "--host", "db1"]);
+    }
+    let f = format!("{}/f", src.display());
+    assert_eq!(env.ok(&["dump", "latest", &f]), "v3");
+    assert_eq!(env.ok(&["dump", "latest", &f, "--at", "2026-11-18T00:00:00Z"]), "v2");
+    assert_eq!(env.ok(&["dump", "latest", &f, "--at", "2026-11-17T02:00:00Z"]), "v2");
+    assert_eq!(env.ok(&["dump", "latest", &f, "--at", "2026-11-16"]), "v1");
+    assert!(!env.run(&["dump", "latest", &f, "--at", "2026-11-01"]).status.success());
+    assert!(!env.run(&["dump", "latest", &f, "--host", "other"]).status.success());
+    assert_eq!(env.json(&["snapshots", "--host", "db1"]).as_array().unwrap().len(), 3);
+});
+
+cairn_test!(excludes_and_markers, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("keep")).unwrap();
+    std::fs::create_dir_all(src.join("cache")).unwrap();
+    std::fs::create_dir_all(src.join("build")).unwrap();
+    std::fs::write(src.join("keep/a.txt"), "a").unwrap();
+    std::fs::write(src.join("keep/b.tmp"), "b").unwrap();
+    std::fs::write(src.join("cache/c"), "c").unwrap();
+    std::fs::write(src.join("build/CACHEDIR.TAG"), "x").unwrap();
+    std::fs::write(env.path("excludes.txt"), "# comment\ncache\n").unwrap();
+    env.init();
+    env.ok(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--exclude",
+        "*.tmp",
+        "--exclude-file",
+        env.path("excludes.txt").to_str().unwrap(),
+        "--exclude-if-present",
+        "CACHEDIR.TAG",
+    ]);
+    let ls = env.ok(&["ls", "latest"]);
+    assert!(ls.contains("keep/a.txt"));
+    assert!(!ls.contains("b.tmp"), "{ls}");
+    assert!(!ls.contains("/cache"), "{ls}");
+    assert!(!ls.contains("/build"), "{ls}");
+});
+
+cairn_test!(special_files_are_recorded_not_read, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    nix::unistd::mkfifo(&src.join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    env.init();
+    // A fifo with no writer would block a reader forever: it must not be opened.
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let ls = env.ok(&["ls", "latest", "-l"]);
+    assert!(ls.lines().any(|l| l.starts_with('p') && l.ends_with("/pipe")), "{ls}");
+    let t = env.path("t");
+    env.ok(&["restore", &format!("latest:{}", src.display()), "--target", t.to_str().unwrap()]);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(t.join("pipe")).unwrap().file_type().is_fifo());
+});

@@ -1,0 +1,146 @@
+//! Property test: random trees restore bit-exact with their metadata.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use cairn_backend::Backend;
+use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Source};
+use cairn_repo::{InitOptions, Repository};
+use cairn_restore::{Matcher, RestoreOptions};
+use proptest::prelude::*;
+
+use crate::util::{assert_same_tree, random_bytes};
+
+#[derive(Debug, Clone)]
+enum Entry {
+    File { name: Vec<u8>, size: usize, zeros: bool, mode: u32, mtime: i64 },
+    Link { name: Vec<u8>, target: Vec<u8> },
+    HardLink { name: Vec<u8>, to: usize },
+    Dir { name: Vec<u8>, mode: u32, children: Vec<Entry> },
+}
+
+fn name() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        "[a-zA-Z0-9_.-]{1,12}".prop_map(|s| s.into_bytes()),
+        proptest::collection::vec(1u8..=255, 1..10).prop_map(|v| v.into_iter().filter(|b| *b != b'/').collect()),
+    ]
+    .prop_filter("valid name", |n: &Vec<u8>| !n.is_empty() && n != b"." && n != b"..")
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    let file = (
+        name(),
+        prop_oneof![Just(0usize), 1usize..100, 100usize..200_000],
+        any::<bool>(),
+        prop::sample::select(vec![0o644u32, 0o600, 0o755, 0o444, 0o640]),
+        0i64..2_000_000_000,
+    )
+        .prop_map(|(name, size, zeros, mode, mtime)| Entry::File { name, size, zeros, mode, mtime });
+    let link = (name(), name()).prop_map(|(name, target)| Entry::Link { name, target });
+    let hard = (name(), 0usize..50).prop_map(|(name, to)| Entry::HardLink { name, to });
+    let leaf = prop_oneof![6 => file, 1 => link, 1 => hard];
+    leaf.prop_recursive(3, 40, 8, |inner| {
+        (name(), prop::sample::select(vec![0o755u32, 0o700, 0o750]), proptest::collection::vec(inner, 0..8))
+            .prop_map(|(name, mode, children)| Entry::Dir { name, mode, children })
+    })
+}
+
+/// Writes entries under `dir`; returns created files for hard links to target.
+fn build(
+    dir: &Path,
+    entries: &[Entry],
+    files: &mut Vec<std::path::PathBuf>,
+    dir_modes: &mut Vec<(std::path::PathBuf, u32)>,
+) {
+    let mut seen = std::collections::HashSet::new();
+    for e in entries {
+        let n = match e {
+            Entry::File { name, .. }
+            | Entry::Link { name, .. }
+            | Entry::HardLink { name, .. }
+            | Entry::Dir { name, .. } => name,
+        };
+        if !seen.insert(n.clone()) {
+            continue;
+        }
+        let p = dir.join(std::ffi::OsStr::from_bytes(n));
+        match e {
+            Entry::File { size, zeros, mode, mtime, .. } => {
+                let data = if *zeros { vec![0u8; *size] } else { random_bytes(*size, *mtime as u64) };
+                std::fs::write(&p, data).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+                filetime::set_file_mtime(&p, filetime::FileTime::from_unix_time(*mtime, (*mtime % 1000) as u32 * 1000))
+                    .unwrap();
+                files.push(p);
+            }
+            Entry::Link { target, .. } => std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &p).unwrap(),
+            Entry::HardLink { to, .. } => {
+                if files.is_empty() {
+                    continue;
+                }
+                let src = files[*to % files.len()].clone();
+                std::fs::hard_link(src, &p).unwrap();
+            }
+            Entry::Dir { mode, children, .. } => {
+                std::fs::create_dir(&p).unwrap();
+                build(&p, children, files, dir_modes);
+                dir_modes.push((p, *mode));
+            }
+        }
+    }
+}
+
+fn round_trip(entries: &[Entry]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut files = Vec::new();
+    let mut dir_modes = Vec::new();
+    build(&src, entries, &mut files, &mut dir_modes);
+    // Directory modes and times last, deepest first (their content is written by then).
+    for (d, mode) in &dir_modes {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(*mode)).unwrap();
+        filetime::set_file_mtime(d, filetime::FileTime::from_unix_time(1_600_000_000, 0)).unwrap();
+    }
+
+    let backend = Backend::memory().unwrap();
+    let repo = Repository::init(backend.clone(), b"pw", &InitOptions::fast_for_tests()).unwrap();
+    let opts = BackupOptions {
+        source: Source::Paths(vec![src.clone()]),
+        excludes: Excludes::default(),
+        tags: vec![],
+        hostname: "test".into(),
+        parent: ParentChoice::Auto,
+        force: false,
+        time: None,
+        workers: Some(2),
+    };
+    let out = cairn_backup::backup(repo.load_index().unwrap(), &opts, Arc::new(NoProgress)).unwrap();
+    assert_eq!(out.snapshot.summary.as_ref().unwrap().errors, 0);
+
+    let repo = Repository::open(backend, b"pw").unwrap().load_index().unwrap();
+    let target = tmp.path().join("restored");
+    let plan = cairn_restore::plan(
+        &repo,
+        &out.snapshot.tree,
+        Some(src.to_str().unwrap()),
+        &target,
+        &Matcher::default(),
+        &Matcher::default(),
+    )
+    .unwrap();
+    let s = cairn_restore::restore(&repo, &plan, &target, &RestoreOptions { verify: true, ..Default::default() }, &())
+        .unwrap();
+    assert_eq!(s.errors, 0, "{s:?}");
+    assert_same_tree(&src, &target);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn random_trees_restore_bit_exact(entries in proptest::collection::vec(entry(), 0..12)) {
+        round_trip(&entries);
+    }
+}
