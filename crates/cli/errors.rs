@@ -23,9 +23,8 @@ fn repo_error(e: &anyhow::Error) -> Option<&RepoError> {
         if let Some(r) = c.downcast_ref::<RepoError>() {
             return Some(r);
         }
-        match c.downcast_ref::<BackupError>() {
-            Some(BackupError::Repo(r)) => return Some(r),
-            _ => {}
+        if let Some(BackupError::Repo(r)) = c.downcast_ref::<BackupError>() {
+            return Some(r);
         }
         match c.downcast_ref::<RestoreError>() {
             Some(RestoreError::Repo(r)) => Some(r),

@@ -95,7 +95,7 @@ pub enum BackendError {
         path: String,
         /// The service's error.
         #[source]
-        source: opendal::Error,
+        source: Box<opendal::Error>,
     },
     /// The location string names no usable service.
     #[error("invalid repository location {0:?}: {1}")]
@@ -107,7 +107,7 @@ impl BackendError {
         if e.kind() == ErrorKind::NotFound {
             Self::NotFound { path: path.to_string() }
         } else {
-            Self::Service { op, path: path.to_string(), source: e }
+            Self::Service { op, path: path.to_string(), source: Box::new(e) }
         }
     }
 

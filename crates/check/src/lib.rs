@@ -218,9 +218,9 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
             }
         };
         report.snapshots += 1;
-        for (path, key, why) in walker.walk(&snap.tree).iter() {
-            let entry = affected.entry(key.clone()).or_insert_with(|| (why.clone(), BTreeSet::new()));
-            entry.1.insert(format!("{} {}", short(&sid), if path.is_empty() { "/" } else { path }));
+        for d in walker.walk(&snap.tree).iter() {
+            let entry = affected.entry(d.key.clone()).or_insert_with(|| (d.why.clone(), BTreeSet::new()));
+            entry.1.insert(format!("{} {}", short(&sid), if d.path.is_empty() { "/" } else { &d.path }));
         }
     }
     // Damage in packs no snapshot uses is still damage.
@@ -315,60 +315,67 @@ fn read_pack(
     (problems, verified, n)
 }
 
+/// Something damaged below a tree: the path relative to the tree, a key
+/// identifying the damaged object, and why.
+struct Damage {
+    path: String,
+    key: String,
+    why: Bad,
+}
+
 /// Walks trees once each, remembering the damaged things below every tree.
 struct TreeWalker<'a> {
     repo: &'a IndexedRepository,
     bad: &'a HashMap<BlobId, Bad>,
-    memo: HashMap<BlobId, Arc<Vec<(String, String, Bad)>>>,
+    memo: HashMap<BlobId, Arc<Vec<Damage>>>,
 }
 
 impl TreeWalker<'_> {
-    /// (relative path, object key, why) for everything damaged below `tree`.
-    fn walk(&mut self, tree: &BlobId) -> Arc<Vec<(String, String, Bad)>> {
+    /// Everything damaged below `tree`.
+    fn walk(&mut self, tree: &BlobId) -> Arc<Vec<Damage>> {
         if let Some(m) = self.memo.get(tree) {
             return m.clone();
         }
         let mut out = Vec::new();
-        let key = format!("blob {}", tree.short());
+        let here = |key: String, object: String, message: String| Damage {
+            path: String::new(),
+            key,
+            why: Bad { object, message },
+        };
+        let tree_obj = format!("tree {}", tree.short());
         if !self.repo.index().contains(tree) {
-            out.push((
-                String::new(),
-                format!("tree {}", tree.short()),
-                Bad { object: format!("tree {}", tree.short()), message: "missing: in no index".into() },
-            ));
+            out.push(here(tree_obj.clone(), tree_obj, "missing: in no index".into()));
         } else if let Some(b) = self.bad.get(tree) {
-            out.push((String::new(), key, b.clone()));
+            out.push(Damage { path: String::new(), key: format!("blob {}", tree.short()), why: b.clone() });
         } else {
             match self.repo.load_tree(tree) {
-                Err(e) => out.push((
-                    String::new(),
-                    key,
-                    Bad { object: format!("tree {}", tree.short()), message: e.to_string() },
-                )),
+                Err(e) => out.push(here(format!("blob {}", tree.short()), tree_obj, e.to_string())),
                 Ok(t) => {
                     for n in &t.nodes {
                         let name = format!("/{}", n.name.display());
-                        match n.kind {
-                            NodeKind::Dir => {
-                                if let Some(sub) = n.subtree {
-                                    for (p, k, b) in self.walk(&sub).iter() {
-                                        out.push((format!("{name}{p}"), k.clone(), b.clone()));
-                                    }
+                        match (n.kind, n.subtree) {
+                            (NodeKind::Dir, Some(sub)) => {
+                                for d in self.walk(&sub).iter() {
+                                    out.push(Damage {
+                                        path: format!("{name}{}", d.path),
+                                        key: d.key.clone(),
+                                        why: d.why.clone(),
+                                    });
                                 }
                             }
-                            NodeKind::File => {
+                            (NodeKind::File, _) => {
                                 for id in &n.content {
+                                    let blob = format!("data blob {}", id.short());
                                     if !self.repo.index().contains(id) {
-                                        out.push((
-                                            name.clone(),
-                                            format!("data blob {}", id.short()),
-                                            Bad {
-                                                object: format!("data blob {}", id.short()),
-                                                message: "missing: in no index".into(),
-                                            },
-                                        ));
+                                        let mut d = here(blob.clone(), blob, "missing: in no index".into());
+                                        d.path = name.clone();
+                                        out.push(d);
                                     } else if let Some(b) = self.bad.get(id) {
-                                        out.push((name.clone(), format!("blob {}", id.short()), b.clone()));
+                                        out.push(Damage {
+                                            path: name.clone(),
+                                            key: format!("blob {}", id.short()),
+                                            why: b.clone(),
+                                        });
                                     }
                                 }
                             }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::cli::{CatArgs, CatKind, Global};
 
-fn need<'a>(a: &'a CatArgs) -> Result<&'a str> {
+fn need(a: &CatArgs) -> Result<&str> {
     a.id.as_deref().with_context(|| format!("cairn cat {:?} needs an id", a.kind).to_lowercase())
 }
 

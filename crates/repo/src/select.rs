@@ -22,7 +22,7 @@ pub struct Filter {
 impl Filter {
     /// Whether a snapshot passes the filter.
     pub fn matches(&self, s: &Snapshot) -> bool {
-        let host_ok = self.hosts.is_empty() || self.hosts.iter().any(|h| *h == s.hostname);
+        let host_ok = self.hosts.is_empty() || self.hosts.contains(&s.hostname);
         let tags_ok = self.tags.is_empty()
             || self
                 .tags
