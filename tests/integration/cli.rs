@@ -160,3 +160,67 @@ cairn_test!(special_files_are_recorded_not_read, |env| {
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::symlink_metadata(t.join("pipe")).unwrap().file_type().is_fifo());
 });
+
+cairn_test!(password_from_file_command_and_prompt, |env| {
+    env.init();
+    let file = env.path("pw");
+    std::fs::write(&file, "correct horse\n").unwrap();
+    let out =
+        env.cmd().env_remove("CAIRN_PASSWORD").env("CAIRN_PASSWORD_FILE", &file).arg("snapshots").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .cmd()
+        .env_remove("CAIRN_PASSWORD")
+        .args(["--password-command", "echo correct horse", "snapshots"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        env.cmd().env_remove("CAIRN_PASSWORD").args(["--password-command", "exit 1", "snapshots"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password command"));
+    // No terminal and no password: a clear error, not a hang.
+    let out =
+        env.cmd().env_remove("CAIRN_PASSWORD").arg("snapshots").stdin(std::process::Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no password given"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+});
+
+cairn_test!(init_on_a_terminal_asks_twice, |env| {
+    // `script` gives cairn a terminal; the password is typed twice.
+    let cmd = format!(
+        "printf 'pw1\\npw1\\n' | script -qec '{} -r {} init --kdf-memory-mib 1 --kdf-iterations 1' /dev/null",
+        env!("CARGO_BIN_EXE_cairn"),
+        env.repo.display()
+    );
+    let out = std::process::Command::new("sh").arg("-c").arg(&cmd).env_remove("CAIRN_PASSWORD").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("enter password again"), "{text}");
+    assert!(text.contains("created cairn repository"), "{text}");
+    let out = env.cmd().env("CAIRN_PASSWORD", "pw1").arg("snapshots").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+});
+
+cairn_test!(check_reads_data_subsets, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..8 {
+        std::fs::write(src.join(format!("f{i}")), random_bytes(400_000, i)).unwrap();
+    }
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let total = env.repo_files("data").len() + env.repo_files("tree").len();
+    let mut read = 0;
+    for n in 1..=3 {
+        let r = env.json(&["check", "--read-data-subset", &format!("{n}/3")]);
+        read += r["packs_read"].as_u64().unwrap() as usize;
+    }
+    assert_eq!(read, total, "the three thirds cover every pack once");
+    let all = env.json(&["check", "--read-data-subset", "100%"]);
+    assert_eq!(all["packs_read"].as_u64().unwrap() as usize, total);
+    assert!(!env.run(&["check", "--read-data-subset", "4/3"]).status.success());
+});

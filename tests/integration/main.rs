@@ -9,6 +9,7 @@ mod util;
 mod cli;
 mod dedup;
 mod errors;
+mod mounts;
 mod privacy;
 mod roundtrip;
 mod tamper;

@@ -14,6 +14,30 @@
 //!
 //! Entry point: [`backup`] with [`BackupOptions`]; progress and warnings go to
 //! a [`Progress`] implementation.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cairn_backend::Backend;
+//! use cairn_backup::{backup, BackupOptions, Excludes, NoProgress, ParentChoice, Source};
+//! use cairn_repo::{InitOptions, Repository};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::write(dir.path().join("notes.txt"), "remember the milk").unwrap();
+//! let repo = Repository::init(Backend::memory().unwrap(), b"pw", &InitOptions::fast_for_tests()).unwrap();
+//! let opts = BackupOptions {
+//!     source: Source::Paths(vec![dir.path().to_path_buf()]),
+//!     excludes: Excludes::default(),
+//!     tags: vec![],
+//!     hostname: "example".into(),
+//!     parent: ParentChoice::Auto,
+//!     force: false,
+//!     time: None,
+//!     workers: None,
+//! };
+//! let out = backup(repo.load_index().unwrap(), &opts, Arc::new(NoProgress)).unwrap();
+//! let summary = out.snapshot.summary.unwrap();
+//! assert_eq!((summary.files_new, summary.bytes_read), (1, 17));
+//! ```
 
 mod archiver;
 mod exclude;

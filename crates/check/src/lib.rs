@@ -6,6 +6,19 @@
 //! every selected pack hashes to its name and every blob in it decrypts and
 //! matches its id. Each problem names the object and the snapshots and paths
 //! it affects; packs no index mentions are reported as leftovers, not damage.
+//!
+//! ```
+//! use cairn_backend::Backend;
+//! use cairn_check::{check, ReadData};
+//! use cairn_repo::{InitOptions, Repository};
+//!
+//! let backend = Backend::memory().unwrap();
+//! Repository::init(backend.clone(), b"pw", &InitOptions::fast_for_tests()).unwrap();
+//! let repo = Repository::open(backend, b"pw").unwrap();
+//! let report = check(repo, ReadData::All, &()).unwrap();
+//! assert!(report.problems.is_empty());
+//! assert_eq!(report.snapshots, 0);
+//! ```
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;

@@ -5,6 +5,41 @@
 //! in parallel (each written to a temporary name and renamed into place only
 //! when every blob verified, so a damaged blob never leaves wrong bytes
 //! under the real name), then metadata bottom-up. [`dump`] streams one file.
+//!
+//! ```
+//! use cairn_backend::Backend;
+//! use cairn_format::tree::{Bytes, Node, NodeKind, Time, Tree};
+//! use cairn_format::BlobKind;
+//! use cairn_repo::{InitOptions, PackWriter, Repository};
+//!
+//! // A repository holding one tree with one file, written by hand.
+//! let repo = Repository::init(Backend::memory().unwrap(), b"pw", &InitOptions::fast_for_tests()).unwrap();
+//! let mut repo = repo.load_index().unwrap();
+//! let data = b"hello, restore".to_vec();
+//! let data_id = repo.repo().blob_id(&data);
+//! let node = Node {
+//!     name: Bytes(b"hello.txt".to_vec()), kind: NodeKind::File, mode: 0o100644, uid: 0, gid: 0,
+//!     user: None, group: None, mtime: Time(1_700_000_000, 0), ctime: Time(1_700_000_000, 0),
+//!     size: data.len() as u64, inode: 1, device: 1, links: 1, rdev: 0,
+//!     content: vec![data_id], subtree: None, target: None, xattrs: vec![],
+//! };
+//! let tree = Tree { nodes: vec![node] }.encode();
+//! let tree_id = repo.repo().blob_id(&tree);
+//! for (kind, id, plain) in [(BlobKind::Data, data_id, &data), (BlobKind::Tree, tree_id, &tree)] {
+//!     let mut w = PackWriter::new(kind, 1 << 20);
+//!     w.add(repo.seal_blob(kind, id, plain).unwrap());
+//!     let pack = w.finish(repo.repo().keyring()).unwrap().unwrap();
+//!     let (entry, _) = repo.repo().save_pack(pack).unwrap();
+//!     repo.index_mut().add_pack(&entry);
+//! }
+//!
+//! let target = tempfile::tempdir().unwrap();
+//! let none = cairn_restore::Matcher::default();
+//! let plan = cairn_restore::plan(&repo, &tree_id, None, target.path(), &none, &none).unwrap();
+//! let summary = cairn_restore::restore(&repo, &plan, target.path(), &Default::default(), &()).unwrap();
+//! assert_eq!(summary.files, 1);
+//! assert_eq!(std::fs::read(target.path().join("hello.txt")).unwrap(), data);
+//! ```
 
 mod dump;
 mod matcher;

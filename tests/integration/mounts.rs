@@ -1,0 +1,77 @@
+//! Tests that need their own file systems (tmpfs mounts): a disk that fills
+//! up, and --one-file-system. They need root (CI runs as root); elsewhere they
+//! say so and return.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::cairn_test;
+use crate::util::{Env, random_bytes};
+
+/// A tmpfs mounted for the life of the value.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Self> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("not root: cannot mount a tmpfs; this test does not run here");
+            return None;
+        }
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs at {}", at.display());
+        Some(Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+cairn_test!(backup_to_a_full_disk_fails_cleanly_and_keeps_earlier_snapshots, |env| {
+    let small = env.path("small");
+    let Some(_fs) = Tmpfs::mount(&small, "4m") else { return };
+    let env = Env { dir: tempfile::tempdir().unwrap(), repo: small.join("repo") };
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("first"), random_bytes(500_000, 1)).unwrap();
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    std::fs::write(src.join("huge"), random_bytes(8 << 20, 2)).unwrap();
+
+    let out = env.run(&["backup", src.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("free space"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    // Nothing was lost: one snapshot, still restorable; check sees only leftovers.
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    env.ok(&["check", "--read-data"]);
+    let t = env.path("t");
+    env.ok(&["restore", &format!("latest:{}", src.display()), "--target", t.to_str().unwrap()]);
+    assert_eq!(std::fs::read(t.join("first")).unwrap(), random_bytes(500_000, 1));
+});
+
+cairn_test!(one_file_system_stops_at_mount_points, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("here"), "x").unwrap();
+    let Some(_fs) = Tmpfs::mount(&src.join("mnt"), "1m") else { return };
+    std::fs::write(src.join("mnt/elsewhere"), "y").unwrap();
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap(), "--one-file-system"]);
+    let ls = env.ok(&["ls", "latest"]);
+    assert!(ls.contains("/here"), "{ls}");
+    assert!(ls.contains("/mnt\n"), "the mount point itself is kept: {ls}");
+    assert!(!ls.contains("elsewhere"), "{ls}");
+    env.ok(&["backup", src.to_str().unwrap()]);
+    assert!(env.ok(&["ls", "latest"]).contains("elsewhere"));
+});
