@@ -52,6 +52,9 @@ cairn_test!(backup_to_a_full_disk_fails_cleanly_and_keeps_earlier_snapshots, |en
     assert!(err.contains("free space"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 
+    // The failed write left no partial file behind to keep the disk full.
+    let staged: Vec<_> = crate::util::files_under(&env.repo.join("tmp"));
+    assert!(staged.is_empty(), "staging files left: {staged:?}");
     // Nothing was lost: one snapshot, still restorable; check sees only leftovers.
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
     env.ok(&["check", "--read-data"]);

@@ -191,8 +191,19 @@ impl Backend {
     pub fn write(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<()> {
         let path = kind.path(name);
         self.rt
-            .block_on(self.op.write(&path, bytes))
-            .map(|_| ())
+            .block_on(async {
+                let mut w = self.op.writer(&path).await?;
+                let written = match w.write(bytes).await {
+                    Ok(()) => w.close().await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                if written.is_err() {
+                    // Removes the staging file, so a failed write (a full
+                    // disk) leaves no partial file taking up space.
+                    let _ = w.abort().await;
+                }
+                written
+            })
             .map_err(|e| BackendError::from_opendal("write", &path, e))
     }
 
