@@ -16,6 +16,10 @@ fn make_source(root: &std::path::Path) {
     std::os::unix::fs::symlink("photo.jpg", root.join("media/latest.jpg")).unwrap();
     std::fs::hard_link(root.join("config/app.conf"), root.join("config/app.conf.bak")).unwrap();
     xattr::set(root.join("config/app.conf"), "user.origin", b"test").ok();
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::lchown(root.join("media/photo.jpg"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::lchown(root.join("media/latest.jpg"), Some(4321), Some(8765)).unwrap();
+    }
 }
 
 cairn_test!(backup_list_restore_dump_check, |env| {
@@ -223,4 +227,42 @@ cairn_test!(check_reads_data_subsets, |env| {
     let all = env.json(&["check", "--read-data-subset", "100%"]);
     assert_eq!(all["packs_read"].as_u64().unwrap() as usize, total);
     assert!(!env.run(&["check", "--read-data-subset", "4/3"]).status.success());
+});
+
+cairn_test!(two_backups_at_once_into_one_repository, |env| {
+    env.init();
+    let dirs: Vec<_> = (0..2)
+        .map(|i| {
+            let d = env.path(&format!("host{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for f in 0..20 {
+                // Half the content is shared between the two sources.
+                std::fs::write(
+                    d.join(format!("f{f}")),
+                    random_bytes(50_000, if f % 2 == 0 { f } else { 1000 * i + f }),
+                )
+                .unwrap();
+            }
+            d
+        })
+        .collect();
+    let children: Vec<_> =
+        dirs.iter().map(|d| env.cmd().args(["backup", "-q", d.to_str().unwrap()]).spawn().unwrap()).collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    env.ok(&["check", "--read-data"]);
+    for d in &dirs {
+        let t = env.path(&format!("restore-{}", d.file_name().unwrap().to_str().unwrap()));
+        env.ok(&[
+            "restore",
+            &format!("latest:{}", d.display()),
+            "--path",
+            d.to_str().unwrap(),
+            "--target",
+            t.to_str().unwrap(),
+        ]);
+        assert_same_tree(d, &t);
+    }
 });

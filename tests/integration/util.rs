@@ -164,6 +164,10 @@ fn compare(src: &Path, dst: &Path, rel: &Path, ls: &mut HashMap<u64, PathBuf>, l
     }
     if !is_root {
         assert_eq!((ma.mtime(), ma.mtime_nsec()), (mb.mtime(), mb.mtime_nsec()), "mtime of {}", rel.display());
+        // Only root can give files away; as anyone else, restored files are ours.
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!((ma.uid(), ma.gid()), (mb.uid(), mb.gid()), "owner of {}", rel.display());
+        }
     }
     if ma.is_file() {
         assert_eq!(std::fs::read(&a).expect("read"), std::fs::read(&b).expect("read"), "content of {}", rel.display());
