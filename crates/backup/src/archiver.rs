@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cairn_format::index::IndexFile;
 use cairn_format::snapshot::{Snapshot, Summary};
-use cairn_format::tree::{Bytes, Node, NodeKind, Time, Tree, is_valid_name};
+use cairn_format::tree::{Node, NodeKind, Time, Tree, is_valid_name};
 use cairn_format::{FORMAT_VERSION, SnapshotId};
 use cairn_repo::IndexedRepository;
 use crossbeam_channel::bounded;
@@ -154,30 +154,12 @@ fn find_parent(
     }
 }
 
+/// The node of a stream: owned by whoever runs the backup, timed now.
 fn stream_node(name: &str) -> Node {
     let (_, uid, gid) = current_user();
     let now = jiff::Timestamp::now();
     let t = Time(now.as_second(), now.subsec_nanosecond() as u32);
-    Node {
-        name: Bytes(name.as_bytes().to_vec()),
-        kind: NodeKind::File,
-        mode: 0o100644,
-        uid,
-        gid,
-        user: None,
-        group: None,
-        mtime: t,
-        ctime: t,
-        size: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        rdev: 0,
-        content: Vec::new(),
-        subtree: None,
-        target: None,
-        xattrs: Vec::new(),
-    }
+    Node { mode: 0o100644, uid, gid, mtime: t, ctime: t, ..Node::new(name.as_bytes(), NodeKind::File) }
 }
 
 /// Backs up `opts.source` into `repo` and writes a snapshot. Unreadable

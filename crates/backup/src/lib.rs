@@ -48,7 +48,7 @@ mod reader;
 mod walker;
 
 pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Source, backup};
-pub use exclude::{ExcludeError, Excludes};
+pub use exclude::Excludes;
 pub use progress::{NoProgress, Progress};
 
 /// A backup failed and wrote no snapshot.

@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cairn_format::tree::{Bytes, Node, NodeKind, Time, Tree};
+use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, BlobKind};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -225,27 +225,9 @@ impl Walker<'_> {
     }
 }
 
+/// A directory above the sources that cannot be stat'ed.
 fn synthetic_dir(name: &[u8]) -> Node {
-    Node {
-        name: Bytes(name.to_vec()),
-        kind: NodeKind::Dir,
-        mode: 0o40755,
-        uid: 0,
-        gid: 0,
-        user: None,
-        group: None,
-        mtime: Time::default(),
-        ctime: Time::default(),
-        size: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        rdev: 0,
-        content: Vec::new(),
-        subtree: None,
-        target: None,
-        xattrs: Vec::new(),
-    }
+    Node { mode: 0o40755, ..Node::new(name, NodeKind::Dir) }
 }
 
 /// Builds a tree for each finished directory, in the order they arrive.

@@ -152,6 +152,32 @@ pub struct Node {
     pub xattrs: Vec<Xattr>,
 }
 
+impl Node {
+    /// A node with this name and kind and every other field zero or empty.
+    pub fn new(name: &[u8], kind: NodeKind) -> Self {
+        Self {
+            name: Bytes(name.to_vec()),
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: Time::default(),
+            ctime: Time::default(),
+            size: 0,
+            inode: 0,
+            device: 0,
+            links: 1,
+            rdev: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: None,
+            xattrs: Vec::new(),
+        }
+    }
+}
+
 /// A directory: its entries sorted by name bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Tree {
@@ -209,24 +235,14 @@ mod tests {
 
     fn node(name: &[u8]) -> Node {
         Node {
-            name: Bytes(name.to_vec()),
-            kind: NodeKind::File,
             mode: 0o100644,
             uid: 1,
             gid: 2,
-            user: None,
-            group: None,
             mtime: Time(1, 2),
             ctime: Time(3, 4),
-            size: 0,
             inode: 5,
             device: 6,
-            links: 1,
-            rdev: 0,
-            content: vec![],
-            subtree: None,
-            target: None,
-            xattrs: vec![],
+            ..Node::new(name, NodeKind::File)
         }
     }
 

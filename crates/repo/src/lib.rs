@@ -9,6 +9,7 @@
 //!   trees, writes packs ([`PackWriter`]) and index files. A repository that
 //!   has not loaded its index cannot read blobs.
 //! - [`select`]: snapshot selectors (`latest`, id prefixes, filters, `--at`).
+//! - [`pattern`]: path patterns for excludes and includes.
 //!
 //! ```
 //! use cairn_backend::Backend;
@@ -23,6 +24,7 @@ mod error;
 mod index;
 mod keys;
 mod pack;
+pub mod pattern;
 mod repository;
 pub mod select;
 

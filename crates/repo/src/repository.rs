@@ -191,12 +191,28 @@ impl Repository {
         payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format(object(), e))
     }
 
+    /// Seals and writes a document; returns the id (hash) naming it.
+    fn save_file(&self, file: FileKind, kind: ObjectKind, plain: &[u8]) -> Result<[u8; 32]> {
+        let (id, bytes) = self.seal_file(kind, plain)?;
+        self.backend.write(file, &hex::encode(id), bytes)?;
+        Ok(id)
+    }
+
+    /// Names of all files of a kind, parsed as ids.
+    fn list_ids<T: std::str::FromStr>(&self, file: FileKind) -> Result<Vec<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.backend
+            .list(file)?
+            .into_iter()
+            .map(|(n, _)| n.parse().map_err(|e| RepoError::corrupt(format!("{} {n}", file.name()), e)))
+            .collect()
+    }
+
     /// Stores a snapshot; returns its id.
     pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
-        let (id, bytes) = self.seal_file(ObjectKind::Snapshot, &snap.encode())?;
-        let id = SnapshotId::from_bytes(id);
-        self.backend.write(FileKind::Snapshot, &id.to_hex(), bytes)?;
-        Ok(id)
+        self.save_file(FileKind::Snapshot, ObjectKind::Snapshot, &snap.encode()).map(SnapshotId::from_bytes)
     }
 
     /// Loads one snapshot.
@@ -207,11 +223,7 @@ impl Repository {
 
     /// Ids of all snapshots.
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
-        self.backend
-            .list(FileKind::Snapshot)?
-            .into_iter()
-            .map(|(n, _)| n.parse().map_err(|e| RepoError::corrupt(format!("snapshot {n}"), e)))
-            .collect()
+        self.list_ids(FileKind::Snapshot)
     }
 
     /// All snapshots, oldest first.
@@ -225,10 +237,7 @@ impl Repository {
 
     /// Stores an index file; returns its id.
     pub fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
-        let (id, bytes) = self.seal_file(ObjectKind::Index, &file.encode())?;
-        let id = IndexId::from_bytes(id);
-        self.backend.write(FileKind::Index, &id.to_hex(), bytes)?;
-        Ok(id)
+        self.save_file(FileKind::Index, ObjectKind::Index, &file.encode()).map(IndexId::from_bytes)
     }
 
     /// Loads one index file.
@@ -239,11 +248,7 @@ impl Repository {
 
     /// Ids of all index files.
     pub fn index_ids(&self) -> Result<Vec<IndexId>> {
-        self.backend
-            .list(FileKind::Index)?
-            .into_iter()
-            .map(|(n, _)| n.parse().map_err(|e| RepoError::corrupt(format!("index {n}"), e)))
-            .collect()
+        self.list_ids(FileKind::Index)
     }
 
     /// Uploads a finished pack; returns its index entry and its size.

@@ -42,13 +42,12 @@
 //! ```
 
 mod dump;
-mod matcher;
 mod metadata;
 mod plan;
 mod write;
 
+pub use cairn_repo::pattern::{Matcher, PatternError};
 pub use dump::dump;
-pub use matcher::{Matcher, PatternError};
 pub use plan::{Item, ItemKind, Plan, plan};
 pub use write::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 

@@ -7,7 +7,8 @@ use cairn_format::BlobId;
 use cairn_format::tree::{Node, NodeKind};
 use cairn_repo::IndexedRepository;
 
-use crate::{Matcher, RestoreError};
+use crate::RestoreError;
+use cairn_repo::pattern::Matcher;
 
 /// What an item is restored as.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
-//! Include/exclude patterns over snapshot paths. Same rules as backup
-//! excludes: a pattern with `/` matches an absolute snapshot path and what is
-//! below it, a pattern without `/` matches a name anywhere.
+//! Path patterns for backup excludes and restore includes/excludes, as in
+//! restic: a pattern with `/` matches an absolute path and everything below
+//! it (`/home/*/.cache`), a pattern without `/` matches a name anywhere
+//! (`*.tmp`, `node_modules`). `*` does not cross `/`; `**` does.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -28,6 +29,9 @@ impl Matcher {
         }
         let mut b = GlobSetBuilder::new();
         for p in patterns {
+            if p.starts_with('!') {
+                return Err(PatternError { pattern: p.clone(), reason: "negated patterns are not supported".into() });
+            }
             let base = p.trim_end_matches('/');
             let globs = if base.contains('/') {
                 vec![base.to_string(), format!("{base}/**")]
@@ -37,6 +41,7 @@ impl Matcher {
             for g in globs {
                 let glob = GlobBuilder::new(&g)
                     .literal_separator(true)
+                    .backslash_escape(true)
                     .build()
                     .map_err(|e| PatternError { pattern: p.clone(), reason: e.to_string() })?;
                 b.add(glob);
@@ -51,8 +56,28 @@ impl Matcher {
         self.set.is_none()
     }
 
-    /// Whether a snapshot path (`/a/b`) matches.
-    pub fn matches(&self, path: &str) -> bool {
-        self.set.as_ref().is_some_and(|s| s.is_match(path))
+    /// Whether an absolute path (`/a/b`) matches.
+    pub fn matches(&self, path: impl AsRef<std::path::Path>) -> bool {
+        self.set.as_ref().is_some_and(|s| s.is_match(path.as_ref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_and_path_patterns() {
+        let m = Matcher::new(&["*.tmp".into(), "/srv/*/cache".into(), "node_modules".into()]).expect("compiles");
+        assert!(m.matches("/a/b/x.tmp"));
+        assert!(!m.matches("/a/b/x.tmpl"));
+        assert!(m.matches("/srv/app/cache"));
+        assert!(m.matches("/srv/app/cache/deep/file"));
+        assert!(!m.matches("/srv/app/data/cache2"));
+        assert!(!m.matches("/srv/a/b/cache"), "* does not cross /");
+        assert!(m.matches("/p/node_modules/x/y.js"));
+        assert!(Matcher::new(&["a[".into()]).is_err());
+        assert!(Matcher::new(&["!keep".into()]).is_err());
+        assert!(!Matcher::default().matches("/anything"));
     }
 }
