@@ -28,24 +28,15 @@ impl<'c, R: Read> StreamChunker<'c, R> {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let want = 2 * max;
-        while self.buf.len() < want && !self.eof {
-            let old = self.buf.len();
-            self.buf.resize(want, 0);
-            match self.reader.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => {
-                    self.buf.truncate(old + n);
-                    self.bytes_read += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+        // `read_to_end` on a `Take` grows the buffer as data arrives instead of
+        // zero-filling the whole window first, which for small files would
+        // cost a 2 * max_size memset each.
+        let want = (2 * max).saturating_sub(self.buf.len()) as u64;
+        if want > 0 && !self.eof {
+            let n = (&mut self.reader).take(want).read_to_end(&mut self.buf)? as u64;
+            self.bytes_read += n;
+            if n < want {
+                self.eof = true;
             }
         }
         Ok(())
