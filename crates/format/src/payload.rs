@@ -1,7 +1,43 @@
 //! The plaintext inside every envelope: a compression flag, then the bytes
 //! (docs/FORMAT.md, "Payload").
 
+use std::cell::RefCell;
+
 use crate::FormatError;
+
+thread_local! {
+    // zstd contexts are costly to create (hundreds of KiB each); every thread
+    // keeps one of each for all the blobs it handles.
+    static COMPRESSORS: RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSORS.with(|c| {
+        let mut c = c.borrow_mut();
+        let i = match c.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                c.push((level, zstd::bulk::Compressor::new(level)?));
+                c.len() - 1
+            }
+        };
+        c[i].1.compress(data)
+    })
+}
+
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match d.as_mut() {
+            Some(z) => z.decompress(data, capacity),
+            None => zstd::bulk::decompress(data, capacity),
+        }
+    })
+}
 
 /// Flag byte: stored as is.
 pub const FLAG_STORED: u8 = 0;
@@ -30,7 +66,7 @@ pub fn looks_compressible(data: &[u8]) -> bool {
         return true;
     }
     let mid = data.len() / 2 - SAMPLE / 2;
-    match zstd::bulk::compress(&data[mid..mid + SAMPLE], 1) {
+    match compress(&data[mid..mid + SAMPLE], 1) {
         Ok(c) => (c.len() as f64) < SAMPLE as f64 * SAMPLE_RATIO,
         Err(_) => false,
     }
@@ -40,7 +76,7 @@ pub fn looks_compressible(data: &[u8]) -> bool {
 pub fn encode(data: &[u8], compression: Compression) -> Vec<u8> {
     if let Compression::Zstd(level) = compression
         && looks_compressible(data)
-        && let Ok(c) = zstd::bulk::compress(data, level)
+        && let Ok(c) = compress(data, level)
         && c.len() < data.len()
     {
         let mut out = Vec::with_capacity(c.len() + 1);
@@ -71,7 +107,7 @@ pub fn decode(payload: &[u8], limit: usize) -> Result<Vec<u8>, FormatError> {
                 Ok(Some(_)) => return Err(FormatError::Invalid("payload larger than allowed")),
                 _ => limit,
             };
-            zstd::bulk::decompress(body, cap).map_err(|e| FormatError::Decompress(e.to_string()))
+            decompress(body, cap).map_err(|e| FormatError::Decompress(e.to_string()))
         }
         _ => Err(FormatError::Invalid("unknown compression flag")),
     }

@@ -18,6 +18,9 @@ pub struct BlobLocation {
     pub length: u32,
     /// Length of its plaintext.
     pub raw_length: u32,
+    /// End of the last blob the index lists in the same pack (where its
+    /// header starts), so readers can read ahead without passing it.
+    pub pack_end: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +36,7 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct Index {
     packs: Vec<(PackId, BlobKind)>,
+    pack_ends: Vec<u32>,
     pack_numbers: HashMap<PackId, u32>,
     blobs: HashMap<BlobId, Slot>,
 }
@@ -57,7 +61,8 @@ impl Index {
     pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
         self.blobs.get(id).map(|s| {
             let (pack, kind) = self.packs[s.pack as usize];
-            BlobLocation { pack, kind, offset: s.offset, length: s.length, raw_length: s.raw_length }
+            let pack_end = self.pack_ends[s.pack as usize];
+            BlobLocation { pack, kind, offset: s.offset, length: s.length, raw_length: s.raw_length, pack_end }
         })
     }
 
@@ -75,10 +80,14 @@ impl Index {
             None => {
                 let n = self.packs.len() as u32;
                 self.packs.push((p.id, p.kind));
+                self.pack_ends.push(0);
                 self.pack_numbers.insert(p.id, n);
                 n
             }
         };
+        let end = p.blobs.iter().map(|b| b.offset.saturating_add(b.length)).max().unwrap_or(0);
+        let slot = &mut self.pack_ends[number as usize];
+        *slot = (*slot).max(end);
         for b in &p.blobs {
             self.blobs.entry(b.id).or_insert(Slot {
                 pack: number,

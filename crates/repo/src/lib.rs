@@ -33,7 +33,7 @@ pub use error::RepoError;
 pub use index::{BlobLocation, Index};
 pub use keys::KeyInfo;
 pub use pack::{FinishedPack, PackWriter};
-pub use repository::{IndexedRepository, InitOptions, Repository};
+pub use repository::{IndexedRepository, InitOptions, ReadWindow, Repository};
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, RepoError>;

@@ -16,7 +16,7 @@ use cairn_format::{
 };
 use rayon::prelude::*;
 
-use crate::index::Index;
+use crate::index::{BlobLocation, Index};
 use crate::{FinishedPack, RepoError, Result, blob, keys};
 
 /// Parameters chosen at `init`.
@@ -298,7 +298,7 @@ impl Repository {
     /// Pairs the repository with an index the caller assembled (check loads
     /// index files one by one to report each damaged one).
     pub fn with_index(self, index: Index) -> IndexedRepository {
-        IndexedRepository { repo: self, index }
+        IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES) }
     }
 
     /// Loads every index file into memory (in parallel) and returns a
@@ -313,7 +313,7 @@ impl Repository {
                 index.add_file(f);
             }
         }
-        Ok(IndexedRepository { repo: self, index })
+        Ok(IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES) })
     }
 }
 
@@ -325,11 +325,64 @@ pub fn pack_file_kind(kind: BlobKind) -> FileKind {
     }
 }
 
+/// Bytes of tree packs kept in memory by [`IndexedRepository`].
+const TREE_CACHE_BYTES: usize = 256 << 20;
+
+/// A read-ahead buffer over one pack, owned by one reader thread.
+#[derive(Debug)]
+pub struct ReadWindow {
+    pack: Option<PackId>,
+    start: u32,
+    bytes: Vec<u8>,
+    readahead: u32,
+}
+
+impl ReadWindow {
+    /// A window that reads at least `readahead` bytes per request.
+    pub fn new(readahead: u32) -> Self {
+        Self { pack: None, start: 0, bytes: Vec::new(), readahead }
+    }
+}
+
+/// Whole packs by id, oldest dropped first past a byte budget.
+#[derive(Debug)]
+struct PackCache {
+    budget: usize,
+    packs: std::sync::Mutex<std::collections::VecDeque<(PackId, Arc<Vec<u8>>)>>,
+}
+
+impl PackCache {
+    fn new(budget: usize) -> Self {
+        Self { budget, packs: Default::default() }
+    }
+
+    fn get(&self, id: &PackId) -> Option<Arc<Vec<u8>>> {
+        let packs = self.packs.lock().unwrap_or_else(|p| p.into_inner());
+        packs.iter().find(|(p, _)| p == id).map(|(_, b)| b.clone())
+    }
+
+    fn insert(&self, id: PackId, bytes: Vec<u8>) -> Arc<Vec<u8>> {
+        let bytes = Arc::new(bytes);
+        let mut packs = self.packs.lock().unwrap_or_else(|p| p.into_inner());
+        packs.push_back((id, bytes.clone()));
+        let mut total: usize = packs.iter().map(|(_, b)| b.len()).sum();
+        while total > self.budget && packs.len() > 1 {
+            if let Some((_, old)) = packs.pop_front() {
+                total -= old.len();
+            }
+        }
+        bytes
+    }
+}
+
 /// A repository with its index loaded: can read blobs and trees.
 #[derive(Debug)]
 pub struct IndexedRepository {
     repo: Repository,
     index: Index,
+    /// Whole tree packs recently read: walking a snapshot touches every tree,
+    /// and trees sit together in a few small packs.
+    tree_packs: PackCache,
 }
 
 impl IndexedRepository {
@@ -351,19 +404,60 @@ impl IndexedRepository {
     /// Reads, decrypts and verifies one blob.
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
-        let envelope = self.repo.backend.read_range(
+        if loc.kind == BlobKind::Tree {
+            let pack = match self.tree_packs.get(&loc.pack) {
+                Some(p) => p,
+                None => {
+                    let bytes = self.read_pack_range(&loc, 0, loc.pack_end)?;
+                    self.tree_packs.insert(loc.pack, bytes)
+                }
+            };
+            let envelope =
+                pack.get(loc.offset as usize..(loc.offset as usize + loc.length as usize)).ok_or_else(|| {
+                    RepoError::corrupt(format!("tree pack {}", loc.pack.short()), "shorter than the index says")
+                })?;
+            return blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length);
+        }
+        let envelope = self.read_pack_range(&loc, loc.offset, loc.length)?;
+        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length)
+    }
+
+    /// Reads `len` bytes at `offset` of the pack holding `loc`; a short read is damage.
+    pub fn read_pack_range(&self, loc: &BlobLocation, offset: u32, len: u32) -> Result<Vec<u8>> {
+        let bytes = self.repo.backend.read_range(
             pack_file_kind(loc.kind),
             &loc.pack.to_hex(),
-            u64::from(loc.offset),
-            u64::from(loc.length),
+            u64::from(offset),
+            u64::from(len),
         )?;
-        if envelope.len() != loc.length as usize {
+        if bytes.len() != len as usize {
             return Err(RepoError::corrupt(
                 format!("{} pack {}", loc.kind.name(), loc.pack.short()),
                 "shorter than the index says",
             ));
         }
-        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length)
+        Ok(bytes)
+    }
+
+    /// Reads a data blob through a caller-owned read-ahead window: blobs
+    /// stored next to each other (a file's chunks, small files written
+    /// together) then cost one request instead of one each.
+    pub fn read_blob_windowed(&self, id: &BlobId, window: &mut ReadWindow) -> Result<Vec<u8>> {
+        let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
+        if loc.kind == BlobKind::Tree {
+            return self.read_blob(id);
+        }
+        let (start, end) = (loc.offset, loc.offset + loc.length);
+        let hit =
+            window.pack == Some(loc.pack) && window.start <= start && end <= window.start + window.bytes.len() as u32;
+        if !hit {
+            let len = window.readahead.max(loc.length).min(loc.pack_end.saturating_sub(start)).max(loc.length);
+            window.bytes = self.read_pack_range(&loc, start, len)?;
+            window.pack = Some(loc.pack);
+            window.start = start;
+        }
+        let at = (start - window.start) as usize;
+        blob::open(&self.repo.keyring, loc.kind, id, &window.bytes[at..at + loc.length as usize], loc.raw_length)
     }
 
     /// Loads a tree blob.
