@@ -25,6 +25,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use cairn_backend::FileKind;
+use cairn_format::index::IndexBlob;
 use cairn_format::pack::{TRAILER_LEN, header_len_from_trailer};
 use cairn_format::tree::NodeKind;
 use cairn_format::{BlobId, BlobKind, PackId, SnapshotId};
@@ -105,10 +106,10 @@ fn selected(read: ReadData, id: &PackId, seed: &std::hash::RandomState) -> bool 
 pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> Result<CheckReport, RepoError> {
     let mut report = CheckReport::default();
     // Index files, one by one, so each damaged one is named.
-    let mut index = Index::default();
+    let mut files = Vec::new();
     for id in repo.index_ids()? {
         match repo.load_index_file(&id) {
-            Ok(f) => index.add_file(&f),
+            Ok(f) => files.push(f),
             Err(e) => report.problems.push(Problem {
                 object: format!("index {}", id.short()),
                 message: e.to_string(),
@@ -116,9 +117,15 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
             }),
         }
     }
-    let repo = repo.with_index(index);
+    // The full entries of every index file, by pack, to compare with pack headers.
+    let mut by_pack: HashMap<PackId, Vec<IndexBlob>> = HashMap::new();
+    for f in &files {
+        for p in &f.packs {
+            by_pack.entry(p.id).or_default().extend(p.blobs.iter().copied());
+        }
+    }
+    let repo = repo.with_index(Index::from_files(&files));
     let bad: Mutex<HashMap<BlobId, Bad>> = Mutex::new(HashMap::new());
-    let by_pack = repo.index().blobs_by_pack();
 
     // Packs: present, header agrees with the index.
     let mut stored: HashMap<PackId, (BlobKind, u64)> = HashMap::new();
@@ -280,7 +287,7 @@ fn read_pack(
     repo: &IndexedRepository,
     id: PackId,
     kind: BlobKind,
-    by_pack: &HashMap<PackId, Vec<cairn_format::index::IndexBlob>>,
+    by_pack: &HashMap<PackId, Vec<IndexBlob>>,
     bad: &Mutex<HashMap<BlobId, Bad>>,
 ) -> (Vec<Problem>, u64, u64) {
     let object = format!("{} pack {}", kind.name(), id.short());

@@ -307,12 +307,8 @@ impl Repository {
         let ids = self.index_ids()?;
         let files: Vec<IndexFile> = ids.par_iter().map(|id| self.load_index_file(id)).collect::<Result<_>>()?;
         let superseded: HashSet<IndexId> = files.iter().flat_map(|f| f.supersedes.iter().copied()).collect();
-        let mut index = Index::default();
-        for (id, f) in ids.iter().zip(&files) {
-            if !superseded.contains(id) {
-                index.add_file(f);
-            }
-        }
+        let index =
+            Index::from_files(ids.iter().zip(&files).filter(|(id, _)| !superseded.contains(id)).map(|(_, f)| f));
         Ok(IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES) })
     }
 }
