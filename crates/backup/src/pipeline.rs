@@ -114,7 +114,9 @@ impl Pipeline {
         let shared = Arc::new(Shared::default());
         let (raw_tx, raw_rx) = bounded::<RawBlob>(workers * 2);
         let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(workers * 2);
-        let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
+        // Rendezvous: a finished pack waits in the packer until an uploader
+        // takes it, so at most (uploaders + 1) packs are in memory.
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
         let mut threads = Vec::new();
         for i in 0..workers {
             let (rx, tx, repo, shared) = (raw_rx.clone(), sealed_tx.clone(), repo.clone(), shared.clone());

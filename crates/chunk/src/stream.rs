@@ -1,11 +1,14 @@
-//! Chunking a `Read` stream with a bounded buffer (at most two maximum-size chunks).
+//! Chunking a `Read` stream with a bounded buffer (one maximum-size chunk and 1 MiB).
 
 use std::io::{self, Read};
 
 use crate::Chunker;
 
+/// Bytes read from the source at a time, beyond the maximum chunk size.
+const READ_BLOCK: usize = 1 << 20;
+
 /// Yields the chunks of a reader as owned buffers, holding at most
-/// `2 * max_size` bytes at a time.
+/// `max_size` + 1 MiB at a time.
 pub struct StreamChunker<'c, R> {
     chunker: &'c Chunker,
     reader: R,
@@ -31,7 +34,10 @@ impl<'c, R: Read> StreamChunker<'c, R> {
         // `read_to_end` on a `Take` grows the buffer as data arrives instead of
         // zero-filling the whole window first, which for small files would
         // cost a 2 * max_size memset each.
-        let want = (2 * max).saturating_sub(self.buf.len()) as u64;
+        // A cut is searched in what is buffered and more is read only when
+        // none is found, so what is moved to the front on a refill is a
+        // short tail; max + READ_BLOCK always holds a full chunk.
+        let want = (max + READ_BLOCK).saturating_sub(self.buf.len()) as u64;
         if want > 0 && !self.eof {
             let n = (&mut self.reader).take(want).read_to_end(&mut self.buf)? as u64;
             self.bytes_read += n;
