@@ -11,17 +11,22 @@ mod progress;
 
 use clap::Parser;
 
-/// Backup and restore allocate and free megabyte-sized chunk buffers on many
-/// threads. glibc's default raises its mmap threshold after such frees and
-/// then keeps the freed buffers in per-thread arenas: on the benchmark
-/// dataset that doubled peak RSS (177 MiB instead of 85). A fixed threshold
-/// returns every large buffer to the kernel when freed.
+/// Backup and restore allocate and free megabyte-sized buffers on many
+/// threads. glibc's default raises its mmap threshold after such frees up to
+/// 32 MiB and then keeps freed pack-sized buffers in per-thread arenas: the
+/// scale-1 benchmark's initial backup peaked at 177 MiB. A fixed 8 MiB
+/// threshold sends pack buffers (16 MiB) through mmap, returned when freed,
+/// while chunks and read windows stay in the arenas: ~105 MiB. A 256 KiB
+/// threshold reached 85 MiB but paid page faults for every chunk (+50% CPU in
+/// check and restore). docs/BENCHMARKS.md has the measurements.
+const MMAP_THRESHOLD: i32 = 8 << 20;
+
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is called before
     // any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
 
