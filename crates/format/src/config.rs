@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FORMAT_VERSION, FormatError, RepoId};
+use crate::{FormatError, RepoId};
 
 /// Chunk size bounds as stored (see `cairn_chunk::ChunkerParams`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,9 +58,7 @@ impl Config {
     /// Decodes, checks the version and the parameters.
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let c: Config = serde_json::from_slice(buf)?;
-        if c.version > FORMAT_VERSION {
-            return Err(FormatError::NewerVersion { found: c.version, supported: FORMAT_VERSION });
-        }
+        crate::check_version(c.version)?;
         cairn_chunk::ChunkerParams::from(c.chunker)
             .validate()
             .map_err(|_| FormatError::Invalid("chunker parameters"))?;

@@ -49,9 +49,7 @@ impl KeyFile {
     /// Decodes and checks the version and algorithm.
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let k: KeyFile = serde_json::from_slice(buf)?;
-        if k.version > FORMAT_VERSION {
-            return Err(FormatError::NewerVersion { found: k.version, supported: FORMAT_VERSION });
-        }
+        crate::check_version(k.version)?;
         if k.kdf.algorithm != "argon2id" {
             return Err(FormatError::Invalid("unknown key derivation algorithm"));
         }

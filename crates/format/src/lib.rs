@@ -94,6 +94,14 @@ pub enum FormatError {
     Decompress(String),
 }
 
+/// Refuses a document written by a newer format version.
+pub(crate) fn check_version(found: u32) -> Result<(), FormatError> {
+    if found > FORMAT_VERSION {
+        return Err(FormatError::NewerVersion { found, supported: FORMAT_VERSION });
+    }
+    Ok(())
+}
+
 /// Little-endian reader over a byte slice that never panics.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobId, FORMAT_VERSION, FormatError, SnapshotId};
+use crate::{BlobId, FormatError, SnapshotId};
 
 /// What a backup run did, stored with its snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -77,9 +77,7 @@ impl Snapshot {
     /// Decodes and checks the version.
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let s: Snapshot = serde_json::from_slice(buf)?;
-        if s.version > FORMAT_VERSION {
-            return Err(FormatError::NewerVersion { found: s.version, supported: FORMAT_VERSION });
-        }
+        crate::check_version(s.version)?;
         Ok(s)
     }
 }
