@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 
 use cairn_backend::FileKind;
 use cairn_format::index::IndexBlob;
-use cairn_format::pack::{TRAILER_LEN, header_len_from_trailer};
 use cairn_format::tree::NodeKind;
 use cairn_format::{BlobId, BlobKind, PackId, SnapshotId};
 use cairn_repo::{Index, IndexedRepository, RepoError, Repository};
@@ -260,11 +259,7 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     }
     // Problems already reported for a pack get their affected paths merged.
     for p in per_object.into_values() {
-        if let Some(existing) =
-            report.problems.iter_mut().find(|e| e.object == p.object && p.message.contains(&e.message))
-        {
-            existing.affects.extend(p.affects);
-        } else if let Some(existing) = report.problems.iter_mut().find(|e| e.object == p.object) {
+        if let Some(existing) = report.problems.iter_mut().find(|e| e.object == p.object) {
             existing.affects.extend(p.affects);
         } else {
             report.problems.push(p);
@@ -328,10 +323,7 @@ fn read_pack(
             }
         }
     }
-    // The header must also be intact (checked against the index above).
-    if bytes.len() >= TRAILER_LEN && header_len_from_trailer(&bytes[bytes.len() - TRAILER_LEN..], n).is_err() {
-        problems.push(Problem { object, message: "trailer is damaged".into(), affects: vec![] });
-    }
+    // Header and trailer were checked against the index in the structure pass.
     (problems, verified, n)
 }
 

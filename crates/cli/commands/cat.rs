@@ -27,7 +27,7 @@ pub fn run(g: &Global, a: &CatArgs) -> Result<i32> {
         }
         CatKind::Key => {
             let id = need(a)?;
-            let keys = cairn_repo_keys(&repo)?;
+            let keys = repo.keys()?;
             let k = keys.into_iter().find(|k| k.id.to_hex().starts_with(id)).with_context(|| format!("no key {id}"))?;
             serde_json::to_value(k.file)?
         }
@@ -73,8 +73,4 @@ pub fn run(g: &Global, a: &CatArgs) -> Result<i32> {
     };
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)
-}
-
-fn cairn_repo_keys(repo: &cairn_repo::Repository) -> Result<Vec<cairn_repo::KeyInfo>> {
-    Ok(repo.keys()?)
 }

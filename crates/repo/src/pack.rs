@@ -49,16 +49,6 @@ impl PackWriter {
         self.buf.len() >= self.target_size
     }
 
-    /// True when no blob is pending.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Bytes pending.
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
     /// Seals the header, appends it and the trailer, and hands out the pack.
     /// Returns `None` when no blob is pending.
     pub fn finish(&mut self, keyring: &Keyring) -> Result<Option<FinishedPack>> {
