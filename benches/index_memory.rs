@@ -34,6 +34,7 @@ fn main() {
                                 offset: (i % 1000) as u32 * 16000,
                                 length: 16000,
                                 raw_length: 20000,
+                                base: None,
                             })
                             .collect(),
                     }

@@ -1,6 +1,6 @@
 //! Micro-benchmarks of each backup/restore stage on one core (divan):
 //! chunking, hashing, compression (SQL-like text and incompressible media),
-//! encryption, pack writing, index lookup and build.
+//! delta coding against a base, encryption, pack writing, index lookup and build.
 //!
 //! `cargo bench --bench stages`. The throughputs bound what the pipeline can
 //! reach on two cores (docs/BENCHMARKS.md shows the computation).
@@ -78,6 +78,35 @@ fn decompress_sql(b: Bencher) {
     b.counter(BytesCount::new(data.len())).bench(|| payload::decode(&p, MIB));
 }
 
+/// A 1 MiB dump chunk with every hundredth line changed, coded against the
+/// chunk it replaced (and decoded again).
+fn edited_sql() -> (Vec<u8>, Vec<u8>) {
+    let base = sql(MIB);
+    let mut data = Vec::with_capacity(base.len() + 4096);
+    for (i, line) in base.split_inclusive(|b| *b == b'\n').enumerate() {
+        if i % 100 == 7 {
+            data.extend_from_slice(b"INSERT INTO orders VALUES (0, 'changed', 1.00, 'cancelled', '2026-12-01');\n");
+        } else {
+            data.extend_from_slice(line);
+        }
+    }
+    (base, data)
+}
+
+#[divan::bench]
+fn delta_encode_sql(b: Bencher) {
+    let (base, data) = edited_sql();
+    let id = BlobId::from_bytes([3; 32]);
+    b.counter(BytesCount::new(data.len())).bench(|| payload::encode_delta(&data, &id, &base, 3));
+}
+
+#[divan::bench]
+fn delta_decode_sql(b: Bencher) {
+    let (base, data) = edited_sql();
+    let p = payload::encode_delta(&data, &BlobId::from_bytes([3; 32]), &base, 3).expect("delta");
+    b.counter(BytesCount::new(data.len())).bench(|| payload::decode_delta(&p, &base, 2 * MIB));
+}
+
 #[divan::bench]
 fn encrypt(b: Bencher) {
     let ring = Keyring::generate().expect("keyring");
@@ -105,6 +134,7 @@ fn pack_write_16_mib(b: Bencher) {
                 id: BlobId::from_bytes([i; 32]),
                 envelope: blob.clone(),
                 raw_length: MIB as u32,
+                base: None,
             });
         }
         w.finish(&ring).expect("finish")
@@ -123,7 +153,13 @@ fn synthetic_index(n: usize) -> (IndexFile, Vec<BlobId>) {
             blobs: chunk
                 .iter()
                 .enumerate()
-                .map(|(i, id)| IndexBlob { id: *id, offset: i as u32 * 16000, length: 16000, raw_length: 20000 })
+                .map(|(i, id)| IndexBlob {
+                    id: *id,
+                    offset: i as u32 * 16000,
+                    length: 16000,
+                    raw_length: 20000,
+                    base: None,
+                })
                 .collect(),
         })
         .collect();

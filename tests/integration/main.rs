@@ -8,6 +8,7 @@ mod util;
 
 mod cli;
 mod dedup;
+mod delta;
 mod errors;
 mod mounts;
 mod privacy;

@@ -13,6 +13,7 @@ use cairn_format::{FORMAT_VERSION, SnapshotId};
 use cairn_repo::IndexedRepository;
 use crossbeam_channel::bounded;
 
+use crate::delta::BaseFinder;
 use crate::exclude::Excludes;
 use crate::metadata::NameCache;
 use crate::pipeline::Pipeline;
@@ -254,12 +255,19 @@ pub fn backup(
                 _ => Box::new(std::io::stdin()),
             };
             let mut node = stream_node(name);
-            let outcome = chunk_stream(reader, &sink, repo.repo().chunker(), &*progress, &stats);
+            let previous =
+                parent.as_ref().and_then(|(_, t)| t.find(name.as_bytes())).filter(|n| n.kind == NodeKind::File);
+            let bases = previous.and_then(|n| BaseFinder::new(&n.content, repo.index()));
+            let outcome = chunk_stream(reader, &sink, repo.repo().chunker(), bases, &*progress, &stats);
             let entry = match outcome {
                 FileOutcome::Done { content, size } => {
                     node.content = content;
                     node.size = size;
-                    stats.add_new();
+                    if previous.is_some() {
+                        stats.add_changed()
+                    } else {
+                        stats.add_new()
+                    }
                     stats.add_total(size);
                     Pending::Ready(node)
                 }

@@ -40,6 +40,7 @@
 //! ```
 
 mod archiver;
+mod delta;
 mod exclude;
 mod metadata;
 mod pipeline;

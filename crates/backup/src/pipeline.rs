@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use cairn_format::index::IndexPack;
-use cairn_format::{BlobId, BlobKind};
+use cairn_format::{BlobId, BlobKind, payload};
 use cairn_repo::{FinishedPack, IndexedRepository, PackWriter, RepoError, SealedBlob};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -20,6 +20,8 @@ struct RawBlob {
     kind: BlobKind,
     id: BlobId,
     data: Vec<u8>,
+    /// A stored blob this one probably resembles (the chunk it replaced).
+    base: Option<BlobId>,
 }
 
 /// What the write side did.
@@ -74,8 +76,9 @@ impl BlobSink {
         &self.repo
     }
 
-    /// Queues a blob unless the repository or this run already has it.
-    pub fn submit(&self, kind: BlobKind, id: BlobId, data: Vec<u8>) -> Result<(), Aborted> {
+    /// Queues a blob unless the repository or this run already has it;
+    /// `base` is a stored data blob it may be coded against as a delta.
+    pub fn submit(&self, kind: BlobKind, id: BlobId, data: Vec<u8>, base: Option<BlobId>) -> Result<(), Aborted> {
         if self.shared.aborted.load(Ordering::Relaxed) {
             return Err(Aborted);
         }
@@ -85,7 +88,7 @@ impl BlobSink {
         if !self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Ok(());
         }
-        self.tx.send(RawBlob { kind, id, data }).map_err(|_| Aborted)
+        self.tx.send(RawBlob { kind, id, data, base }).map_err(|_| Aborted)
     }
 
     /// Whether the write side has failed.
@@ -167,7 +170,17 @@ fn seal_loop(rx: Receiver<RawBlob>, tx: Sender<SealedBlob>, repo: &IndexedReposi
         if shared.aborted.load(Ordering::Relaxed) {
             continue;
         }
-        match repo.seal_blob(raw.kind, raw.id, &raw.data) {
+        // Media and other incompressible data gain nothing from a delta:
+        // the cheap sample test spares reading their base.
+        let sealed = match raw.base {
+            Some(base) if raw.kind == BlobKind::Data && payload::looks_compressible(&raw.data) => {
+                // A base that cannot be read (damaged, say) only costs the
+                // saving: store the blob whole.
+                repo.seal_delta(raw.id, &raw.data, base).or_else(|_| repo.seal_blob(raw.kind, raw.id, &raw.data))
+            }
+            _ => repo.seal_blob(raw.kind, raw.id, &raw.data),
+        };
+        match sealed {
             Ok(s) => {
                 if tx.send(s).is_err() {
                     return;

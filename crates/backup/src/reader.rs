@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::Progress;
 use crate::archiver::Stats;
+use crate::delta::BaseFinder;
 use crate::pipeline::BlobSink;
 
 /// One file to read.
@@ -18,6 +19,8 @@ pub struct FileJob {
     pub path: PathBuf,
     /// Size from `lstat`, to notice files that change while read.
     pub expected_size: Option<u64>,
+    /// The content of the file in the parent snapshot, for delta bases.
+    pub parent_content: Vec<BlobId>,
     pub reply: Sender<FileOutcome>,
 }
 
@@ -50,7 +53,8 @@ fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Pr
     let p = &job.path;
     match std::fs::File::open(p) {
         Ok(f) => {
-            let out = chunk_stream(f, sink, chunker, progress, stats);
+            let bases = BaseFinder::new(&job.parent_content, sink.repo().index());
+            let out = chunk_stream(f, sink, chunker, bases, progress, stats);
             if let (FileOutcome::Done { size, .. }, Some(expected)) = (&out, job.expected_size)
                 && *size != expected
             {
@@ -71,11 +75,13 @@ fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Pr
     }
 }
 
-/// Chunks any reader into the sink.
+/// Chunks any reader into the sink; new chunks get a delta base from
+/// `bases` (the parent version's chunks) when there is one.
 pub fn chunk_stream(
     reader: impl Read,
     sink: &BlobSink,
     chunker: &Chunker,
+    mut bases: Option<BaseFinder>,
     progress: &dyn Progress,
     stats: &Stats,
 ) -> FileOutcome {
@@ -86,12 +92,13 @@ pub fn chunk_stream(
         match chunks.next_chunk() {
             Ok(Some(chunk)) => {
                 let n = chunk.len() as u64;
+                let id = sink.repo().repo().blob_id(&chunk);
+                let base = bases.as_mut().and_then(|b| b.base_for(size, n, &id));
                 size += n;
                 stats.add_bytes_read(n);
                 progress.bytes_read(n);
-                let id = sink.repo().repo().blob_id(&chunk);
                 content.push(id);
-                if sink.submit(BlobKind::Data, id, chunk).is_err() {
+                if sink.submit(BlobKind::Data, id, chunk, base).is_err() {
                     return FileOutcome::Aborted;
                 }
             }

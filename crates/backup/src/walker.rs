@@ -214,7 +214,9 @@ impl Walker<'_> {
                     return Some(Pending::Ready(node));
                 }
                 let (reply, rx) = bounded(1);
-                let job = FileJob { path: path.to_path_buf(), expected_size: Some(node.size), reply };
+                let parent_content =
+                    parent.filter(|p| p.kind == NodeKind::File).map(|p| p.content.clone()).unwrap_or_default();
+                let job = FileJob { path: path.to_path_buf(), expected_size: Some(node.size), parent_content, reply };
                 if self.file_tx.send(job).is_err() {
                     return None;
                 }
@@ -271,7 +273,7 @@ pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Prog
         }
         let bytes = tree.encode();
         let id = sink.repo().repo().blob_id(&bytes);
-        let sent = sink.submit(BlobKind::Tree, id, bytes).is_ok();
+        let sent = sink.submit(BlobKind::Tree, id, bytes, None).is_ok();
         let _ = dir.reply.send(sent.then_some(id));
     }
 }

@@ -28,7 +28,7 @@ use cairn_backend::FileKind;
 use cairn_format::index::IndexBlob;
 use cairn_format::tree::NodeKind;
 use cairn_format::{BlobId, BlobKind, PackId, SnapshotId};
-use cairn_repo::{Index, IndexedRepository, RepoError, Repository};
+use cairn_repo::{Index, IndexedRepository, MAX_DELTA_DEPTH, RepoError, Repository};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -167,13 +167,13 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
             };
             match repo.repo().read_pack_header(*kind, id, *size) {
                 Ok(header) => {
-                    let in_header: HashMap<BlobId, (u32, u32)> =
-                        header.with_offsets().map(|(o, e)| (e.id, (o, e.length))).collect();
+                    let in_header: HashMap<BlobId, (u32, u32, Option<BlobId>)> =
+                        header.with_offsets().map(|(o, e)| (e.id, (o, e.length, e.base))).collect();
                     let mismatched = by_pack
                         .get(id)
                         .into_iter()
                         .flatten()
-                        .filter(|b| in_header.get(&b.id) != Some(&(b.offset, b.length)))
+                        .filter(|b| in_header.get(&b.id) != Some(&(b.offset, b.length, b.base)))
                         .count();
                     (mismatched > 0).then(|| {
                         mark_pack_bad(id, *kind, "index and pack header disagree".into());
@@ -309,7 +309,20 @@ fn read_pack(
         let (start, end) = (b.offset as usize, b.offset as usize + b.length as usize);
         let result = match bytes.get(start..end) {
             Some(env) => {
-                cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length).map(|_| ()).map_err(|e| e.to_string())
+                // A delta blob decodes only with its base, read from its
+                // own pack (whose damage is reported for that pack too).
+                let mut base = |base: &BlobId| {
+                    if b.base != Some(*base) {
+                        return Err(RepoError::corrupt(
+                            format!("data blob {}", b.id.short()),
+                            "its delta base differs from the index",
+                        ));
+                    }
+                    repo.read_blob(base)
+                };
+                cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length, &mut base)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
             None => Err("beyond the end of the pack".to_string()),
         };
@@ -377,17 +390,8 @@ impl TreeWalker<'_> {
                             }
                             (NodeKind::File, _) => {
                                 for id in &n.content {
-                                    let blob = format!("data blob {}", id.short());
-                                    if !self.repo.index().contains(id) {
-                                        let mut d = here(blob.clone(), blob, "missing: in no index".into());
-                                        d.path = name.clone();
-                                        out.push(d);
-                                    } else if let Some(b) = self.bad.get(id) {
-                                        out.push(Damage {
-                                            path: name.clone(),
-                                            key: format!("blob {}", id.short()),
-                                            why: b.clone(),
-                                        });
+                                    if let Some((key, why)) = self.content_damage(id) {
+                                        out.push(Damage { path: name.clone(), key, why });
                                     }
                                 }
                             }
@@ -400,5 +404,27 @@ impl TreeWalker<'_> {
         let out = Arc::new(out);
         self.memo.insert(*tree, out.clone());
         out
+    }
+
+    /// Why a data blob cannot be read, if it cannot: it or a blob down its
+    /// delta chain is missing or damaged.
+    fn content_damage(&self, id: &BlobId) -> Option<(String, Bad)> {
+        let mut at = *id;
+        for _ in 0..=MAX_DELTA_DEPTH {
+            let blob = format!("data blob {}", at.short());
+            let Some(loc) = self.repo.index().get(&at) else {
+                let message = if at == *id { "missing: in no index" } else { "missing: in no index (a delta base)" };
+                return Some((blob.clone(), Bad { object: blob, message: message.into() }));
+            };
+            if let Some(b) = self.bad.get(&at) {
+                return Some((format!("blob {}", at.short()), b.clone()));
+            }
+            match loc.base {
+                Some(base) => at = base,
+                None => return None,
+            }
+        }
+        let blob = format!("data blob {}", id.short());
+        Some((blob.clone(), Bad { object: blob, message: "delta chain too deep or circular".into() }))
     }
 }

@@ -5,7 +5,8 @@ use crate::{BlobId, BlobKind, FormatError, IndexId, PackId, Reader};
 /// Version byte at the start of an index plaintext.
 pub const INDEX_VERSION: u8 = 1;
 const BLOB_LEN: usize = 32 + 4 + 4 + 4;
-const PACK_FIXED_LEN: usize = 32 + 1 + 4;
+/// Pack id, kind, blob count, delta count.
+const PACK_FIXED_LEN: usize = 32 + 1 + 4 + 4;
 
 /// A blob's place in its pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct IndexBlob {
     pub length: u32,
     /// Bytes of its plaintext after decompression.
     pub raw_length: u32,
+    /// For a delta blob (payload flag 2), the blob its content is coded against.
+    pub base: Option<BlobId>,
 }
 
 /// One pack and the blobs it holds.
@@ -62,6 +65,7 @@ impl IndexFile {
                 out.extend_from_slice(&b.length.to_le_bytes());
                 out.extend_from_slice(&b.raw_length.to_le_bytes());
             }
+            crate::encode_delta_table(&mut out, p.blobs.iter().map(|b| b.base.as_ref()));
         }
         out
     }
@@ -94,7 +98,11 @@ impl IndexFile {
                     offset: r.u32("blob offset")?,
                     length: r.u32("blob length")?,
                     raw_length: r.u32("blob raw length")?,
+                    base: None,
                 });
+            }
+            for (at, base) in crate::decode_delta_table(&mut r, count, kind)? {
+                blobs[at].base = Some(base);
             }
             packs.push(IndexPack { id, kind, blobs });
         }
@@ -116,7 +124,16 @@ mod tests {
             packs: vec![IndexPack {
                 id: PackId::from_bytes([1; 32]),
                 kind: BlobKind::Data,
-                blobs: vec![IndexBlob { id: BlobId::from_bytes([2; 32]), offset: 0, length: 70, raw_length: 1000 }],
+                blobs: vec![
+                    IndexBlob { id: BlobId::from_bytes([2; 32]), offset: 0, length: 70, raw_length: 1000, base: None },
+                    IndexBlob {
+                        id: BlobId::from_bytes([3; 32]),
+                        offset: 70,
+                        length: 9,
+                        raw_length: 1000,
+                        base: Some(BlobId::from_bytes([2; 32])),
+                    },
+                ],
             }],
         };
         let enc = f.encode();

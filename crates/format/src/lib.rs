@@ -102,6 +102,47 @@ pub(crate) fn check_version(found: u32) -> Result<(), FormatError> {
     Ok(())
 }
 
+/// Bytes of one delta-table record: position and base id.
+const DELTA_RECORD_LEN: usize = 4 + 32;
+
+/// Appends the delta table of a list of blobs (docs/FORMAT.md, "Delta
+/// tables"): how many of them are delta blobs, then each one's position in
+/// the list and its base blob id.
+pub(crate) fn encode_delta_table<'a>(out: &mut Vec<u8>, bases: impl Iterator<Item = Option<&'a BlobId>> + Clone) {
+    let count = bases.clone().flatten().count() as u32;
+    out.extend_from_slice(&count.to_le_bytes());
+    for (i, base) in bases.enumerate() {
+        if let Some(b) = base {
+            out.extend_from_slice(&(i as u32).to_le_bytes());
+            out.extend_from_slice(b.as_bytes());
+        }
+    }
+}
+
+/// Reads a delta table for `n` blobs of `kind` and returns (position, base)
+/// pairs: positions strictly increasing and below `n`, only for data blobs.
+pub(crate) fn decode_delta_table(
+    r: &mut Reader<'_>,
+    n: usize,
+    kind: BlobKind,
+) -> Result<Vec<(usize, BlobId)>, FormatError> {
+    let count = r.u32("delta count")?;
+    let count = r.check_count(count, DELTA_RECORD_LEN, "delta records")?;
+    if count > 0 && kind != BlobKind::Data {
+        return Err(FormatError::Invalid("delta record for a tree blob"));
+    }
+    let mut out: Vec<(usize, BlobId)> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = r.u32("delta position")? as usize;
+        let base = BlobId::from_bytes(r.id32("delta base id")?);
+        if at >= n || out.last().is_some_and(|(prev, _)| *prev >= at) {
+            return Err(FormatError::Invalid("delta positions out of order or out of range"));
+        }
+        out.push((at, base));
+    }
+    Ok(out)
+}
+
 /// Little-endian reader over a byte slice that never panics.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],

@@ -13,8 +13,8 @@ pub const HEADER_VERSION: u8 = 1;
 pub const TRAILER_LEN: usize = 4;
 /// Bytes of one header entry: id, length, raw length.
 pub const ENTRY_LEN: usize = 32 + 4 + 4;
-/// Bytes of the header before its entries: version, kind, count.
-pub const HEADER_FIXED_LEN: usize = 1 + 1 + 4;
+/// Bytes of a header without blobs: version, kind, count and the (empty) delta table.
+pub const HEADER_FIXED_LEN: usize = 1 + 1 + 4 + 4;
 
 /// One blob as the pack header lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct PackEntry {
     pub length: u32,
     /// Bytes of its plaintext after decompression.
     pub raw_length: u32,
+    /// For a delta blob (payload flag 2), the blob its content is coded against.
+    pub base: Option<BlobId>,
 }
 
 /// The decrypted header of a pack: what it holds, in order.
@@ -48,6 +50,7 @@ impl PackHeader {
             out.extend_from_slice(&e.length.to_le_bytes());
             out.extend_from_slice(&e.raw_length.to_le_bytes());
         }
+        crate::encode_delta_table(&mut out, self.entries.iter().map(|e| e.base.as_ref()));
         out
     }
 
@@ -67,7 +70,11 @@ impl PackHeader {
                 id: BlobId::from_bytes(r.id32("blob id")?),
                 length: r.u32("blob length")?,
                 raw_length: r.u32("blob raw length")?,
+                base: None,
             });
+        }
+        for (at, base) in crate::decode_delta_table(&mut r, count, kind)? {
+            entries[at].base = Some(base);
         }
         if r.remaining() != 0 {
             return Err(FormatError::Invalid("trailing bytes after pack header"));
@@ -113,14 +120,19 @@ mod tests {
     #[test]
     fn round_trip_and_rejects() {
         let h = PackHeader {
-            kind: BlobKind::Tree,
+            kind: BlobKind::Data,
             entries: vec![
-                PackEntry { id: BlobId::from_bytes([1; 32]), length: 100, raw_length: 300 },
-                PackEntry { id: BlobId::from_bytes([2; 32]), length: 50, raw_length: 10 },
+                PackEntry { id: BlobId::from_bytes([1; 32]), length: 100, raw_length: 300, base: None },
+                PackEntry {
+                    id: BlobId::from_bytes([2; 32]),
+                    length: 50,
+                    raw_length: 10,
+                    base: Some(BlobId::from_bytes([1; 32])),
+                },
             ],
         };
         let enc = h.encode();
-        assert_eq!(enc.len(), HEADER_FIXED_LEN + 2 * ENTRY_LEN);
+        assert_eq!(enc.len(), HEADER_FIXED_LEN + 2 * ENTRY_LEN + 36);
         assert_eq!(PackHeader::decode(&enc).ok(), Some(h.clone()));
         let offs: Vec<u32> = h.with_offsets().map(|(o, _)| o).collect();
         assert_eq!(offs, vec![0, 100]);

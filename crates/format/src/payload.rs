@@ -1,9 +1,12 @@
 //! The plaintext inside every envelope: a compression flag, then the bytes
-//! (docs/FORMAT.md, "Payload").
+//! (docs/FORMAT.md, "Payload"); for delta blobs, the base blob's id and a
+//! zstd frame coded against the base's plaintext.
 
 use std::cell::RefCell;
 
-use crate::FormatError;
+use zstd::zstd_safe::{CCtx, CParameter, DCtx};
+
+use crate::{BlobId, FormatError};
 
 thread_local! {
     // zstd contexts are costly to create (hundreds of KiB each); every thread
@@ -43,6 +46,9 @@ fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
 pub const FLAG_STORED: u8 = 0;
 /// Flag byte: one zstd frame.
 pub const FLAG_ZSTD: u8 = 1;
+/// Flag byte: a base blob id, then one zstd frame that needs the base's
+/// plaintext as its prefix.
+pub const FLAG_DELTA: u8 = 2;
 
 /// How to encode a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +96,79 @@ pub fn encode(data: &[u8], compression: Compression) -> Vec<u8> {
     out
 }
 
-/// Decodes a payload, refusing to produce more than `limit` bytes.
+/// Codes `data` against `base` (the plaintext of blob `base_id`): zstd at
+/// `level` with the base as prefix, so what the two share costs a few bytes.
+/// The caller compares the size with [`encode`]'s and keeps the smaller.
+pub fn encode_delta(data: &[u8], base_id: &BlobId, base: &[u8], level: i32) -> Result<Vec<u8>, FormatError> {
+    let zerr = |code| FormatError::Decompress(zstd::zstd_safe::get_error_name(code).to_string());
+    // A context per call: a prefix is borrowed for one frame, so a
+    // long-lived context cannot hold it; the allocation is small next to
+    // coding a chunk.
+    let mut cctx = CCtx::create();
+    cctx.set_parameter(CParameter::CompressionLevel(level)).map_err(zerr)?;
+    // The window must reach back over the whole base.
+    cctx.set_parameter(CParameter::WindowLog(window_log(base.len() + data.len()))).map_err(zerr)?;
+    cctx.set_parameter(CParameter::ContentSizeFlag(true)).map_err(zerr)?;
+    // Long-distance matching finds the long runs shared with the base that
+    // the regular match finder's small tables lose over a large prefix
+    // (what `zstd --patch-from` does too).
+    cctx.set_parameter(CParameter::EnableLongDistanceMatching(true)).map_err(zerr)?;
+    cctx.ref_prefix(base).map_err(zerr)?;
+    let mut out = Vec::with_capacity(1 + 32 + zstd::zstd_safe::compress_bound(data.len()));
+    out.push(FLAG_DELTA);
+    out.extend_from_slice(base_id.as_bytes());
+    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
+    cctx.compress2(&mut frame, data).map_err(zerr)?;
+    out.extend_from_slice(&frame);
+    Ok(out)
+}
+
+/// Smallest zstd window log that spans `n` bytes (zstd's bounds: 10..=27).
+fn window_log(n: usize) -> u32 {
+    let bits = usize::BITS - n.max(1).saturating_sub(1).leading_zeros();
+    bits.clamp(10, 27)
+}
+
+/// The base blob a delta payload needs, or `None` for other payloads.
+pub fn delta_base(payload: &[u8]) -> Result<Option<BlobId>, FormatError> {
+    match payload.split_first() {
+        Some((&FLAG_DELTA, rest)) => {
+            let id: [u8; 32] =
+                rest.get(..32).and_then(|b| b.try_into().ok()).ok_or(FormatError::Truncated("delta base id"))?;
+            Ok(Some(BlobId::from_bytes(id)))
+        }
+        Some(_) => Ok(None),
+        None => Err(FormatError::Truncated("payload flag")),
+    }
+}
+
+/// Decodes a delta payload given its base's plaintext, refusing to produce
+/// more than `limit` bytes.
+pub fn decode_delta(payload: &[u8], base: &[u8], limit: usize) -> Result<Vec<u8>, FormatError> {
+    if delta_base(payload)?.is_none() {
+        return Err(FormatError::Invalid("not a delta payload"));
+    }
+    let frame = &payload[1 + 32..];
+    let cap = frame_capacity(frame, limit)?;
+    let zerr = |code| FormatError::Decompress(zstd::zstd_safe::get_error_name(code).to_string());
+    let mut dctx = DCtx::create();
+    dctx.ref_prefix(base).map_err(zerr)?;
+    let mut out = Vec::with_capacity(cap);
+    dctx.decompress(&mut out, frame).map_err(zerr)?;
+    Ok(out)
+}
+
+/// Output capacity for a zstd frame: its declared size if within `limit`.
+fn frame_capacity(frame: &[u8], limit: usize) -> Result<usize, FormatError> {
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) if n <= limit as u64 => Ok(n as usize),
+        Ok(Some(_)) => Err(FormatError::Invalid("payload larger than allowed")),
+        _ => Ok(limit),
+    }
+}
+
+/// Decodes a payload, refusing to produce more than `limit` bytes. Delta
+/// payloads need their base: see [`decode_delta`].
 pub fn decode(payload: &[u8], limit: usize) -> Result<Vec<u8>, FormatError> {
     let (&flag, body) = payload.split_first().ok_or(FormatError::Truncated("payload flag"))?;
     match flag {
@@ -102,13 +180,10 @@ pub fn decode(payload: &[u8], limit: usize) -> Result<Vec<u8>, FormatError> {
         }
         FLAG_ZSTD => {
             // The frame header may declare its size; trust it only within the limit.
-            let cap = match zstd::zstd_safe::get_frame_content_size(body) {
-                Ok(Some(n)) if n <= limit as u64 => n as usize,
-                Ok(Some(_)) => return Err(FormatError::Invalid("payload larger than allowed")),
-                _ => limit,
-            };
+            let cap = frame_capacity(body, limit)?;
             decompress(body, cap).map_err(|e| FormatError::Decompress(e.to_string()))
         }
+        FLAG_DELTA => Err(FormatError::Invalid("delta payload read without its base blob")),
         _ => Err(FormatError::Invalid("unknown compression flag")),
     }
 }
@@ -143,6 +218,27 @@ mod tests {
         assert!(decode(&[], 10).is_err());
         assert!(decode(&[7, 1, 2], 10).is_err());
         assert!(decode(&[FLAG_ZSTD, 1, 2, 3], 10).is_err());
+    }
+
+    #[test]
+    fn delta_codes_a_small_edit_in_a_few_bytes() {
+        let base: Vec<u8> =
+            (0..300_000u32).flat_map(|i| format!("row {i} {}\n", i * 7919 % 1000).into_bytes()).collect();
+        let mut data = base.clone();
+        data[150_000..150_010].copy_from_slice(b"CHANGED!!!");
+        data.extend_from_slice(b"appended row\n");
+        let id = BlobId::from_bytes([7; 32]);
+        let d = encode_delta(&data, &id, &base, 3).expect("encode");
+        let plain = encode(&data, Compression::Zstd(3));
+        assert!(d.len() * 20 < plain.len(), "delta {} vs plain {}", d.len(), plain.len());
+        assert_eq!(delta_base(&d).ok(), Some(Some(id)));
+        assert_eq!(decode_delta(&d, &base, data.len()).ok(), Some(data.clone()));
+        // Without its base, or with another, it does not decode to the data.
+        assert!(decode(&d, data.len()).is_err());
+        assert_ne!(decode_delta(&d, &base[1..], data.len()).ok(), Some(data.clone()));
+        assert!(decode_delta(&d, &base, data.len() - 1).is_err());
+        assert!(decode_delta(&d[..20], &base, data.len()).is_err());
+        assert_eq!(delta_base(&plain).ok(), Some(None));
     }
 
     proptest! {

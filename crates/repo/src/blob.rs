@@ -16,6 +16,8 @@ pub struct SealedBlob {
     pub envelope: Vec<u8>,
     /// Plaintext length.
     pub raw_length: u32,
+    /// The base blob of a delta blob.
+    pub base: Option<BlobId>,
 }
 
 /// Compresses (when it pays) and encrypts a blob whose id is already known.
@@ -28,16 +30,63 @@ pub fn seal(
 ) -> Result<SealedBlob> {
     let payload = payload::encode(plaintext, compression);
     let envelope = keyring.seal(kind.object_kind(), id.as_bytes(), &payload)?;
-    Ok(SealedBlob { kind, id, envelope, raw_length: plaintext.len() as u32 })
+    Ok(SealedBlob { kind, id, envelope, raw_length: plaintext.len() as u32, base: None })
 }
 
+/// Seals a data blob as a delta against `base` (whose plaintext is
+/// `base_plain`) when that is smaller than sealing it on its own.
+pub fn seal_delta(
+    keyring: &Keyring,
+    id: BlobId,
+    plaintext: &[u8],
+    base: BlobId,
+    base_plain: &[u8],
+    compression: Compression,
+) -> Result<SealedBlob> {
+    let Compression::Zstd(level) = compression else {
+        return seal(keyring, BlobKind::Data, id, plaintext, compression);
+    };
+    let delta = payload::encode_delta(plaintext, &base, base_plain, level)
+        .map_err(|e| RepoError::format(format!("delta of data blob {}", id.short()), e))?;
+    // A delta under an eighth of the input beats any plain compression of
+    // the text this is for; above that, pay for the comparison.
+    let (payload, base) = if delta.len() <= plaintext.len() / 8 {
+        (delta, Some(base))
+    } else {
+        let plain = payload::encode(plaintext, compression);
+        if delta.len() < plain.len() { (delta, Some(base)) } else { (plain, None) }
+    };
+    let envelope = keyring.seal(BlobKind::Data.object_kind(), id.as_bytes(), &payload)?;
+    Ok(SealedBlob { kind: BlobKind::Data, id, envelope, raw_length: plaintext.len() as u32, base })
+}
+
+/// Deepest delta chain a reader follows (a delta whose base is a delta ...):
+/// bounds the work one read may cause.
+pub const MAX_DELTA_DEPTH: u32 = 16;
+
 /// Decrypts, decompresses and verifies a blob envelope read from a pack.
-pub fn open(keyring: &Keyring, kind: BlobKind, id: &BlobId, envelope: &[u8], raw_length: u32) -> Result<Vec<u8>> {
+/// A delta blob asks `base` for its base blob's plaintext.
+pub fn open(
+    keyring: &Keyring,
+    kind: BlobKind,
+    id: &BlobId,
+    envelope: &[u8],
+    raw_length: u32,
+    base: &mut dyn FnMut(&BlobId) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
     let object = || format!("{} blob {}", kind.name(), id.short());
     let payload =
         keyring.open(kind.object_kind(), id.as_bytes(), envelope).map_err(|e| RepoError::corrupt(object(), e))?;
     let limit = (raw_length as usize).min(crate::MAX_BLOB_SIZE);
-    let plain = payload::decode(&payload, limit).map_err(|e| RepoError::format(object(), e))?;
+    let plain = match payload::delta_base(&payload).map_err(|e| RepoError::format(object(), e))? {
+        None => payload::decode(&payload, limit).map_err(|e| RepoError::format(object(), e))?,
+        Some(_) if kind != BlobKind::Data => return Err(RepoError::corrupt(object(), "a tree blob coded as a delta")),
+        Some(base_id) if base_id == *id => return Err(RepoError::corrupt(object(), "a delta against itself")),
+        Some(base_id) => {
+            let base_plain = base(&base_id)?;
+            payload::decode_delta(&payload, &base_plain, limit).map_err(|e| RepoError::format(object(), e))?
+        }
+    };
     if plain.len() != raw_length as usize {
         return Err(RepoError::corrupt(object(), "length differs from the index"));
     }

@@ -34,6 +34,9 @@ pub struct BlobLocation {
     /// End of the last blob the index lists in the same pack (where its
     /// header starts), so readers can read ahead without passing it.
     pub pack_end: u32,
+    /// For a delta blob, the blob it is coded against (it cannot be read,
+    /// and must not be deleted, without it).
+    pub base: Option<BlobId>,
 }
 
 /// One blob: 36 bytes.
@@ -43,8 +46,12 @@ struct Entry {
     pack: u32,
     offset: u32,
     length: u32,
+    /// Plaintext length; the top bit marks a delta blob (see `bases`).
     raw_length: u32,
 }
+
+/// Marks a delta blob in `Entry::raw_length`; real lengths are far below it.
+const DELTA_BIT: u32 = 1 << 31;
 
 fn prefix(id: &BlobId) -> [u8; PREFIX] {
     let mut p = [0u8; PREFIX];
@@ -64,6 +71,9 @@ pub struct Index {
     /// `bucket_bits` bits are `b`.
     buckets: Vec<u32>,
     bucket_bits: u32,
+    /// Base of each delta blob by (pack number, offset): few blobs are
+    /// deltas, so they cost nothing to the others.
+    bases: HashMap<(u32, u32), BlobId>,
 }
 
 impl Index {
@@ -125,8 +135,9 @@ impl Index {
                 kind,
                 offset: e.offset,
                 length: e.length,
-                raw_length: e.raw_length,
+                raw_length: e.raw_length & !DELTA_BIT,
                 pack_end: self.pack_ends[e.pack as usize],
+                base: if e.raw_length & DELTA_BIT != 0 { self.bases.get(&(e.pack, e.offset)).copied() } else { None },
             }
         })
     }
@@ -160,13 +171,22 @@ impl Index {
         let end = p.blobs.iter().map(|b| b.offset.saturating_add(b.length)).max().unwrap_or(0);
         let slot = &mut self.pack_ends[number as usize];
         *slot = (*slot).max(end);
-        self.entries.extend(p.blobs.iter().map(|b| Entry {
-            id: prefix(&b.id),
-            pack: number,
-            offset: b.offset,
-            length: b.length,
-            raw_length: b.raw_length,
-        }));
+        for b in &p.blobs {
+            // A length with the top bit set is invalid anyway (reading the
+            // blob fails on it); keep the bit for the delta mark.
+            let mut raw_length = b.raw_length.min(DELTA_BIT - 1);
+            if let Some(base) = b.base {
+                self.bases.insert((number, b.offset), base);
+                raw_length |= DELTA_BIT;
+            }
+            self.entries.push(Entry {
+                id: prefix(&b.id),
+                pack: number,
+                offset: b.offset,
+                length: b.length,
+                raw_length,
+            });
+        }
     }
 
     fn sort(&mut self) {
@@ -215,7 +235,7 @@ mod tests {
                 blobs: ids
                     .iter()
                     .enumerate()
-                    .map(|(i, id)| IndexBlob { id: *id, offset: i as u32 * 10, length: 10, raw_length: 7 })
+                    .map(|(i, id)| IndexBlob { id: *id, offset: i as u32 * 10, length: 10, raw_length: 7, base: None })
                     .collect(),
             }],
         }
@@ -244,6 +264,16 @@ mod tests {
                 prop_assert!(!index.contains(&id(1_000_000 + k)));
             }
         }
+    }
+
+    #[test]
+    fn delta_blobs_keep_their_base_and_length() {
+        let ids: Vec<BlobId> = (0..4).map(id).collect();
+        let mut f = file(&ids, 1);
+        f.packs[0].blobs[2].base = Some(ids[0]);
+        let index = Index::from_files([&f]);
+        assert_eq!(index.get(&ids[2]).map(|l| (l.base, l.raw_length)), Some((Some(ids[0]), 7)));
+        assert_eq!(index.get(&ids[1]).map(|l| (l.base, l.raw_length)), Some((None, 7)));
     }
 
     #[test]

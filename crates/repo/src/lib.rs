@@ -28,12 +28,12 @@ pub mod pattern;
 mod repository;
 pub mod select;
 
-pub use blob::{SealedBlob, open as open_blob};
+pub use blob::{MAX_DELTA_DEPTH, SealedBlob, open as open_blob};
 pub use error::RepoError;
 pub use index::{BlobLocation, Index};
 pub use keys::KeyInfo;
 pub use pack::{FinishedPack, PackWriter};
-pub use repository::{IndexedRepository, InitOptions, ReadWindow, Repository};
+pub use repository::{IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository};
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, RepoError>;

@@ -43,7 +43,12 @@ impl PackWriter {
         if self.buf.capacity() == 0 {
             self.buf.reserve(self.target_size + blob.envelope.len());
         }
-        self.entries.push(PackEntry { id: blob.id, length: blob.envelope.len() as u32, raw_length: blob.raw_length });
+        self.entries.push(PackEntry {
+            id: blob.id,
+            length: blob.envelope.len() as u32,
+            raw_length: blob.raw_length,
+            base: blob.base,
+        });
         self.raw_bytes += u64::from(blob.raw_length);
         self.buf.extend_from_slice(&blob.envelope);
         self.buf.len() >= self.target_size
@@ -64,7 +69,7 @@ impl PackWriter {
         let id = PackId::from_bytes(file_hash(&bytes));
         let blobs = header
             .with_offsets()
-            .map(|(offset, e)| IndexBlob { id: e.id, offset, length: e.length, raw_length: e.raw_length })
+            .map(|(offset, e)| IndexBlob { id: e.id, offset, length: e.length, raw_length: e.raw_length, base: e.base })
             .collect();
         let raw_bytes = std::mem::take(&mut self.raw_bytes);
         Ok(Some(FinishedPack { id, bytes, index: IndexPack { id, kind: self.kind, blobs }, raw_bytes }))

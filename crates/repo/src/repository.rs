@@ -371,6 +371,10 @@ impl PackCache {
     }
 }
 
+/// Longest delta chain a backup writes: reading a blob then costs at most
+/// this many extra blob reads.
+pub const MAX_WRITE_DEPTH: u32 = 4;
+
 /// A repository with its index loaded: can read blobs and trees.
 #[derive(Debug)]
 pub struct IndexedRepository {
@@ -397,9 +401,14 @@ impl IndexedRepository {
         &mut self.index
     }
 
-    /// Reads, decrypts and verifies one blob.
+    /// Reads, decrypts and verifies one blob (and the bases of a delta blob).
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+        self.read_blob_at_depth(id, 0)
+    }
+
+    fn read_blob_at_depth(&self, id: &BlobId, depth: u32) -> Result<Vec<u8>> {
         let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
+        let mut base = |b: &BlobId| self.read_base(b, id, depth);
         if loc.kind == BlobKind::Tree {
             let pack = match self.tree_packs.get(&loc.pack) {
                 Some(p) => p,
@@ -412,10 +421,56 @@ impl IndexedRepository {
                 pack.get(loc.offset as usize..(loc.offset as usize + loc.length as usize)).ok_or_else(|| {
                     RepoError::corrupt(format!("tree pack {}", loc.pack.short()), "shorter than the index says")
                 })?;
-            return blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length);
+            return blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, &mut base);
         }
         let envelope = self.read_pack_range(&loc, loc.offset, loc.length)?;
-        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length)
+        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length, &mut base)
+    }
+
+    /// The plaintext of `base`, which the delta blob `of`, `depth` steps
+    /// down a chain, is coded against.
+    fn read_base(&self, base: &BlobId, of: &BlobId, depth: u32) -> Result<Vec<u8>> {
+        if depth + 1 >= blob::MAX_DELTA_DEPTH {
+            return Err(RepoError::corrupt(
+                format!("data blob {}", of.short()),
+                format!("delta chain deeper than {}", blob::MAX_DELTA_DEPTH),
+            ));
+        }
+        match self.index.get(base) {
+            Some(loc) if loc.kind == BlobKind::Data => self.read_blob_at_depth(base, depth + 1),
+            Some(_) => Err(RepoError::corrupt(format!("data blob {}", of.short()), "its delta base is a tree blob")),
+            None => Err(RepoError::corrupt(
+                format!("data blob {}", of.short()),
+                format!("its delta base {} is not in the index", base.short()),
+            )),
+        }
+    }
+
+    /// Number of delta steps from `id` to a blob stored whole, per the index
+    /// (0 for a whole blob; a chain that does not end counts as too deep).
+    pub fn delta_depth(&self, id: &BlobId) -> u32 {
+        let mut depth = 0;
+        let mut at = *id;
+        while let Some(base) = self.index.get(&at).and_then(|l| l.base) {
+            depth += 1;
+            if depth >= blob::MAX_DELTA_DEPTH {
+                break;
+            }
+            at = base;
+        }
+        depth
+    }
+
+    /// The blob at the end of `id`'s delta chain (`id` itself when stored whole).
+    pub fn delta_root(&self, id: &BlobId) -> BlobId {
+        let mut at = *id;
+        for _ in 0..blob::MAX_DELTA_DEPTH {
+            match self.index.get(&at).and_then(|l| l.base) {
+                Some(b) => at = b,
+                None => break,
+            }
+        }
+        at
     }
 
     /// Reads `len` bytes at `offset` of the pack holding `loc`; a short read is damage.
@@ -453,7 +508,8 @@ impl IndexedRepository {
             window.start = start;
         }
         let at = (start - window.start) as usize;
-        blob::open(&self.repo.keyring, loc.kind, id, &window.bytes[at..at + loc.length as usize], loc.raw_length)
+        let envelope = &window.bytes[at..at + loc.length as usize];
+        blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, &mut |b| self.read_base(b, id, 0))
     }
 
     /// Loads a tree blob.
@@ -484,5 +540,15 @@ impl IndexedRepository {
     /// Seals a blob with this repository's keys and compression.
     pub fn seal_blob(&self, kind: BlobKind, id: BlobId, plaintext: &[u8]) -> Result<crate::SealedBlob> {
         blob::seal(&self.repo.keyring, kind, id, plaintext, self.repo.compression())
+    }
+
+    /// Seals a data blob as a delta against `base` (a stored data blob)
+    /// when that is smaller (docs/FORMAT.md, "Delta blobs"). Chains stay
+    /// at most [`MAX_WRITE_DEPTH`] long: past that the delta is coded
+    /// against the chain's root instead.
+    pub fn seal_delta(&self, id: BlobId, plaintext: &[u8], base: BlobId) -> Result<crate::SealedBlob> {
+        let base = if self.delta_depth(&base) + 1 > MAX_WRITE_DEPTH { self.delta_root(&base) } else { base };
+        let base_plain = self.read_blob(&base)?;
+        blob::seal_delta(&self.repo.keyring, id, plaintext, base, &base_plain, self.repo.compression())
     }
 }

@@ -1,0 +1,130 @@
+//! Database dumps after a day of scattered row changes: stored as deltas
+//! against yesterday's chunks, restored bit-exact, damage to a base found.
+
+use crate::cairn_test;
+use crate::util::Env;
+
+/// A deterministic pg_dump-like text: `rows` INSERT lines of random words.
+struct Dump {
+    rows: Vec<String>,
+    seed: u64,
+}
+
+impl Dump {
+    fn next(&mut self) -> u64 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed
+    }
+
+    fn row(&mut self, id: usize, day: u32) -> String {
+        const WORDS: &[&str] = &["alpha", "backup", "cairn", "delta", "euler", "fjord", "gamma", "harbor", "island"];
+        let words: Vec<&str> = (0..6 + self.next() % 10).map(|_| WORDS[(self.next() % 9) as usize]).collect();
+        let status = ["new", "paid", "shipped", "cancelled"][(self.next() % 4) as usize];
+        format!(
+            "INSERT INTO public.orders VALUES ({id}, '{}', {}, '{status}', '2026-11-{:02} 10:{:02}:00');\n",
+            words.join(" "),
+            self.next() % 100_000,
+            day + 1,
+            self.next() % 60
+        )
+    }
+
+    fn new(rows: usize) -> Self {
+        let mut d = Dump { rows: Vec::new(), seed: 0x9E37_79B9_7F4A_7C15 };
+        d.rows = (0..rows).map(|i| d.row(i, 0)).collect();
+        d
+    }
+
+    /// One day: 1% of rows rewritten in place, 0.25% inserted mid-table.
+    fn mutate(&mut self, day: u32) {
+        let n = self.rows.len();
+        for _ in 0..n / 100 {
+            let i = (self.next() % n as u64) as usize;
+            self.rows[i] = self.row(i, day);
+        }
+        for k in 0..n / 400 {
+            let at = (self.next() % self.rows.len() as u64) as usize;
+            let row = self.row(n + k, day);
+            self.rows.insert(at, row);
+        }
+    }
+
+    fn text(&self) -> String {
+        self.rows.concat()
+    }
+}
+
+fn backup_dump(env: &Env, file: &std::path::Path) -> serde_json::Value {
+    let f = file.to_str().unwrap();
+    env.json(&["backup", "--stdin-from-command", "--stdin-filename", "dump.sql", "--", "cat", f])
+}
+
+cairn_test!(changed_dump_is_stored_as_small_deltas_and_restores_exactly, |env| {
+    env.init_with(None);
+    let file = env.path("dump.sql");
+    let mut dump = Dump::new(250_000);
+    let mut days = Vec::new();
+    for day in 0..7u32 {
+        if day > 0 {
+            dump.mutate(day);
+        }
+        let text = dump.text();
+        std::fs::write(&file, &text).unwrap();
+        let b = backup_dump(&env, &file);
+        let added = b["bytes_added"].as_u64().unwrap();
+        eprintln!("day {day}: {} bytes of dump, {added} bytes added", text.len());
+        days.push((b["snapshot_id"].as_str().unwrap().to_string(), text, added));
+    }
+    assert!(days[0].1.len() > 20 << 20, "a dump of several chunks: {}", days[0].1.len());
+    // Every later day adds a small fraction of what the first one did (the
+    // whole dump compressed): without deltas each would add about as much,
+    // since 1% scattered changes touch every 1 MiB chunk. Day 5 codes
+    // against the chain's root (chains stop at 4 steps), five days apart.
+    let first = days[0].2;
+    for (day, (_, _, added)) in days.iter().enumerate().skip(1) {
+        assert!(*added * 4 < first, "day {day} added {added} bytes, day 0 {first}");
+    }
+    let total: u64 = days.iter().skip(1).map(|d| d.2).sum();
+    assert!(total < first / 2, "six days of deltas, {total} bytes, cost under half of day 0, {first}");
+    for (id, text, _) in &days {
+        let out = env.cmd().args(["dump", id, "dump.sql"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout == text.as_bytes(), "snapshot {id} restores the dump of its day");
+    }
+    let check = env.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+});
+
+cairn_test!(damaged_base_is_named_for_the_snapshots_whose_deltas_need_it, |env| {
+    env.init_with(None);
+    let file = env.path("dump.sql");
+    let mut dump = Dump::new(100_000);
+    std::fs::write(&file, dump.text()).unwrap();
+    let day0 = backup_dump(&env, &file)["snapshot_id"].as_str().unwrap().to_string();
+    let day0_packs = env.repo_files("data");
+    dump.mutate(1);
+    std::fs::write(&file, dump.text()).unwrap();
+    let day1 = backup_dump(&env, &file)["snapshot_id"].as_str().unwrap().to_string();
+
+    // Damage every pack of day 0: day 1 stored only deltas against them.
+    for p in &day0_packs {
+        let mut bytes = std::fs::read(p).unwrap();
+        bytes[100] ^= 0x40;
+        std::fs::write(p, bytes).unwrap();
+    }
+    let out = env.run(&["check", "--read-data"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains(&format!("{} /dump.sql", &day1[..8])), "day 1 named: {report}");
+    assert!(report.contains(&format!("{} /dump.sql", &day0[..8])), "day 0 named: {report}");
+
+    // The dump of day 1 fails rather than giving wrong bytes.
+    let out = env.run(&["dump", &day1, "dump.sql"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let restore = env.path("r");
+    let out = env.run(&["restore", &day1, "--target", restore.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!restore.join("dump.sql").exists(), "no damaged file is left behind");
+});
