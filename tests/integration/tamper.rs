@@ -92,3 +92,39 @@ cairn_test!(deleted_pack_names_affected_snapshot_paths, |env| {
     assert!(err.contains("missing"), "{err}");
     assert!(err.contains("a.bin"), "{err}");
 });
+
+cairn_test!(large_file_is_restored_in_segments_and_never_partly, |env| {
+    // 96 MiB with a 24 MiB hole: restored by several workers side by side.
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut big = random_bytes(40 << 20, 11);
+    big.extend(std::iter::repeat_n(0u8, 24 << 20));
+    big.extend(random_bytes(32 << 20, 12));
+    std::fs::write(src.join("big.img"), &big).unwrap();
+    std::fs::write(src.join("small.txt"), "small").unwrap();
+    env.init_with(None);
+    env.ok(&["backup", src.to_str().unwrap()]);
+
+    let t = env.path("t");
+    let sel = format!("latest:{}", src.display());
+    env.ok(&["restore", &sel, "--target", t.to_str().unwrap(), "--verify"]);
+    assert!(std::fs::read(t.join("big.img")).unwrap() == big, "restored bytes equal the source");
+    use std::os::unix::fs::MetadataExt;
+    let allocated = std::fs::metadata(t.join("big.img")).unwrap().blocks() * 512;
+    assert!(allocated < (big.len() as u64) - (12 << 20), "the zero run (whole zero chunks of it) stays a hole: {allocated} bytes allocated");
+
+    // Damage one data pack in the middle of the file: no big.img at all.
+    let packs = env.repo_files("data");
+    assert!(packs.len() > 3, "the file spans several packs");
+    let mut sizes: Vec<(u64, &PathBuf)> = packs.iter().map(|p| (std::fs::metadata(p).unwrap().len(), p)).collect();
+    sizes.sort();
+    let victim = sizes.last().unwrap().1;
+    let len = std::fs::metadata(victim).unwrap().len() as usize;
+    flip(victim, len / 2);
+    let t2 = env.path("t2");
+    let out = env.run(&["restore", &sel, "--target", t2.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("big.img"));
+    let left: Vec<_> = std::fs::read_dir(&t2).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("small.txt")], "no partial or temporary big.img");
+});

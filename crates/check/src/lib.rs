@@ -28,7 +28,7 @@ use cairn_backend::FileKind;
 use cairn_format::index::IndexBlob;
 use cairn_format::tree::NodeKind;
 use cairn_format::{BlobId, BlobKind, PackId, SnapshotId};
-use cairn_repo::{Index, IndexedRepository, MAX_DELTA_DEPTH, RepoError, Repository};
+use cairn_repo::{Index, IndexedRepository, MAX_DELTA_DEPTH, RepoError, Repository, Verify};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -320,7 +320,7 @@ fn read_pack(
                     }
                     repo.read_blob(base)
                 };
-                cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length, &mut base)
+                cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length, Verify::Full, &mut base)
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }

@@ -28,7 +28,7 @@ pub mod pattern;
 mod repository;
 pub mod select;
 
-pub use blob::{MAX_DELTA_DEPTH, SealedBlob, open as open_blob};
+pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify, open as open_blob};
 pub use error::RepoError;
 pub use index::{BlobLocation, Index};
 pub use keys::KeyInfo;

@@ -16,6 +16,7 @@ use cairn_format::{
 };
 use rayon::prelude::*;
 
+use crate::blob::Verify;
 use crate::index::{BlobLocation, Index};
 use crate::{FinishedPack, RepoError, Result, blob, keys};
 
@@ -403,10 +404,10 @@ impl IndexedRepository {
 
     /// Reads, decrypts and verifies one blob (and the bases of a delta blob).
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
-        self.read_blob_at_depth(id, 0)
+        self.read_blob_at_depth(id, 0, Verify::Full)
     }
 
-    fn read_blob_at_depth(&self, id: &BlobId, depth: u32) -> Result<Vec<u8>> {
+    fn read_blob_at_depth(&self, id: &BlobId, depth: u32, verify: Verify) -> Result<Vec<u8>> {
         let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
         let mut base = |b: &BlobId| self.read_base(b, id, depth);
         if loc.kind == BlobKind::Tree {
@@ -421,10 +422,10 @@ impl IndexedRepository {
                 pack.get(loc.offset as usize..(loc.offset as usize + loc.length as usize)).ok_or_else(|| {
                     RepoError::corrupt(format!("tree pack {}", loc.pack.short()), "shorter than the index says")
                 })?;
-            return blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, &mut base);
+            return blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, verify, &mut base);
         }
         let envelope = self.read_pack_range(&loc, loc.offset, loc.length)?;
-        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length, &mut base)
+        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length, verify, &mut base)
     }
 
     /// The plaintext of `base`, which the delta blob `of`, `depth` steps
@@ -437,7 +438,7 @@ impl IndexedRepository {
             ));
         }
         match self.index.get(base) {
-            Some(loc) if loc.kind == BlobKind::Data => self.read_blob_at_depth(base, depth + 1),
+            Some(loc) if loc.kind == BlobKind::Data => self.read_blob_at_depth(base, depth + 1, Verify::Authenticated),
             Some(_) => Err(RepoError::corrupt(format!("data blob {}", of.short()), "its delta base is a tree blob")),
             None => Err(RepoError::corrupt(
                 format!("data blob {}", of.short()),
@@ -509,7 +510,9 @@ impl IndexedRepository {
         }
         let at = (start - window.start) as usize;
         let envelope = &window.bytes[at..at + loc.length as usize];
-        blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, &mut |b| self.read_base(b, id, 0))
+        blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, Verify::Full, &mut |b| {
+            self.read_base(b, id, 0)
+        })
     }
 
     /// Loads a tree blob.

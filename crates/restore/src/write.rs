@@ -121,6 +121,30 @@ fn is_zero(b: &[u8]) -> bool {
 /// Bytes each restore worker reads from a pack per request.
 const READAHEAD: u32 = 4 << 20;
 
+/// Files larger than two of these are written by several workers at once,
+/// one segment of about this many bytes each: one large dump or video would
+/// otherwise keep a single core busy while the others sit idle.
+const SEGMENT: u64 = 32 << 20;
+
+/// A large file being written in segments by several workers.
+struct SplitFile {
+    item: usize,
+    tmp: PathBuf,
+    file: File,
+    /// Segments not yet written; whoever finishes the last one completes the file.
+    remaining: AtomicU64,
+    /// The first error of any segment.
+    error: Mutex<Option<String>>,
+}
+
+/// One piece of restore work, ordered by where its data sits in the packs.
+enum Work {
+    /// A whole file (item index).
+    File(usize),
+    /// Blobs `blobs` of a split file, written from byte `offset` on.
+    Segment { file: usize, blobs: std::ops::Range<usize>, offset: u64 },
+}
+
 /// Writes a file's content to `tmp`, leaving holes where blobs are all zeros.
 fn write_content(run: &Run, node: &Node, tmp: &Path, window: &mut ReadWindow) -> Result<u64, String> {
     let mut f = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| e.to_string())?;
@@ -163,6 +187,90 @@ fn verify(run: &Run, node: &Node, path: &Path) -> Result<(), String> {
         return Err("verify: file is longer than in the snapshot".into());
     }
     Ok(())
+}
+
+/// Blobs of a split file and the byte offset the first of them starts at.
+type Segment = (std::ops::Range<usize>, u64);
+
+/// Creates the temporary file of a large file and cuts its content into
+/// segments at blob boundaries; `Ok(None)` when the existing file is kept.
+fn split_file(run: &Run, item: usize, node: &Node, target: &Path) -> Result<Option<(SplitFile, Vec<Segment>)>, String> {
+    if !may_write(target, node, run.opts.overwrite) {
+        run.skipped.fetch_add(1, Ordering::Relaxed);
+        return Ok(None);
+    }
+    let mut pieces = Vec::new();
+    let (mut start, mut start_offset, mut offset) = (0usize, 0u64, 0u64);
+    for (i, id) in node.content.iter().enumerate() {
+        let loc = run.repo.index().get(id).ok_or_else(|| format!("data blob {} is in no index", id.short()))?;
+        if offset - start_offset >= SEGMENT {
+            pieces.push((start..i, start_offset));
+            (start, start_offset) = (i, offset);
+        }
+        offset += u64::from(loc.raw_length);
+    }
+    pieces.push((start..node.content.len(), start_offset));
+    let tmp = temp_name(target);
+    let _ = std::fs::remove_file(&tmp);
+    let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| e.to_string())?;
+    // The full length up front: blobs land at their offsets in any order,
+    // and all-zero blobs are simply not written (holes).
+    if let Err(e) = file.set_len(offset) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.to_string());
+    }
+    let split = SplitFile { item, tmp, file, remaining: AtomicU64::new(pieces.len() as u64), error: Mutex::new(None) };
+    Ok(Some((split, pieces)))
+}
+
+/// Writes one segment of a split file; the last segment to finish renames
+/// the file into place (or removes it if any segment failed).
+fn write_segment(
+    run: &Run,
+    plan: &Plan,
+    split: &SplitFile,
+    blobs: &std::ops::Range<usize>,
+    mut offset: u64,
+    window: &mut ReadWindow,
+) -> Option<Result<bool, String>> {
+    use std::os::unix::fs::FileExt;
+    let node = &plan.items[split.item].node;
+    let failed = || split.error.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+    if !failed() {
+        for id in &node.content[blobs.clone()] {
+            let written = run.repo.read_blob_windowed(id, window).map_err(|e| e.to_string()).and_then(|data| {
+                if !is_zero(&data) {
+                    split.file.write_all_at(&data, offset).map_err(|e| e.to_string())?;
+                }
+                Ok(data.len() as u64)
+            });
+            match written {
+                Ok(n) => {
+                    offset += n;
+                    run.progress.bytes(n);
+                }
+                Err(e) => {
+                    split.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                    break;
+                }
+            }
+        }
+    }
+    if split.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return None;
+    }
+    let target = &plan.items[split.item].target;
+    if let Some(e) = split.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = std::fs::remove_file(&split.tmp);
+        return Some(Err(e));
+    }
+    if let Err(e) = std::fs::rename(&split.tmp, target) {
+        let _ = std::fs::remove_file(&split.tmp);
+        return Some(Err(e.to_string()));
+    }
+    run.bytes.fetch_add(node.size, Ordering::Relaxed);
+    run.files.fetch_add(1, Ordering::Relaxed);
+    Some(Ok(true))
 }
 
 fn restore_file(run: &Run, node: &Node, target: &Path, window: &mut ReadWindow) -> Result<bool, String> {
@@ -266,26 +374,54 @@ pub fn restore(
     }
     // 2. File contents in parallel, in the order their data sits in the
     //    packs, so each worker's read-ahead window serves neighbouring files.
-    let mut files: Vec<(Option<(cairn_format::PackId, u32)>, usize)> = plan
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, item)| item.kind == ItemKind::File)
-        .map(|(i, item)| (item.node.content.first().and_then(|id| repo.index().get(id)).map(|l| (l.pack, l.offset)), i))
-        .collect();
-    files.sort_unstable();
+    //    Large files are cut into segments that workers write side by side.
     let record = |i: usize, res: Result<bool, String>| match res {
         Ok(true) => run.done.lock().unwrap_or_else(|p| p.into_inner()).push(i),
         Ok(false) => {}
         Err(e) => run.fail(&plan.items[i].target, e),
     };
-    // Contiguous runs of files per task, each with its own window: rayon's
+    let mut splits: Vec<SplitFile> = Vec::new();
+    let mut work: Vec<Work> = Vec::new();
+    for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::File) {
+        if item.node.size < 2 * SEGMENT {
+            work.push(Work::File(i));
+            continue;
+        }
+        match split_file(&run, i, &item.node, &item.target) {
+            Ok(Some((split, segments))) => {
+                let n = splits.len();
+                splits.push(split);
+                work.extend(segments.into_iter().map(|(blobs, offset)| Work::Segment { file: n, blobs, offset }));
+            }
+            Ok(None) => {}
+            Err(e) => run.fail(&item.target, e),
+        }
+    }
+    let first_blob = |w: &Work| {
+        let id = match w {
+            Work::File(i) => plan.items[*i].node.content.first(),
+            Work::Segment { file, blobs, .. } => plan.items[splits[*file].item].node.content.get(blobs.start),
+        };
+        id.and_then(|id| repo.index().get(id)).map(|l| (l.pack, l.offset))
+    };
+    work.sort_by_cached_key(first_blob);
+    // Contiguous runs of work per task, each with its own window: rayon's
     // per-split state would restart the window (and its 4 MiB read) far too often.
-    let run_len = files.len().div_ceil(rayon::current_num_threads() * 8).max(1);
-    files.par_chunks(run_len).for_each(|part| {
+    let run_len = work.len().div_ceil(rayon::current_num_threads() * 8).max(1);
+    work.par_chunks(run_len).for_each(|part| {
         let mut window = ReadWindow::new(READAHEAD);
-        for &(_, i) in part {
-            record(i, restore_file(&run, &plan.items[i].node, &plan.items[i].target, &mut window));
+        for w in part {
+            match w {
+                Work::File(i) => {
+                    record(*i, restore_file(&run, &plan.items[*i].node, &plan.items[*i].target, &mut window));
+                }
+                Work::Segment { file, blobs, offset } => {
+                    let split = &splits[*file];
+                    if let Some(res) = write_segment(&run, plan, split, blobs, *offset, &mut window) {
+                        record(split.item, res);
+                    }
+                }
+            }
         }
     });
     for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::Special) {
