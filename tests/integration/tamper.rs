@@ -111,7 +111,10 @@ cairn_test!(large_file_is_restored_in_segments_and_never_partly, |env| {
     assert!(std::fs::read(t.join("big.img")).unwrap() == big, "restored bytes equal the source");
     use std::os::unix::fs::MetadataExt;
     let allocated = std::fs::metadata(t.join("big.img")).unwrap().blocks() * 512;
-    assert!(allocated < (big.len() as u64) - (12 << 20), "the zero run (whole zero chunks of it) stays a hole: {allocated} bytes allocated");
+    assert!(
+        allocated < (big.len() as u64) - (12 << 20),
+        "the zero run (whole zero chunks of it) stays a hole: {allocated} bytes allocated"
+    );
 
     // Damage one data pack in the middle of the file: no big.img at all.
     let packs = env.repo_files("data");

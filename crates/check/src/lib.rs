@@ -310,7 +310,8 @@ fn read_pack(
         let result = match bytes.get(start..end) {
             Some(env) => {
                 // A delta blob decodes only with its base, read from its
-                // own pack (whose damage is reported for that pack too).
+                // own pack (where it is verified in full, and its damage
+                // reported, when that pack is read).
                 let mut base = |base: &BlobId| {
                     if b.base != Some(*base) {
                         return Err(RepoError::corrupt(
@@ -318,7 +319,7 @@ fn read_pack(
                             "its delta base differs from the index",
                         ));
                     }
-                    repo.read_blob(base)
+                    repo.read_delta_base(base)
                 };
                 cairn_repo::open_blob(keyring, kind, &b.id, env, b.raw_length, Verify::Full, &mut base)
                     .map(|_| ())

@@ -111,7 +111,9 @@ pub fn encode_delta(data: &[u8], base_id: &BlobId, base: &[u8], level: i32) -> R
     cctx.set_parameter(CParameter::ContentSizeFlag(true)).map_err(zerr)?;
     // Long-distance matching finds the long runs shared with the base that
     // the regular match finder's small tables lose over a large prefix
-    // (what `zstd --patch-from` does too).
+    // (what `zstd --patch-from` does too). On a 512 MiB dump without it,
+    // level 1 found nearly nothing (114.6 MiB of deltas against 1.5 MiB);
+    // a 2^20-entry hash table instead matched LDM's size at more CPU.
     cctx.set_parameter(CParameter::EnableLongDistanceMatching(true)).map_err(zerr)?;
     cctx.ref_prefix(base).map_err(zerr)?;
     let mut out = Vec::with_capacity(1 + 32 + zstd::zstd_safe::compress_bound(data.len()));

@@ -407,6 +407,12 @@ impl IndexedRepository {
         self.read_blob_at_depth(id, 0, Verify::Full)
     }
 
+    /// Reads a blob to decode a delta blob with: authenticated but not
+    /// hashed, since the hash of the blob built from it covers its bytes.
+    pub fn read_delta_base(&self, base: &BlobId) -> Result<Vec<u8>> {
+        self.read_blob_at_depth(base, 1, Verify::Authenticated)
+    }
+
     fn read_blob_at_depth(&self, id: &BlobId, depth: u32, verify: Verify) -> Result<Vec<u8>> {
         let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
         let mut base = |b: &BlobId| self.read_base(b, id, depth);
@@ -551,7 +557,9 @@ impl IndexedRepository {
     /// against the chain's root instead.
     pub fn seal_delta(&self, id: BlobId, plaintext: &[u8], base: BlobId) -> Result<crate::SealedBlob> {
         let base = if self.delta_depth(&base) + 1 > MAX_WRITE_DEPTH { self.delta_root(&base) } else { base };
-        let base_plain = self.read_blob(&base)?;
+        // Only the compression ratio depends on the base's bytes; the new
+        // blob's id is hashed from its own plaintext.
+        let base_plain = self.read_delta_base(&base)?;
         blob::seal_delta(&self.repo.keyring, id, plaintext, base, &base_plain, self.repo.compression())
     }
 }
