@@ -51,8 +51,102 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the repository's structure and (optionally) its data.
     Check(CheckArgs),
+    /// Remove snapshots by a retention policy (data is freed by prune).
+    Forget(ForgetArgs),
+    /// Add, remove or set tags; protect snapshots from forget.
+    Tag(TagArgs),
     /// Print a decrypted repository object as JSON (debugging).
     Cat(CatArgs),
+}
+
+/// A count for `--keep-*`: a number, or -1 / `unlimited` for every period.
+fn keep_count(s: &str) -> Result<u32, String> {
+    match s {
+        "-1" | "unlimited" => Ok(cairn_forget::policy::UNLIMITED),
+        _ => s.parse().map_err(|_| format!("invalid count {s:?}: use a number, or -1 for unlimited")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Remove these snapshots (ids or prefixes), in addition to any policy.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Keep the newest N snapshots.
+    #[arg(long, value_name = "N", value_parser = keep_count)]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N", value_parser = keep_count)]
+    pub keep_hourly: Option<u32>,
+    /// ... of the last N days.
+    #[arg(long, value_name = "N", value_parser = keep_count)]
+    pub keep_daily: Option<u32>,
+    /// ... of the last N ISO weeks.
+    #[arg(long, value_name = "N", value_parser = keep_count)]
+    pub keep_weekly: Option<u32>,
+    /// ... of the last N months.
+    #[arg(long, value_name = "N", value_parser = keep_count)]
+    pub keep_monthly: Option<u32>,
+    /// ... of the last N years.
+    #[arg(long, value_name = "N", value_parser = keep_count)]
+    pub keep_yearly: Option<u32>,
+    /// Keep all snapshots within this duration of the newest (e.g. 7d, 1y6m, 36h).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep the newest snapshot of each hour within this duration of the newest.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_hourly: Option<String>,
+    /// ... of each day.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_daily: Option<String>,
+    /// ... of each ISO week.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_weekly: Option<String>,
+    /// ... of each month.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_monthly: Option<String>,
+    /// ... of each year.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_yearly: Option<String>,
+    /// Keep snapshots with this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub keep_tag: Vec<String>,
+    /// Apply the policy separately to each group of snapshots sharing these
+    /// fields: a list of host, paths, tags; empty for one group.
+    #[arg(long, default_value = "host,paths", value_name = "FIELDS")]
+    pub group_by: String,
+    /// Show what would be removed; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Only consider snapshots passing these filters.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// Snapshots to change (ids, prefixes or `latest`); all passing the
+    /// filters when none is given.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Add this tag (repeatable, or `a,b`).
+    #[arg(long, value_name = "TAG")]
+    pub add: Vec<String>,
+    /// Remove this tag (repeatable, or `a,b`).
+    #[arg(long, value_name = "TAG")]
+    pub remove: Vec<String>,
+    /// Replace all tags by these (repeatable, or `a,b`; empty to clear).
+    #[arg(long, value_name = "TAG", num_args = 0..=1, default_missing_value = "")]
+    pub set: Vec<String>,
+    /// Protect the snapshots: no forget policy removes them.
+    #[arg(long, conflicts_with = "unprotect")]
+    pub protect: bool,
+    /// Lift the protection.
+    #[arg(long)]
+    pub unprotect: bool,
+    /// Only snapshots passing these filters.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Args, Debug)]

@@ -10,6 +10,7 @@ mod cli;
 mod dedup;
 mod delta;
 mod errors;
+mod lifecycle;
 mod mounts;
 mod privacy;
 mod roundtrip;

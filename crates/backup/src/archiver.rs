@@ -352,6 +352,8 @@ pub fn backup(
         excludes: opts.excludes.patterns().to_vec(),
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary),
+        protected: false,
+        original: None,
     };
     let id = repo.repo().save_snapshot(&snapshot)?;
     Ok(BackupOutcome { id, snapshot })

@@ -5,10 +5,12 @@ mod backup;
 mod cat;
 mod check;
 mod dump;
+mod forget;
 mod init;
 mod ls;
 mod restore;
 mod snapshots;
+mod tag;
 
 use anyhow::{Context, Result, bail};
 use cairn_backend::{Backend, FileKind};
@@ -29,6 +31,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Dump(a) => dump::run(g, &a),
         Command::Restore(a) => restore::run(g, &a),
         Command::Check(a) => check::run(g, &a),
+        Command::Forget(a) => forget::run(g, &a),
+        Command::Tag(a) => tag::run(g, &a),
         Command::Cat(a) => cat::run(g, &a),
     }
 }

@@ -31,7 +31,11 @@ pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<i32> {
                 id.short(),
                 local_time(s.time),
                 s.hostname.clone(),
-                s.tags.join(","),
+                if s.protected {
+                    format!("{} (protected)", s.tags.join(",")).trim_start().to_string()
+                } else {
+                    s.tags.join(",")
+                },
                 s.paths.join(" "),
                 s.summary.as_ref().map(|x| bytes(x.total_bytes)).unwrap_or_default(),
             ]

@@ -66,6 +66,12 @@ pub struct Snapshot {
     /// What the run did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// No retention policy removes it (`cairn tag --protect`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
+    /// For a snapshot rewritten by `cairn tag`, the id it was first saved under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
 }
 
 impl Snapshot {

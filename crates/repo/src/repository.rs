@@ -222,6 +222,23 @@ impl Repository {
         Snapshot::decode(&plain).map_err(|e| RepoError::format(format!("snapshot {}", id.short()), e))
     }
 
+    /// Deletes a snapshot file (forget). The data only it used stays until prune.
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        Ok(self.backend.delete(FileKind::Snapshot, &id.to_hex())?)
+    }
+
+    /// Replaces a snapshot by a changed copy (new tags, protection): the copy
+    /// is saved first, then the old file deleted, so a crash in between
+    /// leaves both, never neither. Returns the new id.
+    pub fn rewrite_snapshot(&self, old: &SnapshotId, mut snap: Snapshot) -> Result<SnapshotId> {
+        snap.original.get_or_insert(*old);
+        let id = self.save_snapshot(&snap)?;
+        if id != *old {
+            self.delete_snapshot(old)?;
+        }
+        Ok(id)
+    }
+
     /// Ids of all snapshots.
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         self.list_ids(FileKind::Snapshot)

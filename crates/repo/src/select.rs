@@ -102,6 +102,8 @@ mod tests {
             excludes: vec![],
             program_version: "t".into(),
             summary: None,
+            protected: false,
+            original: None,
         }
     }
 

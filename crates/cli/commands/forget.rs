@@ -1,0 +1,108 @@
+//! `cairn forget`: remove snapshots by a retention policy, or by id. Only
+//! snapshot files are deleted; prune frees the data no snapshot uses.
+
+use anyhow::{Result, bail};
+use cairn_forget::policy::{Period, Policy, parse_span};
+use cairn_forget::{GroupBy, plan};
+use cairn_repo::select;
+
+use crate::cli::{ForgetArgs, Global};
+use crate::output::{local_time, table};
+
+fn policy(a: &ForgetArgs) -> Result<Policy> {
+    let span = |s: &Option<String>| s.as_deref().map(parse_span).transpose().map_err(anyhow::Error::msg);
+    let mut within_periods = Vec::new();
+    for (period, arg) in [
+        (Period::Hourly, &a.keep_within_hourly),
+        (Period::Daily, &a.keep_within_daily),
+        (Period::Weekly, &a.keep_within_weekly),
+        (Period::Monthly, &a.keep_within_monthly),
+        (Period::Yearly, &a.keep_within_yearly),
+    ] {
+        if let Some(s) = span(arg)? {
+            within_periods.push((period, s));
+        }
+    }
+    Ok(Policy {
+        last: a.keep_last.unwrap_or(0),
+        hourly: a.keep_hourly.unwrap_or(0),
+        daily: a.keep_daily.unwrap_or(0),
+        weekly: a.keep_weekly.unwrap_or(0),
+        monthly: a.keep_monthly.unwrap_or(0),
+        yearly: a.keep_yearly.unwrap_or(0),
+        within: span(&a.keep_within)?,
+        within_periods,
+        tags: a.keep_tag.iter().flat_map(|t| t.split(',')).filter(|t| !t.is_empty()).map(str::to_string).collect(),
+    })
+}
+
+pub fn run(g: &Global, a: &ForgetArgs) -> Result<i32> {
+    let policy = policy(a)?;
+    let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
+    if policy.is_empty() && a.snapshots.is_empty() {
+        bail!("no policy given, so nothing would be kept: give --keep-* options, or the snapshots to remove");
+    }
+    let repo = super::open(g)?;
+    let all = repo.snapshots()?;
+    let mut by_id = Vec::new();
+    for spec in &a.snapshots {
+        let (id, snap) = select::select(&all, spec, &Default::default())?;
+        if snap.protected {
+            bail!("snapshot {} is protected: lift that first with `cairn tag --unprotect {}`", id.short(), id.short());
+        }
+        by_id.push(id);
+    }
+    let f = super::filter(&a.filter)?;
+    let considered: Vec<_> = select::filtered(&all, &f).filter(|(id, _)| !by_id.contains(id)).cloned().collect();
+    let groups = if policy.is_empty() {
+        Vec::new()
+    } else {
+        plan(&considered, &policy, group_by, &jiff::tz::TimeZone::system())
+    };
+    let removed: Vec<_> = by_id
+        .iter()
+        .copied()
+        .chain(groups.iter().flat_map(|gr| gr.snapshots.iter().filter(|d| !d.keep()).map(|d| d.id)))
+        .collect();
+
+    if g.json {
+        let v = serde_json::json!({ "groups": groups, "removed": removed, "dry_run": a.dry_run });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if !g.quiet {
+        for gr in &groups {
+            let kept = gr.snapshots.iter().filter(|d| d.keep()).count();
+            println!("{}: keep {kept}, remove {}", gr.key, gr.snapshots.len() - kept);
+            let rows: Vec<Vec<String>> = gr
+                .snapshots
+                .iter()
+                .map(|d| {
+                    let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+                    vec![
+                        d.id.short(),
+                        local_time(d.time),
+                        if d.keep() { "keep" } else { "remove" }.to_string(),
+                        reasons.join(", "),
+                    ]
+                })
+                .collect();
+            table(&["ID", "Time", "Action", "Reasons"], &rows);
+            println!();
+        }
+        for id in &by_id {
+            println!("remove {} (given on the command line)", id.short());
+        }
+    }
+    if a.dry_run {
+        if !g.quiet && !g.json {
+            println!("dry run: would remove {} snapshot(s)", removed.len());
+        }
+        return Ok(0);
+    }
+    for id in &removed {
+        repo.delete_snapshot(id)?;
+    }
+    if !g.quiet && !g.json {
+        println!("removed {} snapshot(s); run `cairn prune` to free the space only they used", removed.len());
+    }
+    Ok(0)
+}
