@@ -55,6 +55,8 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Add, remove or set tags; protect snapshots from forget.
     Tag(TagArgs),
+    /// Free the space of data no snapshot uses (safe while backups run).
+    Prune(PruneArgs),
     /// Print a decrypted repository object as JSON (debugging).
     Cat(CatArgs),
 }
@@ -118,9 +120,62 @@ pub struct ForgetArgs {
     /// Show what would be removed; change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Run prune afterwards.
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub prune_opts: PruneOpts,
     /// Only consider snapshots passing these filters.
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+/// A share like `5%` or `0.05`.
+fn share(s: &str) -> Result<f64, String> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("invalid share {s:?}: use a percentage such as 5%"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("invalid share {s:?}: between 0% and 100%"));
+    }
+    Ok(v)
+}
+
+/// A size like `500M`, `2G` or `1048576`.
+fn size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1 << 30),
+        Some('t' | 'T') => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("invalid size {s:?}: e.g. 500M or 2G"))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PruneOpts {
+    /// Repack packs whose unused share is above this.
+    #[arg(long, default_value = "5%", value_parser = share, value_name = "SHARE")]
+    pub max_unused: f64,
+    /// Copy at most this much still-used data per run when repacking.
+    #[arg(long, value_parser = size, value_name = "SIZE")]
+    pub max_repack_size: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub opts: PruneOpts,
+    /// Report what would be freed; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]

@@ -2,7 +2,7 @@
 //! protection.
 
 use crate::cairn_test;
-use crate::util::Env;
+use crate::util::{Env, random_bytes};
 
 /// One small backup per given day (at 02:00 UTC), returns the snapshot ids.
 fn daily_backups(env: &Env, days: &[&str], tags: &[&str]) -> Vec<String> {
@@ -76,3 +76,145 @@ cairn_test!(forget_applies_the_policy_and_spares_tags_and_protected_snapshots, |
     assert!(String::from_utf8_lossy(&out.stderr).contains("no policy"));
     env.ok(&["check"]);
 });
+
+/// File names and contents of one source tree.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// Writes `n` files of fresh random content (seeded by `round`) plus a
+/// shared file; returns the tree's contents by name.
+fn write_round(dir: &std::path::Path, round: u64, n: usize, size: usize) -> Files {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let mut files = vec![("shared".to_string(), random_bytes(200_000, 4242))];
+    for i in 0..n {
+        files.push((format!("f{i}"), random_bytes(size, round * 1000 + i as u64)));
+    }
+    for (name, data) in &files {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+    files
+}
+
+fn assert_restores(env: &Env, id: &str, src: &std::path::Path, want: &[(String, Vec<u8>)]) {
+    let target = env.path(&format!("restore-{id}"));
+    let _ = std::fs::remove_dir_all(&target);
+    env.ok(&["restore", &format!("{id}:{}", src.display()), "--target", target.to_str().unwrap()]);
+    for (name, data) in want {
+        assert!(std::fs::read(target.join(name)).unwrap() == *data, "snapshot {id}: {name} restores exactly");
+    }
+    std::fs::remove_dir_all(&target).unwrap();
+}
+
+cairn_test!(forget_and_prune_free_the_space_and_keep_the_rest, |env| {
+    env.init();
+    let src = env.path("src");
+    let mut rounds = Vec::new();
+    for round in 0..4 {
+        let files = write_round(&src, round, 3, 500_000);
+        let id = env.json(&["backup", src.to_str().unwrap()])["snapshot_id"].as_str().unwrap().to_string();
+        rounds.push((id, files));
+    }
+    let before = env.repo_size();
+    let out = env.json(&["forget", "--keep-last", "2", "--prune"]);
+    assert_eq!(out["removed"].as_array().unwrap().len(), 2);
+    let after = env.repo_size();
+    // Two rounds of 1.5 MB of unique random data are gone; the shared file
+    // and the two kept rounds stay.
+    let freed = before - after;
+    eprintln!("repository {before} -> {after} bytes ({freed} freed)");
+    assert!(freed > 2_800_000 && freed < 3_400_000, "freed {freed} bytes");
+    assert!(out["prune"]["packs_deleted"].as_u64().unwrap() > 0);
+    let check = env.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    for (id, files) in &rounds[2..] {
+        assert_restores(&env, id, &src, files);
+    }
+    // Nothing left to do the second time.
+    let again = env.json(&["prune"]);
+    assert_eq!(again["packs_deleted"], 0);
+    assert!(env.repo_files("deletions").is_empty() && env.repo_files("running").is_empty());
+});
+
+cairn_test!(prune_alongside_backups_loses_nothing_twenty_rounds, |env| {
+    env.init();
+    let src = env.path("src");
+    let mut expected: Vec<(String, Files)> = Vec::new();
+    for round in 0..20u64 {
+        let files = write_round(&src, round, 8, 150_000);
+        let backup = env
+            .cmd()
+            .args(["--json", "backup", src.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Start the prune at varying moments into the backup.
+        std::thread::sleep(std::time::Duration::from_millis((round * 37) % 200));
+        let prune = env.run(&["forget", "--keep-last", "3", "--prune", "--max-unused", "0%"]);
+        let out = backup.wait_with_output().unwrap();
+        assert!(out.status.success(), "round {round} backup: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(prune.status.success(), "round {round} prune: {}", String::from_utf8_lossy(&prune.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        expected.push((v["snapshot_id"].as_str().unwrap().to_string(), files));
+        let check = env.ok(&["check"]);
+        assert!(check.contains("no errors"), "round {round}: {check}");
+    }
+    // Finish any waiting plans, then every snapshot left must be whole.
+    env.ok(&["prune", "--max-unused", "0%"]);
+    let check = env.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    let left = snapshot_ids(&env);
+    assert!(left.len() >= 3, "{left:?}");
+    for id in &left {
+        let (_, files) = expected.iter().find(|(e, _)| e == id).expect("a snapshot of this test");
+        assert_restores(&env, id, &src, files);
+    }
+});
+
+cairn_test!(prune_killed_at_every_step_leaves_a_repository_check_accepts, |env| {
+    env.init();
+    let src = env.path("src");
+    let mut rounds = Vec::new();
+    for round in 0..8 {
+        let files = write_round(&src, round, 2, 700_000);
+        let id = env.json(&["backup", src.to_str().unwrap()])["snapshot_id"].as_str().unwrap().to_string();
+        rounds.push((id, files));
+    }
+    env.ok(&["forget", "--keep-last", "2"]);
+    let pristine = env.path("pristine");
+    copy_dir(&env.repo, &pristine);
+    let mut points = 0;
+    for k in 0.. {
+        let _ = std::fs::remove_dir_all(&env.repo);
+        copy_dir(&pristine, &env.repo);
+        let out = env
+            .cmd()
+            .env("CAIRN_TEST_CRASH_AFTER", k.to_string())
+            .args(["prune", "--max-unused", "0%"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(out.status.code(), None, "killed by a signal at step {k}: {}", String::from_utf8_lossy(&out.stderr));
+        points += 1;
+        let check = env.ok(&["check"]);
+        assert!(check.contains("no errors"), "after a kill at step {k}: {check}");
+        for (id, files) in &rounds[6..] {
+            assert_restores(&env, id, &src, files);
+        }
+        // The next prune sees the dead one's marker is of a process gone
+        // from this host, and completes the job.
+        env.ok(&["prune", "--max-unused", "0%"]);
+        let check = env.ok(&["check", "--read-data"]);
+        assert!(check.contains("no errors"), "after a kill at step {k} and a new prune: {check}");
+        assert!(env.repo_files("deletions").is_empty(), "step {k}: plans done");
+    }
+    eprintln!("prune killed at {points} points, each survived");
+    assert!(points >= 20, "only {points} kill points");
+});
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    assert!(status.success());
+}

@@ -35,6 +35,10 @@ pub enum FileKind {
     DataPack,
     /// `tree/<2 hex>/<id>`: packs of tree blobs.
     TreePack,
+    /// `deletions/<id>`: packs prune has marked for deletion.
+    Deletion,
+    /// `running/<id>`: markers of backups and prunes in progress.
+    Marker,
 }
 
 impl FileKind {
@@ -47,6 +51,8 @@ impl FileKind {
             Self::Index => "index/",
             Self::DataPack => "data/",
             Self::TreePack => "tree/",
+            Self::Deletion => "deletions/",
+            Self::Marker => "running/",
         }
     }
 
@@ -73,7 +79,22 @@ impl FileKind {
             Self::Index => "index",
             Self::DataPack => "data pack",
             Self::TreePack => "tree pack",
+            Self::Deletion => "deletion plan",
+            Self::Marker => "run marker",
         }
+    }
+}
+
+/// Crash-consistency testing: with `CAIRN_TEST_CRASH_AFTER=N` set, the
+/// process aborts (like a power cut: no cleanup, no unwinding) just before
+/// its N+1-th write or delete. Inert when unset.
+fn crash_point() {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static DONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if let Some(limit) = *LIMIT.get_or_init(|| std::env::var("CAIRN_TEST_CRASH_AFTER").ok()?.parse().ok())
+        && DONE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= limit
+    {
+        std::process::abort();
     }
 }
 
@@ -189,6 +210,7 @@ impl Backend {
 
     /// Writes a whole file atomically.
     pub fn write(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<()> {
+        crash_point();
         let path = kind.path(name);
         self.rt
             .block_on(async {
@@ -209,6 +231,7 @@ impl Backend {
 
     /// Writes a file only if none exists under that name; returns false if one did.
     pub fn write_new(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<bool> {
+        crash_point();
         let path = kind.path(name);
         match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
             Ok(_) => Ok(true),
@@ -256,6 +279,7 @@ impl Backend {
 
     /// Deletes a file; deleting an absent file is not an error.
     pub fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        crash_point();
         let path = kind.path(name);
         self.rt.block_on(self.op.delete(&path)).map_err(|e| BackendError::from_opendal("delete", &path, e))
     }

@@ -355,6 +355,7 @@ pub fn backup(
         protected: false,
         original: None,
     };
+    repo.ensure_run_alive()?;
     let id = repo.repo().save_snapshot(&snapshot)?;
     Ok(BackupOutcome { id, snapshot })
 }

@@ -25,9 +25,9 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use cairn_backend::FileKind;
-use cairn_format::index::IndexBlob;
+use cairn_format::index::{IndexBlob, IndexFile};
 use cairn_format::tree::NodeKind;
-use cairn_format::{BlobId, BlobKind, PackId, SnapshotId};
+use cairn_format::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use cairn_repo::{Index, IndexedRepository, MAX_DELTA_DEPTH, RepoError, Repository, Verify};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -108,7 +108,7 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     let mut files = Vec::new();
     for id in repo.index_ids()? {
         match repo.load_index_file(&id) {
-            Ok(f) => files.push(f),
+            Ok(f) => files.push((id, f)),
             Err(e) => report.problems.push(Problem {
                 object: format!("index {}", id.short()),
                 message: e.to_string(),
@@ -116,6 +116,9 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
             }),
         }
     }
+    // Files another one supersedes (left by an interrupted prune) are out of force.
+    let superseded: HashSet<IndexId> = files.iter().flat_map(|(_, f)| f.supersedes.iter().copied()).collect();
+    let files: Vec<IndexFile> = files.into_iter().filter(|(id, _)| !superseded.contains(id)).map(|(_, f)| f).collect();
     // The full entries of every index file, by pack, to compare with pack headers.
     let mut by_pack: HashMap<PackId, Vec<IndexBlob>> = HashMap::new();
     for f in &files {

@@ -91,7 +91,9 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         time: a.time.as_deref().map(|t| super::parse_time(t, false)).transpose()?,
         workers: None,
     };
-    let repo = repo.load_index()?;
+    // Announces the run to concurrent prunes and leaves out packs they have
+    // marked for deletion (docs/FORMAT.md, "Deleting packs").
+    let repo = repo.load_index_for_backup(&opts.hostname)?;
     let bar = progress::bar(progress::enabled(g.quiet, g.json), "backup");
     if let (Some(pb), Source::Paths(paths)) = (&bar, &source) {
         scan_total(paths.clone(), pb.clone());

@@ -65,10 +65,8 @@ pub fn run(g: &Global, a: &ForgetArgs) -> Result<i32> {
         .chain(groups.iter().flat_map(|gr| gr.snapshots.iter().filter(|d| !d.keep()).map(|d| d.id)))
         .collect();
 
-    if g.json {
-        let v = serde_json::json!({ "groups": groups, "removed": removed, "dry_run": a.dry_run });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if !g.quiet {
+    let mut json = serde_json::json!({ "groups": groups, "removed": removed, "dry_run": a.dry_run });
+    if !g.json && !g.quiet {
         for gr in &groups {
             let kept = gr.snapshots.iter().filter(|d| d.keep()).count();
             println!("{}: keep {kept}, remove {}", gr.key, gr.snapshots.len() - kept);
@@ -93,7 +91,9 @@ pub fn run(g: &Global, a: &ForgetArgs) -> Result<i32> {
         }
     }
     if a.dry_run {
-        if !g.quiet && !g.json {
+        if g.json {
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        } else if !g.quiet {
             println!("dry run: would remove {} snapshot(s)", removed.len());
         }
         return Ok(0);
@@ -101,7 +101,21 @@ pub fn run(g: &Global, a: &ForgetArgs) -> Result<i32> {
     for id in &removed {
         repo.delete_snapshot(id)?;
     }
-    if !g.quiet && !g.json {
+    if a.prune {
+        if g.json {
+            let report = super::prune::prune_repo(super::open(g)?, &a.prune_opts, false)?;
+            json["prune"] = serde_json::to_value(report)?;
+            println!("{}", serde_json::to_string_pretty(&json)?);
+            return Ok(0);
+        }
+        if !g.quiet {
+            println!("removed {} snapshot(s); pruning", removed.len());
+        }
+        return super::prune::run(g, &a.prune_opts, false);
+    }
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else if !g.quiet {
         println!("removed {} snapshot(s); run `cairn prune` to free the space only they used", removed.len());
     }
     Ok(0)

@@ -8,6 +8,7 @@ mod dump;
 mod forget;
 mod init;
 mod ls;
+mod prune;
 mod restore;
 mod snapshots;
 mod tag;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(g, &a),
         Command::Forget(a) => forget::run(g, &a),
         Command::Tag(a) => tag::run(g, &a),
+        Command::Prune(a) => prune::run(g, &a.opts, a.dry_run),
         Command::Cat(a) => cat::run(g, &a),
     }
 }

@@ -40,6 +40,10 @@ pub enum ObjectKind {
     DataBlob = 5,
     /// A serialized directory, inside a tree pack.
     TreeBlob = 6,
+    /// A deletion plan written by prune (`deletions/`).
+    DeletionPlan = 7,
+    /// A marker of a running backup or prune (`running/`).
+    RunMarker = 8,
 }
 
 /// A 256-bit XChaCha20-Poly1305 key. Zeroized on drop by the cipher crate's

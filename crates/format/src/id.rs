@@ -98,6 +98,15 @@ define_id!(
     RepoId
 );
 
+define_id!(
+    /// BLAKE3 of a deletion plan file (`deletions/<id>`).
+    PlanId
+);
+define_id!(
+    /// Random name of a run marker (`running/<id>`), chosen by its run.
+    MarkerId
+);
+
 /// The unkeyed BLAKE3 hash of a stored file, which names it.
 pub fn file_hash(bytes: &[u8]) -> [u8; ID_LEN] {
     *blake3::hash(bytes).as_bytes()

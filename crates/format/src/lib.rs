@@ -9,6 +9,7 @@
 //! - [`pack`]: pack header and trailer.
 //! - [`index`]: index files.
 //! - [`tree`], [`snapshot`], [`config`], [`keyfile`]: the JSON documents.
+//! - [`lifecycle`]: prune's deletion plans and the run markers of backups and prunes.
 //!
 //! ```
 //! use cairn_format::{payload, Compression};
@@ -21,12 +22,13 @@ pub mod config;
 pub mod id;
 pub mod index;
 pub mod keyfile;
+pub mod lifecycle;
 pub mod pack;
 pub mod payload;
 pub mod snapshot;
 pub mod tree;
 
-pub use id::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
+pub use id::{BlobId, IndexId, KeyId, MarkerId, PackId, PlanId, RepoId, SnapshotId};
 pub use payload::Compression;
 
 /// The repository format version this build writes and reads.

@@ -23,6 +23,7 @@ mod blob;
 mod error;
 mod index;
 mod keys;
+pub mod lifecycle;
 mod pack;
 pub mod pattern;
 mod repository;
@@ -32,8 +33,11 @@ pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify, open as open_blob};
 pub use error::RepoError;
 pub use index::{BlobLocation, Index};
 pub use keys::KeyInfo;
+pub use lifecycle::RunGuard;
 pub use pack::{FinishedPack, PackWriter};
-pub use repository::{IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository};
+pub use repository::{
+    IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, pack_file_kind,
+};
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, RepoError>;

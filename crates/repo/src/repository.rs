@@ -64,8 +64,8 @@ impl InitOptions {
 
 /// An unlocked repository: keys and config, no index yet.
 pub struct Repository {
-    backend: Backend,
-    keyring: Arc<Keyring>,
+    pub(crate) backend: Backend,
+    pub(crate) keyring: Arc<Keyring>,
     key_id: KeyId,
     config: Config,
     chunker: Chunker,
@@ -181,7 +181,7 @@ impl Repository {
     }
 
     /// Reads a sealed document, checks its name is its hash, and opens it.
-    fn open_file(&self, file: FileKind, kind: ObjectKind, id: &[u8; 32]) -> Result<Vec<u8>> {
+    pub(crate) fn open_file(&self, file: FileKind, kind: ObjectKind, id: &[u8; 32]) -> Result<Vec<u8>> {
         let name = hex::encode(id);
         let object = || format!("{} {}", file.name(), &name[..8]);
         let bytes = self.backend.read(file, &name)?;
@@ -193,14 +193,14 @@ impl Repository {
     }
 
     /// Seals and writes a document; returns the id (hash) naming it.
-    fn save_file(&self, file: FileKind, kind: ObjectKind, plain: &[u8]) -> Result<[u8; 32]> {
+    pub(crate) fn save_file(&self, file: FileKind, kind: ObjectKind, plain: &[u8]) -> Result<[u8; 32]> {
         let (id, bytes) = self.seal_file(kind, plain)?;
         self.backend.write(file, &hex::encode(id), bytes)?;
         Ok(id)
     }
 
     /// Names of all files of a kind, parsed as ids.
-    fn list_ids<T: std::str::FromStr>(&self, file: FileKind) -> Result<Vec<T>>
+    pub(crate) fn list_ids<T: std::str::FromStr>(&self, file: FileKind) -> Result<Vec<T>>
     where
         T::Err: std::fmt::Display,
     {
@@ -316,19 +316,63 @@ impl Repository {
     /// Pairs the repository with an index the caller assembled (check loads
     /// index files one by one to report each damaged one).
     pub fn with_index(self, index: Index) -> IndexedRepository {
-        IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES) }
+        IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES), run: None }
     }
 
     /// Loads every index file into memory (in parallel) and returns a
     /// repository that can read blobs.
     pub fn load_index(self) -> Result<IndexedRepository> {
-        let ids = self.index_ids()?;
-        let files: Vec<IndexFile> = ids.par_iter().map(|id| self.load_index_file(id)).collect::<Result<_>>()?;
-        let superseded: HashSet<IndexId> = files.iter().flat_map(|f| f.supersedes.iter().copied()).collect();
-        let index =
-            Index::from_files(ids.iter().zip(&files).filter(|(id, _)| !superseded.contains(id)).map(|(_, f)| f));
-        Ok(IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES) })
+        self.load_index_filtered(|_| true)
     }
+
+    /// The index files in force: all but those another file supersedes.
+    /// A prune replacing index files concurrently can make a listed file
+    /// vanish before it is read; the listing is then taken again.
+    pub fn live_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
+        Ok(self.index_files()?.live)
+    }
+
+    /// The index files in force, and the ids of the files present but
+    /// superseded (left by a prune that died before deleting them).
+    pub fn index_files(&self) -> Result<IndexFiles> {
+        let mut attempt = 0;
+        loop {
+            let ids = self.index_ids()?;
+            match ids.par_iter().map(|id| Ok((*id, self.load_index_file(id)?))).collect::<Result<Vec<_>>>() {
+                Ok(files) => {
+                    let superseded: HashSet<IndexId> =
+                        files.iter().flat_map(|(_, f)| f.supersedes.iter().copied()).collect();
+                    let (dead, live): (Vec<_>, Vec<_>) = files.into_iter().partition(|(id, _)| superseded.contains(id));
+                    return Ok(IndexFiles { live, superseded: dead.into_iter().map(|(id, _)| id).collect() });
+                }
+                Err(RepoError::Backend(e)) if e.is_not_found() && attempt < 3 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Loads the index with only the packs `keep` accepts.
+    pub fn load_index_filtered(self, keep: impl Fn(&PackId) -> bool) -> Result<IndexedRepository> {
+        let files = self.live_index_files()?;
+        let filtered: Vec<IndexFile> = files
+            .into_iter()
+            .map(|(_, mut f)| {
+                f.packs.retain(|p| keep(&p.id));
+                f
+            })
+            .collect();
+        let index = Index::from_files(&filtered);
+        Ok(IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES), run: None })
+    }
+}
+
+/// The index files of a repository, as one listing found them.
+#[derive(Debug)]
+pub struct IndexFiles {
+    /// Files in force, with their ids.
+    pub live: Vec<(IndexId, IndexFile)>,
+    /// Files present but superseded by a live one.
+    pub superseded: Vec<IndexId>,
 }
 
 /// The file kind packs of a blob kind are stored as.
@@ -401,12 +445,21 @@ pub struct IndexedRepository {
     /// Whole tree packs recently read: walking a snapshot touches every tree,
     /// and trees sit together in a few small packs.
     tree_packs: PackCache,
+    /// The run marker of a backup (see [`Repository::load_index_for_backup`]).
+    pub(crate) run: Option<crate::RunGuard>,
 }
 
 impl IndexedRepository {
     /// The underlying repository.
     pub fn repo(&self) -> &Repository {
         &self.repo
+    }
+
+    /// Fails if this backup's run marker may have looked dead to a prune
+    /// (see [`crate::RunGuard::ensure_alive`]); a backup checks this last,
+    /// before it writes its snapshot.
+    pub fn ensure_run_alive(&self) -> Result<()> {
+        self.run.as_ref().map_or(Ok(()), |r| r.ensure_alive())
     }
 
     /// The loaded index.

@@ -1,0 +1,578 @@
+//! Prune: frees the space of data no snapshot uses, while backups keep
+//! running (docs/FORMAT.md, "Deleting packs"). No exclusive lock.
+//!
+//! 1. **Mark.** Find every blob a snapshot needs (trees, file content, the
+//!    bases of delta blobs). Packs holding none of them are marked; packs
+//!    whose unused share exceeds `max_unused` have their needed blobs copied
+//!    into new packs (and indexed) first, then are marked too. The marks go
+//!    into a deletion plan. From then on, backups leave marked packs out of
+//!    their index, so nothing new can come to depend on them.
+//! 2. **Delete.** A plan is carried out (by this run or a later one) only
+//!    when every backup still running has seen it (its run marker lists the
+//!    plan): a backup that loaded its index before the plan existed might
+//!    refer to a marked pack. Needed blobs are recomputed from the snapshots
+//!    present at that moment; a marked pack holding one that exists nowhere
+//!    else is spared. Then: a new index file without the packs (superseding
+//!    the old ones), the old index files, the packs, the plan are deleted,
+//!    in that order, so a crash at any point leaves a repository `check`
+//!    accepts and the next prune finishes the job.
+//!
+//! ```
+//! use cairn_backend::Backend;
+//! use cairn_prune::{prune, PruneOptions};
+//! use cairn_repo::{InitOptions, Repository};
+//! let repo = Repository::init(Backend::memory().unwrap(), b"pw", &InitOptions::fast_for_tests()).unwrap();
+//! let report = prune(repo, &PruneOptions::default()).unwrap();
+//! assert_eq!(report.packs_deleted, 0);
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use cairn_backend::FileKind;
+use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
+use cairn_format::lifecycle::{DeletionPlan, MarkedPack, RunKind, RunMarker};
+use cairn_format::snapshot::Snapshot;
+use cairn_format::{BlobId, BlobKind, FORMAT_VERSION, IndexId, PackId, PlanId, SnapshotId};
+use cairn_repo::lifecycle::is_live;
+use cairn_repo::{
+    Index, IndexedRepository, MAX_DELTA_DEPTH, PackWriter, RepoError, Repository, SealedBlob, Verify, open_blob,
+    pack_file_kind,
+};
+use serde::Serialize;
+
+/// What can stop a prune.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// Another prune is running.
+    #[error(
+        "another prune is running (host {host}, pid {pid}, started {started}); wait for it, or if it died, \
+         for its marker to go stale"
+    )]
+    Busy {
+        /// Its host.
+        host: String,
+        /// Its process id.
+        pid: u32,
+        /// When it started.
+        started: jiff::Timestamp,
+    },
+    /// A pack the index lists, holding needed data, is gone.
+    #[error("{0} is missing but snapshots need data in it; nothing was deleted: run `cairn check` first")]
+    MissingPack(String),
+    /// Reading or writing the repository failed; nothing unsafe was done.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+impl From<cairn_backend::BackendError> for PruneError {
+    fn from(e: cairn_backend::BackendError) -> Self {
+        PruneError::Repo(e.into())
+    }
+}
+
+/// How much to reclaim.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Largest share of a pack that may be unused before its needed blobs
+    /// are copied out and the pack deleted (0.05 = 5%).
+    pub max_unused: f64,
+    /// Copy at most this many bytes of needed blobs in one run.
+    pub max_repack_bytes: Option<u64>,
+    /// Report what would be done; change nothing.
+    pub dry_run: bool,
+    /// Host name for the run marker and the plan.
+    pub hostname: String,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { max_unused: 0.05, max_repack_bytes: None, dry_run: false, hostname: String::new() }
+    }
+}
+
+/// What a prune found and did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PruneReport {
+    /// Snapshots whose data is kept.
+    pub snapshots: usize,
+    /// Blobs they need (trees, content, delta bases).
+    pub blobs_used: usize,
+    /// Packs in the index.
+    pub packs: usize,
+    /// Packs marked because no snapshot needs anything in them.
+    pub packs_unused: usize,
+    /// Their size.
+    pub bytes_unused: u64,
+    /// Packs whose needed blobs were copied out before marking.
+    pub packs_repacked: usize,
+    /// Their size.
+    pub bytes_repacked: u64,
+    /// Bytes of needed blobs copied into new packs.
+    pub bytes_copied: u64,
+    /// Deletion plans carried out.
+    pub plans_done: usize,
+    /// Packs deleted.
+    pub packs_deleted: usize,
+    /// Bytes freed.
+    pub bytes_deleted: u64,
+    /// Marked packs kept because a snapshot written meanwhile needs them.
+    pub packs_rescued: usize,
+    /// Plans left for a later prune, and why.
+    pub plans_waiting: Vec<String>,
+    /// Run markers ignored because they went stale (their run died).
+    pub stale_markers: Vec<String>,
+    /// Packs no index lists (from interrupted backups, or backups still
+    /// running); left alone.
+    pub packs_unindexed: usize,
+    /// Nothing was changed.
+    pub dry_run: bool,
+}
+
+/// One pack as the live index files describe it.
+struct PackInfo {
+    kind: BlobKind,
+    blobs: Vec<IndexBlob>,
+}
+
+fn packs_of(files: &[(IndexId, IndexFile)]) -> BTreeMap<PackId, PackInfo> {
+    let mut packs = BTreeMap::new();
+    for (_, f) in files {
+        for p in &f.packs {
+            packs.entry(p.id).or_insert_with(|| PackInfo { kind: p.kind, blobs: p.blobs.clone() });
+        }
+    }
+    packs
+}
+
+/// Adds every blob the snapshots need to `used`: trees, file content and,
+/// down each delta chain, the bases. Any tree that cannot be read stops the
+/// prune: deleting on incomplete knowledge could destroy data.
+fn add_used(
+    repo: &IndexedRepository,
+    snaps: &[(SnapshotId, Snapshot)],
+    used: &mut HashSet<BlobId>,
+) -> Result<(), RepoError> {
+    let mut stack: Vec<BlobId> = snaps.iter().map(|(_, s)| s.tree).collect();
+    while let Some(tree_id) = stack.pop() {
+        if !used.insert(tree_id) {
+            continue;
+        }
+        let tree = repo.load_tree(&tree_id)?;
+        for node in &tree.nodes {
+            stack.extend(node.subtree);
+            for id in &node.content {
+                let mut at = *id;
+                for _ in 0..=MAX_DELTA_DEPTH {
+                    if !used.insert(at) {
+                        break;
+                    }
+                    match repo.index().get(&at).and_then(|l| l.base) {
+                        Some(base) => at = base,
+                        None => break,
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a marker belongs to a process of this host that no longer
+/// exists: a run that crashed here need not wait out `STALE_AFTER`.
+fn died_here(m: &RunMarker, hostname: &str) -> bool {
+    m.hostname == hostname && !hostname.is_empty() && !process_exists(m.pid)
+}
+
+#[cfg(target_os = "linux")]
+fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_exists(_pid: u32) -> bool {
+    true
+}
+
+/// Runs a prune.
+pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, PruneError> {
+    let mut report = PruneReport { dry_run: opts.dry_run, ..PruneReport::default() };
+    let guard = if opts.dry_run { None } else { Some(repo.start_run(RunKind::Prune, &opts.hostname)?) };
+    let now = jiff::Timestamp::now();
+    for (id, marker) in repo.run_markers()? {
+        if guard.as_ref().is_some_and(|g| g.id() == id) {
+            continue;
+        }
+        if let Ok(m) = marker
+            && m.kind == RunKind::Prune
+            && is_live(&m, now)
+            && !died_here(&m, &opts.hostname)
+        {
+            return Err(PruneError::Busy { host: m.hostname, pid: m.pid, started: m.started });
+        }
+    }
+
+    // 1. Mark.
+    let plans = repo.deletion_plans()?;
+    let marked: HashSet<PackId> = plans.iter().flat_map(|(_, p)| p.packs.iter().map(|m| m.id)).collect();
+    let files = repo.live_index_files()?;
+    let packs = packs_of(&files);
+    let mut repo = repo.with_index(Index::from_files(files.iter().map(|(_, f)| f)));
+    let snapshots = repo.repo().snapshots()?;
+    let mut used = HashSet::new();
+    add_used(&repo, &snapshots, &mut used)?;
+    report.snapshots = snapshots.len();
+    report.blobs_used = used.len();
+    report.packs = packs.len();
+
+    let mut stored: HashMap<PackId, u64> = HashMap::new();
+    for kind in [FileKind::DataPack, FileKind::TreePack] {
+        for (name, size) in repo.repo().backend().list(kind)? {
+            if let Ok(id) = name.parse() {
+                stored.insert(id, size);
+            }
+        }
+    }
+    report.packs_unindexed = stored.keys().filter(|id| !packs.contains_key(id)).count();
+
+    // Each needed blob gets one home: the unmarked pack holding it whose
+    // needed share is largest, so duplicates empty the emptier packs.
+    let mut needed_bytes: HashMap<PackId, u64> = HashMap::new();
+    for (id, p) in &packs {
+        let n = p.blobs.iter().filter(|b| used.contains(&b.id)).map(|b| u64::from(b.length)).sum();
+        needed_bytes.insert(*id, n);
+    }
+    let share = |id: &PackId| {
+        let size = stored.get(id).copied().unwrap_or(0).max(1);
+        needed_bytes.get(id).copied().unwrap_or(0) as f64 / size as f64
+    };
+    let mut home: HashMap<BlobId, PackId> = HashMap::new();
+    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id) && stored.contains_key(id)) {
+        for b in p.blobs.iter().filter(|b| used.contains(&b.id)) {
+            let better = home.get(&b.id).is_none_or(|h| share(id) > share(h));
+            if better {
+                home.insert(b.id, *id);
+            }
+        }
+    }
+    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id) && !stored.contains_key(id)) {
+        if p.blobs.iter().any(|b| used.contains(&b.id) && !home.contains_key(&b.id)) {
+            return Err(PruneError::MissingPack(format!("{} pack {}", p.kind.name(), id.short())));
+        }
+    }
+
+    let mut to_mark: Vec<MarkedPack> = Vec::new();
+    let mut repack: Vec<(f64, PackId)> = Vec::new();
+    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id)) {
+        let Some(&size) = stored.get(id) else { continue };
+        let kept: u64 = p.blobs.iter().filter(|b| home.get(&b.id) == Some(id)).map(|b| u64::from(b.length)).sum();
+        if kept == 0 {
+            to_mark.push(MarkedPack { id: *id, kind: p.kind });
+            report.packs_unused += 1;
+            report.bytes_unused += size;
+        } else {
+            // Measured on the blobs, so the header alone never makes a pack
+            // look worth repacking.
+            let blobs: u64 = p.blobs.iter().map(|b| u64::from(b.length)).sum();
+            let unused = 1.0 - kept as f64 / blobs.max(1) as f64;
+            if unused > opts.max_unused {
+                repack.push((unused, *id));
+            }
+        }
+    }
+    // Emptiest first, within the copy budget.
+    repack.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
+    let mut chosen = Vec::new();
+    for (_, id) in repack {
+        let kept: u64 =
+            packs[&id].blobs.iter().filter(|b| home.get(&b.id) == Some(&id)).map(|b| u64::from(b.length)).sum();
+        if kept > budget {
+            continue;
+        }
+        budget -= kept;
+        chosen.push(id);
+        report.packs_repacked += 1;
+        report.bytes_repacked += stored[&id];
+        report.bytes_copied += kept;
+    }
+    if opts.dry_run {
+        return Ok(report);
+    }
+    if !chosen.is_empty() {
+        let new_packs = copy_needed(&repo, &packs, &home, &chosen)?;
+        let file = IndexFile { supersedes: Vec::new(), packs: new_packs };
+        repo.repo().save_index(&file)?;
+        // The copies are what later steps must find.
+        repo.index_mut().add_file(&file);
+        to_mark.extend(chosen.iter().map(|id| MarkedPack { id: *id, kind: packs[id].kind }));
+    }
+    if !to_mark.is_empty() {
+        let plan =
+            DeletionPlan { version: FORMAT_VERSION, created: now, hostname: opts.hostname.clone(), packs: to_mark };
+        repo.repo().save_deletion_plan(&plan)?;
+    }
+
+    // 2. Delete what every running backup has seen marked. Markers are read
+    //    after the plan is written: a backup whose marker is not there yet
+    //    will find the plan when it loads its index.
+    let markers = repo.repo().run_markers()?;
+    let plans = repo.repo().deletion_plans()?;
+    let now = jiff::Timestamp::now();
+    let mut ready: Vec<(PlanId, DeletionPlan)> = Vec::new();
+    for (pid, plan) in plans {
+        let mut blocked = None;
+        for (mid, marker) in &markers {
+            if guard.as_ref().is_some_and(|g| g.id() == *mid) {
+                continue;
+            }
+            match marker {
+                Err(e) => blocked = Some(format!("run marker {} cannot be read ({e})", mid.short())),
+                Ok(m) if !is_live(m, now) || died_here(m, &opts.hostname) => {
+                    let note = format!("{} {} pid {} (last seen {})", mid.short(), m.hostname, m.pid, m.updated);
+                    if !report.stale_markers.contains(&note) {
+                        report.stale_markers.push(note);
+                    }
+                }
+                Ok(m) if m.kind == RunKind::Backup && !m.plans_seen.as_ref().is_some_and(|s| s.contains(&pid)) => {
+                    blocked = Some(format!(
+                        "a backup on {} (pid {}, started {}) may still use its packs",
+                        m.hostname, m.pid, m.started
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+        match blocked {
+            Some(why) => report.plans_waiting.push(format!("deletion plan {}: {why}", pid.short())),
+            None => ready.push((pid, plan)),
+        }
+    }
+    if ready.is_empty() {
+        return Ok(report);
+    }
+
+    // Snapshots written since step 1 (by backups that loaded their index
+    // before a plan existed) may need marked packs: recompute with the
+    // index as it is now.
+    let cairn_repo::IndexFiles { live: files, superseded: dead_files } = repo.repo().index_files()?;
+    *repo.index_mut() = Index::from_files(files.iter().map(|(_, f)| f));
+    let seen: HashSet<SnapshotId> = snapshots.iter().map(|(id, _)| *id).collect();
+    let newer: Vec<_> = repo.repo().snapshots()?.into_iter().filter(|(id, _)| !seen.contains(id)).collect();
+    add_used(&repo, &newer, &mut used)?;
+
+    let mut doomed: HashSet<PackId> = ready.iter().flat_map(|(_, p)| p.packs.iter().map(|m| m.id)).collect();
+    let current = packs_of(&files);
+    let mut copies: HashMap<BlobId, usize> = HashMap::new();
+    for (id, p) in &current {
+        if !doomed.contains(id) {
+            for b in &p.blobs {
+                *copies.entry(b.id).or_default() += 1;
+            }
+        }
+    }
+    let rescued: Vec<PackId> = doomed
+        .iter()
+        .filter(|id| {
+            current.get(id).is_some_and(|p| p.blobs.iter().any(|b| used.contains(&b.id) && !copies.contains_key(&b.id)))
+        })
+        .copied()
+        .collect();
+    for id in &rescued {
+        doomed.remove(id);
+    }
+    report.packs_rescued = rescued.len();
+
+    if current.keys().any(|id| doomed.contains(id)) {
+        // Every index file there is, not only the live ones: a file that is
+        // already superseded but still present (a prune died before deleting
+        // it) must stay superseded once the file superseding it is deleted.
+        // Files written since the listing (by backups) are not touched.
+        let superseded: Vec<IndexId> = files.iter().map(|(id, _)| *id).chain(dead_files.iter().copied()).collect();
+        let remaining: Vec<IndexPack> = current
+            .iter()
+            .filter(|(id, _)| !doomed.contains(id))
+            .map(|(id, p)| IndexPack { id: *id, kind: p.kind, blobs: p.blobs.clone() })
+            .collect();
+        repo.repo().save_index(&IndexFile { supersedes: superseded.clone(), packs: remaining })?;
+        for id in &superseded {
+            repo.repo().backend().delete(FileKind::Index, &id.to_hex())?;
+        }
+    } else {
+        // Superseded files a dead prune left behind.
+        for id in &dead_files {
+            repo.repo().backend().delete(FileKind::Index, &id.to_hex())?;
+        }
+    }
+    for (_, plan) in &ready {
+        for m in plan.packs.iter().filter(|m| doomed.contains(&m.id)) {
+            let size = stored.get(&m.id).copied().unwrap_or(0);
+            repo.repo().backend().delete(pack_file_kind(m.kind), &m.id.to_hex())?;
+            report.packs_deleted += 1;
+            report.bytes_deleted += size;
+        }
+    }
+    for (pid, _) in &ready {
+        repo.repo().delete_deletion_plan(pid)?;
+        report.plans_done += 1;
+    }
+    drop(guard);
+    Ok(report)
+}
+
+/// Copies the blobs whose home is one of `chosen` into new packs, verifying
+/// each on the way (damage is never copied); returns the new packs' entries.
+fn copy_needed(
+    repo: &IndexedRepository,
+    packs: &BTreeMap<PackId, PackInfo>,
+    home: &HashMap<BlobId, PackId>,
+    chosen: &[PackId],
+) -> Result<Vec<IndexPack>, RepoError> {
+    let pack_size = repo.repo().config().pack_size as usize;
+    let keyring = repo.repo().keyring().clone();
+    let mut writers = [PackWriter::new(BlobKind::Data, pack_size), PackWriter::new(BlobKind::Tree, pack_size)];
+    let mut out = Vec::new();
+    let flush = |w: &mut PackWriter, out: &mut Vec<IndexPack>| -> Result<(), RepoError> {
+        if let Some(p) = w.finish(&keyring)? {
+            out.push(repo.repo().save_pack(p)?.0);
+        }
+        Ok(())
+    };
+    for id in chosen {
+        let p = &packs[id];
+        let object = || format!("{} pack {}", p.kind.name(), id.short());
+        let bytes = repo.repo().backend().read(pack_file_kind(p.kind), &id.to_hex())?;
+        if cairn_format::id::file_hash(&bytes) != *id.as_bytes() {
+            return Err(RepoError::corrupt(object(), "content does not match its name; run `cairn check --read-data`"));
+        }
+        let w = &mut writers[if p.kind == BlobKind::Data { 0 } else { 1 }];
+        for b in p.blobs.iter().filter(|b| home.get(&b.id) == Some(id)) {
+            let range = b.offset as usize..b.offset as usize + b.length as usize;
+            let envelope =
+                bytes.get(range).ok_or_else(|| RepoError::corrupt(object(), "shorter than the index says"))?;
+            open_blob(&keyring, p.kind, &b.id, envelope, b.raw_length, Verify::Full, &mut |base| {
+                repo.read_delta_base(base)
+            })?;
+            // The envelope binds kind and blob id, not the pack: it moves as is.
+            let sealed = SealedBlob {
+                kind: p.kind,
+                id: b.id,
+                envelope: envelope.to_vec(),
+                raw_length: b.raw_length,
+                base: b.base,
+            };
+            if w.add(sealed) {
+                flush(w, &mut out)?;
+            }
+        }
+    }
+    for w in &mut writers {
+        flush(w, &mut out)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cairn_backend::Backend;
+    use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Source};
+    use cairn_repo::InitOptions;
+
+    use super::*;
+
+    const PW: &[u8] = b"pw";
+
+    fn backup(backend: &Backend, dir: &std::path::Path) -> (SnapshotId, Snapshot) {
+        let repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
+        let opts = BackupOptions {
+            source: Source::Paths(vec![dir.to_path_buf()]),
+            excludes: Excludes::default(),
+            tags: vec![],
+            hostname: "test".into(),
+            parent: ParentChoice::None,
+            force: false,
+            time: None,
+            workers: None,
+        };
+        let out = cairn_backup::backup(repo, &opts, Arc::new(NoProgress)).unwrap();
+        (out.id, out.snapshot)
+    }
+
+    fn noisy(n: usize, seed: u8) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Two snapshots of different content; the first is forgotten.
+    fn setup() -> (Backend, tempfile::TempDir, (SnapshotId, Snapshot)) {
+        let backend = Backend::memory().unwrap();
+        let mut init = InitOptions::fast_for_tests();
+        init.pack_size = 64 * 1024;
+        Repository::init(backend.clone(), PW, &init).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), noisy(300_000, 1)).unwrap();
+        let first = backup(&backend, dir.path());
+        std::fs::write(dir.path().join("f"), noisy(300_000, 2)).unwrap();
+        backup(&backend, dir.path());
+        Repository::open(backend.clone(), PW).unwrap().delete_snapshot(&first.0).unwrap();
+        (backend, dir, first)
+    }
+
+    fn run(backend: &Backend) -> PruneReport {
+        let opts = PruneOptions { hostname: "pruner".into(), ..PruneOptions::default() };
+        prune(Repository::open(backend.clone(), PW).unwrap(), &opts).unwrap()
+    }
+
+    fn check_clean(backend: &Backend) {
+        let report =
+            cairn_check::check(Repository::open(backend.clone(), PW).unwrap(), cairn_check::ReadData::All, &())
+                .unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn a_backup_that_has_not_seen_the_plan_holds_the_deletion_back() {
+        let (backend, _dir, _) = setup();
+        let repo = Repository::open(backend.clone(), PW).unwrap();
+        // A backup on another host, started before any plan existed.
+        let running = repo.start_run(RunKind::Backup, "other-host").unwrap();
+        let first = run(&backend);
+        assert!(first.packs_unused > 0, "{first:?}");
+        assert_eq!(first.packs_deleted, 0);
+        assert_eq!(first.plans_waiting.len(), 1, "{first:?}");
+        drop(running);
+        let second = run(&backend);
+        assert_eq!(second.plans_done, 1, "{second:?}");
+        assert!(second.packs_deleted >= first.packs_unused);
+        check_clean(&backend);
+    }
+
+    #[test]
+    fn a_snapshot_written_after_marking_rescues_the_packs_it_needs() {
+        let (backend, _dir, (_, forgotten)) = setup();
+        let repo = Repository::open(backend.clone(), PW).unwrap();
+        let running = repo.start_run(RunKind::Backup, "other-host").unwrap();
+        let first = run(&backend);
+        assert_eq!(first.plans_waiting.len(), 1);
+        // That backup finishes with a snapshot of the old content, whose
+        // packs are now marked.
+        let id = repo.save_snapshot(&forgotten).unwrap();
+        drop(running);
+        let second = run(&backend);
+        assert!(second.packs_rescued > 0, "{second:?}");
+        check_clean(&backend);
+        let repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
+        let node = repo.find_node(&forgotten.tree, forgotten.paths[0].as_bytes()).unwrap().unwrap();
+        let subtree = repo.load_tree(&node.subtree.unwrap()).unwrap();
+        let content: Vec<u8> = subtree.nodes[0].content.iter().flat_map(|b| repo.read_blob(b).unwrap()).collect();
+        assert!(content == noisy(300_000, 1), "snapshot {} restores", id.short());
+    }
+}
