@@ -57,6 +57,16 @@ pub enum Command {
     Tag(TagArgs),
     /// Free the space of data no snapshot uses (safe while backups run).
     Prune(PruneArgs),
+    /// Manage keys: list, add, remove, change the password, rotate.
+    Key(KeyArgs),
+    /// Rebuild repository structures from what the packs hold.
+    Repair(RepairArgs),
+    /// Show what changed between two snapshots.
+    Diff(DiffArgs),
+    /// Find files by name or path pattern across snapshots.
+    Find(FindArgs),
+    /// Sizes: restore size, after deduplication, stored; repository totals.
+    Stats(StatsArgs),
     /// Print a decrypted repository object as JSON (debugging).
     Cat(CatArgs),
 }
@@ -167,6 +177,10 @@ pub struct PruneOpts {
     /// Copy at most this much still-used data per run when repacking.
     #[arg(long, value_parser = size, value_name = "SIZE")]
     pub max_repack_size: Option<u64>,
+    /// Rewrite packs sealed under an older key epoch (after `key rotate`)
+    /// under the current one; the old packs go like unused ones.
+    #[arg(long)]
+    pub reencrypt: bool,
 }
 
 #[derive(Args, Debug)]
@@ -176,6 +190,92 @@ pub struct PruneArgs {
     /// Report what would be freed; change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    pub action: KeyAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyAction {
+    /// List the key files (the one in use is marked).
+    List,
+    /// Add a key for another password (read from --new-password-file,
+    /// CAIRN_NEW_PASSWORD, or asked twice).
+    Add(NewPasswordArgs),
+    /// Remove a key file (never the last; the one in use only with --force).
+    Remove {
+        /// Key id or prefix.
+        id: String,
+        /// Allow removing the key in use.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Change the password of the key in use.
+    Passwd(NewPasswordArgs),
+    /// Rotate the encryption key: new data, config, index and snapshots are
+    /// sealed under a new secret that only the new key file holds.
+    Rotate {
+        /// Remove the other key files (they would keep the old keyring);
+        /// add them again afterwards.
+        #[arg(long)]
+        remove_other_keys: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct NewPasswordArgs {
+    /// Read the new password from this file.
+    #[arg(long, value_name = "FILE")]
+    pub new_password_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    #[command(subcommand)]
+    pub action: RepairAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepairAction {
+    /// Rebuild the index from the pack headers (replaces all index files).
+    Index,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The earlier snapshot.
+    pub first: String,
+    /// The later snapshot.
+    pub second: String,
+    /// Also list files whose content is the same but metadata changed.
+    #[arg(long)]
+    pub metadata: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct FindArgs {
+    /// Name patterns (`*.conf`) or path patterns (`/etc/**/*.conf`).
+    #[arg(required = true, value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Search only these snapshots (default: all passing the filters).
+    #[arg(long = "snapshot", short = 's', value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Count only these snapshots (default: all passing the filters).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Args, Debug)]

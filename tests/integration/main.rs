@@ -10,6 +10,8 @@ mod cli;
 mod dedup;
 mod delta;
 mod errors;
+mod inspect;
+mod keys;
 mod lifecycle;
 mod mounts;
 mod privacy;

@@ -104,6 +104,9 @@ fn selected(read: ReadData, id: &PackId, seed: &std::hash::RandomState) -> bool 
 /// Runs a check.
 pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> Result<CheckReport, RepoError> {
     let mut report = CheckReport::default();
+    // Snapshots before the index: a backup writes its index file before its
+    // snapshot, so a backup finishing meanwhile cannot look like damage.
+    let snapshot_ids = repo.snapshot_ids()?;
     // Index files, one by one, so each damaged one is named.
     let mut files = Vec::new();
     for id in repo.index_ids()? {
@@ -227,7 +230,7 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     let bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut walker = TreeWalker { repo: &repo, bad: &bad, memo: HashMap::new() };
     let mut affected: HashMap<String, (Bad, BTreeSet<String>)> = HashMap::new();
-    for sid in repo.repo().snapshot_ids()? {
+    for sid in snapshot_ids {
         let snap = match repo.repo().load_snapshot(&sid) {
             Ok(s) => s,
             Err(e) => {

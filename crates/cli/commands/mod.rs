@@ -4,13 +4,18 @@
 mod backup;
 mod cat;
 mod check;
+mod diff;
 mod dump;
+mod find;
 mod forget;
 mod init;
+mod key;
 mod ls;
 mod prune;
+mod repair;
 mod restore;
 mod snapshots;
+mod stats;
 mod tag;
 
 use anyhow::{Context, Result, bail};
@@ -35,6 +40,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Forget(a) => forget::run(g, &a),
         Command::Tag(a) => tag::run(g, &a),
         Command::Prune(a) => prune::run(g, &a.opts, a.dry_run),
+        Command::Key(a) => key::run(g, &a.action),
+        Command::Repair(a) => repair::run(g, &a.action),
+        Command::Diff(a) => diff::run(g, &a),
+        Command::Find(a) => find::run(g, &a),
+        Command::Stats(a) => stats::run(g, &a),
         Command::Cat(a) => cat::run(g, &a),
     }
 }

@@ -14,6 +14,7 @@ pub fn prune_repo(repo: Repository, o: &PruneOpts, dry_run: bool) -> Result<Prun
         max_unused: o.max_unused,
         max_repack_bytes: o.max_repack_size,
         dry_run,
+        reencrypt: o.reencrypt,
         hostname: super::backup::hostname(),
     };
     Ok(prune(repo, &opts)?)
@@ -40,6 +41,9 @@ pub fn run(g: &Global, o: &PruneOpts, dry_run: bool) -> Result<i32> {
     );
     if !dry_run {
         println!("deleted {} packs, {} freed", r.packs_deleted, bytes(r.bytes_deleted));
+    }
+    if r.packs_reencrypted > 0 {
+        println!("re-encrypted {} packs under the current key epoch", r.packs_reencrypted);
     }
     if r.packs_rescued > 0 {
         println!("kept {} marked packs that new snapshots use", r.packs_rescued);

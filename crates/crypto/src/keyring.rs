@@ -66,6 +66,24 @@ impl Keyring {
         Self { content_secret, epochs, id_key, chunker_key, ciphers }
     }
 
+    /// The same keyring plus a new epoch with a fresh random secret, under
+    /// which new objects are sealed (key rotation). The content secret stays,
+    /// so blob ids and chunking do not change and deduplication continues;
+    /// the older epochs stay, so existing objects remain readable. Whoever
+    /// holds only the older keyring cannot open anything sealed afterwards.
+    pub fn rotated(&self) -> Result<Self, CryptoError> {
+        if self.epochs.len() >= MAX_EPOCHS {
+            return Err(CryptoError::Malformed("too many key epochs"));
+        }
+        let mut secret = [0u8; 32];
+        crate::random_bytes(&mut secret)?;
+        let mut epochs: Vec<EpochSecret> =
+            self.epochs.iter().map(|e| EpochSecret { epoch: e.epoch, secret: e.secret }).collect();
+        epochs.push(EpochSecret { epoch: self.current_epoch() + 1, secret });
+        secret.zeroize();
+        Ok(Self::from_parts(Zeroizing::new(*self.content_secret), epochs))
+    }
+
     /// The epoch new objects are sealed under (the newest one).
     pub fn current_epoch(&self) -> u32 {
         self.epochs.last().map(|e| e.epoch).unwrap_or(0)

@@ -35,8 +35,8 @@ use cairn_format::snapshot::Snapshot;
 use cairn_format::{BlobId, BlobKind, FORMAT_VERSION, IndexId, PackId, PlanId, SnapshotId};
 use cairn_repo::lifecycle::is_live;
 use cairn_repo::{
-    Index, IndexedRepository, MAX_DELTA_DEPTH, PackWriter, RepoError, Repository, SealedBlob, Verify, open_blob,
-    pack_file_kind,
+    Index, IndexedRepository, MAX_DELTA_DEPTH, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify,
+    open_blob, pack_file_kind,
 };
 use serde::Serialize;
 
@@ -80,13 +80,22 @@ pub struct PruneOptions {
     pub max_repack_bytes: Option<u64>,
     /// Report what would be done; change nothing.
     pub dry_run: bool,
+    /// Also rewrite every pack holding blobs sealed under an older key epoch
+    /// (after `key rotate`), sealing them under the current one.
+    pub reencrypt: bool,
     /// Host name for the run marker and the plan.
     pub hostname: String,
 }
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        PruneOptions { max_unused: 0.05, max_repack_bytes: None, dry_run: false, hostname: String::new() }
+        PruneOptions {
+            max_unused: 0.05,
+            max_repack_bytes: None,
+            dry_run: false,
+            reencrypt: false,
+            hostname: String::new(),
+        }
     }
 }
 
@@ -109,6 +118,8 @@ pub struct PruneReport {
     pub bytes_repacked: u64,
     /// Bytes of needed blobs copied into new packs.
     pub bytes_copied: u64,
+    /// Packs rewritten under the current key epoch (`reencrypt`).
+    pub packs_reencrypted: usize,
     /// Deletion plans carried out.
     pub plans_done: usize,
     /// Packs deleted.
@@ -193,31 +204,42 @@ fn process_exists(_pid: u32) -> bool {
     true
 }
 
-/// Runs a prune.
-pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, PruneError> {
-    let mut report = PruneReport { dry_run: opts.dry_run, ..PruneReport::default() };
-    let guard = if opts.dry_run { None } else { Some(repo.start_run(RunKind::Prune, &opts.hostname)?) };
+/// Announces a maintenance run (prune, index repair) with a run marker of
+/// kind prune, and stops if another one is live: two would delete under
+/// each other's feet. Backups are not affected.
+pub fn start_maintenance(repo: &Repository, hostname: &str) -> Result<RunGuard, PruneError> {
+    let guard = repo.start_run(RunKind::Prune, hostname)?;
     let now = jiff::Timestamp::now();
     for (id, marker) in repo.run_markers()? {
-        if guard.as_ref().is_some_and(|g| g.id() == id) {
+        if guard.id() == id {
             continue;
         }
         if let Ok(m) = marker
             && m.kind == RunKind::Prune
             && is_live(&m, now)
-            && !died_here(&m, &opts.hostname)
+            && !died_here(&m, hostname)
         {
             return Err(PruneError::Busy { host: m.hostname, pid: m.pid, started: m.started });
         }
     }
+    Ok(guard)
+}
 
-    // 1. Mark.
+/// Runs a prune.
+pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, PruneError> {
+    let mut report = PruneReport { dry_run: opts.dry_run, ..PruneReport::default() };
+    let guard = if opts.dry_run { None } else { Some(start_maintenance(&repo, &opts.hostname)?) };
+    let now = jiff::Timestamp::now();
+
+    // 1. Mark. Snapshots are listed before the index is read: a backup
+    //    writes its index file before its snapshot, so every snapshot listed
+    //    has its blobs in the index read afterwards.
+    let snapshots = repo.snapshots()?;
     let plans = repo.deletion_plans()?;
     let marked: HashSet<PackId> = plans.iter().flat_map(|(_, p)| p.packs.iter().map(|m| m.id)).collect();
     let files = repo.live_index_files()?;
     let packs = packs_of(&files);
     let mut repo = repo.with_index(Index::from_files(files.iter().map(|(_, f)| f)));
-    let snapshots = repo.repo().snapshots()?;
     let mut used = HashSet::new();
     add_used(&repo, &snapshots, &mut used)?;
     report.snapshots = snapshots.len();
@@ -274,7 +296,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
             // look worth repacking.
             let blobs: u64 = p.blobs.iter().map(|b| u64::from(b.length)).sum();
             let unused = 1.0 - kept as f64 / blobs.max(1) as f64;
-            if unused > opts.max_unused {
+            if unused > opts.max_unused || opts.reencrypt {
                 repack.push((unused, *id));
             }
         }
@@ -282,7 +304,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     // Emptiest first, within the copy budget.
     repack.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
-    let mut chosen = Vec::new();
+    let mut chosen: Vec<PackId> = Vec::new();
     for (_, id) in repack {
         let kept: u64 =
             packs[&id].blobs.iter().filter(|b| home.get(&b.id) == Some(&id)).map(|b| u64::from(b.length)).sum();
@@ -291,15 +313,27 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
         }
         budget -= kept;
         chosen.push(id);
-        report.packs_repacked += 1;
-        report.bytes_repacked += stored[&id];
-        report.bytes_copied += kept;
     }
     if opts.dry_run {
+        for id in &chosen {
+            report.packs_repacked += 1;
+            report.bytes_repacked += stored[id];
+        }
         return Ok(report);
     }
     if !chosen.is_empty() {
-        let new_packs = copy_needed(&repo, &packs, &home, &chosen)?;
+        let (new_packs, copied) = copy_needed(&repo, &packs, &home, &chosen, opts.max_unused, opts.reencrypt)?;
+        chosen = copied;
+        for id in &chosen {
+            let kept: u64 =
+                packs[id].blobs.iter().filter(|b| home.get(&b.id) == Some(id)).map(|b| u64::from(b.length)).sum();
+            report.packs_repacked += 1;
+            report.bytes_repacked += stored[id];
+            report.bytes_copied += kept;
+        }
+        if opts.reencrypt {
+            report.packs_reencrypted = chosen.len();
+        }
         let file = IndexFile { supersedes: Vec::new(), packs: new_packs };
         repo.repo().save_index(&file)?;
         // The copies are what later steps must find.
@@ -354,10 +388,10 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     // Snapshots written since step 1 (by backups that loaded their index
     // before a plan existed) may need marked packs: recompute with the
     // index as it is now.
-    let cairn_repo::IndexFiles { live: files, superseded: dead_files } = repo.repo().index_files()?;
-    *repo.index_mut() = Index::from_files(files.iter().map(|(_, f)| f));
     let seen: HashSet<SnapshotId> = snapshots.iter().map(|(id, _)| *id).collect();
     let newer: Vec<_> = repo.repo().snapshots()?.into_iter().filter(|(id, _)| !seen.contains(id)).collect();
+    let cairn_repo::IndexFiles { live: files, superseded: dead_files } = repo.repo().index_files()?;
+    *repo.index_mut() = Index::from_files(files.iter().map(|(_, f)| f));
     add_used(&repo, &newer, &mut used)?;
 
     let mut doomed: HashSet<PackId> = ready.iter().flat_map(|(_, p)| p.packs.iter().map(|m| m.id)).collect();
@@ -420,13 +454,18 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
 }
 
 /// Copies the blobs whose home is one of `chosen` into new packs, verifying
-/// each on the way (damage is never copied); returns the new packs' entries.
+/// each on the way (damage is never copied); returns the new packs' entries
+/// and the packs copied. With `reencrypt`, blobs are sealed anew under the
+/// current key epoch, and a pack chosen only for that (its unused share is
+/// within `max_unused`) whose blobs are all current already is left alone.
 fn copy_needed(
     repo: &IndexedRepository,
     packs: &BTreeMap<PackId, PackInfo>,
     home: &HashMap<BlobId, PackId>,
     chosen: &[PackId],
-) -> Result<Vec<IndexPack>, RepoError> {
+    max_unused: f64,
+    reencrypt: bool,
+) -> Result<(Vec<IndexPack>, Vec<PackId>), RepoError> {
     let pack_size = repo.repo().config().pack_size as usize;
     let keyring = repo.repo().keyring().clone();
     let mut writers = [PackWriter::new(BlobKind::Data, pack_size), PackWriter::new(BlobKind::Tree, pack_size)];
@@ -437,6 +476,8 @@ fn copy_needed(
         }
         Ok(())
     };
+    let mut copied = Vec::new();
+    let current = keyring.current_epoch();
     for id in chosen {
         let p = &packs[id];
         let object = || format!("{} pack {}", p.kind.name(), id.short());
@@ -444,22 +485,41 @@ fn copy_needed(
         if cairn_format::id::file_hash(&bytes) != *id.as_bytes() {
             return Err(RepoError::corrupt(object(), "content does not match its name; run `cairn check --read-data`"));
         }
+        let envelope_of = |b: &IndexBlob| {
+            bytes
+                .get(b.offset as usize..b.offset as usize + b.length as usize)
+                .ok_or_else(|| RepoError::corrupt(object(), "shorter than the index says"))
+        };
+        if reencrypt {
+            let kept: u64 = p.blobs.iter().filter(|b| home.get(&b.id) == Some(id)).map(|b| u64::from(b.length)).sum();
+            let blobs: u64 = p.blobs.iter().map(|b| u64::from(b.length)).sum();
+            let worth_repacking = 1.0 - kept as f64 / blobs.max(1) as f64 > max_unused;
+            let mut all_current = true;
+            for b in &p.blobs {
+                all_current &= cairn_crypto::envelope::epoch_of(envelope_of(b)?).is_ok_and(|e| e == current);
+            }
+            if all_current && !worth_repacking {
+                continue;
+            }
+        }
+        copied.push(*id);
         let w = &mut writers[if p.kind == BlobKind::Data { 0 } else { 1 }];
         for b in p.blobs.iter().filter(|b| home.get(&b.id) == Some(id)) {
-            let range = b.offset as usize..b.offset as usize + b.length as usize;
-            let envelope =
-                bytes.get(range).ok_or_else(|| RepoError::corrupt(object(), "shorter than the index says"))?;
+            let envelope = envelope_of(b)?;
             open_blob(&keyring, p.kind, &b.id, envelope, b.raw_length, Verify::Full, &mut |base| {
                 repo.read_delta_base(base)
             })?;
-            // The envelope binds kind and blob id, not the pack: it moves as is.
-            let sealed = SealedBlob {
-                kind: p.kind,
-                id: b.id,
-                envelope: envelope.to_vec(),
-                raw_length: b.raw_length,
-                base: b.base,
+            // The envelope binds kind and blob id, not the pack: it moves as
+            // is, unless it is to be sealed under the current epoch.
+            let envelope = if reencrypt {
+                let payload = keyring
+                    .open(p.kind.object_kind(), b.id.as_bytes(), envelope)
+                    .map_err(|e| RepoError::corrupt(object(), e))?;
+                keyring.seal(p.kind.object_kind(), b.id.as_bytes(), &payload)?
+            } else {
+                envelope.to_vec()
             };
+            let sealed = SealedBlob { kind: p.kind, id: b.id, envelope, raw_length: b.raw_length, base: b.base };
             if w.add(sealed) {
                 flush(w, &mut out)?;
             }
@@ -468,7 +528,7 @@ fn copy_needed(
     for w in &mut writers {
         flush(w, &mut out)?;
     }
-    Ok(out)
+    Ok((out, copied))
 }
 
 #[cfg(test)]

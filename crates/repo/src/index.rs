@@ -210,6 +210,11 @@ impl Index {
         self.buckets = buckets;
     }
 
+    /// Number of delta blobs.
+    pub fn delta_count(&self) -> usize {
+        self.entries.iter().filter(|e| e.raw_length & DELTA_BIT != 0).count()
+    }
+
     /// All packs with their kind.
     pub fn packs(&self) -> &[(PackId, BlobKind)] {
         &self.packs

@@ -2,9 +2,10 @@
 //! (docs/FORMAT.md, "Key files").
 
 use cairn_backend::{Backend, FileKind};
-use cairn_crypto::{CryptoError, KdfParams, Keyring};
+use cairn_crypto::{CryptoError, KdfParams, Keyring, ObjectKind};
+use cairn_format::index::IndexFile;
 use cairn_format::keyfile::KeyFile;
-use cairn_format::{KeyId, id::file_hash};
+use cairn_format::{KeyId, id::file_hash, payload};
 
 use crate::{RepoError, Result};
 
@@ -68,4 +69,138 @@ pub fn unlock(backend: &Backend, password: &[u8]) -> Result<(KeyId, Keyring)> {
         }
     }
     Err(RepoError::WrongPassword { location: backend.location().to_string() })
+}
+
+/// What `key rotate` did.
+#[derive(Debug, Clone, Default)]
+pub struct RotateReport {
+    /// The epoch new objects are now sealed under.
+    pub epoch: u32,
+    /// The key file that replaced the one in use.
+    pub key: Option<KeyId>,
+    /// Other key files removed (they held the old keyring).
+    pub keys_removed: usize,
+    /// Index files re-encrypted (as one new file).
+    pub index_files: usize,
+    /// Snapshots re-encrypted (their ids change).
+    pub snapshots: usize,
+}
+
+impl crate::Repository {
+    /// The key file in use.
+    fn current_key(&self) -> Result<KeyInfo> {
+        list_keys(&self.backend)?
+            .into_iter()
+            .find(|k| k.id == self.key_id)
+            .ok_or_else(|| RepoError::corrupt(format!("key {}", self.key_id.short()), "the key in use is gone"))
+    }
+
+    /// Adds a key file opening this repository with another password.
+    pub fn add_key(&self, password: &[u8], params: Option<KdfParams>, hostname: &str, username: &str) -> Result<KeyId> {
+        let params = match params {
+            Some(p) => p,
+            None => self.current_key()?.file.params(),
+        };
+        add_key(&self.backend, &self.keyring, password, params, hostname, username)
+    }
+
+    /// Removes a key file. The last key is never removed (the repository
+    /// would be lost); the key in use only with `force`.
+    pub fn remove_key(&self, id: &KeyId, force: bool) -> Result<()> {
+        let keys = list_keys(&self.backend)?;
+        if !keys.iter().any(|k| k.id == *id) {
+            return Err(RepoError::Invalid(format!("no key {} in this repository (see `cairn key list`)", id.short())));
+        }
+        if keys.len() == 1 {
+            return Err(RepoError::Invalid(format!(
+                "key {} is the only key: removing it would make the repository unreadable",
+                id.short()
+            )));
+        }
+        if *id == self.key_id && !force {
+            return Err(RepoError::Invalid(format!(
+                "key {} is the one in use (this password); add --force to remove it anyway",
+                id.short()
+            )));
+        }
+        Ok(self.backend.delete(FileKind::Key, &id.to_hex())?)
+    }
+
+    /// Replaces the key in use by one for `new_password` (same KDF cost).
+    /// The new key file is written before the old one goes.
+    pub fn change_password(&mut self, new_password: &[u8], hostname: &str, username: &str) -> Result<KeyId> {
+        let old = self.key_id;
+        let id = self.add_key(new_password, None, hostname, username)?;
+        if id != old {
+            self.backend.delete(FileKind::Key, &old.to_hex())?;
+        }
+        self.key_id = id;
+        Ok(id)
+    }
+
+    /// Key rotation: a new encryption epoch whose secret only the new key
+    /// file holds (docs/FORMAT.md, "Key rotation"). New data, the config,
+    /// the index and the snapshots are sealed under it, so someone holding
+    /// the old keyring (a leaked key file and its password) reads none of
+    /// them. Packs written before keep their epoch and stay readable.
+    /// Other key files would keep opening the old keyring, so they must go
+    /// (`remove_others`) or the rotation is refused.
+    pub fn rotate_key(&mut self, password: &[u8], remove_others: bool) -> Result<RotateReport> {
+        let current = self.current_key()?;
+        let others: Vec<KeyId> =
+            list_keys(&self.backend)?.into_iter().map(|k| k.id).filter(|id| *id != self.key_id).collect();
+        if !others.is_empty() && !remove_others {
+            return Err(RepoError::Invalid(format!(
+                "{} other key(s) exist ({}) and would keep opening the old keyring: remove them first, or add \
+                 --remove-other-keys and add them again after the rotation",
+                others.len(),
+                others.iter().map(|k| k.short()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let ring = std::sync::Arc::new(self.keyring.rotated()?);
+        // New key file first, then the old ones: at every moment a key opens
+        // a keyring that reads everything there is.
+        let id = add_key(
+            &self.backend,
+            &ring,
+            password,
+            current.file.params(),
+            &current.file.hostname,
+            &current.file.username,
+        )?;
+        let mut report = RotateReport { epoch: ring.current_epoch(), key: Some(id), ..RotateReport::default() };
+        for old in others.iter().chain(std::iter::once(&self.key_id)).filter(|k| **k != id) {
+            self.backend.delete(FileKind::Key, &old.to_hex())?;
+            if *old != self.key_id {
+                report.keys_removed += 1;
+            }
+        }
+        self.key_id = id;
+        self.keyring = ring;
+        // The config under the new epoch.
+        let sealed = self.keyring.seal(
+            ObjectKind::Config,
+            &[0; 32],
+            &payload::encode(&self.config.encode(), cairn_format::Compression::None),
+        )?;
+        self.backend.write(FileKind::Config, "", sealed)?;
+        // The index as one new file superseding all (old files go after).
+        let files = self.index_files()?;
+        let all: Vec<cairn_format::IndexId> =
+            files.live.iter().map(|(id, _)| *id).chain(files.superseded.iter().copied()).collect();
+        if !all.is_empty() {
+            let packs = files.live.into_iter().flat_map(|(_, f)| f.packs).collect();
+            self.save_index(&IndexFile { supersedes: all.clone(), packs })?;
+            for id in &all {
+                self.backend.delete(FileKind::Index, &id.to_hex())?;
+            }
+            report.index_files = all.len();
+        }
+        // Snapshots: same content, new seal, new id.
+        for (id, snap) in self.snapshots()? {
+            self.rewrite_snapshot(&id, snap)?;
+            report.snapshots += 1;
+        }
+        Ok(report)
+    }
 }

@@ -66,8 +66,8 @@ impl InitOptions {
 pub struct Repository {
     pub(crate) backend: Backend,
     pub(crate) keyring: Arc<Keyring>,
-    key_id: KeyId,
-    config: Config,
+    pub(crate) key_id: KeyId,
+    pub(crate) config: Config,
     chunker: Chunker,
 }
 

@@ -1,0 +1,86 @@
+//! Looking into a repository: diff, find, stats, and rebuilding the index.
+
+use crate::cairn_test;
+use crate::util::random_bytes;
+
+cairn_test!(diff_find_and_stats_report_what_changed, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("etc/nginx")).unwrap();
+    std::fs::write(src.join("etc/nginx/nginx.conf"), "worker_processes 4;\n").unwrap();
+    std::fs::write(src.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(src.join("big.bin"), random_bytes(200_000, 5)).unwrap();
+    std::fs::write(src.join("gone.txt"), "bye").unwrap();
+    let first = env.json(&["backup", src.to_str().unwrap()])["snapshot_id"].as_str().unwrap().to_string();
+
+    std::fs::write(src.join("etc/nginx/nginx.conf"), "worker_processes 8;\n").unwrap();
+    std::fs::remove_file(src.join("gone.txt")).unwrap();
+    std::fs::write(src.join("new.conf"), "x=1\n").unwrap();
+    let hosts = src.join("etc/hosts");
+    std::fs::set_permissions(&hosts, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let second = env.json(&["backup", src.to_str().unwrap()])["snapshot_id"].as_str().unwrap().to_string();
+
+    let d = env.json(&["diff", &first[..8], &second[..8], "--metadata"]);
+    let changes: Vec<(String, String)> = d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let p = c["path"].as_str().unwrap();
+            (p.rsplit('/').next().unwrap().to_string(), c["change"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let has = |name: &str, change: &str| changes.contains(&(name.to_string(), change.to_string()));
+    assert!(has("nginx.conf", "modified"), "{changes:?}");
+    assert!(has("gone.txt", "removed"), "{changes:?}");
+    assert!(has("new.conf", "added"), "{changes:?}");
+    assert!(has("hosts", "metadata"), "{changes:?}");
+    assert!(!changes.iter().any(|(n, _)| n == "big.bin"), "unchanged file listed: {changes:?}");
+    assert_eq!(d["summary"]["added"], 1);
+    assert_eq!(d["summary"]["removed"], 1);
+    let text = env.ok(&["diff", &first[..8], &second[..8]]);
+    assert!(text.contains("M  ") && text.contains("nginx.conf"), "{text}");
+    assert!(!text.contains("hosts"), "metadata changes only with --metadata: {text}");
+
+    let f = env.json(&["find", "*.conf"]);
+    let hits: Vec<usize> = f.as_array().unwrap().iter().map(|s| s["hits"].as_array().unwrap().len()).collect();
+    assert_eq!(hits, vec![1, 2], "nginx.conf in both, new.conf in the second: {f}");
+    let f = env.json(&["find", "gone.txt"]);
+    assert_eq!(f.as_array().unwrap().len(), 1);
+    assert_eq!(f[0]["snapshot"].as_str().unwrap(), first);
+
+    let s = env.json(&["stats"]);
+    assert_eq!(s["snapshots"], 2);
+    assert_eq!(s["files"], 8, "4 files in each snapshot: {s}");
+    let one = env.json(&["stats", &second[..8]]);
+    assert_eq!(one["files"], 4);
+    // big.bin is stored once for both snapshots: the restore size counts it
+    // twice, the deduplicated size once.
+    let (restore, raw) = (s["restore_size"].as_u64().unwrap(), s["raw_size"].as_u64().unwrap());
+    assert!(restore >= 400_000 && raw < 300_000 + 20_000, "{s}");
+    assert!(s["dedup_ratio"].as_f64().unwrap() > 1.3, "{s}");
+    assert!(s["pack_bytes"].as_u64().unwrap() > 200_000);
+});
+
+cairn_test!(repair_index_rebuilds_from_pack_headers, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let data = random_bytes(500_000, 9);
+    std::fs::write(src.join("f"), &data).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    std::fs::write(src.join("g"), random_bytes(100_000, 10)).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    // Lose every index file.
+    for f in env.repo_files("index") {
+        std::fs::remove_file(f).unwrap();
+    }
+    assert_eq!(env.run(&["check"]).status.code(), Some(1), "without an index the snapshots' data is missing");
+    let r = env.json(&["repair", "index"]);
+    assert!(r["blobs"].as_u64().unwrap() > 10, "{r}");
+    assert_eq!(env.repo_files("index").len(), 1);
+    let check = env.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    let out = env.cmd().args(["dump", "latest", &format!("{}/f", src.display())]).output().unwrap();
+    assert!(out.stdout == data);
+});
