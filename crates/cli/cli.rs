@@ -59,6 +59,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Manage keys: list, add, remove, change the password, rotate.
     Key(KeyArgs),
+    /// Copy snapshots from another repository into this one.
+    Copy(CopyArgs),
     /// Rebuild repository structures from what the packs hold.
     Repair(RepairArgs),
     /// Show what changed between two snapshots.
@@ -230,6 +232,22 @@ pub struct NewPasswordArgs {
     /// Read the new password from this file.
     #[arg(long, value_name = "FILE")]
     pub new_password_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// The repository to copy from (its password: CAIRN_FROM_PASSWORD,
+    /// --from-password-file, or asked).
+    #[arg(long, env = "CAIRN_FROM_REPOSITORY", value_name = "REPO")]
+    pub from_repo: String,
+    /// Read the source repository's password from this file.
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_FILE", value_name = "FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Snapshots to copy (default: all passing the filters).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Args, Debug)]

@@ -218,3 +218,57 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
     assert!(status.success());
 }
+
+cairn_test!(copy_to_a_repository_with_other_keys_restores_exactly_and_twice_adds_nothing, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("big.bin"), random_bytes(700_000, 21)).unwrap();
+    std::fs::write(src.join("sub/small.txt"), "small file\n").unwrap();
+    std::os::unix::fs::symlink("sub/small.txt", src.join("link")).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    std::fs::write(src.join("sub/added.txt"), random_bytes(50_000, 22)).unwrap();
+    env.ok(&["backup", src.to_str().unwrap(), "--tag", "second"]);
+
+    // A second repository: another password, so other keys and another
+    // chunker secret; content must be re-chunked.
+    let other = env.path("other");
+    let in_other = |args: &[&str]| {
+        env.cmd()
+            .env("CAIRN_REPOSITORY", &other)
+            .env("CAIRN_PASSWORD", "other password")
+            .env("CAIRN_FROM_PASSWORD", "correct horse")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = in_other(&["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let from = env.repo.to_str().unwrap().to_string();
+    let out = in_other(&["--json", "copy", "--from-repo", &from]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["copied"].as_array().unwrap().len(), 2, "{v}");
+    let size = crate::util::files_under(&other).iter().map(|p| p.metadata().unwrap().len()).sum::<u64>();
+
+    let target = env.path("restored");
+    let sel = format!("latest:{}", src.display());
+    let out = in_other(&["restore", &sel, "--target", target.to_str().unwrap(), "--verify", "--tag", "second"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    crate::util::assert_same_tree(&src, &target);
+    let out = in_other(&["check", "--read-data"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no errors"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Again: both snapshots are there already; nothing is read or added.
+    let out = in_other(&["--json", "copy", "--from-repo", &from]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["copied"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["blobs_added"], 0);
+    let after = crate::util::files_under(&other).iter().map(|p| p.metadata().unwrap().len()).sum::<u64>();
+    assert_eq!(size, after, "copying twice adds nothing");
+    // Copying into itself is refused.
+    let out =
+        env.cmd().env("CAIRN_FROM_PASSWORD", "correct horse").args(["copy", "--from-repo", &from]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+});

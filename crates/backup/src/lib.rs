@@ -40,6 +40,7 @@
 //! ```
 
 mod archiver;
+mod copy;
 mod delta;
 mod exclude;
 mod metadata;
@@ -49,6 +50,7 @@ mod reader;
 mod walker;
 
 pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Source, backup};
+pub use copy::{CopyOutcome, copy};
 pub use exclude::Excludes;
 pub use progress::{NoProgress, Progress};
 

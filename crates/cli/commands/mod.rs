@@ -4,6 +4,7 @@
 mod backup;
 mod cat;
 mod check;
+mod copy;
 mod diff;
 mod dump;
 mod find;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Tag(a) => tag::run(g, &a),
         Command::Prune(a) => prune::run(g, &a.opts, a.dry_run),
         Command::Key(a) => key::run(g, &a.action),
+        Command::Copy(a) => copy::run(g, &a),
         Command::Repair(a) => repair::run(g, &a.action),
         Command::Diff(a) => diff::run(g, &a),
         Command::Find(a) => find::run(g, &a),
