@@ -260,6 +260,20 @@ pub struct RepairArgs {
 pub enum RepairAction {
     /// Rebuild the index from the pack headers (replaces all index files).
     Index,
+    /// Rewrite snapshots that need lost data, leaving out the lost chunks
+    /// (files get shorter) and lost folders (they become empty); the paths
+    /// are listed in the new snapshot's `repaired` field and tagged `repaired`.
+    Snapshots {
+        /// Snapshots to repair (default: all).
+        #[arg(value_name = "SNAPSHOT")]
+        snapshots: Vec<String>,
+        /// Remove the damaged originals once repaired copies are saved.
+        #[arg(long)]
+        forget: bool,
+        /// Report what would be repaired; change nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -84,3 +84,41 @@ cairn_test!(repair_index_rebuilds_from_pack_headers, |env| {
     let out = env.cmd().args(["dump", "latest", &format!("{}/f", src.display())]).output().unwrap();
     assert!(out.stdout == data);
 });
+
+cairn_test!(repair_snapshots_leaves_out_lost_data_and_names_it, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.bin"), random_bytes(3_000_000, 31)).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let first_packs = env.repo_files("data");
+    assert!(first_packs.len() >= 3, "a.bin spans several packs");
+    std::fs::write(src.join("b.txt"), "still here\n").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+
+    // Lose one pack of a.bin for good; the index forgets it too.
+    std::fs::remove_file(&first_packs[1]).unwrap();
+    env.ok(&["repair", "index"]);
+    assert_eq!(env.run(&["check"]).status.code(), Some(1));
+
+    let dry = env.json(&["repair", "snapshots", "--dry-run"]);
+    assert_eq!(dry.as_array().unwrap().len(), 2, "{dry}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2, "dry run changes nothing");
+    let r = env.json(&["repair", "snapshots", "--forget"]);
+    assert_eq!(r.as_array().unwrap().len(), 2);
+    for s in r.as_array().unwrap() {
+        let lost: Vec<&str> = s["lost"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(lost[0].ends_with("/a.bin"), "{lost:?}");
+    }
+    let snaps = env.json(&["snapshots"]);
+    assert_eq!(snaps.as_array().unwrap().len(), 2);
+    assert!(snaps.as_array().unwrap().iter().all(|s| s["tags"].to_string().contains("repaired")));
+    let check = env.ok(&["check"]);
+    assert!(check.contains("no errors"), "{check}");
+    let t = env.path("t");
+    env.ok(&["restore", &format!("latest:{}", src.display()), "--target", t.to_str().unwrap(), "--verify"]);
+    assert_eq!(std::fs::read_to_string(t.join("b.txt")).unwrap(), "still here\n");
+    let a = std::fs::metadata(t.join("a.bin")).unwrap().len();
+    assert!(a < 3_000_000 && a > 0, "a.bin keeps what was not lost: {a} bytes");
+});

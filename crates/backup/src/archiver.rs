@@ -354,6 +354,7 @@ pub fn backup(
         summary: Some(summary),
         protected: false,
         original: None,
+        repaired: vec![],
     };
     repo.ensure_run_alive()?;
     let id = repo.repo().save_snapshot(&snapshot)?;

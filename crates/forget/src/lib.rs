@@ -189,6 +189,7 @@ mod tests {
             summary: None,
             protected: false,
             original: None,
+            repaired: vec![],
         }
     }
 

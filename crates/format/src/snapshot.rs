@@ -72,6 +72,9 @@ pub struct Snapshot {
     /// For a snapshot rewritten by `cairn tag`, the id it was first saved under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<SnapshotId>,
+    /// Paths whose data was lost and left out by `cairn repair snapshots`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<String>,
 }
 
 impl Snapshot {

@@ -104,6 +104,7 @@ mod tests {
             summary: None,
             protected: false,
             original: None,
+            repaired: vec![],
         }
     }
 
