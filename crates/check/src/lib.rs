@@ -233,6 +233,8 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     for sid in snapshot_ids {
         let snap = match repo.repo().load_snapshot(&sid) {
             Ok(s) => s,
+            // Removed by a forget since the listing: not damage.
+            Err(RepoError::Backend(e)) if e.is_not_found() => continue,
             Err(e) => {
                 report.problems.push(Problem {
                     object: format!("snapshot {}", sid.short()),

@@ -244,11 +244,19 @@ impl Repository {
         self.list_ids(FileKind::Snapshot)
     }
 
-    /// All snapshots, oldest first.
+    /// All snapshots, oldest first. A snapshot deleted between listing and
+    /// reading (a concurrent forget) is simply not there.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let ids = self.snapshot_ids()?;
-        let mut out: Vec<(SnapshotId, Snapshot)> =
-            ids.par_iter().map(|id| Ok((*id, self.load_snapshot(id)?))).collect::<Result<_>>()?;
+        let loaded: Vec<Option<(SnapshotId, Snapshot)>> = ids
+            .par_iter()
+            .map(|id| match self.load_snapshot(id) {
+                Ok(s) => Ok(Some((*id, s))),
+                Err(RepoError::Backend(e)) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect::<Result<_>>()?;
+        let mut out: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(out)
     }
