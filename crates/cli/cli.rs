@@ -18,9 +18,13 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Repository location: a local path (or fs:PATH).
+    /// Repository location: a local path (or fs:PATH), or s3:BUCKET[/PREFIX]
+    /// (credentials, region and endpoint from AWS_* variables or -o).
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "REPO")]
     pub repo: Option<String>,
+    /// A storage option, e.g. `-o s3.endpoint=http://127.0.0.1:9000` (repeatable).
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
     /// Read the password from this file.
     #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,

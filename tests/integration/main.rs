@@ -15,5 +15,6 @@ mod keys;
 mod lifecycle;
 mod mounts;
 mod privacy;
+mod remote;
 mod roundtrip;
 mod tamper;

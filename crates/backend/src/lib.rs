@@ -168,14 +168,79 @@ fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
 impl Backend {
     /// Opens a location: a plain path or `fs:PATH` (local folder), or `memory:`.
     pub fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, &[])
+    }
+
+    /// Opens a location with service options (`s3.endpoint=...`):
+    /// a plain path or `fs:PATH`, `s3:BUCKET[/PREFIX]`, or `memory:`.
+    pub fn open_with(location: &str, options: &[(String, String)]) -> Result<Self> {
         if location.is_empty() {
             return Err(BackendError::Location(location.into(), "empty".into()));
         }
         if location == "memory:" {
             return Self::memory();
         }
+        if let Some(rest) = location.strip_prefix("s3:") {
+            return Self::s3(location, rest, options);
+        }
+        if let Some((key, _)) = options.first() {
+            return Err(BackendError::Location(
+                location.into(),
+                format!("option {key} does not apply to a local folder"),
+            ));
+        }
         let path = location.strip_prefix("fs:").unwrap_or(location);
         Self::local(path)
+    }
+
+    /// An S3 bucket (or S3-compatible service). Endpoint, region and
+    /// credentials come from `s3.*` options, else from the usual `AWS_*`
+    /// environment variables. Paths are addressed path-style unless
+    /// `s3.virtual_host_style=true`.
+    fn s3(location: &str, rest: &str, options: &[(String, String)]) -> Result<Self> {
+        let bad = |why: &str| BackendError::Location(location.into(), why.into());
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("give a bucket: s3:BUCKET or s3:BUCKET/PREFIX"));
+        }
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut builder = opendal::services::S3::default().bucket(bucket).root(&format!("/{prefix}"));
+        let mut region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
+        let mut endpoint = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL"));
+        let mut key = env("AWS_ACCESS_KEY_ID");
+        let mut secret = env("AWS_SECRET_ACCESS_KEY");
+        for (k, v) in options {
+            match k.as_str() {
+                "s3.endpoint" => endpoint = Some(v.clone()),
+                "s3.region" => region = Some(v.clone()),
+                "s3.access_key_id" => key = Some(v.clone()),
+                "s3.secret_access_key" => secret = Some(v.clone()),
+                "s3.virtual_host_style" if v == "true" => builder = builder.enable_virtual_host_style(),
+                "s3.virtual_host_style" => {}
+                other => {
+                    return Err(bad(&format!(
+                        "unknown option {other} (s3.endpoint, s3.region, s3.access_key_id, s3.secret_access_key, s3.virtual_host_style)"
+                    )));
+                }
+            }
+        }
+        builder = builder.region(region.as_deref().unwrap_or("us-east-1"));
+        if let Some(e) = &endpoint {
+            builder = builder.endpoint(e);
+        }
+        if let (Some(k), Some(s)) = (&key, &secret) {
+            builder = builder.access_key_id(k).secret_access_key(s);
+        }
+        // The HTTP client (reqwest, rustls) for HTTP services; idempotent.
+        opendal::install_default();
+        let rt = runtime()?;
+        let op = {
+            let _g = rt.enter();
+            Operator::new(builder)
+                .map_err(|e| bad(&e.to_string()))?
+                .layer(opendal::layers::RetryLayer::new().with_jitter())
+        };
+        Ok(Self { op, rt, location: location.to_string() })
     }
 
     /// A local folder. Writes go to `<root>/tmp/` first and are renamed into
@@ -230,7 +295,15 @@ impl Backend {
     }
 
     /// Writes a file only if none exists under that name; returns false if one did.
+    /// Services without conditional writes get a check, then a write.
     pub fn write_new(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<bool> {
+        if !self.op.info().capability().write_with_if_not_exists {
+            if self.exists(kind, name)? {
+                return Ok(false);
+            }
+            self.write(kind, name, bytes)?;
+            return Ok(true);
+        }
         crash_point();
         let path = kind.path(name);
         match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
@@ -321,6 +394,9 @@ impl Backend {
 
     /// Creates the folder layout of a new repository (a no-op on object stores).
     pub fn create_layout(&self) -> Result<()> {
+        if !self.op.info().capability().create_dir || self.location.starts_with("s3:") {
+            return Ok(());
+        }
         for kind in [FileKind::Key, FileKind::Snapshot, FileKind::Index, FileKind::DataPack, FileKind::TreePack] {
             let dir = kind.dir();
             self.rt.block_on(self.op.create_dir(dir)).map_err(|e| BackendError::from_opendal("create", dir, e))?;

@@ -56,7 +56,14 @@ pub fn backend(g: &Global) -> Result<Backend> {
     let Some(loc) = g.repo.as_deref().filter(|s| !s.is_empty()) else {
         bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
     };
-    Backend::open(loc).with_context(|| format!("opening repository {loc}"))
+    let mut options = Vec::new();
+    for o in &g.options {
+        let Some((k, v)) = o.split_once('=') else {
+            bail!("invalid option {o:?}: use -o KEY=VALUE, e.g. -o s3.endpoint=http://127.0.0.1:9000");
+        };
+        options.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Backend::open_with(loc, &options).with_context(|| format!("opening repository {loc}"))
 }
 
 /// Opens and unlocks the repository (asks for the password only if one exists there).
