@@ -1,6 +1,7 @@
 //! Every failure as one line and an exit code. The table is in the README
 //! ("Exit codes"); match on error variants, never on message text.
 
+use cairn_backend::BackendError;
 use cairn_backup::BackupError;
 use cairn_repo::RepoError;
 use cairn_restore::RestoreError;
@@ -34,7 +35,13 @@ fn repo_error(e: &anyhow::Error) -> Option<&RepoError> {
 }
 
 fn io_kind(e: &anyhow::Error) -> Option<std::io::ErrorKind> {
-    e.chain().find_map(|c| c.downcast_ref::<std::io::Error>().map(|io| io.kind()))
+    e.chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>().map(|io| io.kind()))
+        .or_else(|| e.chain().find_map(|c| c.downcast_ref::<BackendError>().and_then(BackendError::io_kind)))
+        .or_else(|| match repo_error(e) {
+            Some(RepoError::Backend(b)) => b.io_kind(),
+            _ => None,
+        })
 }
 
 /// True when the error is a closed output pipe.

@@ -108,3 +108,26 @@ cairn_test!(s3_repository_backup_incremental_restore_check_prune, |env| {
     run(&["restore", &format!("latest:{}", src.display()), "--target", again.to_str().unwrap()]);
     assert_same_tree(&src, &again);
 });
+
+cairn_test!(s3_errors_name_the_cause_in_one_line, |env| {
+    let server = S3Server::start();
+    let run = |repo: &str, endpoint: &str| {
+        env.cmd()
+            .env("CAIRN_REPOSITORY", repo)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .args(["-o", &format!("s3.endpoint={endpoint}"), "init", "--kdf-memory-mib", "1", "--kdf-iterations", "1"])
+            .output()
+            .unwrap()
+    };
+    let out = run("s3:no-such-bucket/x", &server.endpoint());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("bucket does not exist") && err.lines().count() == 1, "{err}");
+    // A port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = run("s3:any-bucket/x", &format!("http://127.0.0.1:{closed}"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unreachable") && err.lines().count() == 1, "{err}");
+});

@@ -108,19 +108,40 @@ pub enum BackendError {
         path: String,
     },
     /// Any other failure of the service.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {}", describe(cause))]
     Service {
         /// The operation that failed.
         op: &'static str,
         /// Repository-relative path.
         path: String,
-        /// The service's error.
-        #[source]
-        source: Box<opendal::Error>,
+        /// The service's error. Not a `source`: the message already says
+        /// what matters, in one line.
+        cause: Box<opendal::Error>,
     },
     /// The location string names no usable service.
     #[error("invalid repository location {0:?}: {1}")]
     Location(String, String),
+}
+
+/// The cause of a service error in a few words where it is a common one
+/// (a missing bucket, refused credentials, an unreachable endpoint); the
+/// service's own message otherwise.
+fn describe(e: &opendal::Error) -> String {
+    let full = e.to_string();
+    let has = |needle: &str| full.contains(needle);
+    if has("NoSuchBucket") {
+        "the bucket does not exist (create it first, or check the bucket name)".into()
+    } else if e.kind() == ErrorKind::PermissionDenied
+        || has("AccessDenied")
+        || has("InvalidAccessKeyId")
+        || has("SignatureDoesNotMatch")
+    {
+        "access denied (check the credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or -o s3.*)".into()
+    } else if has("error sending request") || has("Connection refused") || has("dns error") {
+        "service unreachable (check the endpoint and the network)".into()
+    } else {
+        full
+    }
 }
 
 impl BackendError {
@@ -128,13 +149,27 @@ impl BackendError {
         if e.kind() == ErrorKind::NotFound {
             Self::NotFound { path: path.to_string() }
         } else {
-            Self::Service { op, path: path.to_string(), source: Box::new(e) }
+            Self::Service { op, path: path.to_string(), cause: Box::new(e) }
         }
     }
 
     /// True when the error means the file is absent.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    /// The kind of the operating-system error behind a service error (a
+    /// full disk, say), for callers that give advice on it.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        let Self::Service { cause, .. } = self else { return None };
+        let mut next = std::error::Error::source(&**cause);
+        while let Some(e) = next {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return Some(io.kind());
+            }
+            next = e.source();
+        }
+        None
     }
 }
 
