@@ -33,11 +33,7 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
     let src = Repository::open(backend, &from_password(a)?).context("opening the source repository")?;
     let all = src.snapshots()?;
     let f = super::filter(&a.filter)?;
-    let chosen: Vec<_> = if a.snapshots.is_empty() {
-        select::filtered(&all, &f).cloned().collect()
-    } else {
-        a.snapshots.iter().map(|s| select::select(&all, s, &f)).collect::<Result<_, _>>()?
-    };
+    let chosen = select::choose(&all, &a.snapshots, &f)?;
     let src = src.load_index()?;
     let dst = super::open(g)?;
     if dst.config().id == src.repo().config().id {

@@ -63,11 +63,7 @@ pub fn run(g: &Global, a: &FindArgs) -> Result<i32> {
     let repo = super::open(g)?;
     let all = repo.snapshots()?;
     let f = super::filter(&a.filter)?;
-    let chosen: Vec<_> = if a.snapshots.is_empty() {
-        select::filtered(&all, &f).cloned().collect()
-    } else {
-        a.snapshots.iter().map(|s| select::select(&all, s, &f)).collect::<Result<_, _>>()?
-    };
+    let chosen = select::choose(&all, &a.snapshots, &f)?;
     let repo = repo.load_index()?;
     let mut finder = Finder { repo: &repo, matcher: &matcher, memo: HashMap::new() };
     let mut json = Vec::new();

@@ -108,11 +108,7 @@ impl Mender<'_> {
 fn repair_snapshots(g: &Global, specs: &[String], forget: bool, dry_run: bool) -> Result<i32> {
     let repo = super::open(g)?;
     let all = repo.snapshots()?;
-    let chosen: Vec<_> = if specs.is_empty() {
-        all.clone()
-    } else {
-        specs.iter().map(|s| select::select(&all, s, &Default::default())).collect::<Result<_, _>>()?
-    };
+    let chosen = select::choose(&all, specs, &Default::default())?;
     let repo = repo.load_index_for_backup(&super::backup::hostname())?;
     let pack_size = repo.repo().config().pack_size as usize;
     let mut m = Mender {

@@ -22,11 +22,7 @@ pub fn run(g: &Global, a: &TagArgs) -> Result<i32> {
     let repo = super::open(g)?;
     let all = repo.snapshots()?;
     let f = super::filter(&a.filter)?;
-    let chosen: Vec<_> = if a.snapshots.is_empty() {
-        select::filtered(&all, &f).cloned().collect()
-    } else {
-        a.snapshots.iter().map(|spec| select::select(&all, spec, &f)).collect::<Result<_, _>>()?
-    };
+    let chosen = select::choose(&all, &a.snapshots, &f)?;
     let (add, remove, set) = (split(&a.add), split(&a.remove), split(&a.set));
     let mut changed = Vec::new();
     for (id, snap) in chosen {

@@ -42,6 +42,19 @@ pub fn filtered<'a>(
     all.iter().filter(move |(_, s)| filter.matches(s))
 }
 
+/// The snapshots a command acts on: each of `specs` resolved under `filter`,
+/// or, when none is given, every snapshot passing `filter` (oldest first).
+pub fn choose(
+    all: &[(SnapshotId, Snapshot)],
+    specs: &[String],
+    filter: &Filter,
+) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    if specs.is_empty() {
+        return Ok(filtered(all, filter).cloned().collect());
+    }
+    specs.iter().map(|s| select(all, s, filter)).collect()
+}
+
 /// Resolves a selector: `latest` (the newest passing `filter`) or a unique
 /// prefix of a snapshot id. `all` must be sorted oldest first.
 pub fn select(all: &[(SnapshotId, Snapshot)], spec: &str, filter: &Filter) -> Result<(SnapshotId, Snapshot)> {
