@@ -37,6 +37,9 @@ pub struct Global {
     /// Print nothing but errors and warnings.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Also print, on standard error, how many storage requests the command made.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]

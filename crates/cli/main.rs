@@ -33,6 +33,7 @@ fn tune_allocator() {
 fn main() {
     tune_allocator();
     let cli = cli::Cli::parse();
+    let verbose = cli.global.verbose;
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -44,5 +45,8 @@ fn main() {
             errors::exit_code(&e)
         }
     };
+    if verbose {
+        eprintln!("cairn: {}", cairn_backend::request_counts());
+    }
     std::process::exit(code);
 }

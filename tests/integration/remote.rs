@@ -96,6 +96,28 @@ cairn_test!(s3_repository_backup_incremental_restore_check_prune, |env| {
     assert_eq!(second["files_changed"], 1, "{second}");
     assert_eq!(second["files_unchanged"], 20, "{second}");
 
+    // A no-change backup makes a handful of requests: config, key, lists of
+    // keys, snapshots, plans and index, one index file, the parent's tree
+    // pack, the run marker (written, updated, deleted) and the snapshot.
+    let out = env
+        .cmd()
+        .env("CAIRN_REPOSITORY", "s3:cairn-test/backups/host1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .args(["-o", &endpoint, "-v", "-q", "backup", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let requests: u64 = err
+        .split("cairn: ")
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in {err:?}"));
+    eprintln!("no-change backup on S3: {}", err.trim());
+    assert!(requests > 0 && requests <= 20, "{err}");
+
     let target = env.path("restored");
     run(&["restore", &format!("latest:{}", src.display()), "--target", target.to_str().unwrap(), "--verify"]);
     assert_same_tree(&src, &target);

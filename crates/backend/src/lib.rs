@@ -98,6 +98,57 @@ fn crash_point() {
     }
 }
 
+/// Storage requests this process made, by kind (one per call: a listing the
+/// service pages counts once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    /// Whole or ranged reads.
+    pub reads: u64,
+    /// Writes (uploads).
+    pub writes: u64,
+    /// Size and existence checks.
+    pub stats: u64,
+    /// Listings of a folder.
+    pub lists: u64,
+    /// Deletions.
+    pub deletes: u64,
+}
+
+impl RequestCounts {
+    /// All requests.
+    pub fn total(&self) -> u64 {
+        self.reads + self.writes + self.stats + self.lists + self.deletes
+    }
+}
+
+impl std::fmt::Display for RequestCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} storage requests ({} reads, {} writes, {} stats, {} lists, {} deletes)",
+            self.total(),
+            self.reads,
+            self.writes,
+            self.stats,
+            self.lists,
+            self.deletes
+        )
+    }
+}
+
+/// Counters behind [`request_counts`]: reads, writes, stats, lists, deletes.
+static REQUESTS: [std::sync::atomic::AtomicU64; 5] = [const { std::sync::atomic::AtomicU64::new(0) }; 5];
+
+fn count(i: usize) {
+    REQUESTS[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The storage requests made so far by this process.
+pub fn request_counts() -> RequestCounts {
+    let get = |i: usize| REQUESTS[i].load(std::sync::atomic::Ordering::Relaxed);
+    RequestCounts { reads: get(0), writes: get(1), stats: get(2), lists: get(3), deletes: get(4) }
+}
+
 /// A storage failure, naming the path.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -311,6 +362,7 @@ impl Backend {
     /// Writes a whole file atomically.
     pub fn write(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<()> {
         crash_point();
+        count(1);
         let path = kind.path(name);
         self.rt
             .block_on(async {
@@ -340,6 +392,7 @@ impl Backend {
             return Ok(true);
         }
         crash_point();
+        count(1);
         let path = kind.path(name);
         match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
             Ok(_) => Ok(true),
@@ -350,6 +403,7 @@ impl Backend {
 
     /// Reads a whole file.
     pub fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        count(0);
         let path = kind.path(name);
         self.rt
             .block_on(self.op.read(&path))
@@ -359,6 +413,7 @@ impl Backend {
 
     /// Reads `len` bytes at `offset`.
     pub fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        count(0);
         let path = kind.path(name);
         let b = self
             .rt
@@ -369,6 +424,7 @@ impl Backend {
 
     /// Size of a file in bytes.
     pub fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+        count(2);
         let path = kind.path(name);
         self.rt
             .block_on(self.op.stat(&path))
@@ -388,6 +444,7 @@ impl Backend {
     /// Deletes a file; deleting an absent file is not an error.
     pub fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
         crash_point();
+        count(4);
         let path = kind.path(name);
         self.rt.block_on(self.op.delete(&path)).map_err(|e| BackendError::from_opendal("delete", &path, e))
     }
@@ -402,6 +459,7 @@ impl Backend {
                 Err(e) => return Err(e),
             });
         }
+        count(3);
         let entries = match self.rt.block_on(self.op.list_with(dir).recursive(true).into_future()) {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
