@@ -96,6 +96,28 @@ pub enum FormatError {
     Decompress(String),
 }
 
+/// `encode` (JSON) and `decode` (JSON, then the version check) for a
+/// document type with a `version` field.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! json_document {
+    ($t:ty) => {
+        impl $t {
+            /// Encodes as JSON.
+            pub fn encode(&self) -> Vec<u8> {
+                serde_json::to_vec(self).unwrap_or_default()
+            }
+
+            /// Decodes and checks the version.
+            pub fn decode(buf: &[u8]) -> Result<Self, $crate::FormatError> {
+                let d: Self = serde_json::from_slice(buf)?;
+                $crate::check_version(d.version)?;
+                Ok(d)
+            }
+        }
+    };
+}
+
 /// Refuses a document written by a newer format version.
 pub(crate) fn check_version(found: u32) -> Result<(), FormatError> {
     if found > FORMAT_VERSION {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobKind, FormatError, PackId};
+use crate::{BlobKind, PackId};
 
 /// Packs prune has marked for deletion; they are deleted by a later step
 /// once no backup that might still use them is running.
@@ -79,25 +79,8 @@ pub struct RunMarker {
     pub plans_seen: Option<Vec<crate::PlanId>>,
 }
 
-macro_rules! json_document {
-    ($t:ty) => {
-        impl $t {
-            /// Encodes as JSON.
-            pub fn encode(&self) -> Vec<u8> {
-                serde_json::to_vec(self).unwrap_or_default()
-            }
-
-            /// Decodes and checks the version.
-            pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
-                let d: Self = serde_json::from_slice(buf)?;
-                crate::check_version(d.version)?;
-                Ok(d)
-            }
-        }
-    };
-}
-json_document!(DeletionPlan);
-json_document!(RunMarker);
+crate::json_document!(DeletionPlan);
+crate::json_document!(RunMarker);
 
 #[cfg(test)]
 mod tests {

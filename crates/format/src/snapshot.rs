@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobId, FormatError, SnapshotId};
+use crate::{BlobId, SnapshotId};
 
 /// What a backup run did, stored with its snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -77,16 +77,4 @@ pub struct Snapshot {
     pub repaired: Vec<String>,
 }
 
-impl Snapshot {
-    /// Encodes as JSON.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    /// Decodes and checks the version.
-    pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
-        let s: Snapshot = serde_json::from_slice(buf)?;
-        crate::check_version(s.version)?;
-        Ok(s)
-    }
-}
+crate::json_document!(Snapshot);

@@ -145,6 +145,18 @@ struct PackInfo {
     blobs: Vec<IndexBlob>,
 }
 
+impl PackInfo {
+    /// Bytes of the blobs whose home is this pack (`id`): what repacking it copies.
+    fn kept_bytes(&self, id: &PackId, home: &HashMap<BlobId, PackId>) -> u64 {
+        self.blobs.iter().filter(|b| home.get(&b.id) == Some(id)).map(|b| u64::from(b.length)).sum()
+    }
+
+    /// Bytes of all its blobs.
+    fn blob_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| u64::from(b.length)).sum()
+    }
+}
+
 fn packs_of(files: &[(IndexId, IndexFile)]) -> BTreeMap<PackId, PackInfo> {
     let mut packs = BTreeMap::new();
     for (_, f) in files {
@@ -286,7 +298,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     let mut repack: Vec<(f64, PackId)> = Vec::new();
     for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id)) {
         let Some(&size) = stored.get(id) else { continue };
-        let kept: u64 = p.blobs.iter().filter(|b| home.get(&b.id) == Some(id)).map(|b| u64::from(b.length)).sum();
+        let kept = p.kept_bytes(id, &home);
         if kept == 0 {
             to_mark.push(MarkedPack { id: *id, kind: p.kind });
             report.packs_unused += 1;
@@ -294,7 +306,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
         } else {
             // Measured on the blobs, so the header alone never makes a pack
             // look worth repacking.
-            let blobs: u64 = p.blobs.iter().map(|b| u64::from(b.length)).sum();
+            let blobs = p.blob_bytes();
             let unused = 1.0 - kept as f64 / blobs.max(1) as f64;
             if unused > opts.max_unused || opts.reencrypt {
                 repack.push((unused, *id));
@@ -306,8 +318,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     let mut budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
     let mut chosen: Vec<PackId> = Vec::new();
     for (_, id) in repack {
-        let kept: u64 =
-            packs[&id].blobs.iter().filter(|b| home.get(&b.id) == Some(&id)).map(|b| u64::from(b.length)).sum();
+        let kept = packs[&id].kept_bytes(&id, &home);
         if kept > budget {
             continue;
         }
@@ -325,8 +336,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
         let (new_packs, copied) = copy_needed(&repo, &packs, &home, &chosen, opts.max_unused, opts.reencrypt)?;
         chosen = copied;
         for id in &chosen {
-            let kept: u64 =
-                packs[id].blobs.iter().filter(|b| home.get(&b.id) == Some(id)).map(|b| u64::from(b.length)).sum();
+            let kept = packs[id].kept_bytes(id, &home);
             report.packs_repacked += 1;
             report.bytes_repacked += stored[id];
             report.bytes_copied += kept;
@@ -491,8 +501,8 @@ fn copy_needed(
                 .ok_or_else(|| RepoError::corrupt(object(), "shorter than the index says"))
         };
         if reencrypt {
-            let kept: u64 = p.blobs.iter().filter(|b| home.get(&b.id) == Some(id)).map(|b| u64::from(b.length)).sum();
-            let blobs: u64 = p.blobs.iter().map(|b| u64::from(b.length)).sum();
+            let kept = p.kept_bytes(id, home);
+            let blobs = p.blob_bytes();
             let worth_repacking = 1.0 - kept as f64 / blobs.max(1) as f64 > max_unused;
             let mut all_current = true;
             for b in &p.blobs {
