@@ -18,8 +18,9 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Repository location: a local path (or fs:PATH), or s3:BUCKET[/PREFIX]
-    /// (credentials, region and endpoint from AWS_* variables or -o).
+    /// Repository location: a local path (or fs:PATH), s3:BUCKET[/PREFIX]
+    /// (credentials, region and endpoint from AWS_* variables or -o),
+    /// sftp:USER@HOST[:PORT]/PATH, or opendal:SCHEME?key=value&...
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "REPO")]
     pub repo: Option<String>,
     /// A storage option, e.g. `-o s3.endpoint=http://127.0.0.1:9000` (repeatable).
@@ -37,9 +38,16 @@ pub struct Global {
     /// Print nothing but errors and warnings.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Also print, on standard error, how many storage requests the command made.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    /// Also print, on standard error, how many storage requests the command
+    /// made; given twice, every request as it finishes.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Limit uploads to this many KiB/s.
+    #[arg(long, global = true, value_name = "KIB_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_upload: Option<u64>,
+    /// Limit downloads to this many KiB/s.
+    #[arg(long, global = true, value_name = "KIB_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_download: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -247,6 +255,10 @@ pub struct CopyArgs {
     /// --from-password-file, or asked).
     #[arg(long, env = "CAIRN_FROM_REPOSITORY", value_name = "REPO")]
     pub from_repo: String,
+    /// A storage option of the source repository (repeatable; -o applies
+    /// to the destination).
+    #[arg(long = "from-option", value_name = "KEY=VALUE")]
+    pub from_options: Vec<String>,
     /// Read the source repository's password from this file.
     #[arg(long, env = "CAIRN_FROM_PASSWORD_FILE", value_name = "FILE")]
     pub from_password_file: Option<PathBuf>,

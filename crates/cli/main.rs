@@ -33,7 +33,7 @@ fn tune_allocator() {
 fn main() {
     tune_allocator();
     let cli = cli::Cli::parse();
-    let verbose = cli.global.verbose;
+    let verbose = cli.global.verbose > 0;
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -17,4 +17,5 @@ mod mounts;
 mod privacy;
 mod remote;
 mod roundtrip;
+mod servers;
 mod tamper;

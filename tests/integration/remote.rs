@@ -1,144 +1,134 @@
-//! Repositories on S3-compatible storage: the same scenario as on a local
-//! folder, against a real S3 server (moto_server, from PyPI) on 127.0.0.1.
+//! Repositories on remote storage: one end-to-end scenario run against a
+//! local folder, two S3 servers (s3s-fs, moto_server) and an SSH server
+//! (sshd, SFTP), all real and on 127.0.0.1; then injected faults.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::process::Output;
 
 use crate::cairn_test;
-use crate::util::{assert_same_tree, random_bytes};
+use crate::servers::{Server, Target};
+use crate::util::{Env, assert_same_tree, random_bytes};
 
-/// A moto S3 server on a free loopback port, stopped on drop.
-struct S3Server {
-    child: Child,
-    port: u16,
+fn run(env: &Env, t: &Target, args: &[&str]) -> Output {
+    t.cmd(env).args(args).output().unwrap()
 }
 
-impl S3Server {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with moto[server] must be installed (.ci/run installs it)");
-        let server = S3Server { child, port };
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("moto_server did not start on port {port} (is moto[server] installed? .ci/run installs it)");
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Creates a bucket with a plain S3 `PUT /bucket` (moto accepts it unsigned).
-    fn create_bucket(&self, name: &str) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).unwrap();
-        assert!(reply.starts_with("HTTP/1.1 200"), "create bucket: {reply}");
-    }
+fn ok(env: &Env, t: &Target, args: &[&str]) -> String {
+    let out = run(env, t, args);
+    assert!(
+        out.status.success(),
+        "[{}] cairn {args:?}: {}{}",
+        t.name,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn json(env: &Env, t: &Target, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&ok(env, t, &a)).unwrap()
 }
 
-cairn_test!(s3_repository_backup_incremental_restore_check_prune, |env| {
-    let server = S3Server::start();
-    server.create_bucket("cairn-test");
-    let endpoint = format!("s3.endpoint={}", server.endpoint());
-    let run = |args: &[&str]| {
-        let mut a = vec!["-o", &endpoint];
-        a.extend_from_slice(args);
-        let out = env
-            .cmd()
-            .env("CAIRN_REPOSITORY", "s3:cairn-test/backups/host1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .args(&a)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cairn {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+/// The request count `-v` prints on standard error.
+fn requests(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("cairn: "))
+        .filter(|l| l.contains("storage requests"))
+        .find_map(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in {stderr:?}"))
+}
+
+/// A source tree: a 2 MB incompressible file and 20 small config files.
+fn make_source(env: &Env) -> std::path::PathBuf {
     let src = env.path("src");
     std::fs::create_dir_all(src.join("etc")).unwrap();
     std::fs::write(src.join("media.bin"), random_bytes(2_000_000, 41)).unwrap();
     for i in 0..20 {
         std::fs::write(src.join(format!("etc/f{i}.conf")), format!("setting = {i}\n")).unwrap();
     }
-    run(&["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
-    run(&["backup", src.to_str().unwrap()]);
+    src
+}
+
+/// init, backup, incremental backup, no-change backup (requests counted),
+/// restore, check --read-data, tag, find, forget --prune, check, restore.
+fn end_to_end(env: &Env, t: &Target) {
+    let src = make_source(env);
+    let s = src.to_str().unwrap();
+    ok(env, t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    ok(env, t, &["backup", s]);
     std::fs::write(src.join("etc/f3.conf"), "setting = changed\n").unwrap();
-    let second: serde_json::Value = serde_json::from_str(&run(&["--json", "backup", src.to_str().unwrap()])).unwrap();
-    assert_eq!(second["files_changed"], 1, "{second}");
-    assert_eq!(second["files_unchanged"], 20, "{second}");
+    let second = json(env, t, &["backup", s]);
+    assert_eq!(second["files_changed"], 1, "[{}] {second}", t.name);
+    assert_eq!(second["files_unchanged"], 20, "[{}] {second}", t.name);
 
     // A no-change backup makes a handful of requests: config, key, lists of
     // keys, snapshots, plans and index, one index file, the parent's tree
     // pack, the run marker (written, updated, deleted) and the snapshot.
-    let out = env
-        .cmd()
-        .env("CAIRN_REPOSITORY", "s3:cairn-test/backups/host1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .args(["-o", &endpoint, "-v", "-q", "backup", src.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run(env, t, &["-v", "-q", "backup", s]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{err}");
-    let requests: u64 = err
-        .split("cairn: ")
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no request count in {err:?}"));
-    eprintln!("no-change backup on S3: {}", err.trim());
-    assert!(requests > 0 && requests <= 20, "{err}");
+    assert!(out.status.success(), "[{}] {err}", t.name);
+    eprintln!("[{}] no-change backup: {}", t.name, err.trim());
+    let n = requests(&err);
+    assert!(n > 0 && n <= 24, "[{}] {err}", t.name);
 
-    let target = env.path("restored");
-    run(&["restore", &format!("latest:{}", src.display()), "--target", target.to_str().unwrap(), "--verify"]);
+    let target = env.path(&format!("restored-{}", t.name));
+    ok(env, t, &["restore", &format!("latest:{s}"), "--target", target.to_str().unwrap(), "--verify"]);
     assert_same_tree(&src, &target);
-    assert!(run(&["check", "--read-data"]).contains("no errors"));
-    run(&["forget", "--keep-last", "1", "--prune"]);
-    assert!(run(&["check", "--read-data"]).contains("no errors"));
-    let snaps: serde_json::Value = serde_json::from_str(&run(&["--json", "snapshots"])).unwrap();
-    assert_eq!(snaps.as_array().unwrap().len(), 1);
-    let again = env.path("again");
-    run(&["restore", &format!("latest:{}", src.display()), "--target", again.to_str().unwrap()]);
+    assert!(ok(env, t, &["check", "--read-data"]).contains("no errors"));
+    ok(env, t, &["tag", "--add", "kept", "latest"]);
+    assert!(ok(env, t, &["find", "f3.conf"]).contains("f3.conf"));
+    ok(env, t, &["forget", "--keep-last", "1", "--prune"]);
+    assert!(ok(env, t, &["check", "--read-data"]).contains("no errors"));
+    let snaps = json(env, t, &["snapshots"]);
+    assert_eq!(snaps.as_array().unwrap().len(), 1, "[{}]", t.name);
+    assert_eq!(snaps[0]["tags"][0], "kept", "[{}] {snaps}", t.name);
+    let again = env.path(&format!("again-{}", t.name));
+    ok(env, t, &["restore", &format!("latest:{s}"), "--target", again.to_str().unwrap()]);
     assert_same_tree(&src, &again);
+}
+
+cairn_test!(end_to_end_on_a_local_folder, |env| {
+    let t = Target { name: "fs", repo: format!("fs:{}", env.repo.display()), env: vec![], options: vec![] };
+    end_to_end(&env, &t);
+});
+
+cairn_test!(end_to_end_on_s3_s3s_fs, |env| {
+    let server = Server::s3s_fs(&env.path("s3s"), &["cairn-test"]);
+    end_to_end(&env, &server.s3_target("s3s-fs", "cairn-test/backups/host1"));
+});
+
+cairn_test!(end_to_end_on_s3_moto, |env| {
+    let server = Server::moto();
+    server.create_bucket("cairn-test");
+    end_to_end(&env, &server.s3_target("moto", "cairn-test/backups/host1"));
+});
+
+cairn_test!(end_to_end_on_sftp, |env| {
+    let (server, key) = Server::sshd(&env.path("sshd"));
+    end_to_end(&env, &server.sftp_target("sftp", &key, &env.path("sftp-repo")));
 });
 
 cairn_test!(s3_errors_name_the_cause_in_one_line, |env| {
-    let server = S3Server::start();
+    let server = Server::moto();
     let run = |repo: &str, endpoint: &str| {
         env.cmd()
             .env("CAIRN_REPOSITORY", repo)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
-            .args(["-o", &format!("s3.endpoint={endpoint}"), "init", "--kdf-memory-mib", "1", "--kdf-iterations", "1"])
+            .args([
+                "-o",
+                &format!("s3.endpoint={endpoint}"),
+                "-o",
+                "retries=1",
+                "init",
+                "--kdf-memory-mib",
+                "1",
+                "--kdf-iterations",
+                "1",
+            ])
             .output()
             .unwrap()
     };

@@ -20,6 +20,20 @@ use std::sync::Arc;
 
 use opendal::{ErrorKind, Operator};
 
+mod fault;
+mod location;
+mod pace;
+
+pub use fault::{FaultLayer, FaultPlan};
+pub use location::Location;
+use pace::Pacer;
+
+/// Longest wait for a request without a body (stat, list, delete, rename).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Longest wait for one step of a transfer: a whole pack may go up in one
+/// step on a slow line.
+const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The kinds of files in a repository; each lives in its own folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
@@ -226,6 +240,24 @@ impl BackendError {
 
 type Result<T> = std::result::Result<T, BackendError>;
 
+/// How to reach the storage beyond its location: service options and
+/// bandwidth limits.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Service options (`s3.endpoint=...`), as given with `-o`.
+    pub service: Vec<(String, String)>,
+    /// Upload limit in bytes per second.
+    pub limit_upload: Option<u64>,
+    /// Download limit in bytes per second.
+    pub limit_download: Option<u64>,
+    /// Log every storage request to standard error.
+    pub log_requests: bool,
+}
+
+/// Concurrent requests to a remote service; enough to keep a long fat
+/// pipe busy with packs, few enough not to trip rate limits.
+const REMOTE_CONCURRENCY: usize = 16;
+
 /// Repository storage on an OpenDAL operator, with a private runtime so
 /// callers can stay synchronous.
 #[derive(Clone)]
@@ -233,6 +265,9 @@ pub struct Backend {
     op: Operator,
     rt: Arc<tokio::runtime::Runtime>,
     location: String,
+    place: Location,
+    upload: Option<Arc<Pacer>>,
+    download: Option<Arc<Pacer>>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -251,107 +286,100 @@ fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
         .map_err(|e| BackendError::Location("runtime".into(), e.to_string()))
 }
 
+/// Request logging for `-vv`: one line per failed or finished request.
+#[derive(Debug, Clone, Copy)]
+struct StderrLog;
+
+impl opendal::layers::LoggingInterceptor for StderrLog {
+    fn log(
+        &self,
+        info: &opendal::raw::ServiceInfo,
+        operation: opendal::raw::Operation,
+        context: &[(&str, &str)],
+        message: &str,
+        err: Option<&opendal::Error>,
+    ) {
+        if message == "started" {
+            return;
+        }
+        let ctx: Vec<String> = context.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        match err {
+            Some(e) => eprintln!("cairn: {} {} {} {}: {e}", info.scheme(), operation, ctx.join(" "), message),
+            None => eprintln!("cairn: {} {} {} {}", info.scheme(), operation, ctx.join(" "), message),
+        }
+    }
+}
+
 impl Backend {
-    /// Opens a location: a plain path or `fs:PATH` (local folder), or `memory:`.
+    /// Opens a location (see [`Location`]) with default options.
     pub fn open(location: &str) -> Result<Self> {
-        Self::open_with(location, &[])
+        Self::open_with(location, &Options::default())
     }
 
-    /// Opens a location with service options (`s3.endpoint=...`):
-    /// a plain path or `fs:PATH`, `s3:BUCKET[/PREFIX]`, or `memory:`.
-    pub fn open_with(location: &str, options: &[(String, String)]) -> Result<Self> {
-        if location.is_empty() {
-            return Err(BackendError::Location(location.into(), "empty".into()));
-        }
-        if location == "memory:" {
-            return Self::memory();
-        }
-        if let Some(rest) = location.strip_prefix("s3:") {
-            return Self::s3(location, rest, options);
-        }
-        if let Some((key, _)) = options.first() {
-            return Err(BackendError::Location(
-                location.into(),
-                format!("option {key} does not apply to a local folder"),
-            ));
-        }
-        let path = location.strip_prefix("fs:").unwrap_or(location);
-        Self::local(path)
-    }
-
-    /// An S3 bucket (or S3-compatible service). Endpoint, region and
-    /// credentials come from `s3.*` options, else from the usual `AWS_*`
-    /// environment variables. Paths are addressed path-style unless
-    /// `s3.virtual_host_style=true`.
-    fn s3(location: &str, rest: &str, options: &[(String, String)]) -> Result<Self> {
-        let bad = |why: &str| BackendError::Location(location.into(), why.into());
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(bad("give a bucket: s3:BUCKET or s3:BUCKET/PREFIX"));
-        }
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let mut builder = opendal::services::S3::default().bucket(bucket).root(&format!("/{prefix}"));
-        let mut region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
-        let mut endpoint = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL"));
-        let mut key = env("AWS_ACCESS_KEY_ID");
-        let mut secret = env("AWS_SECRET_ACCESS_KEY");
-        for (k, v) in options {
-            match k.as_str() {
-                "s3.endpoint" => endpoint = Some(v.clone()),
-                "s3.region" => region = Some(v.clone()),
-                "s3.access_key_id" => key = Some(v.clone()),
-                "s3.secret_access_key" => secret = Some(v.clone()),
-                "s3.virtual_host_style" if v == "true" => builder = builder.enable_virtual_host_style(),
-                "s3.virtual_host_style" => {}
-                other => {
-                    return Err(bad(&format!(
-                        "unknown option {other} (s3.endpoint, s3.region, s3.access_key_id, s3.secret_access_key, s3.virtual_host_style)"
-                    )));
-                }
+    /// Opens a location with options. Remote services get retries with
+    /// backoff, timeouts and bounded concurrency (OpenDAL layers).
+    pub fn open_with(location: &str, options: &Options) -> Result<Self> {
+        let place = Location::parse(location)?;
+        // `retries` applies to every service; the rest belong to the service.
+        let mut retries = 8;
+        let mut service = Vec::new();
+        for (k, v) in &options.service {
+            if k == "retries" {
+                retries = v.parse().map_err(|_| {
+                    BackendError::Location(location.into(), format!("retries={v}: give a number of retries"))
+                })?;
+            } else {
+                service.push((k.clone(), v.clone()));
             }
         }
-        builder = builder.region(region.as_deref().unwrap_or("us-east-1"));
-        if let Some(e) = &endpoint {
-            builder = builder.endpoint(e);
-        }
-        if let (Some(k), Some(s)) = (&key, &secret) {
-            builder = builder.access_key_id(k).secret_access_key(s);
-        }
-        // The HTTP client (reqwest, rustls) for HTTP services; idempotent.
-        opendal::install_default();
         let rt = runtime()?;
         let op = {
             let _g = rt.enter();
-            Operator::new(builder)
-                .map_err(|e| bad(&e.to_string()))?
-                .layer(opendal::layers::RetryLayer::new().with_jitter())
+            let mut op = place.operator(location, &service)?;
+            if let Some(plan) = FaultPlan::from_env() {
+                op = op.layer(FaultLayer::new(plan));
+            }
+            // Every request may be retried (all cairn writes are of whole,
+            // content-named files), so the retry layer may sit outermost.
+            op = op
+                .layer(opendal::layers::TimeoutLayer::new().with_timeout(REQUEST_TIMEOUT).with_io_timeout(IO_TIMEOUT))
+                .layer(
+                    opendal::layers::RetryLayer::new()
+                        .with_jitter()
+                        .with_min_delay(std::time::Duration::from_millis(100))
+                        .with_max_delay(std::time::Duration::from_secs(10))
+                        .with_max_times(retries),
+                );
+            if place.is_remote() {
+                op = op.layer(opendal::layers::ConcurrentLimitLayer::new(REMOTE_CONCURRENCY));
+            }
+            if options.log_requests {
+                op = op.layer(opendal::layers::LoggingLayer::new(StderrLog));
+            }
+            op
         };
-        Ok(Self { op, rt, location: location.to_string() })
+        let location = match &place {
+            Location::Local(root) => root.clone(),
+            _ => location.to_string(),
+        };
+        Ok(Self {
+            op,
+            rt,
+            location,
+            place,
+            upload: options.limit_upload.map(|r| Arc::new(Pacer::new(r))),
+            download: options.limit_download.map(|r| Arc::new(Pacer::new(r))),
+        })
     }
 
-    /// A local folder. Writes go to `<root>/tmp/` first and are renamed into
-    /// place after an fsync, so no reader sees a partial file.
+    /// A local folder.
     pub fn local(path: &str) -> Result<Self> {
-        let abs = std::path::absolute(path).map_err(|e| BackendError::Location(path.into(), e.to_string()))?;
-        let root = abs.to_string_lossy().to_string();
-        let builder = opendal::services::Fs::default().root(&root).atomic_write_dir(&format!("{root}/tmp"));
-        let rt = runtime()?;
-        let op = {
-            let _g = rt.enter();
-            Operator::new(builder).map_err(|e| BackendError::Location(path.into(), e.to_string()))?
-        };
-        Ok(Self { op, rt, location: root })
+        Self::open(&format!("fs:{path}"))
     }
 
     /// An in-memory store (tests).
     pub fn memory() -> Result<Self> {
-        let rt = runtime()?;
-        let op = {
-            let _g = rt.enter();
-            Operator::new(opendal::services::Memory::default())
-                .map_err(|e| BackendError::Location("memory:".into(), e.to_string()))?
-        };
-        Ok(Self { op, rt, location: "memory:".into() })
+        Self::open("memory:")
     }
 
     /// Human-readable location.
@@ -359,32 +387,51 @@ impl Backend {
         &self.location
     }
 
-    /// Writes a whole file atomically.
+    /// Writes a whole file atomically: readers see all of it or nothing.
     pub fn write(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<()> {
         crash_point();
         count(1);
+        if let Some(p) = &self.upload {
+            p.wait(bytes.len() as u64);
+        }
         let path = kind.path(name);
-        self.rt
-            .block_on(async {
-                let mut w = self.op.writer(&path).await?;
-                let written = match w.write(bytes).await {
-                    Ok(()) => w.close().await.map(|_| ()),
-                    Err(e) => Err(e),
-                };
-                if written.is_err() {
-                    // Removes the staging file, so a failed write (a full
-                    // disk) leaves no partial file taking up space.
-                    let _ = w.abort().await;
-                }
-                written
-            })
-            .map_err(|e| BackendError::from_opendal("write", &path, e))
+        if !self.place.needs_staging() {
+            return self.put(&path, bytes).map_err(|e| BackendError::from_opendal("write", &path, e));
+        }
+        static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = format!("tmp/{}-{}-{nanos}-{n}", kind.path(name).replace('/', "_"), std::process::id());
+        self.put(&staging, bytes).map_err(|e| BackendError::from_opendal("write", &staging, e))?;
+        count(1);
+        let moved = self.rt.block_on(self.op.rename(&staging, &path));
+        if let Err(e) = moved {
+            let _ = self.rt.block_on(self.op.delete(&staging));
+            return Err(BackendError::from_opendal("rename", &path, e));
+        }
+        Ok(())
+    }
+
+    /// One upload; on failure the partial upload is aborted, so a failed
+    /// write (a full disk) leaves nothing taking up space.
+    fn put(&self, path: &str, bytes: Vec<u8>) -> opendal::Result<()> {
+        self.rt.block_on(async {
+            let mut w = self.op.writer(path).await?;
+            let written = match w.write(bytes).await {
+                Ok(()) => w.close().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if written.is_err() {
+                let _ = w.abort().await;
+            }
+            written
+        })
     }
 
     /// Writes a file only if none exists under that name; returns false if one did.
-    /// Services without conditional writes get a check, then a write.
+    /// Services without atomic conditional writes get a check, then a write.
     pub fn write_new(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<bool> {
-        if !self.op.info().capability().write_with_if_not_exists {
+        if !self.op.info().capability().write_with_if_not_exists || self.place.needs_staging() {
             if self.exists(kind, name)? {
                 return Ok(false);
             }
@@ -393,6 +440,9 @@ impl Backend {
         }
         crash_point();
         count(1);
+        if let Some(p) = &self.upload {
+            p.wait(bytes.len() as u64);
+        }
         let path = kind.path(name);
         match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
             Ok(_) => Ok(true),
@@ -405,15 +455,23 @@ impl Backend {
     pub fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         count(0);
         let path = kind.path(name);
-        self.rt
+        let bytes = self
+            .rt
             .block_on(self.op.read(&path))
             .map(|b| b.to_vec())
-            .map_err(|e| BackendError::from_opendal("read", &path, e))
+            .map_err(|e| BackendError::from_opendal("read", &path, e))?;
+        if let Some(p) = &self.download {
+            p.wait(bytes.len() as u64);
+        }
+        Ok(bytes)
     }
 
     /// Reads `len` bytes at `offset`.
     pub fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         count(0);
+        if let Some(p) = &self.download {
+            p.wait(len);
+        }
         let path = kind.path(name);
         let b = self
             .rt
@@ -487,11 +545,12 @@ impl Backend {
 
     /// Creates the folder layout of a new repository (a no-op on object stores).
     pub fn create_layout(&self) -> Result<()> {
-        if !self.op.info().capability().create_dir || self.location.starts_with("s3:") {
+        if !self.op.info().capability().create_dir || matches!(self.place, Location::S3 { .. }) {
             return Ok(());
         }
-        for kind in [FileKind::Key, FileKind::Snapshot, FileKind::Index, FileKind::DataPack, FileKind::TreePack] {
-            let dir = kind.dir();
+        let kinds = [FileKind::Key, FileKind::Snapshot, FileKind::Index, FileKind::DataPack, FileKind::TreePack];
+        let staging = self.place.needs_staging().then_some("tmp/");
+        for dir in kinds.iter().map(|k| k.dir()).chain(staging) {
             self.rt.block_on(self.op.create_dir(dir)).map_err(|e| BackendError::from_opendal("create", dir, e))?;
         }
         Ok(())

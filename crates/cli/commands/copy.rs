@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
-use cairn_backend::{Backend, FileKind};
+use cairn_backend::FileKind;
 use cairn_repo::{RepoError, Repository, select};
 
 use crate::cli::{CopyArgs, Global};
@@ -26,7 +26,7 @@ fn from_password(a: &CopyArgs) -> Result<Vec<u8>> {
 }
 
 pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
-    let backend = Backend::open(&a.from_repo).with_context(|| format!("opening repository {}", a.from_repo))?;
+    let backend = super::open_backend(g, &a.from_repo, &a.from_options)?;
     if !backend.exists(FileKind::Config, "")? {
         return Err(RepoError::NoRepository { location: backend.location().to_string() }.into());
     }

@@ -56,13 +56,24 @@ pub fn backend(g: &Global) -> Result<Backend> {
     let Some(loc) = g.repo.as_deref().filter(|s| !s.is_empty()) else {
         bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
     };
-    let mut options = Vec::new();
-    for o in &g.options {
+    open_backend(g, loc, &g.options)
+}
+
+/// The backend at `loc` with the global limits and the given `-o` options.
+pub fn open_backend(g: &Global, loc: &str, raw_options: &[String]) -> Result<Backend> {
+    let mut service = Vec::new();
+    for o in raw_options {
         let Some((k, v)) = o.split_once('=') else {
             bail!("invalid option {o:?}: use -o KEY=VALUE, e.g. -o s3.endpoint=http://127.0.0.1:9000");
         };
-        options.push((k.trim().to_string(), v.trim().to_string()));
+        service.push((k.trim().to_string(), v.trim().to_string()));
     }
+    let options = cairn_backend::Options {
+        service,
+        limit_upload: g.limit_upload.map(|k| k * 1024),
+        limit_download: g.limit_download.map(|k| k * 1024),
+        log_requests: g.verbose >= 2,
+    };
     Backend::open_with(loc, &options).with_context(|| format!("opening repository {loc}"))
 }
 
