@@ -34,6 +34,14 @@ fn repo_error(e: &anyhow::Error) -> Option<&RepoError> {
     })
 }
 
+/// The storage error behind an error, wherever it sits in the chain.
+fn backend_error(e: &anyhow::Error) -> Option<&BackendError> {
+    e.chain().find_map(|c| c.downcast_ref::<BackendError>()).or_else(|| match repo_error(e) {
+        Some(RepoError::Backend(b)) => Some(b),
+        _ => None,
+    })
+}
+
 fn io_kind(e: &anyhow::Error) -> Option<std::io::ErrorKind> {
     e.chain()
         .find_map(|c| c.downcast_ref::<std::io::Error>().map(|io| io.kind()))
@@ -61,6 +69,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 fn hint(e: &anyhow::Error) -> Option<&'static str> {
     if io_kind(e) == Some(std::io::ErrorKind::StorageFull) {
         return Some("free space on that disk and run again; what was stored before is intact");
+    }
+    if let Some(BackendError::Service { .. }) = backend_error(e) {
+        return Some("what was stored before is intact: run again once the storage answers");
     }
     Some(match repo_error(e)? {
         RepoError::NoRepository { .. } => "create one with `cairn init`, or check -r / CAIRN_REPOSITORY",

@@ -42,8 +42,8 @@ fn requests(stderr: &str) -> u64 {
 }
 
 /// A source tree: a 2 MB incompressible file and 20 small config files.
-fn make_source(env: &Env) -> std::path::PathBuf {
-    let src = env.path("src");
+fn make_source(env: &Env, name: &str) -> std::path::PathBuf {
+    let src = env.path(name);
     std::fs::create_dir_all(src.join("etc")).unwrap();
     std::fs::write(src.join("media.bin"), random_bytes(2_000_000, 41)).unwrap();
     for i in 0..20 {
@@ -55,7 +55,7 @@ fn make_source(env: &Env) -> std::path::PathBuf {
 /// init, backup, incremental backup, no-change backup (requests counted),
 /// restore, check --read-data, tag, find, forget --prune, check, restore.
 fn end_to_end(env: &Env, t: &Target) {
-    let src = make_source(env);
+    let src = make_source(env, "src");
     let s = src.to_str().unwrap();
     ok(env, t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
     ok(env, t, &["backup", s]);
@@ -142,4 +142,76 @@ cairn_test!(s3_errors_name_the_cause_in_one_line, |env| {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("unreachable") && err.lines().count() == 1, "{err}");
+});
+
+fn with_faults(env: &Env, t: &Target, faults: &str, args: &[&str]) -> (Output, String) {
+    let out = t.cmd(env).env("CAIRN_TEST_FAULTS", faults).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, err)
+}
+
+/// Counts the faults the injection layer reports on standard error.
+fn injected(stderr: &str) -> usize {
+    stderr.lines().filter(|l| l.starts_with("cairn: injected transient fault")).count()
+}
+
+cairn_test!(a_tenth_of_requests_failing_transiently_still_backs_up_and_restores_exactly, |env| {
+    let server = Server::s3s_fs(&env.path("s3s"), &["faults"]);
+    let fs = Target { name: "fs", repo: format!("fs:{}", env.repo.display()), env: vec![], options: vec![] };
+    let s3 = server.s3_target("s3s-fs", "faults/repo");
+    let faults = "fail=0.1,latency_ms=2";
+    for t in [fs, s3] {
+        let src = make_source(&env, &format!("src-{}", t.name));
+        let s = src.to_str().unwrap();
+        let mut total = 0;
+        let mut must = |args: &[&str]| {
+            let (out, err) = with_faults(&env, &t, faults, args);
+            assert!(out.status.success(), "[{}] {args:?} under faults: {err}", t.name);
+            total += injected(&err);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        must(&["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+        must(&["backup", s]);
+        std::fs::write(src.join("more.bin"), random_bytes(1_500_000, 7)).unwrap();
+        must(&["backup", s]);
+        let target = env.path(&format!("restored-{}", t.name));
+        must(&["restore", &format!("latest:{s}"), "--target", target.to_str().unwrap(), "--verify"]);
+        assert_same_tree(&src, &target);
+        assert!(must(&["check", "--read-data"]).contains("no errors"));
+        eprintln!("[{}] {total} transient faults injected and survived", t.name);
+        assert!(total >= 3, "[{}] only {total} faults were injected", t.name);
+        // And without faults the repository is just as sound.
+        assert!(ok(&env, &t, &["check", "--read-data"]).contains("no errors"));
+    }
+});
+
+cairn_test!(a_backend_gone_for_good_fails_clearly_writes_no_snapshot_and_leaves_a_sound_repository, |env| {
+    let server = Server::s3s_fs(&env.path("s3s"), &["gone"]);
+    let t = server.s3_target("s3s-fs", "gone/repo");
+    let src = make_source(&env, "src");
+    let s = src.to_str().unwrap();
+    ok(&env, &t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    ok(&env, &t, &["backup", s]);
+    std::fs::write(src.join("new.bin"), random_bytes(3_000_000, 9)).unwrap();
+    let mut failures = 0;
+    for gone_after in [2, 5, 8, 11, 14, 17, 20, 25, 30, 40, 60] {
+        let (out, err) = with_faults(&env, &t, &format!("gone_after={gone_after}"), &["backup", s]);
+        if out.status.success() {
+            break;
+        }
+        failures += 1;
+        assert_eq!(out.status.code(), Some(1), "gone after {gone_after}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "gone after {gone_after}: one line expected: {err}");
+        assert!(lines[0].contains("the service is gone"), "gone after {gone_after}: {err}");
+        let snaps = json(&env, &t, &["snapshots"]);
+        assert_eq!(snaps.as_array().unwrap().len(), 1, "gone after {gone_after}: a snapshot was written");
+        assert!(ok(&env, &t, &["check", "--read-data"]).contains("no errors"), "gone after {gone_after}");
+    }
+    assert!(failures >= 5, "only {failures} runs failed");
+    ok(&env, &t, &["backup", s]);
+    let target = env.path("restored");
+    ok(&env, &t, &["restore", &format!("latest:{s}"), "--target", target.to_str().unwrap(), "--verify"]);
+    assert_same_tree(&src, &target);
+    assert!(ok(&env, &t, &["check", "--read-data"]).contains("no errors"));
 });

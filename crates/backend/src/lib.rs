@@ -194,7 +194,9 @@ pub enum BackendError {
 fn describe(e: &opendal::Error) -> String {
     let full = e.to_string();
     let has = |needle: &str| full.contains(needle);
-    if has("NoSuchBucket") {
+    if has("failed to load signing credential") {
+        "no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or -o s3.access_key_id=... -o s3.secret_access_key=...)".into()
+    } else if has("NoSuchBucket") {
         "the bucket does not exist (create it first, or check the bucket name)".into()
     } else if e.kind() == ErrorKind::PermissionDenied
         || has("AccessDenied")
