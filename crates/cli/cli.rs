@@ -48,6 +48,12 @@ pub struct Global {
     /// Limit downloads to this many KiB/s.
     #[arg(long, global = true, value_name = "KIB_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit_download: Option<u64>,
+    /// Keep no local cache of a remote repository's metadata.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Where caches live (default: $XDG_CACHE_HOME/cairn or ~/.cache/cairn).
+    #[arg(long, env = "CAIRN_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +92,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Print a decrypted repository object as JSON (debugging).
     Cat(CatArgs),
+    /// List the local caches of remote repositories; remove old ones.
+    Cache(CacheArgs),
 }
 
 /// A count for `--keep-*`: a number, or -1 / `unlimited` for every period.
@@ -318,6 +326,16 @@ pub struct FindArgs {
     pub snapshots: Vec<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    /// Remove caches not used for --max-age days.
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Age in days after which --cleanup removes a cache.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub max_age: u64,
 }
 
 #[derive(Args, Debug)]

@@ -215,3 +215,53 @@ cairn_test!(a_backend_gone_for_good_fails_clearly_writes_no_snapshot_and_leaves_
     assert_same_tree(&src, &target);
     assert!(ok(&env, &t, &["check", "--read-data"]).contains("no errors"));
 });
+
+cairn_test!(the_metadata_cache_saves_requests_and_survives_damage_and_deletion, |env| {
+    let server = Server::s3s_fs(&env.path("s3s"), &["cached"]);
+    let t = server.s3_target("s3s-fs", "cached/repo");
+    let src = make_source(&env, "src");
+    let s = src.to_str().unwrap();
+    ok(&env, &t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    ok(&env, &t, &["backup", s]);
+    let count = |extra: &[&str]| {
+        let mut a = vec!["-v", "-q"];
+        a.extend_from_slice(extra);
+        a.extend(["backup", s]);
+        let out = run(&env, &t, &a);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        eprintln!("no-change backup {extra:?}: {}", err.trim());
+        requests(&err)
+    };
+    let cached = count(&[]);
+    let uncached = count(&["--no-cache"]);
+    // The cache serves the index file, the parent snapshot and its tree pack.
+    assert!(cached + 3 <= uncached, "cached {cached}, uncached {uncached}");
+
+    let caches = json(&env, &t, &["cache"]);
+    let repo_cache = env.path("cache").join(caches["caches"][0]["repository"].as_str().unwrap());
+    assert!(caches["caches"][0]["files"].as_u64().unwrap() >= 3, "{caches}");
+
+    // Damage every cached file: each is checked against its name, dropped
+    // and fetched again; the restore is exact.
+    for f in crate::util::files_under(&repo_cache) {
+        std::fs::write(&f, b"damaged").unwrap();
+    }
+    let target = env.path("restored");
+    ok(&env, &t, &["restore", &format!("latest:{s}"), "--target", target.to_str().unwrap(), "--verify"]);
+    assert_same_tree(&src, &target);
+    assert!(ok(&env, &t, &["check"]).contains("no errors"));
+    // Deleting the cache loses nothing.
+    std::fs::remove_dir_all(&repo_cache).unwrap();
+    assert!(ok(&env, &t, &["check", "--read-data"]).contains("no errors"));
+    assert!(repo_cache.exists());
+
+    // `cache --cleanup` removes caches unused for --max-age days, only those.
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    std::fs::File::open(&repo_cache).unwrap().set_modified(month_ago).unwrap();
+    let kept = json(&env, &t, &["cache", "--cleanup", "--max-age", "60"]);
+    assert_eq!(kept["removed"].as_array().unwrap().len(), 0, "{kept}");
+    let cleaned = json(&env, &t, &["cache", "--cleanup"]);
+    assert_eq!(cleaned["removed"].as_array().unwrap().len(), 1, "{cleaned}");
+    assert!(!repo_cache.exists());
+});

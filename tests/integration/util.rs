@@ -42,7 +42,9 @@ impl Env {
                 c.env_remove(k);
             }
         }
-        c.env("CAIRN_REPOSITORY", &self.repo).env("CAIRN_PASSWORD", "correct horse");
+        c.env("CAIRN_REPOSITORY", &self.repo)
+            .env("CAIRN_PASSWORD", "correct horse")
+            .env("CAIRN_CACHE_DIR", self.path("cache"));
         c
     }
 

@@ -20,10 +20,13 @@ use std::sync::Arc;
 
 use opendal::{ErrorKind, Operator};
 
+mod cache;
 mod fault;
 mod location;
 mod pace;
 
+use cache::{Cache, cacheable};
+pub use cache::{CacheEntry, DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES, list_caches};
 pub use fault::{FaultLayer, FaultPlan};
 pub use location::Location;
 use pace::Pacer;
@@ -254,6 +257,11 @@ pub struct Options {
     pub limit_download: Option<u64>,
     /// Log every storage request to standard error.
     pub log_requests: bool,
+    /// Keep metadata in a cache under this folder (one sub-folder per
+    /// repository); None for no cache.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Bound of one repository's cache in bytes (0: the default).
+    pub cache_max_bytes: u64,
 }
 
 /// Concurrent requests to a remote service; enough to keep a long fat
@@ -270,6 +278,10 @@ pub struct Backend {
     place: Location,
     upload: Option<Arc<Pacer>>,
     download: Option<Arc<Pacer>>,
+    cache_dir: Option<std::path::PathBuf>,
+    cache_max_bytes: u64,
+    /// Set once the repository id is known ([`Backend::attach_cache`]).
+    cache: Arc<std::sync::OnceLock<Cache>>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -371,7 +383,30 @@ impl Backend {
             place,
             upload: options.limit_upload.map(|r| Arc::new(Pacer::new(r))),
             download: options.limit_download.map(|r| Arc::new(Pacer::new(r))),
+            cache_dir: options.cache_dir.clone(),
+            cache_max_bytes: if options.cache_max_bytes == 0 {
+                DEFAULT_CACHE_MAX_BYTES
+            } else {
+                options.cache_max_bytes
+            },
+            cache: Arc::default(),
         })
+    }
+
+    /// Starts using the cache folder of repository `repo_id` (hex), if a
+    /// cache was asked for. A cache that cannot be opened is skipped.
+    pub fn attach_cache(&self, repo_id: &str) {
+        if let Some(root) = &self.cache_dir
+            && self.cache.get().is_none()
+            && let Ok(c) = Cache::open(root, repo_id, self.cache_max_bytes)
+        {
+            let _ = self.cache.set(c);
+        }
+    }
+
+    /// The cache, for files of `kind`.
+    fn cache_for(&self, kind: FileKind) -> Option<&Cache> {
+        self.cache.get().filter(|_| cacheable(kind))
     }
 
     /// A local folder.
@@ -395,6 +430,9 @@ impl Backend {
         count(1);
         if let Some(p) = &self.upload {
             p.wait(bytes.len() as u64);
+        }
+        if let Some(c) = self.cache_for(kind) {
+            c.put(kind, name, &bytes);
         }
         let path = kind.path(name);
         if !self.place.needs_staging() {
@@ -455,6 +493,19 @@ impl Backend {
 
     /// Reads a whole file.
     pub fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let cache = self.cache_for(kind);
+        if let Some(bytes) = cache.and_then(|c| c.get(kind, name)) {
+            return Ok(bytes);
+        }
+        let bytes = self.fetch(kind, name)?;
+        if let Some(c) = cache {
+            c.put(kind, name, &bytes);
+        }
+        Ok(bytes)
+    }
+
+    /// Reads a whole file from the service.
+    fn fetch(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         count(0);
         let path = kind.path(name);
         let bytes = self
@@ -469,7 +520,17 @@ impl Backend {
     }
 
     /// Reads `len` bytes at `offset`.
+    /// Cached kinds are fetched whole once (tree packs are small) and then
+    /// served from the cache.
     pub fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if self.cache_for(kind).is_some() {
+            let whole = self.read(kind, name)?;
+            if let Some(part) =
+                usize::try_from(offset).ok().and_then(|o| whole.get(o..o.checked_add(usize::try_from(len).ok()?)?))
+            {
+                return Ok(part.to_vec());
+            }
+        }
         count(0);
         if let Some(p) = &self.download {
             p.wait(len);
@@ -503,6 +564,9 @@ impl Backend {
 
     /// Deletes a file; deleting an absent file is not an error.
     pub fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        if let Some(c) = self.cache_for(kind) {
+            c.remove(kind, name);
+        }
         crash_point();
         count(4);
         let path = kind.path(name);
@@ -542,6 +606,9 @@ impl Backend {
             out.push((name, size));
         }
         out.sort();
+        if let Some(c) = self.cache_for(kind) {
+            c.retain(kind, &out.iter().map(|(n, _)| n.as_str()).collect());
+        }
         Ok(out)
     }
 

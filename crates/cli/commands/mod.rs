@@ -2,6 +2,7 @@
 //! choosing snapshots.
 
 mod backup;
+mod cache;
 mod cat;
 mod check;
 mod copy;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Find(a) => find::run(g, &a),
         Command::Stats(a) => stats::run(g, &a),
         Command::Cat(a) => cat::run(g, &a),
+        Command::Cache(a) => cache::run(g, &a),
     }
 }
 
@@ -73,8 +75,21 @@ pub fn open_backend(g: &Global, loc: &str, raw_options: &[String]) -> Result<Bac
         limit_upload: g.limit_upload.map(|k| k * 1024),
         limit_download: g.limit_download.map(|k| k * 1024),
         log_requests: g.verbose >= 2,
+        // A local repository is its own cache.
+        cache_dir: if g.no_cache || !cairn_backend::Location::parse(loc)?.is_remote() { None } else { cache_root(g) },
+        cache_max_bytes: 0,
     };
     Backend::open_with(loc, &options).with_context(|| format!("opening repository {loc}"))
+}
+
+/// The folder holding the caches: --cache-dir, CAIRN_CACHE_DIR,
+/// $XDG_CACHE_HOME/cairn or ~/.cache/cairn; None if there is no home.
+pub fn cache_root(g: &Global) -> Option<std::path::PathBuf> {
+    if let Some(d) = &g.cache_dir {
+        return Some(d.clone());
+    }
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache"))).map(|d| d.join("cairn"))
 }
 
 /// Opens and unlocks the repository (asks for the password only if one exists there).

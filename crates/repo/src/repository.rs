@@ -126,6 +126,7 @@ impl Repository {
     }
 
     fn assemble(backend: Backend, keyring: Keyring, key_id: KeyId, config: Config) -> Result<Self> {
+        backend.attach_cache(&config.id.to_hex());
         let chunker =
             Chunker::new(config.chunker.into(), keyring.chunker_key()).map_err(|e| RepoError::corrupt("config", e))?;
         Ok(Self { backend, keyring: Arc::new(keyring), key_id, config, chunker })
