@@ -48,6 +48,13 @@ pub struct Global {
     /// Limit downloads to this many KiB/s.
     #[arg(long, global = true, value_name = "KIB_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit_download: Option<u64>,
+    /// Keep data packs in this second location (a colder storage class, say);
+    /// the repository keeps everything else. Set at init, then needed by every command.
+    #[arg(long, env = "CAIRN_COLD_REPOSITORY", global = true, value_name = "REPO")]
+    pub cold_repo: Option<String>,
+    /// A storage option of the cold location (repeatable).
+    #[arg(long = "cold-option", global = true, value_name = "KEY=VALUE")]
+    pub cold_options: Vec<String>,
     /// Keep no local cache of a remote repository's metadata.
     #[arg(long, global = true)]
     pub no_cache: bool,

@@ -47,6 +47,10 @@ fn main() {
     };
     if verbose {
         eprintln!("cairn: {}", cairn_backend::request_counts());
+        let cold = cairn_backend::cold_request_counts();
+        if cold.total() > 0 {
+            eprintln!("cairn: of which to the cold location: {cold}");
+        }
     }
     std::process::exit(code);
 }

@@ -7,6 +7,7 @@
 mod util;
 
 mod cli;
+mod cold;
 mod dedup;
 mod delta;
 mod errors;

@@ -154,16 +154,23 @@ impl std::fmt::Display for RequestCounts {
 }
 
 /// Counters behind [`request_counts`]: reads, writes, stats, lists, deletes.
-static REQUESTS: [std::sync::atomic::AtomicU64; 5] = [const { std::sync::atomic::AtomicU64::new(0) }; 5];
+/// One row per tier: 0 the repository's location, 1 its cold location.
+static REQUESTS: [[std::sync::atomic::AtomicU64; 5]; 2] =
+    [const { [const { std::sync::atomic::AtomicU64::new(0) }; 5] }; 2];
 
-fn count(i: usize) {
-    REQUESTS[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+fn counts_of(tiers: &[usize]) -> RequestCounts {
+    let get = |i: usize| tiers.iter().map(|&t| REQUESTS[t][i].load(std::sync::atomic::Ordering::Relaxed)).sum();
+    RequestCounts { reads: get(0), writes: get(1), stats: get(2), lists: get(3), deletes: get(4) }
 }
 
-/// The storage requests made so far by this process.
+/// The storage requests made so far by this process, on all tiers.
 pub fn request_counts() -> RequestCounts {
-    let get = |i: usize| REQUESTS[i].load(std::sync::atomic::Ordering::Relaxed);
-    RequestCounts { reads: get(0), writes: get(1), stats: get(2), lists: get(3), deletes: get(4) }
+    counts_of(&[0, 1])
+}
+
+/// The storage requests made so far to cold locations (see [`Backend::with_cold`]).
+pub fn cold_request_counts() -> RequestCounts {
+    counts_of(&[1])
 }
 
 /// A storage failure, naming the path.
@@ -282,6 +289,10 @@ pub struct Backend {
     cache_max_bytes: u64,
     /// Set once the repository id is known ([`Backend::attach_cache`]).
     cache: Arc<std::sync::OnceLock<Cache>>,
+    /// Where data packs live when they are kept apart ([`Backend::with_cold`]).
+    cold: Option<Arc<Backend>>,
+    /// Row of the request counters: 0, or 1 for a cold location.
+    tier: usize,
 }
 
 impl std::fmt::Debug for Backend {
@@ -390,7 +401,33 @@ impl Backend {
                 options.cache_max_bytes
             },
             cache: Arc::default(),
+            cold: None,
+            tier: 0,
         })
+    }
+
+    /// This storage with data packs in `cold` (another location, or the
+    /// same one with a colder storage class) and every other file here, so
+    /// commands that need no file content never touch the cold tier.
+    pub fn with_cold(mut self, mut cold: Backend) -> Self {
+        cold.tier = 1;
+        cold.cold = None;
+        self.cold = Some(Arc::new(cold));
+        self
+    }
+
+    /// The cold location, if data packs are kept apart.
+    pub fn cold(&self) -> Option<&Backend> {
+        self.cold.as_deref()
+    }
+
+    /// The backend holding files of `kind`, if not this one.
+    fn cold_for(&self, kind: FileKind) -> Option<&Backend> {
+        self.cold.as_deref().filter(|_| kind == FileKind::DataPack)
+    }
+
+    fn count(&self, i: usize) {
+        REQUESTS[self.tier][i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Starts using the cache folder of repository `repo_id` (hex), if a
@@ -426,8 +463,11 @@ impl Backend {
 
     /// Writes a whole file atomically: readers see all of it or nothing.
     pub fn write(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<()> {
+        if let Some(c) = self.cold_for(kind) {
+            return c.write(kind, name, bytes);
+        }
         crash_point();
-        count(1);
+        self.count(1);
         if let Some(p) = &self.upload {
             p.wait(bytes.len() as u64);
         }
@@ -443,7 +483,7 @@ impl Backend {
         let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let staging = format!("tmp/{}-{}-{nanos}-{n}", kind.path(name).replace('/', "_"), std::process::id());
         self.put(&staging, bytes).map_err(|e| BackendError::from_opendal("write", &staging, e))?;
-        count(1);
+        self.count(1);
         let moved = self.rt.block_on(self.op.rename(&staging, &path));
         if let Err(e) = moved {
             let _ = self.rt.block_on(self.op.delete(&staging));
@@ -471,6 +511,9 @@ impl Backend {
     /// Writes a file only if none exists under that name; returns false if one did.
     /// Services without atomic conditional writes get a check, then a write.
     pub fn write_new(&self, kind: FileKind, name: &str, bytes: Vec<u8>) -> Result<bool> {
+        if let Some(c) = self.cold_for(kind) {
+            return c.write_new(kind, name, bytes);
+        }
         if !self.op.info().capability().write_with_if_not_exists || self.place.needs_staging() {
             if self.exists(kind, name)? {
                 return Ok(false);
@@ -479,7 +522,7 @@ impl Backend {
             return Ok(true);
         }
         crash_point();
-        count(1);
+        self.count(1);
         if let Some(p) = &self.upload {
             p.wait(bytes.len() as u64);
         }
@@ -493,6 +536,9 @@ impl Backend {
 
     /// Reads a whole file.
     pub fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        if let Some(c) = self.cold_for(kind) {
+            return c.read(kind, name);
+        }
         let cache = self.cache_for(kind);
         if let Some(bytes) = cache.and_then(|c| c.get(kind, name)) {
             return Ok(bytes);
@@ -506,7 +552,7 @@ impl Backend {
 
     /// Reads a whole file from the service.
     fn fetch(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
-        count(0);
+        self.count(0);
         let path = kind.path(name);
         let bytes = self
             .rt
@@ -523,6 +569,9 @@ impl Backend {
     /// Cached kinds are fetched whole once (tree packs are small) and then
     /// served from the cache.
     pub fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if let Some(c) = self.cold_for(kind) {
+            return c.read_range(kind, name, offset, len);
+        }
         if self.cache_for(kind).is_some() {
             let whole = self.read(kind, name)?;
             if let Some(part) =
@@ -531,7 +580,7 @@ impl Backend {
                 return Ok(part.to_vec());
             }
         }
-        count(0);
+        self.count(0);
         if let Some(p) = &self.download {
             p.wait(len);
         }
@@ -545,7 +594,10 @@ impl Backend {
 
     /// Size of a file in bytes.
     pub fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
-        count(2);
+        if let Some(c) = self.cold_for(kind) {
+            return c.size(kind, name);
+        }
+        self.count(2);
         let path = kind.path(name);
         self.rt
             .block_on(self.op.stat(&path))
@@ -564,17 +616,23 @@ impl Backend {
 
     /// Deletes a file; deleting an absent file is not an error.
     pub fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        if let Some(c) = self.cold_for(kind) {
+            return c.delete(kind, name);
+        }
         if let Some(c) = self.cache_for(kind) {
             c.remove(kind, name);
         }
         crash_point();
-        count(4);
+        self.count(4);
         let path = kind.path(name);
         self.rt.block_on(self.op.delete(&path)).map_err(|e| BackendError::from_opendal("delete", &path, e))
     }
 
     /// Names and sizes of all files of a kind, sorted by name.
     pub fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
+        if let Some(c) = self.cold_for(kind) {
+            return c.list(kind);
+        }
         let dir = kind.dir();
         if dir.is_empty() {
             return Ok(match self.size(kind, "") {
@@ -583,7 +641,7 @@ impl Backend {
                 Err(e) => return Err(e),
             });
         }
-        count(3);
+        self.count(3);
         let entries = match self.rt.block_on(self.op.list_with(dir).recursive(true).into_future()) {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
@@ -614,6 +672,9 @@ impl Backend {
 
     /// Creates the folder layout of a new repository (a no-op on object stores).
     pub fn create_layout(&self) -> Result<()> {
+        if let Some(c) = &self.cold {
+            c.create_layout()?;
+        }
         if !self.op.info().capability().create_dir || matches!(self.place, Location::S3 { .. }) {
             return Ok(());
         }
@@ -646,6 +707,22 @@ mod tests {
         b.delete(FileKind::DataPack, &id).unwrap();
         b.delete(FileKind::DataPack, &id).unwrap();
         assert!(b.list(FileKind::DataPack).unwrap().is_empty());
+    }
+
+    #[test]
+    fn data_packs_go_to_the_cold_tier_and_nothing_else_does() {
+        let (hot, cold) = (Backend::memory().unwrap(), Backend::memory().unwrap());
+        let split = hot.clone().with_cold(cold.clone());
+        let (data, tree) = ("ab".repeat(32), "cd".repeat(32));
+        split.write(FileKind::DataPack, &data, b"data".to_vec()).unwrap();
+        split.write(FileKind::TreePack, &tree, b"tree".to_vec()).unwrap();
+        assert_eq!(cold.list(FileKind::DataPack).unwrap(), vec![(data.clone(), 4)]);
+        assert!(hot.list(FileKind::DataPack).unwrap().is_empty());
+        assert_eq!(hot.list(FileKind::TreePack).unwrap(), vec![(tree.clone(), 4)]);
+        assert!(cold.list(FileKind::TreePack).unwrap().is_empty());
+        assert_eq!(split.read_range(FileKind::DataPack, &data, 1, 2).unwrap(), b"at");
+        split.delete(FileKind::DataPack, &data).unwrap();
+        assert!(cold.list(FileKind::DataPack).unwrap().is_empty());
     }
 
     #[test]

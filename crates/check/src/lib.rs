@@ -132,9 +132,20 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     let repo = repo.with_index(Index::from_files(&files));
     let bad: Mutex<HashMap<BlobId, Bad>> = Mutex::new(HashMap::new());
 
-    // Packs: present, header agrees with the index.
+    // Packs: present, header agrees with the index. Data packs in a cold
+    // tier are left alone unless data is to be read: commands that need no
+    // file content never touch the cold tier.
+    let skip_cold = repo.repo().backend().cold().is_some() && read == ReadData::None;
+    if skip_cold {
+        report
+            .notes
+            .push("data packs are in the cold tier and were not looked at; `check --read-data` reads them".into());
+    }
     let mut stored: HashMap<PackId, (BlobKind, u64)> = HashMap::new();
     for (kind, fk) in [(BlobKind::Data, FileKind::DataPack), (BlobKind::Tree, FileKind::TreePack)] {
+        if skip_cold && kind == BlobKind::Data {
+            continue;
+        }
         for (name, size) in repo.repo().backend().list(fk)? {
             if let Ok(id) = name.parse::<PackId>() {
                 stored.insert(id, (kind, size));
@@ -165,6 +176,7 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
         .index()
         .packs()
         .par_iter()
+        .filter(|(_, kind)| !(skip_cold && *kind == BlobKind::Data))
         .filter_map(|(id, kind)| {
             let object = format!("{} pack {}", kind.name(), id.short());
             let Some((_, size)) = stored.get(id) else {

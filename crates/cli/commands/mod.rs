@@ -58,7 +58,11 @@ pub fn backend(g: &Global) -> Result<Backend> {
     let Some(loc) = g.repo.as_deref().filter(|s| !s.is_empty()) else {
         bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
     };
-    open_backend(g, loc, &g.options)
+    let hot = open_backend(g, loc, &g.options)?;
+    Ok(match g.cold_repo.as_deref().filter(|s| !s.is_empty()) {
+        Some(cold) => hot.with_cold(open_backend(g, cold, &g.cold_options)?),
+        None => hot,
+    })
 }
 
 /// The backend at `loc` with the global limits and the given `-o` options.

@@ -47,6 +47,10 @@ pub struct Config {
     pub compression_level: i32,
     /// Target size of pack files in bytes.
     pub pack_size: u32,
+    /// Data packs live in a separate cold location (docs/STORAGE.md); the
+    /// repository cannot be used without it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cold_data: bool,
 }
 
 impl Config {

@@ -12,6 +12,10 @@ pub enum RepoError {
         /// Where we looked.
         location: String,
     },
+    /// The repository keeps data packs in a cold location and none was
+    /// given, or one was given to a repository without.
+    #[error("{0}")]
+    ColdTier(String),
     /// `init` found a repository already there.
     #[error("a repository already exists at {location}")]
     AlreadyExists {

@@ -94,6 +94,7 @@ impl Repository {
             chunker: opts.chunker.into(),
             compression_level: opts.compression_level,
             pack_size: opts.pack_size,
+            cold_data: backend.cold().is_some(),
         };
         // Validate as a reader will, so init cannot write what open refuses.
         Config::decode(&config.encode()).map_err(|e| RepoError::Invalid(e.to_string()))?;
@@ -122,6 +123,21 @@ impl Repository {
         let plain = keyring.open(ObjectKind::Config, &[0; 32], &sealed).map_err(|e| RepoError::corrupt("config", e))?;
         let plain = payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format("config", e))?;
         let config = Config::decode(&plain).map_err(|e| RepoError::format("config", e))?;
+        match (config.cold_data, backend.cold().is_some()) {
+            (true, false) => {
+                return Err(RepoError::ColdTier(format!(
+                    "repository {} keeps its data packs in a cold location: give it with --cold-repo or CAIRN_COLD_REPOSITORY",
+                    backend.location()
+                )));
+            }
+            (false, true) => {
+                return Err(RepoError::ColdTier(format!(
+                    "repository {} has no cold location: leave out --cold-repo / CAIRN_COLD_REPOSITORY",
+                    backend.location()
+                )));
+            }
+            _ => {}
+        }
         Self::assemble(backend, keyring, key_id, config)
     }
 
