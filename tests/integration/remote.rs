@@ -265,3 +265,28 @@ cairn_test!(the_metadata_cache_saves_requests_and_survives_damage_and_deletion, 
     assert_eq!(cleaned["removed"].as_array().unwrap().len(), 1, "{cleaned}");
     assert!(!repo_cache.exists());
 });
+
+cairn_test!(bandwidth_limits_hold_the_average_rate, |env| {
+    // A lower bound on time, so no slow machine can fail it: only a limit
+    // that does not hold can.
+    let t = Target { name: "fs", repo: format!("fs:{}", env.repo.display()), env: vec![], options: vec![] };
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("media.bin"), random_bytes(2_000_000, 77)).unwrap();
+    let s = src.to_str().unwrap();
+    ok(&env, &t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    let start = std::time::Instant::now();
+    ok(&env, &t, &["--limit-upload", "1024", "backup", s]);
+    let up = start.elapsed();
+    assert!(up.as_secs_f64() >= 1.8, "2 MB went up in {up:?} under a 1 MiB/s limit");
+    let target = env.path("restored");
+    let start = std::time::Instant::now();
+    ok(
+        &env,
+        &t,
+        &["--limit-download", "1024", "restore", &format!("latest:{s}"), "--target", target.to_str().unwrap()],
+    );
+    let down = start.elapsed();
+    assert!(down.as_secs_f64() >= 1.8, "2 MB came down in {down:?} under a 1 MiB/s limit");
+    assert_same_tree(&src, &target);
+});

@@ -129,6 +129,10 @@ pub struct RequestCounts {
     pub lists: u64,
     /// Deletions.
     pub deletes: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
 }
 
 impl RequestCounts {
@@ -142,25 +146,36 @@ impl std::fmt::Display for RequestCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} storage requests ({} reads, {} writes, {} stats, {} lists, {} deletes)",
+            "{} storage requests ({} reads, {} writes, {} stats, {} lists, {} deletes); {} bytes read, {} written",
             self.total(),
             self.reads,
             self.writes,
             self.stats,
             self.lists,
-            self.deletes
+            self.deletes,
+            self.bytes_read,
+            self.bytes_written
         )
     }
 }
 
 /// Counters behind [`request_counts`]: reads, writes, stats, lists, deletes.
 /// One row per tier: 0 the repository's location, 1 its cold location.
-static REQUESTS: [[std::sync::atomic::AtomicU64; 5]; 2] =
-    [const { [const { std::sync::atomic::AtomicU64::new(0) }; 5] }; 2];
+/// Columns: reads, writes, stats, lists, deletes, bytes read, bytes written.
+static REQUESTS: [[std::sync::atomic::AtomicU64; 7]; 2] =
+    [const { [const { std::sync::atomic::AtomicU64::new(0) }; 7] }; 2];
 
 fn counts_of(tiers: &[usize]) -> RequestCounts {
     let get = |i: usize| tiers.iter().map(|&t| REQUESTS[t][i].load(std::sync::atomic::Ordering::Relaxed)).sum();
-    RequestCounts { reads: get(0), writes: get(1), stats: get(2), lists: get(3), deletes: get(4) }
+    RequestCounts {
+        reads: get(0),
+        writes: get(1),
+        stats: get(2),
+        lists: get(3),
+        deletes: get(4),
+        bytes_read: get(5),
+        bytes_written: get(6),
+    }
 }
 
 /// The storage requests made so far by this process, on all tiers.
@@ -416,6 +431,11 @@ impl Backend {
         self
     }
 
+    /// True if any of the storage is reached over a network.
+    pub fn is_remote(&self) -> bool {
+        self.place.is_remote() || self.cold.as_ref().is_some_and(|c| c.place.is_remote())
+    }
+
     /// The cold location, if data packs are kept apart.
     pub fn cold(&self) -> Option<&Backend> {
         self.cold.as_deref()
@@ -427,7 +447,11 @@ impl Backend {
     }
 
     fn count(&self, i: usize) {
-        REQUESTS[self.tier][i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.count_n(i, 1);
+    }
+
+    fn count_n(&self, i: usize, n: u64) {
+        REQUESTS[self.tier][i].fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Starts using the cache folder of repository `repo_id` (hex), if a
@@ -468,6 +492,7 @@ impl Backend {
         }
         crash_point();
         self.count(1);
+        self.count_n(6, bytes.len() as u64);
         if let Some(p) = &self.upload {
             p.wait(bytes.len() as u64);
         }
@@ -523,6 +548,7 @@ impl Backend {
         }
         crash_point();
         self.count(1);
+        self.count_n(6, bytes.len() as u64);
         if let Some(p) = &self.upload {
             p.wait(bytes.len() as u64);
         }
@@ -559,6 +585,7 @@ impl Backend {
             .block_on(self.op.read(&path))
             .map(|b| b.to_vec())
             .map_err(|e| BackendError::from_opendal("read", &path, e))?;
+        self.count_n(5, bytes.len() as u64);
         if let Some(p) = &self.download {
             p.wait(bytes.len() as u64);
         }
@@ -589,6 +616,7 @@ impl Backend {
             .rt
             .block_on(self.op.read_with(&path).range(offset..offset + len).into_future())
             .map_err(|e| BackendError::from_opendal("read", &path, e))?;
+        self.count_n(5, b.len() as u64);
         Ok(b.to_vec())
     }
 

@@ -1,6 +1,7 @@
 //! Bandwidth limits (`--limit-upload`, `--limit-download`): each transfer
-//! books its share of the line in turn and waits for its slot, so the
-//! average rate over all threads stays under the limit.
+//! books its share of the line after those before it and waits until its
+//! share has elapsed, so the average rate over all threads stays under the
+//! limit, even for a single large transfer.
 //!
 //! OpenDAL's throttle layer limits writes only and refuses a single write
 //! larger than its burst (a whole pack), hence this small scheduler.
@@ -27,7 +28,7 @@ impl Pacer {
         let mut free_at = self.free_at.lock().unwrap_or_else(|e| e.into_inner());
         let start = (*free_at).max(now);
         *free_at = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
-        start - now
+        *free_at - now
     }
 
     /// Waits for the slot of a transfer of `bytes`.
@@ -47,11 +48,11 @@ mod tests {
     fn transfers_queue_behind_each_other_at_the_rate() {
         let p = Pacer::new(1000);
         let t = Instant::now();
-        assert_eq!(p.book(500, t), Duration::ZERO);
-        assert_eq!(p.book(1000, t), Duration::from_millis(500));
-        assert_eq!(p.book(10, t), Duration::from_millis(1500));
+        assert_eq!(p.book(500, t), Duration::from_millis(500));
+        assert_eq!(p.book(1000, t), Duration::from_millis(1500));
+        assert_eq!(p.book(10, t), Duration::from_millis(1510));
         // An idle line does not bank credit.
         let later = t + Duration::from_secs(10);
-        assert_eq!(p.book(10, later), Duration::ZERO);
+        assert_eq!(p.book(10, later), Duration::from_millis(10));
     }
 }
