@@ -36,7 +36,7 @@ pub use keys::{KeyInfo, RotateReport};
 pub use lifecycle::RunGuard;
 pub use pack::{FinishedPack, PackWriter};
 pub use repository::{
-    IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, pack_file_kind,
+    IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, SharedPacks, pack_file_kind,
 };
 
 /// Result of this crate.

@@ -1,7 +1,7 @@
 //! Opening and creating repositories, and reading and writing their files.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cairn_backend::{Backend, FileKind};
 use cairn_chunk::{Chunker, ChunkerParams};
@@ -416,14 +416,73 @@ const TREE_CACHE_BYTES: usize = 256 << 20;
 pub struct ReadWindow {
     pack: Option<PackId>,
     start: u32,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     readahead: u32,
+    shared: Option<Arc<SharedPacks>>,
 }
 
 impl ReadWindow {
     /// A window that reads at least `readahead` bytes per request.
     pub fn new(readahead: u32) -> Self {
-        Self { pack: None, start: 0, bytes: Vec::new(), readahead }
+        Self { pack: None, start: 0, bytes: Arc::default(), readahead, shared: None }
+    }
+
+    /// A window over whole packs, each fetched once and shared by every
+    /// window made from `packs`: for remote storage, where each request and
+    /// each byte costs, and readers in several threads need the same packs.
+    pub fn shared(packs: Arc<SharedPacks>) -> Self {
+        Self { pack: None, start: 0, bytes: Arc::default(), readahead: 0, shared: Some(packs) }
+    }
+}
+
+type PackSlot = Arc<Mutex<Option<Arc<Vec<u8>>>>>;
+
+/// Whole data packs shared by reader threads: a pack is fetched by the
+/// first thread that needs it while the others wait for it; the least
+/// recently used are dropped past a byte budget.
+#[derive(Debug)]
+pub struct SharedPacks {
+    budget: usize,
+    slots: Mutex<std::collections::VecDeque<(PackId, PackSlot)>>,
+}
+
+impl SharedPacks {
+    /// Keeps about `budget` bytes of packs (at least one pack).
+    pub fn new(budget: usize) -> Self {
+        Self { budget, slots: Mutex::default() }
+    }
+
+    fn get(&self, pack: &PackId, fetch: impl FnOnce() -> Result<Vec<u8>>) -> Result<Arc<Vec<u8>>> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = match slots.iter().position(|(p, _)| p == pack) {
+                Some(i) => slots.remove(i).map(|(_, s)| s).unwrap_or_default(),
+                None => PackSlot::default(),
+            };
+            slots.push_back((*pack, slot.clone()));
+            slot
+        };
+        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = &*guard {
+            return Ok(b.clone());
+        }
+        let bytes = Arc::new(fetch()?);
+        *guard = Some(bytes.clone());
+        drop(guard);
+        self.trim();
+        Ok(bytes)
+    }
+
+    fn trim(&self) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        // A slot being fetched counts as empty: its reader holds it anyway.
+        let size = |s: &PackSlot| s.try_lock().ok().and_then(|g| g.as_ref().map(|b| b.len())).unwrap_or(0);
+        let mut total: usize = slots.iter().map(|(_, s)| size(s)).sum();
+        while total > self.budget && slots.len() > 1 {
+            if let Some((_, s)) = slots.pop_front() {
+                total -= size(&s).min(total);
+            }
+        }
     }
 }
 
@@ -604,16 +663,27 @@ impl IndexedRepository {
         let hit =
             window.pack == Some(loc.pack) && window.start <= start && end <= window.start + window.bytes.len() as u32;
         if !hit {
-            let len = window.readahead.max(loc.length).min(loc.pack_end.saturating_sub(start)).max(loc.length);
-            window.bytes = self.read_pack_range(&loc, start, len)?;
+            if let Some(shared) = &window.shared {
+                window.bytes = shared.get(&loc.pack, || self.read_pack_range(&loc, 0, loc.pack_end))?;
+                window.start = 0;
+            } else {
+                let len = window.readahead.max(loc.length).min(loc.pack_end.saturating_sub(start)).max(loc.length);
+                window.bytes = Arc::new(self.read_pack_range(&loc, start, len)?);
+                window.start = start;
+            }
             window.pack = Some(loc.pack);
-            window.start = start;
         }
         let at = (start - window.start) as usize;
         let envelope = &window.bytes[at..at + loc.length as usize];
         blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, Verify::Full, &mut |b| {
             self.read_base(b, id, 0)
         })
+    }
+
+    /// Fetches the whole pack holding the blob at `loc` into `packs`
+    /// (read-ahead for readers sharing `packs`).
+    pub fn prefetch_pack(&self, loc: &BlobLocation, packs: &SharedPacks) -> Result<()> {
+        packs.get(&loc.pack, || self.read_pack_range(loc, 0, loc.pack_end)).map(|_| ())
     }
 
     /// Loads a tree blob.

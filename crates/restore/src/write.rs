@@ -1,15 +1,17 @@
 //! Executing a restore plan: directories, contents in parallel, metadata.
+//! From remote storage the contents are written pack by pack, so each pack
+//! is downloaded once (see docs/ARCHITECTURE.md, "Restore").
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cairn_format::BlobId;
 use cairn_format::tree::{Node, NodeKind};
-use cairn_repo::{IndexedRepository, ReadWindow};
+use cairn_repo::{IndexedRepository, ReadWindow, SharedPacks};
 use rayon::prelude::*;
 
 use crate::RestoreError;
@@ -121,6 +123,9 @@ fn is_zero(b: &[u8]) -> bool {
 /// Bytes each restore worker reads from a pack per request.
 const READAHEAD: u32 = 4 << 20;
 
+/// Packs a remote restore downloads ahead of the one being written.
+const PACKS_AHEAD: usize = 2;
+
 /// Files larger than two of these are written by several workers at once,
 /// one segment of about this many bytes each: one large dump or video would
 /// otherwise keep a single core busy while the others sit idle.
@@ -129,8 +134,9 @@ const SEGMENT: u64 = 32 << 20;
 /// A large file being written in segments by several workers.
 struct SplitFile {
     item: usize,
+    /// Opened by each segment in turn: a restore may have many files split
+    /// at once, and open descriptors are a scarce resource.
     tmp: PathBuf,
-    file: File,
     /// Segments not yet written; whoever finishes the last one completes the file.
     remaining: AtomicU64,
     /// The first error of any segment.
@@ -194,19 +200,30 @@ type Segment = (std::ops::Range<usize>, u64);
 
 /// Creates the temporary file of a large file and cuts its content into
 /// segments at blob boundaries; `Ok(None)` when the existing file is kept.
-fn split_file(run: &Run, item: usize, node: &Node, target: &Path) -> Result<Option<(SplitFile, Vec<Segment>)>, String> {
+/// With `by_pack`, a segment also ends where the file's data moves to
+/// another pack, so each segment is served by one pack.
+fn split_file(
+    run: &Run,
+    item: usize,
+    node: &Node,
+    target: &Path,
+    by_pack: bool,
+) -> Result<Option<(SplitFile, Vec<Segment>)>, String> {
     if !may_write(target, node, run.opts.overwrite) {
         run.skipped.fetch_add(1, Ordering::Relaxed);
         return Ok(None);
     }
     let mut pieces = Vec::new();
     let (mut start, mut start_offset, mut offset) = (0usize, 0u64, 0u64);
+    let mut pack = None;
     for (i, id) in node.content.iter().enumerate() {
         let loc = run.repo.index().get(id).ok_or_else(|| format!("data blob {} is in no index", id.short()))?;
-        if offset - start_offset >= SEGMENT {
+        let new_pack = by_pack && pack.is_some_and(|p| p != loc.pack);
+        if i > start && (offset - start_offset >= SEGMENT || new_pack) {
             pieces.push((start..i, start_offset));
             (start, start_offset) = (i, offset);
         }
+        pack = Some(loc.pack);
         offset += u64::from(loc.raw_length);
     }
     pieces.push((start..node.content.len(), start_offset));
@@ -219,7 +236,8 @@ fn split_file(run: &Run, item: usize, node: &Node, target: &Path) -> Result<Opti
         let _ = std::fs::remove_file(&tmp);
         return Err(e.to_string());
     }
-    let split = SplitFile { item, tmp, file, remaining: AtomicU64::new(pieces.len() as u64), error: Mutex::new(None) };
+    drop(file);
+    let split = SplitFile { item, tmp, remaining: AtomicU64::new(pieces.len() as u64), error: Mutex::new(None) };
     Ok(Some((split, pieces)))
 }
 
@@ -236,11 +254,22 @@ fn write_segment(
     use std::os::unix::fs::FileExt;
     let node = &plan.items[split.item].node;
     let failed = || split.error.lock().unwrap_or_else(|p| p.into_inner()).is_some();
-    if !failed() {
+    let file = if failed() {
+        None
+    } else {
+        match OpenOptions::new().write(true).open(&split.tmp) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                split.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.to_string());
+                None
+            }
+        }
+    };
+    if let Some(file) = file {
         for id in &node.content[blobs.clone()] {
             let written = run.repo.read_blob_windowed(id, window).map_err(|e| e.to_string()).and_then(|data| {
                 if !is_zero(&data) {
-                    split.file.write_all_at(&data, offset).map_err(|e| e.to_string())?;
+                    file.write_all_at(&data, offset).map_err(|e| e.to_string())?;
                 }
                 Ok(data.len() as u64)
             });
@@ -380,14 +409,23 @@ pub fn restore(
         Ok(false) => {}
         Err(e) => run.fail(&plan.items[i].target, e),
     };
+    // Remote storage: every byte read travels, so whole packs are fetched
+    // once and shared, files whose data spans packs are cut at pack
+    // boundaries, and the workers take the work in pack order from one
+    // cursor: they stay within the same few packs.
+    let remote = repo.repo().backend().is_remote();
+    let spans_packs = |node: &Node| {
+        let mut packs = node.content.iter().filter_map(|id| repo.index().get(id).map(|l| l.pack));
+        packs.next().is_some_and(|first| packs.any(|p| p != first))
+    };
     let mut splits: Vec<SplitFile> = Vec::new();
     let mut work: Vec<Work> = Vec::new();
     for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::File) {
-        if item.node.size < 2 * SEGMENT {
+        if item.node.size < 2 * SEGMENT && !(remote && spans_packs(&item.node)) {
             work.push(Work::File(i));
             continue;
         }
-        match split_file(&run, i, &item.node, &item.target) {
+        match split_file(&run, i, &item.node, &item.target, remote) {
             Ok(Some((split, segments))) => {
                 let n = splits.len();
                 splits.push(split);
@@ -397,33 +435,86 @@ pub fn restore(
             Err(e) => run.fail(&item.target, e),
         }
     }
-    let first_blob = |w: &Work| {
+    let first_location = |w: &Work| {
         let id = match w {
             Work::File(i) => plan.items[*i].node.content.first(),
             Work::Segment { file, blobs, .. } => plan.items[splits[*file].item].node.content.get(blobs.start),
         };
-        id.and_then(|id| repo.index().get(id)).map(|l| (l.pack, l.offset))
+        id.and_then(|id| repo.index().get(id))
     };
-    work.sort_by_cached_key(first_blob);
+    work.sort_by_cached_key(|w| first_location(w).map(|l| (l.pack, l.offset)));
     // Contiguous runs of work per task, each with its own window: rayon's
     // per-split state would restart the window (and its 4 MiB read) far too often.
-    let run_len = work.len().div_ceil(rayon::current_num_threads() * 8).max(1);
-    work.par_chunks(run_len).for_each(|part| {
-        let mut window = ReadWindow::new(READAHEAD);
-        for w in part {
-            match w {
-                Work::File(i) => {
-                    record(*i, restore_file(&run, &plan.items[*i].node, &plan.items[*i].target, &mut window));
-                }
-                Work::Segment { file, blobs, offset } => {
-                    let split = &splits[*file];
-                    if let Some(res) = write_segment(&run, plan, split, blobs, *offset, &mut window) {
-                        record(split.item, res);
-                    }
-                }
+    let do_work = |w: &Work, window: &mut ReadWindow| match w {
+        Work::File(i) => record(*i, restore_file(&run, &plan.items[*i].node, &plan.items[*i].target, window)),
+        Work::Segment { file, blobs, offset } => {
+            let split = &splits[*file];
+            if let Some(res) = write_segment(&run, plan, split, blobs, *offset, window) {
+                record(split.item, res);
             }
         }
-    });
+    };
+    if remote {
+        let pack = repo.repo().config().pack_size as usize;
+        let workers = rayon::current_num_threads();
+        // Packs in flight: the workers' current ones plus those read ahead.
+        let packs = Arc::new(SharedPacks::new((workers + PACKS_AHEAD + 1) * pack));
+        let next = AtomicUsize::new(0);
+        // The pack of each piece of work, numbered in the order they come.
+        let locs: Vec<Option<cairn_repo::BlobLocation>> = work.iter().map(first_location).collect();
+        let mut order: Vec<usize> = Vec::with_capacity(work.len());
+        let mut firsts: Vec<usize> = Vec::new();
+        for (i, loc) in locs.iter().enumerate() {
+            let same = i > 0 && loc.as_ref().map(|l| l.pack) == locs[i - 1].as_ref().map(|l| l.pack);
+            if !same && loc.is_some() {
+                firsts.push(i);
+            }
+            order.push(firsts.len().saturating_sub(1));
+        }
+        std::thread::scope(|scope| {
+            // Read-ahead: the next packs download, side by side, while the
+            // workers decode and write the current one.
+            for lane in 0..PACKS_AHEAD {
+                let (firsts, order, locs, packs, next, work) = (&firsts, &order, &locs, &packs, &next, &work);
+                scope.spawn(move || {
+                    for (k, &i) in firsts.iter().enumerate().skip(lane).step_by(PACKS_AHEAD) {
+                        loop {
+                            let at = next.load(Ordering::Relaxed);
+                            if at >= work.len() {
+                                return;
+                            }
+                            if k <= order[at] + PACKS_AHEAD {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        }
+                        if let Some(loc) = &locs[i] {
+                            // A failure here is met again, and reported, by a worker.
+                            let _ = repo.prefetch_pack(loc, packs);
+                        }
+                    }
+                });
+            }
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    let mut window = ReadWindow::shared(packs.clone());
+                    while let Some(w) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        do_work(w, &mut window);
+                    }
+                });
+            }
+        });
+    } else {
+        // Contiguous runs of work per task, each with its own window: rayon's
+        // per-split state would restart the window (and its 4 MiB read) far too often.
+        let run_len = work.len().div_ceil(rayon::current_num_threads() * 8).max(1);
+        work.par_chunks(run_len).for_each(|part| {
+            let mut window = ReadWindow::new(READAHEAD);
+            for w in part {
+                do_work(w, &mut window);
+            }
+        });
+    }
     for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::Special) {
         let made = create_special(&item.node, &item.target, opts.overwrite);
         if made == Ok(true) {
