@@ -290,3 +290,16 @@ cairn_test!(bandwidth_limits_hold_the_average_rate, |env| {
     assert!(down.as_secs_f64() >= 1.8, "2 MB came down in {down:?} under a 1 MiB/s limit");
     assert_same_tree(&src, &target);
 });
+
+cairn_test!(an_unreachable_sftp_server_is_named_in_one_line, |env| {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = env
+        .cmd()
+        .env("CAIRN_REPOSITORY", format!("sftp:root@127.0.0.1:{closed}/srv/repo"))
+        .args(["-o", "retries=0", "snapshots"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("SSH connection failed") && err.lines().count() == 1, "{err}");
+});

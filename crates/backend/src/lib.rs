@@ -229,6 +229,8 @@ fn describe(e: &opendal::Error) -> String {
         || has("SignatureDoesNotMatch")
     {
         "access denied (check the credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or -o s3.*)".into()
+    } else if has("failed to connect to the remote host") {
+        "SSH connection failed: host unreachable or login refused (check host, port, user, -o sftp.key and known_hosts; `ssh -p PORT USER@HOST` shows why)".into()
     } else if has("error sending request") || has("Connection refused") || has("dns error") {
         "service unreachable (check the endpoint and the network)".into()
     } else {
