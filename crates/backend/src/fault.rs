@@ -5,7 +5,9 @@
 //! Enabled only by `CAIRN_TEST_FAULTS`, e.g. `fail=0.1,latency_ms=3` or
 //! `gone_after=40`; inert (not even installed) otherwise. A transient fault
 //! is raised before the request reaches the service, like a dropped
-//! connection or a 503, so a retry sees the service unchanged.
+//! connection or a 503, so a retry sees the service unchanged. `fail=0.1`
+//! fails every tenth request: deterministic, so a test knows how many
+//! faults it injected.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,8 @@ use opendal::*;
 /// What to inject, parsed from `CAIRN_TEST_FAULTS`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FaultPlan {
-    /// Share of requests that fail transiently (0.0 to 1.0).
+    /// Share of requests that fail transiently (0.0 to 1.0): every
+    /// (1/fail)-th request.
     pub fail: f64,
     /// Delay before every request.
     pub latency: Duration,
@@ -57,29 +60,16 @@ pub struct FaultLayer {
 struct State {
     plan: FaultPlan,
     requests: AtomicU64,
-    /// xorshift state: reproducible enough, and no dependency for a test aid.
-    rng: AtomicU64,
 }
 
 impl FaultLayer {
     /// A layer carrying out `plan`.
     pub fn new(plan: FaultPlan) -> Self {
-        let seed =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-        Self { state: Arc::new(State { plan, requests: AtomicU64::new(0), rng: AtomicU64::new(seed | 1) }) }
+        Self { state: Arc::new(State { plan, requests: AtomicU64::new(0) }) }
     }
 }
 
 impl State {
-    fn next_random(&self) -> f64 {
-        let mut x = self.rng.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.store(x, Ordering::Relaxed);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// Called at the start of every request: delays it, then maybe fails it.
     async fn inject(&self, op: &'static str) -> Result<()> {
         if !self.plan.latency.is_zero() {
@@ -89,7 +79,8 @@ impl State {
         if self.plan.gone_after.is_some_and(|limit| n >= limit) {
             return Err(Error::new(ErrorKind::Unexpected, "injected fault: the service is gone").with_operation(op));
         }
-        if self.plan.fail > 0.0 && self.next_random() < self.plan.fail {
+        let every = if self.plan.fail > 0.0 { (1.0 / self.plan.fail).round().max(1.0) as u64 } else { 0 };
+        if every > 0 && (n + 1) % every == 0 {
             // Tests count these lines to know the faults happened.
             eprintln!("cairn: injected transient fault ({op})");
             return Err(Error::new(ErrorKind::Unexpected, "injected transient fault")
