@@ -80,7 +80,7 @@ impl State {
             return Err(Error::new(ErrorKind::Unexpected, "injected fault: the service is gone").with_operation(op));
         }
         let every = if self.plan.fail > 0.0 { (1.0 / self.plan.fail).round().max(1.0) as u64 } else { 0 };
-        if every > 0 && (n + 1) % every == 0 {
+        if every > 0 && (n + 1).is_multiple_of(every) {
             // Tests count these lines to know the faults happened.
             eprintln!("cairn: injected transient fault ({op})");
             return Err(Error::new(ErrorKind::Unexpected, "injected transient fault")
