@@ -7,7 +7,7 @@ use std::net::TcpStream;
 
 use crate::cairn_test;
 use crate::servers::Server;
-use crate::util::{assert_same_tree, files_under, random_bytes};
+use crate::util::{INIT_SMALL, assert_same_tree, files_under, random_bytes};
 
 /// stderr of a `-v` run mentions the cold tier only if it was touched.
 const COLD_LINE: &str = "of which to the cold location";
@@ -28,7 +28,7 @@ cairn_test!(data_packs_live_in_the_cold_location_and_only_content_reads_touch_it
         assert!(out.status.success(), "{args:?}: {err}");
         (String::from_utf8_lossy(&out.stdout).into_owned(), err)
     };
-    with_cold(&["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    with_cold(INIT_SMALL);
     with_cold(&["backup", s]);
     std::fs::write(src.join("etc/app.conf"), "port = 8080\n").unwrap();
     with_cold(&["backup", s]);

@@ -7,22 +7,14 @@ use std::process::Output;
 
 use crate::cairn_test;
 use crate::servers::{Server, Target};
-use crate::util::{Env, assert_same_tree, random_bytes};
+use crate::util::{Env, INIT_SMALL, assert_same_tree, random_bytes, succeeded};
 
 fn run(env: &Env, t: &Target, args: &[&str]) -> Output {
     t.cmd(env).args(args).output().unwrap()
 }
 
 fn ok(env: &Env, t: &Target, args: &[&str]) -> String {
-    let out = run(env, t, args);
-    assert!(
-        out.status.success(),
-        "[{}] cairn {args:?}: {}{}",
-        t.name,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(&format!("[{}] cairn {args:?}", t.name), run(env, t, args))
 }
 
 fn json(env: &Env, t: &Target, args: &[&str]) -> serde_json::Value {
@@ -57,7 +49,7 @@ fn make_source(env: &Env, name: &str) -> std::path::PathBuf {
 fn end_to_end(env: &Env, t: &Target) {
     let src = make_source(env, "src");
     let s = src.to_str().unwrap();
-    ok(env, t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    ok(env, t, INIT_SMALL);
     ok(env, t, &["backup", s]);
     std::fs::write(src.join("etc/f3.conf"), "setting = changed\n").unwrap();
     let second = json(env, t, &["backup", s]);
@@ -170,7 +162,7 @@ cairn_test!(a_tenth_of_requests_failing_transiently_still_backs_up_and_restores_
             total += injected(&err);
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
-        must(&["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+        must(INIT_SMALL);
         must(&["backup", s]);
         std::fs::write(src.join("more.bin"), random_bytes(1_500_000, 7)).unwrap();
         must(&["backup", s]);
@@ -192,7 +184,7 @@ cairn_test!(a_backend_gone_for_good_fails_clearly_writes_no_snapshot_and_leaves_
     let t = server.s3_target("s3s-fs", "gone/repo");
     let src = make_source(&env, "src");
     let s = src.to_str().unwrap();
-    ok(&env, &t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    ok(&env, &t, INIT_SMALL);
     ok(&env, &t, &["backup", s]);
     std::fs::write(src.join("new.bin"), random_bytes(3_000_000, 9)).unwrap();
     let mut failures = 0;
@@ -223,7 +215,7 @@ cairn_test!(the_metadata_cache_saves_requests_and_survives_damage_and_deletion, 
     let t = server.s3_target("s3s-fs", "cached/repo");
     let src = make_source(&env, "src");
     let s = src.to_str().unwrap();
-    ok(&env, &t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    ok(&env, &t, INIT_SMALL);
     ok(&env, &t, &["backup", s]);
     let count = |extra: &[&str]| {
         let mut a = vec!["-v", "-q"];
@@ -276,7 +268,7 @@ cairn_test!(bandwidth_limits_hold_the_average_rate, |env| {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("media.bin"), random_bytes(2_000_000, 77)).unwrap();
     let s = src.to_str().unwrap();
-    ok(&env, &t, &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    ok(&env, &t, INIT_SMALL);
     let start = std::time::Instant::now();
     ok(&env, &t, &["--limit-upload", "1024", "backup", s]);
     let up = start.elapsed();

@@ -55,15 +55,7 @@ impl Env {
 
     /// Runs cairn and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "cairn {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&format!("cairn {args:?}"), self.run(args))
     }
 
     /// Runs cairn with --json and parses stdout.
@@ -206,3 +198,19 @@ fn compare(src: &Path, dst: &Path, rel: &Path, ls: &mut HashMap<u64, PathBuf>, l
         }
     }
 }
+
+/// Asserts that a run of cairn (`what`) succeeded; returns its stdout.
+pub fn succeeded(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `init` with cheap key derivation and 1 MiB packs, so small test data
+/// spans several packs.
+pub const INIT_SMALL: &[&str] = &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"];
