@@ -77,6 +77,12 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         RepoError::NoRepository { .. } => "create one with `cairn init`, or check -r / CAIRN_REPOSITORY",
         RepoError::WrongPassword { .. } => "check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND",
         RepoError::NewerVersion { .. } => "upgrade cairn to use this repository",
+        RepoError::KeyDamaged { .. } => {
+            "open with another key's password and run `cairn check`, or put back a copy of that key file"
+        }
+        RepoError::Corrupt { object, .. } if object == "config" => {
+            "nothing opens without it: put back a copy of the repository's config file"
+        }
         RepoError::Corrupt { .. } | RepoError::BlobNotFound(_) => {
             "run `cairn check --read-data` to see what is damaged and which snapshots it affects"
         }

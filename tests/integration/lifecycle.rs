@@ -2,7 +2,7 @@
 //! protection.
 
 use crate::cairn_test;
-use crate::util::{Env, random_bytes};
+use crate::util::{Env, Files, assert_restores, copy_dir, random_bytes, write_round};
 
 /// One small backup per given day (at 02:00 UTC), returns the snapshot ids.
 fn daily_backups(env: &Env, days: &[&str], tags: &[&str]) -> Vec<String> {
@@ -76,34 +76,6 @@ cairn_test!(forget_applies_the_policy_and_spares_tags_and_protected_snapshots, |
     assert!(String::from_utf8_lossy(&out.stderr).contains("no policy"));
     env.ok(&["check"]);
 });
-
-/// File names and contents of one source tree.
-type Files = Vec<(String, Vec<u8>)>;
-
-/// Writes `n` files of fresh random content (seeded by `round`) plus a
-/// shared file; returns the tree's contents by name.
-fn write_round(dir: &std::path::Path, round: u64, n: usize, size: usize) -> Files {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let mut files = vec![("shared".to_string(), random_bytes(200_000, 4242))];
-    for i in 0..n {
-        files.push((format!("f{i}"), random_bytes(size, round * 1000 + i as u64)));
-    }
-    for (name, data) in &files {
-        std::fs::write(dir.join(name), data).unwrap();
-    }
-    files
-}
-
-fn assert_restores(env: &Env, id: &str, src: &std::path::Path, want: &[(String, Vec<u8>)]) {
-    let target = env.path(&format!("restore-{id}"));
-    let _ = std::fs::remove_dir_all(&target);
-    env.ok(&["restore", &format!("{id}:{}", src.display()), "--target", target.to_str().unwrap()]);
-    for (name, data) in want {
-        assert!(std::fs::read(target.join(name)).unwrap() == *data, "snapshot {id}: {name} restores exactly");
-    }
-    std::fs::remove_dir_all(&target).unwrap();
-}
 
 cairn_test!(forget_and_prune_free_the_space_and_keep_the_rest, |env| {
     env.init();
@@ -213,11 +185,6 @@ cairn_test!(prune_killed_at_every_step_leaves_a_repository_check_accepts, |env| 
     eprintln!("prune killed at {points} points, each survived");
     assert!(points >= 20, "only {points} kill points");
 });
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
-    assert!(status.success());
-}
 
 cairn_test!(copy_to_a_repository_with_other_keys_restores_exactly_and_twice_adds_nothing, |env| {
     env.init();

@@ -8,6 +8,8 @@ mod util;
 
 mod cli;
 mod cold;
+mod corruption;
+mod crash;
 mod dedup;
 mod delta;
 mod errors;

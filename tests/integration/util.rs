@@ -214,3 +214,38 @@ pub fn succeeded(what: &str, out: Output) -> String {
 /// `init` with cheap key derivation and 1 MiB packs, so small test data
 /// spans several packs.
 pub const INIT_SMALL: &[&str] = &["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"];
+
+/// File names and contents of one source tree.
+pub type Files = Vec<(String, Vec<u8>)>;
+
+/// Writes `n` files of fresh random content (seeded by `round`) plus a
+/// shared file; returns the tree's contents by name.
+pub fn write_round(dir: &std::path::Path, round: u64, n: usize, size: usize) -> Files {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let mut files = vec![("shared".to_string(), random_bytes(200_000, 4242))];
+    for i in 0..n {
+        files.push((format!("f{i}"), random_bytes(size, round * 1000 + i as u64)));
+    }
+    for (name, data) in &files {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+    files
+}
+
+/// Restores `src` of snapshot `id` and compares every file with `want`.
+pub fn assert_restores(env: &Env, id: &str, src: &std::path::Path, want: &[(String, Vec<u8>)]) {
+    let target = env.path(&format!("restore-{id}"));
+    let _ = std::fs::remove_dir_all(&target);
+    env.ok(&["restore", &format!("{id}:{}", src.display()), "--target", target.to_str().unwrap()]);
+    for (name, data) in want {
+        assert!(std::fs::read(target.join(name)).unwrap() == *data, "snapshot {id}: {name} restores exactly");
+    }
+    std::fs::remove_dir_all(&target).unwrap();
+}
+
+/// Copies a folder with `cp -a` (a pristine repository to start again from).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    assert!(status.success());
+}

@@ -104,6 +104,20 @@ fn selected(read: ReadData, id: &PackId, seed: &std::hash::RandomState) -> bool 
 /// Runs a check.
 pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> Result<CheckReport, RepoError> {
     let mut report = CheckReport::default();
+    // Key files: one damaged locks out its password (the others still open).
+    for (name, key) in cairn_repo::key_files(repo.backend())? {
+        if let Err(e) = key {
+            let why = match e {
+                RepoError::Corrupt { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            report.problems.push(Problem {
+                object: format!("key {}", &name[..name.len().min(8)]),
+                message: format!("{why}; its password may no longer open the repository"),
+                affects: vec![],
+            });
+        }
+    }
     // Snapshots before the index: a backup writes its index file before its
     // snapshot, so a backup finishing meanwhile cannot look like damage.
     let snapshot_ids = repo.snapshot_ids()?;
@@ -158,7 +172,7 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     leftovers.sort();
     for id in leftovers {
         report.notes.push(format!(
-            "{} pack {} is in no index (left by an interrupted backup; harmless, prune removes it)",
+            "{} pack {} is in no index (left by an interrupted backup, or its index file was lost: `cairn repair index` lists it again; prune leaves it alone)",
             stored[id].0.name(),
             id.short()
         ));

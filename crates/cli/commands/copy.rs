@@ -3,8 +3,7 @@
 use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
-use cairn_backend::FileKind;
-use cairn_repo::{RepoError, Repository, select};
+use cairn_repo::{Repository, select};
 
 use crate::cli::{CopyArgs, Global};
 use crate::output::bytes;
@@ -27,9 +26,7 @@ fn from_password(a: &CopyArgs) -> Result<Vec<u8>> {
 
 pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
     let backend = super::open_backend(g, &a.from_repo, &a.from_options)?;
-    if !backend.exists(FileKind::Config, "")? {
-        return Err(RepoError::NoRepository { location: backend.location().to_string() }.into());
-    }
+    Repository::ensure_exists(&backend)?;
     let src = Repository::open(backend, &from_password(a)?).context("opening the source repository")?;
     let all = src.snapshots()?;
     let f = super::filter(&a.filter)?;

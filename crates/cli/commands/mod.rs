@@ -21,10 +21,10 @@ mod stats;
 mod tag;
 
 use anyhow::{Context, Result, bail};
-use cairn_backend::{Backend, FileKind};
+use cairn_backend::Backend;
 use cairn_format::SnapshotId;
 use cairn_format::snapshot::Snapshot;
-use cairn_repo::{RepoError, Repository, select};
+use cairn_repo::{Repository, select};
 
 use crate::cli::{Cli, Command, FilterArgs, Global};
 
@@ -99,9 +99,7 @@ pub fn cache_root(g: &Global) -> Option<std::path::PathBuf> {
 /// Opens and unlocks the repository (asks for the password only if one exists there).
 pub fn open(g: &Global) -> Result<Repository> {
     let backend = backend(g)?;
-    if !backend.exists(FileKind::Config, "")? {
-        return Err(RepoError::NoRepository { location: backend.location().to_string() }.into());
-    }
+    Repository::ensure_exists(&backend)?;
     let pw = crate::password::password(g, false)?;
     Ok(Repository::open(backend, &pw)?)
 }

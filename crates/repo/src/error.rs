@@ -28,6 +28,15 @@ pub enum RepoError {
         /// The repository.
         location: String,
     },
+    /// No key file opened with the password and one of them is damaged:
+    /// perhaps the one this password belongs to.
+    #[error("no key opens with this password, and {object} is damaged ({reason}): it may be this password's key")]
+    KeyDamaged {
+        /// The damaged key file, e.g. `key 1a2b3c4d`.
+        object: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The repository was written by a newer cairn.
     #[error("{object} has format version {found}, newer than this cairn supports ({supported})")]
     NewerVersion {

@@ -36,39 +36,74 @@ pub fn add_key(
     Ok(id)
 }
 
-/// All key files.
+/// All key files; fails on the first damaged one (see [`key_files`]).
 pub fn list_keys(backend: &Backend) -> Result<Vec<KeyInfo>> {
+    key_files(backend)?.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Every key file by name, each decoded or with what is wrong with it: a
+/// key file whose content does not match its name, or does not decode.
+pub fn key_files(backend: &Backend) -> Result<Vec<(String, Result<KeyInfo>)>> {
     let mut out = Vec::new();
     for (name, _) in backend.list(FileKind::Key)? {
-        let id: KeyId = name.parse().map_err(|e| RepoError::corrupt(format!("key {name}"), e))?;
-        let bytes = backend.read(FileKind::Key, &name)?;
-        let object = format!("key {}", id.short());
-        if file_hash(&bytes) != *id.as_bytes() {
-            return Err(RepoError::corrupt(object, "content does not match its name"));
-        }
-        let file = KeyFile::decode(&bytes).map_err(|e| RepoError::format(object, e))?;
-        out.push(KeyInfo { id, file });
+        let key = read_key(backend, &name);
+        out.push((name, key));
     }
     Ok(out)
 }
 
+fn read_key(backend: &Backend, name: &str) -> Result<KeyInfo> {
+    let id: KeyId = name.parse().map_err(|e| RepoError::corrupt(format!("key {name}"), e))?;
+    let bytes = backend.read(FileKind::Key, name)?;
+    let object = format!("key {}", id.short());
+    let file = KeyFile::decode(&bytes).map_err(|e| RepoError::format(object.clone(), e))?;
+    if file_hash(&bytes) != *id.as_bytes() {
+        return Err(RepoError::corrupt(object, "content does not match its name"));
+    }
+    Ok(KeyInfo { id, file })
+}
+
 /// Tries every key file with the password; the first that opens wins.
+///
+/// A damaged key file is passed over, so that it locks out only its own
+/// password: the others still open (check reports the damage). A key file
+/// that decodes but sits under another name (two swapped key files) is
+/// still tried: its content is authenticated by the password alone.
 pub fn unlock(backend: &Backend, password: &[u8]) -> Result<(KeyId, Keyring)> {
-    let keys = list_keys(backend)?;
-    if keys.is_empty() {
+    let names = backend.list(FileKind::Key)?;
+    if names.is_empty() {
         return Err(RepoError::corrupt("keys/", "the repository has no key files"));
     }
-    for k in keys {
-        let object = || format!("key {}", k.id.short());
-        let salt = k.file.salt().map_err(|e| RepoError::format(object(), e))?;
-        let wrapped = k.file.wrapped().map_err(|e| RepoError::format(object(), e))?;
-        match Keyring::unwrap(password, &salt, k.file.params(), &wrapped) {
-            Ok(ring) => return Ok((k.id, ring)),
-            Err(CryptoError::Authentication) => continue,
-            Err(e) => return Err(RepoError::corrupt(object(), e)),
+    let mut damaged: Option<RepoError> = None;
+    for (name, _) in names {
+        let object = || format!("key {}", &name[..name.len().min(8)]);
+        let tried = (|| {
+            let id: KeyId = name.parse().map_err(|e| RepoError::corrupt(object(), e))?;
+            let bytes = backend.read(FileKind::Key, &name)?;
+            let file = KeyFile::decode(&bytes).map_err(|e| RepoError::format(object(), e))?;
+            let salt = file.salt().map_err(|e| RepoError::format(object(), e))?;
+            let wrapped = file.wrapped().map_err(|e| RepoError::format(object(), e))?;
+            match Keyring::unwrap(password, &salt, file.params(), &wrapped) {
+                Ok(ring) => Ok(Some((id, ring))),
+                Err(CryptoError::Authentication) => Ok(None),
+                Err(e) => Err(RepoError::corrupt(object(), e)),
+            }
+        })();
+        match tried {
+            Ok(Some(found)) => return Ok(found),
+            Ok(None) => {}
+            // The storage failing is not a damaged key: stop.
+            Err(e @ RepoError::Backend(_)) => return Err(e),
+            Err(e) => {
+                damaged.get_or_insert(e);
+            }
         }
     }
-    Err(RepoError::WrongPassword { location: backend.location().to_string() })
+    match damaged {
+        Some(RepoError::Corrupt { object, reason }) => Err(RepoError::KeyDamaged { object, reason }),
+        Some(other) => Err(other),
+        None => Err(RepoError::WrongPassword { location: backend.location().to_string() }),
+    }
 }
 
 /// What `key rotate` did.

@@ -32,7 +32,7 @@ pub mod select;
 pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify, open as open_blob};
 pub use error::RepoError;
 pub use index::{BlobLocation, Index};
-pub use keys::{KeyInfo, RotateReport};
+pub use keys::{KeyInfo, RotateReport, key_files};
 pub use lifecycle::RunGuard;
 pub use pack::{FinishedPack, PackWriter};
 pub use repository::{

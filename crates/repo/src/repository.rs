@@ -81,7 +81,7 @@ impl Repository {
     /// Creates a repository at an empty location and returns it unlocked.
     pub fn init(backend: Backend, password: &[u8], opts: &InitOptions) -> Result<Self> {
         opts.chunker.validate().map_err(|e| RepoError::Invalid(e.to_string()))?;
-        if backend.exists(FileKind::Config, "")? {
+        if backend.exists(FileKind::Config, "")? || !backend.list(FileKind::Key)?.is_empty() {
             return Err(RepoError::AlreadyExists { location: backend.location().into() });
         }
         let keyring = Keyring::generate()?;
@@ -110,11 +110,26 @@ impl Repository {
         Self::assemble(backend, keyring, key_id, config)
     }
 
+    /// Fails unless a repository is at `backend` (before asking for a
+    /// password): `NoRepository` for an empty place, a damaged config for
+    /// key files without a config (a repository that lost its config, not
+    /// a place to `init` over).
+    pub fn ensure_exists(backend: &Backend) -> Result<()> {
+        if backend.exists(FileKind::Config, "")? {
+            return Ok(());
+        }
+        if !backend.list(FileKind::Key)?.is_empty() {
+            return Err(RepoError::corrupt("config", "the config file is missing, though key files are there"));
+        }
+        Err(RepoError::NoRepository { location: backend.location().into() })
+    }
+
     /// Opens an existing repository with a password.
     pub fn open(backend: Backend, password: &[u8]) -> Result<Self> {
         let sealed = match backend.read(FileKind::Config, "") {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
+                Self::ensure_exists(&backend)?;
                 return Err(RepoError::NoRepository { location: backend.location().into() });
             }
             Err(e) => return Err(e.into()),
