@@ -6,6 +6,7 @@
 
 mod util;
 
+mod badinput;
 mod cli;
 mod cold;
 mod corruption;

@@ -78,3 +78,52 @@ cairn_test!(one_file_system_stops_at_mount_points, |env| {
     env.ok(&["backup", src.to_str().unwrap()]);
     assert!(env.ok(&["ls", "latest"]).contains("elsewhere"));
 });
+
+cairn_test!(restore_to_a_disk_that_fills_fails_clearly_and_writes_nothing_wrong, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a-small"), random_bytes(300_000, 1)).unwrap();
+    std::fs::write(src.join("b-big"), random_bytes(8 << 20, 2)).unwrap();
+    std::fs::write(src.join("c-small"), random_bytes(200_000, 3)).unwrap();
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let target = env.path("small");
+    let Some(_fs) = Tmpfs::mount(&target, "4m") else { return };
+
+    let out = env.run(&["restore", &format!("latest:{}", src.display()), "--target", target.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("b-big") && err.contains("No space left on device"), "{err}");
+    // What was written is exact; the file that did not fit is not there,
+    // not even in part, and no temporary file is left filling the disk.
+    for (name, seed, len) in [("a-small", 1, 300_000), ("c-small", 3, 200_000)] {
+        if let Ok(got) = std::fs::read(target.join(name)) {
+            assert!(got == random_bytes(len, seed), "{name} restored with wrong content");
+        }
+    }
+    assert!(!target.join("b-big").exists(), "a file that did not fit must not be left in part");
+    let names: Vec<_> = std::fs::read_dir(&target).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(names.iter().all(|n| !n.to_string_lossy().contains("cairn-restore")), "temporary files left: {names:?}");
+    // The repository and the source are untouched.
+    assert!(env.ok(&["check", "--read-data"]).contains("no errors"));
+    assert_eq!(std::fs::read(src.join("b-big")).unwrap(), random_bytes(8 << 20, 2));
+});
+
+cairn_test!(restore_to_a_read_only_target_fails_clearly, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "content").unwrap();
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let target = env.path("ro");
+    let Some(_fs) = Tmpfs::mount(&target, "1m") else { return };
+    let ok = Command::new("mount").args(["-o", "remount,ro"]).arg(&target).status().unwrap();
+    assert!(ok.success());
+
+    let out = env.run(&["restore", &format!("latest:{}", src.display()), "--target", target.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(err.lines().count() <= 2, "a clear error, not a flood: {err}");
+    assert!(std::fs::read_dir(&target).unwrap().next().is_none());
+});

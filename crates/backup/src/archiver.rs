@@ -260,7 +260,7 @@ pub fn backup(
             let bases = previous.and_then(|n| BaseFinder::new(&n.content, repo.index()));
             let outcome = chunk_stream(reader, &sink, repo.repo().chunker(), bases, &*progress, &stats);
             let entry = match outcome {
-                FileOutcome::Done { content, size } => {
+                FileOutcome::Done { content, size, .. } => {
                     node.content = content;
                     node.size = size;
                     if previous.is_some() {

@@ -2,10 +2,12 @@
 //! list of data blob ids, handing new chunks to the write side.
 
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use cairn_chunk::{Chunker, StreamChunker};
+use cairn_format::tree::Time;
 use cairn_format::{BlobId, BlobKind};
 use crossbeam_channel::{Receiver, Sender};
 
@@ -14,11 +16,18 @@ use crate::archiver::Stats;
 use crate::delta::BaseFinder;
 use crate::pipeline::BlobSink;
 
+/// What the walk saw of a file (`lstat`), to notice it changing while read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime: Time,
+}
+
 /// One file to read.
 pub struct FileJob {
     pub path: PathBuf,
-    /// Size from `lstat`, to notice files that change while read.
-    pub expected_size: Option<u64>,
+    /// What the walk saw, to notice files that change while read.
+    pub expected: Option<Stamp>,
     /// The content of the file in the parent snapshot, for delta bases.
     pub parent_content: Vec<BlobId>,
     pub reply: Sender<FileOutcome>,
@@ -26,8 +35,9 @@ pub struct FileJob {
 
 /// What reading a file gave.
 pub enum FileOutcome {
-    /// Its content: blob ids in order and the bytes read.
-    Done { content: Vec<BlobId>, size: u64 },
+    /// Its content: blob ids in order and the bytes read; `changed` says
+    /// how the file changed while it was read (a warning).
+    Done { content: Vec<BlobId>, size: u64, changed: Option<String> },
     /// It could not be read (a warning; the backup goes on without it).
     Failed(String),
     /// The write side failed; the backup is over.
@@ -54,19 +64,28 @@ fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Pr
     match std::fs::File::open(p) {
         Ok(f) => {
             let bases = BaseFinder::new(&job.parent_content, sink.repo().index());
-            let out = chunk_stream(f, sink, chunker, bases, progress, stats);
-            if let (FileOutcome::Done { size, .. }, Some(expected)) = (&out, job.expected_size)
-                && *size != expected
-            {
-                progress.warning(&format!(
-                    "{}: changed while being read ({expected} bytes before, {size} read); stored what was read",
-                    p.display()
-                ));
-            }
-            if let FileOutcome::Done { size, .. } = &out {
-                progress.file_done(p, *size);
-            }
+            let after = |f: &std::fs::File| {
+                f.metadata().ok().map(|m| Stamp { size: m.size(), mtime: Time(m.mtime(), m.mtime_nsec() as u32) })
+            };
+            let out = chunk_stream(&f, sink, chunker, bases, progress, stats);
             match out {
+                FileOutcome::Done { content, size, .. } => {
+                    progress.file_done(p, size);
+                    // Torn: what was read may mix old and new content. It is
+                    // stored (the next backup reads the file again, its
+                    // mtime being newer than the one stored) and counted.
+                    let changed = job.expected.and_then(|before| {
+                        let now = after(&f);
+                        (size != before.size || now.is_some_and(|n| n != before)).then(|| {
+                            format!(
+                                "{}: changed while being read ({} bytes before, {size} read); stored what was read",
+                                p.display(),
+                                before.size
+                            )
+                        })
+                    });
+                    FileOutcome::Done { content, size, changed }
+                }
                 FileOutcome::Failed(e) => FileOutcome::Failed(format!("{}: {e}", p.display())),
                 o => o,
             }
@@ -102,7 +121,7 @@ pub fn chunk_stream(
                     return FileOutcome::Aborted;
                 }
             }
-            Ok(None) => return FileOutcome::Done { content, size },
+            Ok(None) => return FileOutcome::Done { content, size, changed: None },
             Err(e) => return FileOutcome::Failed(format!("read error after {size} bytes: {e}")),
         }
     }

@@ -22,7 +22,7 @@ use crate::archiver::Stats;
 use crate::exclude::Excludes;
 use crate::metadata::{self, NameCache};
 use crate::pipeline::BlobSink;
-use crate::reader::{FileJob, FileOutcome};
+use crate::reader::{FileJob, FileOutcome, Stamp};
 
 /// An entry of a directory whose content may not be known yet.
 pub enum Pending {
@@ -216,7 +216,8 @@ impl Walker<'_> {
                 let (reply, rx) = bounded(1);
                 let parent_content =
                     parent.filter(|p| p.kind == NodeKind::File).map(|p| p.content.clone()).unwrap_or_default();
-                let job = FileJob { path: path.to_path_buf(), expected_size: Some(node.size), parent_content, reply };
+                let expected = Some(Stamp { size: node.size, mtime: node.mtime });
+                let job = FileJob { path: path.to_path_buf(), expected, parent_content, reply };
                 if self.file_tx.send(job).is_err() {
                     return None;
                 }
@@ -242,7 +243,11 @@ pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Prog
             match p {
                 Pending::Ready(n) => tree.nodes.push(n),
                 Pending::File { mut node, rx, is_new } => match rx.recv() {
-                    Ok(FileOutcome::Done { content, size }) => {
+                    Ok(FileOutcome::Done { content, size, changed }) => {
+                        if let Some(msg) = changed {
+                            stats.add_error();
+                            progress.warning(&msg);
+                        }
                         node.content = content;
                         node.size = size;
                         if is_new {

@@ -90,10 +90,21 @@ impl Run<'_> {
     }
 }
 
+/// Where a file is written before it is renamed into place: beside it, so
+/// the rename stays on one file system, and recognisably cairn's.
 fn temp_name(target: &Path) -> PathBuf {
+    let suffix = format!(".cairn-restore-{}", std::process::id());
+    let file = target.file_name().unwrap_or_default();
     let mut name = std::ffi::OsString::from(".");
-    name.push(target.file_name().unwrap_or_default());
-    name.push(format!(".cairn-restore-{}", std::process::id()));
+    // Names are at most 255 bytes (NAME_MAX): a long one gets a number of
+    // this run instead of itself in front of the suffix.
+    if 1 + file.len() + suffix.len() > 255 {
+        static LONG: AtomicU64 = AtomicU64::new(0);
+        name.push(format!("long-{}", LONG.fetch_add(1, Ordering::Relaxed)));
+    } else {
+        name.push(file);
+    }
+    name.push(suffix);
     target.with_file_name(name)
 }
 
@@ -327,6 +338,11 @@ fn restore_file(run: &Run, node: &Node, target: &Path, window: &mut ReadWindow) 
 }
 
 fn create_special(node: &Node, target: &Path, overwrite: Overwrite) -> Result<bool, String> {
+    // A socket lives only while its server listens: one made by restore
+    // would be dead, so it is skipped (as tar does), not counted a failure.
+    if node.kind == NodeKind::Socket {
+        return Ok(false);
+    }
     if target.symlink_metadata().is_ok() {
         if overwrite == Overwrite::Never {
             return Ok(false);
@@ -357,8 +373,7 @@ fn create_special(node: &Node, target: &Path, overwrite: Overwrite) -> Result<bo
             )
             .map_err(|e| format!("cannot create device node (needs root): {e}"))?;
         }
-        NodeKind::Socket => return Err("sockets are recorded, not restored".into()),
-        NodeKind::File | NodeKind::Dir => return Err("not a special file".into()),
+        NodeKind::Socket | NodeKind::File | NodeKind::Dir => return Err("not a special file".into()),
     }
     Ok(true)
 }
