@@ -186,6 +186,13 @@ fn run_case(env: &Env, fx: &Fixture<'_>, object: Object, how: Damage) -> bool {
     if object == Object::Config {
         // Nothing opens without the config; the error said which file.
         assert!(stderr.lines().count() <= 2, "{case}: one clear error: {stderr}");
+        if how == Damage::Delete {
+            // Not an empty place: init must not write new keys over it.
+            let init = env.run(crate::util::INIT_SMALL);
+            assert_eq!(init.status.code(), Some(1), "{case}: init over a repository without config");
+            assert!(String::from_utf8_lossy(&init.stderr).contains("already exists"), "{case}");
+            assert!(!env.repo.join("config").exists(), "{case}: init wrote a config");
+        }
         return true;
     }
     if object == Object::Index {
