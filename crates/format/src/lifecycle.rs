@@ -68,6 +68,12 @@ pub struct RunMarker {
     pub hostname: String,
     /// Process id on that host.
     pub pid: u32,
+    /// Which process of that pid: the host's boot id and the process's
+    /// start time (Linux: `/proc/sys/kernel/random/boot_id` and field 22 of
+    /// `/proc/<pid>/stat`), so a pid reused by another process after the
+    /// run died is not taken for the run. Absent where unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
     /// When the run started.
     pub started: jiff::Timestamp,
     /// Refreshed while the run is alive; a marker not refreshed for a long
@@ -101,6 +107,7 @@ mod tests {
             kind: RunKind::Backup,
             hostname: "h".into(),
             pid: 7,
+            process: Some("boot:123".into()),
             started: t,
             updated: t,
             plans_seen: Some(vec![]),

@@ -203,16 +203,26 @@ fn add_used(
 /// Whether a marker belongs to a process of this host that no longer
 /// exists: a run that crashed here need not wait out `STALE_AFTER`.
 fn died_here(m: &RunMarker, hostname: &str) -> bool {
-    m.hostname == hostname && !hostname.is_empty() && !process_exists(m.pid)
+    m.hostname == hostname && !hostname.is_empty() && !process_alive(m)
 }
 
+/// Whether the marker's process still runs here. With the marker's process
+/// identity, a pid now held by another process (pids are reused) does not
+/// count; without one (older markers), any process of that pid does.
 #[cfg(target_os = "linux")]
-fn process_exists(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+fn process_alive(m: &RunMarker) -> bool {
+    if !std::path::Path::new(&format!("/proc/{}", m.pid)).exists() {
+        return false;
+    }
+    match (&m.process, cairn_repo::lifecycle::process_identity(m.pid)) {
+        (Some(theirs), Some(now)) => *theirs == now,
+        // An older marker, or no way to tell: the pid exists.
+        _ => true,
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn process_exists(_pid: u32) -> bool {
+fn process_alive(_m: &RunMarker) -> bool {
     true
 }
 
@@ -552,6 +562,32 @@ mod tests {
     use super::*;
 
     const PW: &[u8] = b"pw";
+
+    /// Found by the crash harness's long run: a killed prune's pid, taken
+    /// by another process, kept every later prune out ("another prune is
+    /// running") for two hours.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_reused_pid_does_not_keep_a_dead_run_alive() {
+        let now = jiff::Timestamp::now();
+        let me = std::process::id();
+        let marker = |process: Option<String>| RunMarker {
+            version: 1,
+            kind: RunKind::Prune,
+            hostname: "h".into(),
+            pid: me,
+            process,
+            started: now,
+            updated: now,
+            plans_seen: None,
+        };
+        let mine = cairn_repo::lifecycle::process_identity(me);
+        assert!(mine.is_some(), "Linux has /proc");
+        assert!(!died_here(&marker(mine), "h"), "this very process is alive");
+        assert!(died_here(&marker(Some("another boot:1".into())), "h"), "same pid, another process");
+        assert!(!died_here(&marker(None), "h"), "an older marker without identity: the pid decides");
+        assert!(!died_here(&marker(Some("another boot:1".into())), "other host"), "other hosts are not judged");
+    }
 
     fn backup(backend: &Backend, dir: &std::path::Path) -> (SnapshotId, Snapshot) {
         let repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();

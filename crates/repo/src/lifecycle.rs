@@ -66,6 +66,7 @@ impl Repository {
             kind,
             hostname: hostname.to_string(),
             pid: std::process::id(),
+            process: process_identity(std::process::id()),
             started: now,
             updated: now,
             plans_seen: None,
@@ -213,4 +214,17 @@ fn read_marker(backend: &Backend, keyring: &Keyring, id: &MarkerId) -> Result<Ru
         keyring.open(ObjectKind::RunMarker, id.as_bytes(), &bytes).map_err(|e| RepoError::corrupt(object(), e))?;
     let json = payload::decode(&plain, 1 << 20).map_err(|e| RepoError::format(object(), e))?;
     RunMarker::decode(&json).map_err(|e| RepoError::format(object(), e))
+}
+
+/// Identifies one process on this host for as long as the host runs: the
+/// boot id and the process's start time in clock ticks since boot. A pid
+/// alone is reused once its process is gone. `None` where /proc is absent.
+pub fn process_identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // count fields after its closing one. Start time is field 22.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start = after.split_whitespace().nth(19)?;
+    Some(format!("{}:{start}", boot.trim()))
 }
