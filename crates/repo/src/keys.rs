@@ -46,21 +46,25 @@ pub fn list_keys(backend: &Backend) -> Result<Vec<KeyInfo>> {
 pub fn key_files(backend: &Backend) -> Result<Vec<(String, Result<KeyInfo>)>> {
     let mut out = Vec::new();
     for (name, _) in backend.list(FileKind::Key)? {
-        let key = read_key(backend, &name);
+        let key = read_key(backend, &name).and_then(|(key, named_by_hash)| {
+            if named_by_hash {
+                Ok(key)
+            } else {
+                Err(RepoError::corrupt(format!("key {}", key.id.short()), "content does not match its name"))
+            }
+        });
         out.push((name, key));
     }
     Ok(out)
 }
 
-fn read_key(backend: &Backend, name: &str) -> Result<KeyInfo> {
+/// Reads and decodes one key file; also says whether its name is the hash
+/// of its content.
+fn read_key(backend: &Backend, name: &str) -> Result<(KeyInfo, bool)> {
     let id: KeyId = name.parse().map_err(|e| RepoError::corrupt(format!("key {name}"), e))?;
     let bytes = backend.read(FileKind::Key, name)?;
-    let object = format!("key {}", id.short());
-    let file = KeyFile::decode(&bytes).map_err(|e| RepoError::format(object.clone(), e))?;
-    if file_hash(&bytes) != *id.as_bytes() {
-        return Err(RepoError::corrupt(object, "content does not match its name"));
-    }
-    Ok(KeyInfo { id, file })
+    let file = KeyFile::decode(&bytes).map_err(|e| RepoError::format(format!("key {}", id.short()), e))?;
+    Ok((KeyInfo { id, file }, file_hash(&bytes) == *id.as_bytes()))
 }
 
 /// Tries every key file with the password; the first that opens wins.
@@ -76,19 +80,16 @@ pub fn unlock(backend: &Backend, password: &[u8]) -> Result<(KeyId, Keyring)> {
     }
     let mut damaged: Option<RepoError> = None;
     for (name, _) in names {
-        let object = || format!("key {}", &name[..name.len().min(8)]);
-        let tried = (|| {
-            let id: KeyId = name.parse().map_err(|e| RepoError::corrupt(object(), e))?;
-            let bytes = backend.read(FileKind::Key, &name)?;
-            let file = KeyFile::decode(&bytes).map_err(|e| RepoError::format(object(), e))?;
-            let salt = file.salt().map_err(|e| RepoError::format(object(), e))?;
-            let wrapped = file.wrapped().map_err(|e| RepoError::format(object(), e))?;
-            match Keyring::unwrap(password, &salt, file.params(), &wrapped) {
-                Ok(ring) => Ok(Some((id, ring))),
+        let tried = read_key(backend, &name).and_then(|(key, _)| {
+            let object = || format!("key {}", key.id.short());
+            let salt = key.file.salt().map_err(|e| RepoError::format(object(), e))?;
+            let wrapped = key.file.wrapped().map_err(|e| RepoError::format(object(), e))?;
+            match Keyring::unwrap(password, &salt, key.file.params(), &wrapped) {
+                Ok(ring) => Ok(Some((key.id, ring))),
                 Err(CryptoError::Authentication) => Ok(None),
                 Err(e) => Err(RepoError::corrupt(object(), e)),
             }
-        })();
+        });
         match tried {
             Ok(Some(found)) => return Ok(found),
             Ok(None) => {}
