@@ -23,6 +23,13 @@ pub struct Stamp {
     pub mtime: Time,
 }
 
+impl Stamp {
+    /// The stamp of this metadata (as the walk records it in tree nodes).
+    pub fn of(md: &std::fs::Metadata) -> Self {
+        Self { size: md.size(), mtime: Time(md.mtime(), md.mtime_nsec() as u32) }
+    }
+}
+
 /// One file to read.
 pub struct FileJob {
     pub path: PathBuf,
@@ -64,9 +71,6 @@ fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Pr
     match std::fs::File::open(p) {
         Ok(f) => {
             let bases = BaseFinder::new(&job.parent_content, sink.repo().index());
-            let after = |f: &std::fs::File| {
-                f.metadata().ok().map(|m| Stamp { size: m.size(), mtime: Time(m.mtime(), m.mtime_nsec() as u32) })
-            };
             let out = chunk_stream(&f, sink, chunker, bases, progress, stats);
             match out {
                 FileOutcome::Done { content, size, .. } => {
@@ -75,7 +79,7 @@ fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Pr
                     // stored (the next backup reads the file again, its
                     // mtime being newer than the one stored) and counted.
                     let changed = job.expected.and_then(|before| {
-                        let now = after(&f);
+                        let now = f.metadata().ok().map(|m| Stamp::of(&m));
                         (size != before.size || now.is_some_and(|n| n != before)).then(|| {
                             format!(
                                 "{}: changed while being read ({} bytes before, {size} read); stored what was read",

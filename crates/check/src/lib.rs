@@ -109,6 +109,8 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
         if let Err(e) = key {
             let why = match e {
                 RepoError::Corrupt { reason, .. } => reason,
+                // The storage failing to answer is not a damaged key.
+                e @ RepoError::Backend(_) => return Err(e),
                 other => other.to_string(),
             };
             report.problems.push(Problem {
