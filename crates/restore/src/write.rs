@@ -470,10 +470,9 @@ pub fn restore(
         }
     };
     if remote {
-        let pack = repo.repo().config().pack_size as usize;
         let workers = rayon::current_num_threads();
         // Packs in flight: the workers' current ones plus those read ahead.
-        let packs = Arc::new(SharedPacks::new((workers + PACKS_AHEAD + 1) * pack));
+        let packs = Arc::new(SharedPacks::new(workers + PACKS_AHEAD + 1));
         let next = AtomicUsize::new(0);
         // The pack of each piece of work, numbered in the order they come.
         let locs: Vec<Option<cairn_repo::BlobLocation>> = work.iter().map(first_location).collect();
