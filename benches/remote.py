@@ -13,12 +13,18 @@ restores) lives on one fresh loop-mounted ext4 image, as in compare.py.
 
 Reports wall time per step, the throughput ratio remote/fs (fs wall time /
 remote wall time: 1.0 means as fast as the local folder), the storage
-requests cairn made (its -v line) and the number and mean size of data
-packs.
+requests cairn made (its -v line), the server's CPU time in each step,
+and the number and mean size of data packs.
+
+On a small machine the server competes with cairn for the same cores, and
+its CPU then bounds the remote throughput rather than cairn's.
+--server-cpus K gives the servers the last K cores and cairn (on every
+target, the local folder included) the others: the closest this one
+machine comes to a storage server with cores of its own.
 
 Needs root (losetup, mount); installs s3s-fs with cargo when missing.
 
-Usage: sudo benches/remote.py [--scale 1] [--reps 3] [--sftp]
+Usage: sudo benches/remote.py [--scale 1] [--reps 3] [--sftp] [--server-cpus 1]
 """
 import argparse
 import os
@@ -64,12 +70,37 @@ def s3s_fs_binary():
     return os.path.expanduser("~/.cargo/bin/s3s-fs")
 
 
+# CPU lists for taskset, or None to let everything share every core.
+CAIRN_CPUS = None
+SERVER_CPUS = None
+
+
+def pinned(cmd, cpus):
+    return ["taskset", "-c", cpus] + cmd if cpus else cmd
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user + system) a running process and its finished
+    children have used so far: sshd serves each connection in a child."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 class Target:
-    def __init__(self, name, repo, env, options, packs_dir):
+    def __init__(self, name, repo, env, options, packs_dir, server=None):
         self.name, self.repo, self.env, self.options, self.packs_dir = name, repo, env, options, packs_dir
+        self.server = server
+
+    def server_cpu(self):
+        if self.server is None:
+            return 0.0
+        # Time for sshd to reap the connection's child, whose CPU then counts.
+        time.sleep(0.3)
+        return cpu_seconds(self.server.pid)
 
     def cmd(self, *args):
-        out = [CAIRN]
+        out = pinned([CAIRN], CAIRN_CPUS)
         for o in self.options:
             out += ["-o", o]
         return out + list(args)
@@ -80,14 +111,15 @@ def start_s3s(mnt):
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(os.path.join(root, "bench"))
     port = free_port()
-    proc = subprocess.Popen([s3s_fs_binary(), "--host", "127.0.0.1", "--port", str(port), "--access-key", "bench",
-                             "--secret-key", "benchsecret", root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(pinned([s3s_fs_binary(), "--host", "127.0.0.1", "--port", str(port), "--access-key",
+                                    "bench", "--secret-key", "benchsecret", root], SERVER_CPUS),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc, "s3s-fs")
     env = dict(os.environ, CAIRN_REPOSITORY="s3:bench/repo", CAIRN_PASSWORD=PASSWORD,
                AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="benchsecret", AWS_REGION="us-east-1",
                CAIRN_CACHE_DIR=os.path.join(mnt, "cache-s3"))
     t = Target("s3 (s3s-fs)", "s3:bench/repo", env, [f"s3.endpoint=http://127.0.0.1:{port}"],
-               os.path.join(root, "bench", "repo", "data"))
+               os.path.join(root, "bench", "repo", "data"), proc)
     return proc, t
 
 
@@ -103,7 +135,7 @@ def start_sshd(mnt):
         f.write(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nPidFile {d}/pid\n"
                 f"AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n"
                 "PasswordAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n")
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", cfg], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(pinned(["/usr/sbin/sshd", "-D", "-e", "-f", cfg], SERVER_CPUS), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     wait_port(port, proc, "sshd")
     path = os.path.join(mnt, "repo-sftp")
@@ -111,7 +143,7 @@ def start_sshd(mnt):
     env = dict(os.environ, CAIRN_REPOSITORY=repo, CAIRN_PASSWORD=PASSWORD,
                CAIRN_CACHE_DIR=os.path.join(mnt, "cache-sftp"))
     t = Target("sftp (sshd)", repo, env, [f"sftp.key={d}/client", "sftp.known_hosts=accept"],
-               os.path.join(path, "data"))
+               os.path.join(path, "data"), proc)
     return proc, t
 
 
@@ -130,16 +162,18 @@ def run(t, rep, mnt, base, logf, rows):
     sh(t.cmd("init", "-q"), env=t.env, stdout=logf, stderr=logf)
 
     def step(name, *args, cwd=None):
+        server_before = t.server_cpu()
         with tempfile.TemporaryFile("w+") as out:
             wall, cpu, rss = measure(t.cmd("-v", *args), env=t.env, cwd=cwd, logf=out)
             out.seek(0)
             text = out.read()
+        server = t.server_cpu() - server_before
         logf.write(text)
         m = re.search(r"cairn: (\d+) storage requests", text)
         rows.append(dict(target=t.name, rep=rep, step=name, wall_s=wall, cpu_s=cpu, rss_mib=rss,
-                         requests=int(m.group(1)) if m else None))
+                         server_cpu_s=server, requests=int(m.group(1)) if m else None))
         log(f"  {t.name} rep {rep} {name}: {wall:.2f}s wall, {cpu:.2f}s cpu, {rss:.0f} MiB, "
-            f"{rows[-1]['requests']} requests")
+            f"{rows[-1]['requests']} requests, server {server:.2f}s cpu")
 
     step("initial", "backup", "-q", base)
     sizes = packs(t.packs_dir)
@@ -165,8 +199,17 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--sftp", action="store_true", help="also measure SFTP to a local sshd")
+    ap.add_argument("--server-cpus", type=int, default=0,
+                    help="give the servers the last K cores and cairn the others (default: all share)")
     ap.add_argument("--work", default=os.path.join(ROOT, "bench-work"))
     args = ap.parse_args()
+    global CAIRN_CPUS, SERVER_CPUS
+    cores = sorted(os.sched_getaffinity(0))
+    if args.server_cpus:
+        if not 0 < args.server_cpus < len(cores):
+            sys.exit(f"--server-cpus must leave cairn at least one of the {len(cores)} cores")
+        CAIRN_CPUS = ",".join(map(str, cores[:-args.server_cpus]))
+        SERVER_CPUS = ",".join(map(str, cores[-args.server_cpus:]))
     if os.geteuid() != 0:
         sys.exit("remote.py needs root (losetup, mount): run it with sudo")
     log("building cairn (release)")
@@ -206,16 +249,20 @@ def main():
     names = [r["target"] for r in rows if r["step"] == "initial"]
     names = list(dict.fromkeys(names))
     lines = [f"scale {args.scale} ({dataset / 2**20:.0f} MiB), {args.reps} repetitions, medians; "
-             f"machine: {os.cpu_count()} cores, {os.uname().release}; loop-mounted ext4 (direct I/O)", "",
-             "| target | step | wall s | MiB/s | throughput vs fs | requests | peak RSS MiB |",
-             "|---|---|---|---|---|---|---|"]
+             f"machine: {os.cpu_count()} cores, {os.uname().release}; loop-mounted ext4 (direct I/O); "
+             + (f"cairn on cores {CAIRN_CPUS}, servers on {SERVER_CPUS}" if CAIRN_CPUS else "all share every core"),
+             "",
+             "| target | step | wall s | MiB/s | throughput vs fs | requests | cairn CPU s | server CPU s "
+             "| peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for n in names:
         for s in STEPS:
             w = med(rows, n, s, "wall_s")
             fsw = med(rows, "fs", s, "wall_s")
             req = med(rows, n, s, "requests")
             lines.append(f"| {n} | {s} | {w:.2f} | {dataset / 2**20 / w:.0f} | {fsw / w:.2f} | "
-                         f"{req if req is not None else '-'} | {med(rows, n, s, 'rss_mib'):.0f} |")
+                         f"{req if req is not None else '-'} | {med(rows, n, s, 'cpu_s'):.2f} | "
+                         f"{med(rows, n, s, 'server_cpu_s'):.2f} | {med(rows, n, s, 'rss_mib'):.0f} |")
     lines.append("")
     for n in names:
         lines.append(f"{n}: {med(rows, n, 'initial', 'packs'):.0f} data packs of "

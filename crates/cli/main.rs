@@ -21,18 +21,29 @@ use clap::Parser;
 /// check and restore). docs/BENCHMARKS.md has the measurements.
 const MMAP_THRESHOLD: i32 = 8 << 20;
 
-fn tune_allocator() {
+/// Restore frees and allocates blob-sized buffers of similar sizes all the
+/// time; with glibc's default trim threshold (128 KiB once the mmap
+/// threshold is fixed) each free at the top of an arena hands the pages back
+/// and the next blob faults them in again. Keeping up to this much at the
+/// top of each arena cut restore time by 10% (local folder) to 20% (S3) for
+/// 2 MiB more peak memory. Backup is left alone: its peak rose by 30-40 MiB.
+const RESTORE_TRIM_THRESHOLD: i32 = 64 << 20;
+
+fn tune_allocator(command: &cli::Command) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is called before
     // any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        if matches!(command, cli::Command::Restore(_)) {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, RESTORE_TRIM_THRESHOLD);
+        }
     }
 }
 
 fn main() {
-    tune_allocator();
     let cli = cli::Cli::parse();
+    tune_allocator(&cli.command);
     let verbose = cli.global.verbose > 0;
     let code = match commands::run(cli) {
         Ok(code) => code,
