@@ -445,8 +445,11 @@ impl ReadWindow {
     /// A window over whole packs, each fetched once and shared by every
     /// window made from `packs`: for remote storage, where each request and
     /// each byte costs, and readers in several threads need the same packs.
-    pub fn shared(packs: Arc<SharedPacks>) -> Self {
-        Self { pack: None, start: 0, bytes: Arc::default(), readahead: 0, shared: Some(packs) }
+    /// A blob in a pack that was already fetched and dropped (data shared
+    /// with a file restored earlier) is read with a `readahead`-sized range
+    /// of its own instead of the whole pack again.
+    pub fn shared(packs: Arc<SharedPacks>, readahead: u32) -> Self {
+        Self { pack: None, start: 0, bytes: Arc::default(), readahead, shared: Some(packs) }
     }
 }
 
@@ -462,6 +465,8 @@ pub struct SharedPacks {
     max_packs: usize,
     slots: Mutex<std::collections::VecDeque<(PackId, PackSlot)>>,
     spare: Mutex<Vec<Vec<u8>>>,
+    /// Packs fetched whole once and dropped since.
+    dropped: Mutex<std::collections::HashSet<PackId>>,
 }
 
 /// Buffers of dropped packs kept for reuse.
@@ -473,7 +478,17 @@ impl SharedPacks {
     /// a byte budget of n nominal packs held only n - 1 real ones, so a
     /// pack read ahead was dropped before its reader came and fetched again.
     pub fn new(max_packs: usize) -> Self {
-        Self { max_packs: max_packs.max(1), slots: Mutex::default(), spare: Mutex::default() }
+        Self {
+            max_packs: max_packs.max(1),
+            slots: Mutex::default(),
+            spare: Mutex::default(),
+            dropped: Mutex::default(),
+        }
+    }
+
+    /// Whether `pack` was fetched whole and has been dropped since.
+    fn was_dropped(&self, pack: &PackId) -> bool {
+        self.dropped.lock().unwrap_or_else(|p| p.into_inner()).contains(pack)
     }
 
     fn get(&self, pack: &PackId, fetch: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Arc<Vec<u8>>> {
@@ -505,8 +520,9 @@ impl SharedPacks {
         let held = |s: &PackSlot| s.try_lock().ok().is_some_and(|g| g.is_some());
         let mut total = slots.iter().filter(|(_, s)| held(s)).count();
         while total > self.max_packs && slots.len() > 1 {
-            if let Some((_, s)) = slots.pop_front() {
+            if let Some((pack, s)) = slots.pop_front() {
                 total -= usize::from(held(&s)).min(total);
+                self.dropped.lock().unwrap_or_else(|p| p.into_inner()).insert(pack);
                 // Reusable only if no reader still holds the pack.
                 let bytes = s.try_lock().ok().and_then(|mut g| g.take());
                 if let Some(buf) = bytes.and_then(|b| Arc::try_unwrap(b).ok()) {
@@ -705,7 +721,7 @@ impl IndexedRepository {
         let hit =
             window.pack == Some(loc.pack) && window.start <= start && end <= window.start + window.bytes.len() as u32;
         if !hit {
-            if let Some(shared) = &window.shared {
+            if let Some(shared) = window.shared.as_ref().filter(|s| !s.was_dropped(&loc.pack)) {
                 window.bytes = shared.get(&loc.pack, |buf| self.read_pack_range_into(&loc, 0, loc.pack_end, buf))?;
                 window.start = 0;
             } else {
@@ -810,6 +826,8 @@ mod tests {
         get(&packs, 4, &mut fetches);
         assert_eq!(fetches, 4);
         assert_eq!(packs.spare.lock().map(|s| s.len()).unwrap_or(0), 1);
+        // Readers then take its blobs by range instead of the whole pack.
+        assert!(packs.was_dropped(&pack(1)) && !packs.was_dropped(&pack(2)));
         get(&packs, 2, &mut fetches);
         assert_eq!(fetches, 4);
         get(&packs, 1, &mut fetches);

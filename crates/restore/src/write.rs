@@ -517,7 +517,7 @@ pub fn restore(
             }
             for _ in 0..workers {
                 scope.spawn(|| {
-                    let mut window = ReadWindow::shared(packs.clone());
+                    let mut window = ReadWindow::shared(packs.clone(), READAHEAD);
                     while let Some(w) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
                         do_work(w, &mut window);
                     }
