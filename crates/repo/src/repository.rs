@@ -426,12 +426,30 @@ pub fn pack_file_kind(kind: BlobKind) -> FileKind {
 /// Bytes of tree packs kept in memory by [`IndexedRepository`].
 const TREE_CACHE_BYTES: usize = 256 << 20;
 
-/// A read-ahead buffer over one pack, owned by one reader thread.
-#[derive(Debug)]
-pub struct ReadWindow {
+/// Bytes `start..` of one pack, held by a [`ReadWindow`].
+#[derive(Debug, Default)]
+struct Span {
     pack: Option<PackId>,
     start: u32,
     bytes: Arc<Vec<u8>>,
+}
+
+impl Span {
+    /// The envelope of the blob at `loc`, if this span holds it.
+    fn get(&self, loc: &BlobLocation) -> Option<&[u8]> {
+        let at = loc.offset.checked_sub(self.start)? as usize;
+        (self.pack == Some(loc.pack)).then(|| self.bytes.get(at..at + loc.length as usize)).flatten()
+    }
+}
+
+/// A read-ahead buffer over one pack, owned by one reader thread.
+#[derive(Debug)]
+pub struct ReadWindow {
+    main: Span,
+    /// Shared mode only: a range of a pack already dropped from the shared
+    /// packs, kept apart so a file alternating between it and the current
+    /// pack does not re-read either.
+    back: Span,
     readahead: u32,
     shared: Option<Arc<SharedPacks>>,
 }
@@ -439,7 +457,7 @@ pub struct ReadWindow {
 impl ReadWindow {
     /// A window that reads at least `readahead` bytes per request.
     pub fn new(readahead: u32) -> Self {
-        Self { pack: None, start: 0, bytes: Arc::default(), readahead, shared: None }
+        Self { main: Span::default(), back: Span::default(), readahead, shared: None }
     }
 
     /// A window over whole packs, each fetched once and shared by every
@@ -449,7 +467,7 @@ impl ReadWindow {
     /// with a file restored earlier) is read with a `readahead`-sized range
     /// of its own instead of the whole pack again.
     pub fn shared(packs: Arc<SharedPacks>, readahead: u32) -> Self {
-        Self { pack: None, start: 0, bytes: Arc::default(), readahead, shared: Some(packs) }
+        Self { main: Span::default(), back: Span::default(), readahead, shared: Some(packs) }
     }
 }
 
@@ -717,22 +735,25 @@ impl IndexedRepository {
         if loc.kind == BlobKind::Tree {
             return self.read_blob(id);
         }
-        let (start, end) = (loc.offset, loc.offset + loc.length);
-        let hit =
-            window.pack == Some(loc.pack) && window.start <= start && end <= window.start + window.bytes.len() as u32;
-        if !hit {
-            if let Some(shared) = window.shared.as_ref().filter(|s| !s.was_dropped(&loc.pack)) {
-                window.bytes = shared.get(&loc.pack, |buf| self.read_pack_range_into(&loc, 0, loc.pack_end, buf))?;
-                window.start = 0;
-            } else {
-                let len = window.readahead.max(loc.length).min(loc.pack_end.saturating_sub(start)).max(loc.length);
-                window.bytes = Arc::new(self.read_pack_range(&loc, start, len)?);
-                window.start = start;
+        if window.main.get(&loc).is_none() && window.back.get(&loc).is_none() {
+            let dropped = window.shared.as_ref().is_some_and(|s| s.was_dropped(&loc.pack));
+            match &window.shared {
+                Some(shared) if !dropped => {
+                    let bytes = shared.get(&loc.pack, |buf| self.read_pack_range_into(&loc, 0, loc.pack_end, buf))?;
+                    window.main = Span { pack: Some(loc.pack), start: 0, bytes };
+                }
+                _ => {
+                    let start = loc.offset;
+                    let len = window.readahead.max(loc.length).min(loc.pack_end.saturating_sub(start)).max(loc.length);
+                    let span =
+                        Span { pack: Some(loc.pack), start, bytes: Arc::new(self.read_pack_range(&loc, start, len)?) };
+                    if dropped { window.back = span } else { window.main = span }
+                }
             }
-            window.pack = Some(loc.pack);
         }
-        let at = (start - window.start) as usize;
-        let envelope = &window.bytes[at..at + loc.length as usize];
+        let envelope = window.main.get(&loc).or_else(|| window.back.get(&loc)).ok_or_else(|| {
+            RepoError::corrupt(format!("data pack {}", loc.pack.short()), "shorter than the index says")
+        })?;
         blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, Verify::Full, &mut |b| {
             self.read_base(b, id, 0)
         })
