@@ -474,8 +474,11 @@ impl ReadWindow {
 type PackSlot = Arc<Mutex<Option<Arc<Vec<u8>>>>>;
 
 /// Whole data packs shared by reader threads: a pack is fetched by the
-/// first thread that needs it while the others wait for it; the least
-/// recently used are dropped past a number of packs. A dropped pack's buffer
+/// first thread that needs it while the others wait for it; past a number
+/// of packs the first fetched are dropped first. Readers go through the
+/// packs in the order they are fetched in (read ahead), so the oldest is
+/// one they are done with; least-recently-used ranked the pack a reader had
+/// just reached above those read ahead for it, and dropped those unused. A dropped pack's buffer
 /// is kept for the next download: a fresh 16 MiB buffer costs 4096 page
 /// faults to fill, a fifth of a remote restore's CPU when measured.
 #[derive(Debug)]
@@ -512,12 +515,14 @@ impl SharedPacks {
     fn get(&self, pack: &PackId, fetch: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Arc<Vec<u8>>> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = match slots.iter().position(|(p, _)| p == pack) {
-                Some(i) => slots.remove(i).map(|(_, s)| s).unwrap_or_default(),
-                None => PackSlot::default(),
-            };
-            slots.push_back((*pack, slot.clone()));
-            slot
+            match slots.iter().find(|(p, _)| p == pack) {
+                Some((_, s)) => s.clone(),
+                None => {
+                    let s = PackSlot::default();
+                    slots.push_back((*pack, s.clone()));
+                    s
+                }
+            }
         };
         let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(b) = &*guard {
@@ -843,7 +848,7 @@ mod tests {
             get(&packs, id, &mut fetches);
         }
         assert_eq!(fetches, 3);
-        // A fourth drops the least recently used (1), whose buffer is reused.
+        // A fourth drops the first fetched (1), whose buffer is reused.
         get(&packs, 4, &mut fetches);
         assert_eq!(fetches, 4);
         assert_eq!(packs.spare.lock().map(|s| s.len()).unwrap_or(0), 1);
@@ -853,6 +858,18 @@ mod tests {
         assert_eq!(fetches, 4);
         get(&packs, 1, &mut fetches);
         assert_eq!(fetches, 5);
+    }
+
+    #[test]
+    fn a_pack_read_ahead_outlives_the_one_being_read() {
+        // A reader reaches pack 1 after packs 2 and 3 were read ahead for
+        // it; fetching 4 must drop 1, not the unused 2.
+        let packs = SharedPacks::new(3);
+        let mut fetches = 0;
+        for id in [1, 2, 3, 1, 4, 2, 3] {
+            get(&packs, id, &mut fetches);
+        }
+        assert_eq!(fetches, 4);
     }
 
     #[test]
