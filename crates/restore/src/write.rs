@@ -108,6 +108,20 @@ fn temp_name(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
+/// Creates the temporary file `tmp`, replacing one a killed restore of the
+/// same pid left (rare: tried only when creating fails, one syscall less
+/// per file than removing first).
+fn create_temp(tmp: &Path) -> Result<File, String> {
+    let create = || OpenOptions::new().write(true).create_new(true).open(tmp);
+    match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(tmp).map_err(|e| e.to_string())?;
+            create().map_err(|e| e.to_string())
+        }
+        r => r.map_err(|e| e.to_string()),
+    }
+}
+
 /// Whether `target` may be written; `Ok(false)` means keep the existing file.
 fn may_write(target: &Path, node: &Node, overwrite: Overwrite) -> bool {
     let Ok(md) = target.symlink_metadata() else {
@@ -164,7 +178,7 @@ enum Work {
 
 /// Writes a file's content to `tmp`, leaving holes where blobs are all zeros.
 fn write_content(run: &Run, node: &Node, tmp: &Path, window: &mut ReadWindow) -> Result<u64, String> {
-    let mut f = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| e.to_string())?;
+    let mut f = create_temp(tmp)?;
     let mut last: Option<(BlobId, Vec<u8>, bool)> = None;
     let mut pos = 0u64;
     let mut ends_in_hole = false;
@@ -245,8 +259,7 @@ fn split_file(
     }
     pieces.push((start..node.content.len(), start_offset));
     let tmp = temp_name(target);
-    let _ = std::fs::remove_file(&tmp);
-    let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| e.to_string())?;
+    let file = create_temp(&tmp)?;
     // The full length up front: blobs land at their offsets in any order,
     // and all-zero blobs are simply not written (holes).
     if let Err(e) = file.set_len(offset) {
@@ -325,7 +338,6 @@ fn restore_file(run: &Run, node: &Node, target: &Path, window: &mut ReadWindow) 
         return Ok(false);
     }
     let tmp = temp_name(target);
-    let _ = std::fs::remove_file(&tmp);
     match write_content(run, node, &tmp, window) {
         Ok(n) => {
             if let Err(e) = std::fs::rename(&tmp, target) {
@@ -579,12 +591,14 @@ pub fn restore(
     }
     // 5. Metadata: files and specials, then directories deepest first (writing
     //    into a directory changes its mtime).
-    for &i in &done {
+    //    Files in parallel: three or four syscalls each, 20,000 files of the
+    //    benchmark took a quarter of a second on one core.
+    done.par_iter().for_each(|&i| {
         let item = &plan.items[i];
         for p in metadata::apply(&item.target, &item.node, run.as_root) {
             run.fail(&item.target, p);
         }
-    }
+    });
     for (i, item) in plan.items.iter().enumerate().rev() {
         if dir_ok[i] {
             for p in metadata::apply(&item.target, &item.node, run.as_root) {
@@ -601,4 +615,23 @@ pub fn restore(
         verified: run.verified.into_inner(),
         errors: run.errors.into_inner(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_file_left_by_a_killed_restore_is_replaced() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let tmp = temp_name(&dir.path().join("file"));
+        std::fs::write(&tmp, b"left over").unwrap_or_else(|e| panic!("write: {e}"));
+        let mut f = create_temp(&tmp).unwrap_or_else(|e| panic!("create_temp: {e}"));
+        f.write_all(b"new").unwrap_or_else(|e| panic!("write: {e}"));
+        drop(f);
+        assert_eq!(std::fs::read(&tmp).unwrap_or_default(), b"new");
+        // A fresh name is simply created.
+        let other = temp_name(&dir.path().join("other"));
+        assert!(create_temp(&other).is_ok() && other.exists());
+    }
 }
