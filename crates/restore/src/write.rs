@@ -591,14 +591,12 @@ pub fn restore(
     }
     // 5. Metadata: files and specials, then directories deepest first (writing
     //    into a directory changes its mtime).
-    //    Files in parallel: three or four syscalls each, 20,000 files of the
-    //    benchmark took a quarter of a second on one core.
-    done.par_iter().for_each(|&i| {
+    for &i in &done {
         let item = &plan.items[i];
         for p in metadata::apply(&item.target, &item.node, run.as_root) {
             run.fail(&item.target, p);
         }
-    });
+    }
     for (i, item) in plan.items.iter().enumerate().rev() {
         if dir_ok[i] {
             for p in metadata::apply(&item.target, &item.node, run.as_root) {
