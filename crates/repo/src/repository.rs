@@ -478,9 +478,10 @@ type PackSlot = Arc<Mutex<Option<Arc<Vec<u8>>>>>;
 /// of packs the first fetched are dropped first. Readers go through the
 /// packs in the order they are fetched in (read ahead), so the oldest is
 /// one they are done with; least-recently-used ranked the pack a reader had
-/// just reached above those read ahead for it, and dropped those unused. A dropped pack's buffer
-/// is kept for the next download: a fresh 16 MiB buffer costs 4096 page
-/// faults to fill, a fifth of a remote restore's CPU when measured.
+/// just reached above those read ahead for it, and dropped those unused.
+/// A dropped pack's buffer is kept for the next download: a fresh 16 MiB
+/// buffer costs 4096 page faults to fill, a fifth of a remote restore's CPU
+/// when measured.
 #[derive(Debug)]
 pub struct SharedPacks {
     max_packs: usize,
