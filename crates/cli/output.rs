@@ -17,23 +17,27 @@ pub fn local_time(t: jiff::Timestamp) -> String {
     t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// Prints rows as a left-aligned table with a header.
-pub fn table(header: &[&str], rows: &[Vec<String>]) {
+/// Prints rows as a left-aligned table with a header. A closed output
+/// (`cairn snapshots | head`) is an error to end quietly on, not a panic.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    use std::io::Write;
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let mut out = std::io::stdout().lock();
+    let mut line = |cells: &[String]| {
         let s: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", s.join("  ").trim_end());
+        writeln!(out, "{}", s.join("  ").trim_end())
     };
-    line(header.iter().map(|s| s.to_string()).collect());
-    println!("{}", "-".repeat(widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1)));
+    line(&header.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    line(&["-".repeat(widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1))])?;
     for r in rows {
-        line(r.clone());
+        line(r)?;
     }
+    Ok(())
 }
 
 /// `rwxr-xr-x` with a type letter.

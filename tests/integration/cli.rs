@@ -266,3 +266,39 @@ cairn_test!(two_backups_at_once_into_one_repository, |env| {
         assert_same_tree(d, &t);
     }
 });
+
+cairn_test!(listings_into_a_closed_pipe_end_quietly, |env| {
+    // `cairn ls latest | head -1`: the reader goes away; cairn must stop
+    // with the broken-pipe exit code, not panic in println!.
+    let src = env.path("src");
+    make_source(&src);
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    std::fs::write(src.join("config/new.conf"), "x = 1\n").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let snaps = env.json(&["snapshots"]);
+    let id = |i: usize| snaps[i]["short_id"].as_str().unwrap().to_string();
+    let (first, second) = (id(0), id(1));
+    for args in [
+        vec!["ls", "latest"],
+        vec!["ls", "--long", "latest"],
+        vec!["--json", "ls", "latest"],
+        vec!["snapshots"],
+        vec!["find", "*.conf"],
+        vec!["diff", &first, &second],
+    ] {
+        let mut child = env
+            .cmd()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before cairn has opened the repository and written a line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+});

@@ -49,6 +49,6 @@ pub fn run(g: &Global, a: &CacheArgs) -> Result<i32> {
         })
         .collect();
     println!("caches in {}", root.display());
-    table(&["repository", "size", "files", "last used"], &rows);
+    table(&["repository", "size", "files", "last used"], &rows)?;
     Ok(0)
 }

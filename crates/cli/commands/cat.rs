@@ -1,5 +1,7 @@
 //! `cairn cat`: decrypted repository objects as JSON, for debugging.
 
+use std::io::Write;
+
 use anyhow::{Context, Result, bail};
 use cairn_backend::FileKind;
 use cairn_format::{BlobId, BlobKind, IndexId, PackId};
@@ -71,6 +73,6 @@ pub fn run(g: &Global, a: &CatArgs) -> Result<i32> {
             })
         }
     };
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     Ok(0)
 }

@@ -3,6 +3,8 @@
 //! Both trees are walked side by side in name order (trees are stored
 //! sorted); subtrees with the same id are equal and skipped unread.
 
+use std::io::Write;
+
 use anyhow::Result;
 use cairn_format::BlobId;
 use cairn_format::tree::{Node, NodeKind};
@@ -174,19 +176,20 @@ pub fn run(g: &Global, a: &DiffArgs) -> Result<i32> {
     }
     if g.json {
         let v = serde_json::json!({ "first": id1, "second": id2, "changes": d.out, "summary": sum });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
     }
-    println!("comparing snapshot {} to {}:", id1.short(), id2.short());
+    writeln!(std::io::stdout(), "comparing snapshot {} to {}:", id1.short(), id2.short())?;
     for e in &d.out {
         let size = match (e.size_before, e.size_after) {
             (Some(b), Some(a)) if a != b => format!("  ({} -> {})", bytes(b), bytes(a)),
             (None, Some(a)) | (Some(a), None) => format!("  ({})", bytes(a)),
             _ => String::new(),
         };
-        println!("{}  {}{size}", e.change.symbol(), e.path);
+        writeln!(std::io::stdout(), "{}  {}{size}", e.change.symbol(), e.path)?;
     }
-    println!(
+    writeln!(
+        std::io::stdout(),
         "{} added, {} removed, {} modified, {} metadata only, {} type changed; {} added, {} removed",
         sum.added,
         sum.removed,
@@ -195,6 +198,6 @@ pub fn run(g: &Global, a: &DiffArgs) -> Result<i32> {
         sum.type_changed,
         bytes(sum.bytes_added),
         bytes(sum.bytes_removed)
-    );
+    )?;
     Ok(0)
 }

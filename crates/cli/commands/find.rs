@@ -4,6 +4,8 @@
 //! a name pattern (`*.conf`) matches anywhere, one with `/` matches paths.
 //! Trees shared by several snapshots are searched once.
 
+use std::io::Write;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -78,16 +80,16 @@ pub fn run(g: &Global, a: &FindArgs) -> Result<i32> {
             json.push(serde_json::json!({ "snapshot": id, "time": snap.time, "hits": *hits }));
             continue;
         }
-        println!("snapshot {} of {}:", id.short(), local_time(snap.time));
+        writeln!(std::io::stdout(), "snapshot {} of {}:", id.short(), local_time(snap.time))?;
         for h in hits.iter() {
             let t = jiff::Timestamp::from_second(h.mtime).map(local_time).unwrap_or_default();
-            println!("  {:>12}  {t}  {}", h.size, h.path);
+            writeln!(std::io::stdout(), "  {:>12}  {t}  {}", h.size, h.path)?;
         }
     }
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&json)?)?;
     } else {
-        println!("{total} matches in {} snapshot(s) searched", chosen.len());
+        writeln!(std::io::stdout(), "{total} matches in {} snapshot(s) searched", chosen.len())?;
     }
     Ok(0)
 }

@@ -83,7 +83,7 @@ pub fn run(g: &Global, a: &ForgetArgs) -> Result<i32> {
                     ]
                 })
                 .collect();
-            table(&["ID", "Time", "Action", "Reasons"], &rows);
+            table(&["ID", "Time", "Action", "Reasons"], &rows)?;
             println!();
         }
         for id in &by_id {

@@ -64,7 +64,7 @@ pub fn run(g: &Global, action: &KeyAction) -> Result<i32> {
                         ]
                     })
                     .collect();
-                table(&[" ID", "Created", "Host", "User"], &rows);
+                table(&[" ID", "Created", "Host", "User"], &rows)?;
             }
         }
         KeyAction::Add(a) => {

@@ -1,5 +1,7 @@
 //! `cairn ls`: list the files of a snapshot.
 
+use std::io::Write;
+
 use anyhow::Result;
 use cairn_format::BlobId;
 use cairn_format::tree::{Node, NodeKind};
@@ -8,14 +10,17 @@ use cairn_repo::IndexedRepository;
 use crate::cli::{Global, LsArgs};
 use crate::output::{local_time, mode};
 
-fn print(g: &Global, long: bool, path: &str, n: &Node) {
+/// Prints one line; a reader gone away (`cairn ls | head`) is an error
+/// for main to end the command quietly on, not a panic of `println!`.
+fn print(g: &Global, long: bool, path: &str, n: &Node) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     if g.json {
         let mut v = serde_json::to_value(n).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
             o.remove("content");
             o.insert("path".into(), path.into());
         }
-        println!("{v}");
+        writeln!(out, "{v}")
     } else if long {
         let t = jiff::Timestamp::from_second(n.mtime.0).map(local_time).unwrap_or_default();
         let owner = n.user.clone().unwrap_or_else(|| n.uid.to_string());
@@ -24,16 +29,16 @@ fn print(g: &Global, long: bool, path: &str, n: &Node) {
         if let Some(target) = &n.target {
             line.push_str(&format!(" -> {}", target.display()));
         }
-        println!("{line}");
+        writeln!(out, "{line}")
     } else {
-        println!("{path}");
+        writeln!(out, "{path}")
     }
 }
 
 fn walk(repo: &IndexedRepository, g: &Global, long: bool, tree: &BlobId, prefix: &str) -> Result<()> {
     for n in repo.load_tree(tree)?.nodes {
         let path = format!("{prefix}/{}", n.name.display());
-        print(g, long, &path, &n);
+        print(g, long, &path, &n)?;
         if n.kind == NodeKind::Dir
             && let Some(sub) = n.subtree
         {
@@ -53,7 +58,7 @@ pub fn run(g: &Global, a: &LsArgs) -> Result<i32> {
         None => walk(&repo, g, a.long, &snap.tree, "")?,
         Some(n) => {
             let shown = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
-            print(g, a.long, &shown, &n);
+            print(g, a.long, &shown, &n)?;
             if let Some(sub) = n.subtree {
                 walk(&repo, g, a.long, &sub, &shown)?;
             }

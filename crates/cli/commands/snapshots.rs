@@ -1,5 +1,7 @@
 //! `cairn snapshots`: list snapshots.
 
+use std::io::Write;
+
 use anyhow::Result;
 use cairn_repo::select;
 
@@ -21,7 +23,7 @@ pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<i32> {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = list
@@ -41,7 +43,7 @@ pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<i32> {
             ]
         })
         .collect();
-    table(&["ID", "Time", "Host", "Tags", "Paths", "Size"], &rows);
-    println!("{} snapshots", rows.len());
+    table(&["ID", "Time", "Host", "Tags", "Paths", "Size"], &rows)?;
+    writeln!(std::io::stdout(), "{} snapshots", rows.len())?;
     Ok(0)
 }
