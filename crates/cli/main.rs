@@ -21,13 +21,15 @@ use clap::Parser;
 /// check and restore). docs/BENCHMARKS.md has the measurements.
 const MMAP_THRESHOLD: i32 = 8 << 20;
 
-/// Restore frees and allocates blob-sized buffers of similar sizes all the
-/// time; with glibc's default trim threshold (128 KiB once the mmap
+/// Restore and check --read-data free and allocate blob-sized buffers all
+/// the time; with glibc's default trim threshold (128 KiB once the mmap
 /// threshold is fixed) each free at the top of an arena hands the pages back
-/// and the next blob faults them in again. Keeping up to this much at the
-/// top of each arena cut restore time by 10% (local folder) to 20% (S3) for
-/// 2 MiB more peak memory. Backup is left alone: its peak rose by 30-40 MiB.
-const RESTORE_TRIM_THRESHOLD: i32 = 64 << 20;
+/// and the next blob faults them in again (check spent a third of its CPU in
+/// the kernel doing that). Keeping up to 8 MiB at the top of each arena cut
+/// check's time by a quarter for 2 MiB more peak memory; 16 MiB and more
+/// gained nothing further and cost 8-12 MiB. Backup is left alone: its peak
+/// rose by 10-15 MiB and its time did not move.
+const TRIM_THRESHOLD: i32 = 8 << 20;
 
 fn tune_allocator(command: &cli::Command) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -35,8 +37,8 @@ fn tune_allocator(command: &cli::Command) {
     // any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        if matches!(command, cli::Command::Restore(_)) {
-            libc::mallopt(libc::M_TRIM_THRESHOLD, RESTORE_TRIM_THRESHOLD);
+        if matches!(command, cli::Command::Restore(_) | cli::Command::Check(_)) {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
         }
     }
 }
