@@ -95,6 +95,38 @@ cairn_test!(changed_dump_is_stored_as_small_deltas_and_restores_exactly, |env| {
     }
     let check = env.ok(&["check", "--read-data"]);
     assert!(check.contains("no errors"), "{check}");
+    // Deltas are verified with their base's plaintext at hand: each blob once.
+    let check = env.json(&["check", "--read-data"]);
+    let stats = env.json(&["stats"]);
+    assert!(stats["delta_blobs"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(check["blobs_verified"], stats["index_blobs"], "{check} {stats}");
+});
+
+cairn_test!(damaged_delta_is_reported_for_its_snapshot_only, |env| {
+    env.init_with(None);
+    let file = env.path("dump.sql");
+    let mut dump = Dump::new(100_000);
+    std::fs::write(&file, dump.text()).unwrap();
+    let day0 = backup_dump(&env, &file)["snapshot_id"].as_str().unwrap().to_string();
+    let day0_packs = env.repo_files("data");
+    dump.mutate(1);
+    std::fs::write(&file, dump.text()).unwrap();
+    let day1 = backup_dump(&env, &file)["snapshot_id"].as_str().unwrap().to_string();
+
+    // Damage the first blob of each pack day 1 added: its deltas.
+    let day1_packs: Vec<_> = env.repo_files("data").into_iter().filter(|p| !day0_packs.contains(p)).collect();
+    assert!(!day1_packs.is_empty());
+    for p in &day1_packs {
+        let mut bytes = std::fs::read(p).unwrap();
+        bytes[40] ^= 0x40;
+        std::fs::write(p, bytes).unwrap();
+    }
+    let out = env.run(&["check", "--read-data"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains(&format!("{} /dump.sql", &day1[..8])), "day 1 named: {report}");
+    assert!(!report.contains(&format!("{} /dump.sql", &day0[..8])), "day 0 intact: {report}");
+    assert!(report.contains("data blob"), "the damaged blob is named: {report}");
 });
 
 cairn_test!(damaged_base_is_named_for_the_snapshots_whose_deltas_need_it, |env| {
