@@ -131,7 +131,12 @@ impl Pipeline {
             let pack_size = repo.repo().config().pack_size as usize;
             threads.push(spawn("packer", move || pack_loop(sealed_rx, pack_tx, &repo, &shared, pack_size))?);
         }
-        for i in 0..2 {
+        // Remote storage: two uploads in flight hide a request's latency. A
+        // local folder takes a pack in a few tens of milliseconds, less than
+        // the workers take to fill the next one, so a second uploader would
+        // only hold one more pack (16 MiB) in memory.
+        let uploaders = if repo.repo().backend().is_remote() { 2 } else { 1 };
+        for i in 0..uploaders {
             let (rx, repo, shared) = (pack_rx.clone(), repo.clone(), shared.clone());
             threads.push(spawn(&format!("upload-{i}"), move || upload_loop(rx, &repo, &shared))?);
         }

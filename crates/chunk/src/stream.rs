@@ -34,10 +34,12 @@ impl<'c, R: Read> StreamChunker<'c, R> {
         // `read_to_end` on a `Take` grows the buffer as data arrives instead of
         // zero-filling the whole window first, which for small files would
         // cost a 2 * max_size memset each.
-        // A cut is searched in what is buffered and more is read only when
-        // none is found, so what is moved to the front on a refill is a
-        // short tail; max + READ_BLOCK always holds a full chunk.
-        let want = (max + READ_BLOCK).saturating_sub(self.buf.len()) as u64;
+        // A cut is searched in what is buffered and more is read, a block
+        // at a time, only when none is found: the buffer holds a chunk and a
+        // block (2 MiB on average, not max + READ_BLOCK on every reader),
+        // what is moved to the front on a refill is a short tail, and
+        // max + READ_BLOCK still bounds it.
+        let want = (max + READ_BLOCK).saturating_sub(self.buf.len()).min(READ_BLOCK) as u64;
         if want > 0 && !self.eof {
             let n = (&mut self.reader).take(want).read_to_end(&mut self.buf)? as u64;
             self.bytes_read += n;
