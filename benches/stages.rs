@@ -135,7 +135,8 @@ fn pack_write_16_mib(b: Bencher) {
                 envelope: blob.clone(),
                 raw_length: MIB as u32,
                 base: None,
-            });
+            })
+            .expect("add");
         }
         w.finish(&ring).expect("finish")
     });

@@ -292,6 +292,74 @@ pub struct Options {
 /// pipe busy with packs, few enough not to trip rate limits.
 const REMOTE_CONCURRENCY: usize = 16;
 
+/// Bytes a staged file gathers before writing them out.
+const STAGED_CHUNK: usize = 1 << 20;
+
+/// A file being written under a staging name ([`Backend::stage`]). Dropped
+/// without [`StagedFile::commit`], it is removed: no partial file is ever
+/// visible under a repository name.
+pub struct StagedFile {
+    backend: Backend,
+    /// `None` once committed or aborted.
+    writer: Option<opendal::Writer>,
+    staging: String,
+    len: u64,
+}
+
+impl StagedFile {
+    /// Bytes appended so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True before the first append.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends `bytes`.
+    pub fn append(&mut self, bytes: Vec<u8>) -> Result<()> {
+        // Present until commit, which takes `self`.
+        let w = self.writer.as_mut().unwrap_or_else(|| unreachable!("append after commit"));
+        if let Some(p) = &self.backend.upload {
+            p.wait(bytes.len() as u64);
+        }
+        self.len += bytes.len() as u64;
+        self.backend.rt.block_on(w.write(bytes)).map_err(|e| BackendError::from_opendal("write", &self.staging, e))
+    }
+
+    /// Completes the file and moves it to its name: readers see all of it
+    /// or nothing.
+    pub fn commit(mut self, kind: FileKind, name: &str) -> Result<()> {
+        let mut w = self.writer.take().unwrap_or_else(|| unreachable!("commit takes `self`"));
+        crash_point();
+        let b = &self.backend;
+        b.count(1);
+        b.count_n(6, self.len);
+        if let Err(e) = b.rt.block_on(w.close()) {
+            let _ = b.rt.block_on(w.abort());
+            let _ = b.rt.block_on(b.op.delete(&self.staging));
+            return Err(BackendError::from_opendal("write", &self.staging, e));
+        }
+        b.count(1);
+        let path = kind.path(name);
+        if let Err(e) = b.rt.block_on(b.op.rename(&self.staging, &path)) {
+            let _ = b.rt.block_on(b.op.delete(&self.staging));
+            return Err(BackendError::from_opendal("rename", &path, e));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.writer.take() {
+            let _ = self.backend.rt.block_on(w.abort());
+            let _ = self.backend.rt.block_on(self.backend.op.delete(&self.staging));
+        }
+    }
+}
+
 /// Repository storage on an OpenDAL operator, with a private runtime so
 /// callers can stay synchronous.
 #[derive(Clone)]
@@ -520,6 +588,34 @@ impl Backend {
             return Err(BackendError::from_opendal("rename", &path, e));
         }
         Ok(())
+    }
+
+    /// A file of `kind` to be written piece by piece and given its name
+    /// when complete ([`StagedFile::commit`]), where the storage can move
+    /// files cheaply: a local folder. `None` elsewhere (object stores, SFTP
+    /// and cached kinds): build the file in memory and [`Backend::write`] it.
+    /// Backup writes its packs this way, so a pack being built is in the
+    /// page cache instead of the process's memory.
+    pub fn stage(&self, kind: FileKind) -> Result<Option<StagedFile>> {
+        if let Some(c) = self.cold_for(kind) {
+            return c.stage(kind);
+        }
+        if !matches!(self.place, Location::Local(_)) || self.cache_for(kind).is_some() {
+            return Ok(None);
+        }
+        static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = format!("tmp/{}-{}-{n}", kind.dir().trim_end_matches('/'), std::process::id());
+        // Appends are gathered into writes of STAGED_CHUNK: one write per
+        // blob cost a hand-over to the I/O threads each (twice the context
+        // switches of the whole backup, and 2.1-2.5 s of kernel time instead
+        // of 1.1-1.5 s on the scale-1 benchmark); 4 MiB held 5-10 MiB more
+        // memory for no gain over 1 MiB.
+        let writer = self
+            .rt
+            .block_on(self.op.writer_with(&staging).chunk(STAGED_CHUNK).into_future())
+            .map_err(|e| BackendError::from_opendal("write", &staging, e))?;
+        Ok(Some(StagedFile { backend: self.clone(), writer: Some(writer), staging, len: 0 }))
     }
 
     /// One upload; on failure the partial upload is aborted, so a failed
@@ -786,5 +882,37 @@ mod tests {
         conformance(&b);
         b.write(FileKind::TreePack, &"cd".repeat(32), vec![1]).unwrap();
         assert!(dir.path().join("tree/cd").join("cd".repeat(32)).exists());
+    }
+
+    fn files_in(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| d.count())
+    }
+
+    #[test]
+    fn a_staged_file_appears_whole_on_commit_and_vanishes_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Backend::open(dir.path().to_str().unwrap()).unwrap();
+        b.create_layout().unwrap();
+        let name = "ef".repeat(32);
+        let mut f = b.stage(FileKind::DataPack).unwrap().expect("a local folder stages");
+        let mut expected = Vec::new();
+        for i in 0..40u8 {
+            let piece = vec![i; 100_000];
+            expected.extend_from_slice(&piece);
+            f.append(piece).unwrap();
+        }
+        assert_eq!(f.len(), 4_000_000);
+        assert!(!b.exists(FileKind::DataPack, &name).unwrap(), "nothing visible before commit");
+        f.commit(FileKind::DataPack, &name).unwrap();
+        assert_eq!(b.read(FileKind::DataPack, &name).unwrap(), expected);
+        assert_eq!(files_in(&dir.path().join("tmp")), 0, "staging cleared");
+
+        let mut f = b.stage(FileKind::DataPack).unwrap().expect("stages");
+        f.append(vec![7; 3_000_000]).unwrap();
+        drop(f);
+        assert_eq!(files_in(&dir.path().join("tmp")), 0, "an abandoned staged file is removed");
+        assert_eq!(b.list(FileKind::DataPack).unwrap().len(), 1);
+
+        assert!(Backend::memory().unwrap().stage(FileKind::DataPack).unwrap().is_none(), "only local folders stage");
     }
 }

@@ -204,8 +204,11 @@ fn pack_loop(
     pack_size: usize,
 ) {
     let keyring = repo.repo().keyring().clone();
-    let mut data = PackWriter::new(BlobKind::Data, pack_size);
-    let mut tree = PackWriter::new(BlobKind::Tree, pack_size);
+    // Staged where the storage allows (a local folder): the pack being
+    // built is written out blob by blob instead of held in memory.
+    let storage = repo.repo().backend().clone();
+    let mut data = PackWriter::staged(BlobKind::Data, pack_size, storage.clone());
+    let mut tree = PackWriter::staged(BlobKind::Tree, pack_size, storage);
     let emit = |w: &mut PackWriter| match w.finish(&keyring) {
         Ok(Some(p)) => {
             let _ = tx.send(p);
@@ -219,8 +222,10 @@ fn pack_loop(
         }
         shared.blobs_added.fetch_add(1, Ordering::Relaxed);
         let w = if blob.kind == BlobKind::Data { &mut data } else { &mut tree };
-        if w.add(blob) {
-            emit(w);
+        match w.add(blob) {
+            Ok(true) => emit(w),
+            Ok(false) => {}
+            Err(e) => shared.fail(e),
         }
     }
     if !shared.aborted.load(Ordering::Relaxed) {

@@ -91,7 +91,7 @@ impl Mender<'_> {
         if self.dry_run || self.repo.index().contains(&id) || !self.written.insert(id) {
             return Ok(id);
         }
-        if self.writer.add(self.repo.seal_blob(BlobKind::Tree, id, &bytes)?) {
+        if self.writer.add(self.repo.seal_blob(BlobKind::Tree, id, &bytes)?)? {
             self.flush()?;
         }
         Ok(id)

@@ -112,9 +112,36 @@ pub fn file_hash(bytes: &[u8]) -> [u8; ID_LEN] {
     *blake3::hash(bytes).as_bytes()
 }
 
+/// [`file_hash`] of a file fed in pieces.
+#[derive(Default)]
+pub struct FileHasher(blake3::Hasher);
+
+impl FileHasher {
+    /// Feeds the next piece.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The hash of everything fed.
+    pub fn finish(&self) -> [u8; ID_LEN] {
+        *self.0.finalize().as_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_hash_in_pieces_equals_the_whole() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut h = FileHasher::default();
+        for piece in data.chunks(3000) {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), file_hash(&data));
+        assert_ne!(FileHasher::default().finish(), file_hash(&data));
+    }
 
     #[test]
     fn hex_round_trip_and_errors() {

@@ -540,7 +540,7 @@ fn copy_needed(
                 envelope.to_vec()
             };
             let sealed = SealedBlob { kind: p.kind, id: b.id, envelope, raw_length: b.raw_length, base: b.base };
-            if w.add(sealed) {
+            if w.add(sealed)? {
                 flush(w, &mut out)?;
             }
         }

@@ -34,7 +34,7 @@ pub use error::RepoError;
 pub use index::{BlobLocation, Index};
 pub use keys::{KeyInfo, RotateReport, key_files};
 pub use lifecycle::RunGuard;
-pub use pack::{FinishedPack, PackWriter};
+pub use pack::{FinishedPack, PackBytes, PackWriter};
 pub use repository::{
     IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, SharedPacks, pack_file_kind,
 };

@@ -1,48 +1,106 @@
 //! Assembling pack files from sealed blobs (docs/FORMAT.md, "Packs").
 
+use cairn_backend::{Backend, StagedFile};
 use cairn_crypto::{Keyring, ObjectKind};
+use cairn_format::id::{FileHasher, file_hash};
 use cairn_format::index::{IndexBlob, IndexPack};
 use cairn_format::pack::{PackEntry, PackHeader};
-use cairn_format::{BlobKind, Compression, PackId, id::file_hash, payload};
+use cairn_format::{BlobKind, Compression, PackId, payload};
 
+use crate::repository::pack_file_kind;
 use crate::{Result, SealedBlob};
 
 /// A complete pack file, ready to upload, with its index entry.
 #[derive(Debug)]
 pub struct FinishedPack {
-    /// BLAKE3 of `bytes`.
+    /// BLAKE3 of the file's bytes.
     pub id: PackId,
     /// The file content.
-    pub bytes: Vec<u8>,
+    pub bytes: PackBytes,
     /// What the index will say about it.
     pub index: IndexPack,
     /// Plaintext bytes of the blobs in it.
     pub raw_bytes: u64,
 }
 
+/// Where a finished pack's bytes are.
+pub enum PackBytes {
+    /// In memory, to be written whole.
+    Memory(Vec<u8>),
+    /// Already written to a staged file, to be given the pack's name.
+    Staged(Box<StagedFile>),
+}
+
+impl PackBytes {
+    /// The pack file's size.
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Memory(b) => b.len() as u64,
+            Self::Staged(f) => f.len(),
+        }
+    }
+
+    /// True for an empty file (never for a finished pack).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for PackBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory(b) => write!(f, "Memory({} bytes)", b.len()),
+            Self::Staged(s) => write!(f, "Staged({} bytes)", s.len()),
+        }
+    }
+}
+
+/// The pack being built: its bytes so far, in memory or staged.
+enum Body {
+    Memory(Vec<u8>),
+    Staged { file: Box<StagedFile>, hasher: Box<FileHasher> },
+}
+
 /// Accumulates blobs of one kind until the pack reaches its target size.
-#[derive(Debug)]
 pub struct PackWriter {
     kind: BlobKind,
     target_size: usize,
-    buf: Vec<u8>,
+    /// Where to stage packs, if the storage allows it ([`PackWriter::staged`]).
+    storage: Option<Backend>,
+    body: Option<Body>,
+    len: usize,
     entries: Vec<PackEntry>,
     raw_bytes: u64,
 }
 
+impl std::fmt::Debug for PackWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackWriter").field("kind", &self.kind).field("len", &self.len).finish()
+    }
+}
+
 impl PackWriter {
-    /// A writer for blobs of `kind` making packs of about `target_size` bytes.
+    /// A writer for blobs of `kind` making packs of about `target_size`
+    /// bytes, each built in memory.
     pub fn new(kind: BlobKind, target_size: usize) -> Self {
-        Self { kind, target_size, buf: Vec::new(), entries: Vec::new(), raw_bytes: 0 }
+        Self { kind, target_size, storage: None, body: None, len: 0, entries: Vec::new(), raw_bytes: 0 }
+    }
+
+    /// Like [`PackWriter::new`], but each pack is written to `storage` as
+    /// it is built where the storage can stage files (a local folder; see
+    /// [`Backend::stage`]), so the pack is not held in memory.
+    pub fn staged(kind: BlobKind, target_size: usize, storage: Backend) -> Self {
+        Self { storage: Some(storage), ..Self::new(kind, target_size) }
     }
 
     /// Appends a blob; returns true when the pack has reached its target size
     /// and should be finished.
-    pub fn add(&mut self, blob: SealedBlob) -> bool {
+    pub fn add(&mut self, blob: SealedBlob) -> Result<bool> {
         debug_assert_eq!(blob.kind, self.kind);
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(self.target_size + blob.envelope.len());
-        }
+        let body = match &mut self.body {
+            Some(b) => b,
+            None => self.body.insert(self.start(blob.envelope.len())?),
+        };
         self.entries.push(PackEntry {
             id: blob.id,
             length: blob.envelope.len() as u32,
@@ -50,23 +108,51 @@ impl PackWriter {
             base: blob.base,
         });
         self.raw_bytes += u64::from(blob.raw_length);
-        self.buf.extend_from_slice(&blob.envelope);
-        self.buf.len() >= self.target_size
+        self.len += blob.envelope.len();
+        match body {
+            Body::Memory(buf) => buf.extend_from_slice(&blob.envelope),
+            Body::Staged { file, hasher } => {
+                hasher.update(&blob.envelope);
+                file.append(blob.envelope)?;
+            }
+        }
+        Ok(self.len >= self.target_size)
+    }
+
+    /// A new pack's body: staged if the storage can, else in memory.
+    fn start(&self, first: usize) -> Result<Body> {
+        if let Some(storage) = &self.storage
+            && let Some(file) = storage.stage(pack_file_kind(self.kind))?
+        {
+            return Ok(Body::Staged { file: Box::new(file), hasher: Box::default() });
+        }
+        Ok(Body::Memory(Vec::with_capacity(self.target_size + first)))
     }
 
     /// Seals the header, appends it and the trailer, and hands out the pack.
     /// Returns `None` when no blob is pending.
     pub fn finish(&mut self, keyring: &Keyring) -> Result<Option<FinishedPack>> {
-        if self.entries.is_empty() {
+        let Some(body) = self.body.take() else {
             return Ok(None);
-        }
+        };
+        self.len = 0;
         let header = PackHeader { kind: self.kind, entries: std::mem::take(&mut self.entries) };
         let sealed =
             keyring.seal(ObjectKind::PackHeader, &[0; 32], &payload::encode(&header.encode(), Compression::None))?;
-        let mut bytes = std::mem::take(&mut self.buf);
-        bytes.extend_from_slice(&sealed);
-        bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        let id = PackId::from_bytes(file_hash(&bytes));
+        let mut tail = sealed;
+        tail.extend_from_slice(&(tail.len() as u32).to_le_bytes());
+        let (id, bytes) = match body {
+            Body::Memory(mut buf) => {
+                buf.extend_from_slice(&tail);
+                (file_hash(&buf), PackBytes::Memory(buf))
+            }
+            Body::Staged { mut file, mut hasher } => {
+                hasher.update(&tail);
+                file.append(tail)?;
+                (hasher.finish(), PackBytes::Staged(file))
+            }
+        };
+        let id = PackId::from_bytes(id);
         let blobs = header
             .with_offsets()
             .map(|(offset, e)| IndexBlob { id: e.id, offset, length: e.length, raw_length: e.raw_length, base: e.base })

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::blob::Verify;
 use crate::index::{BlobLocation, Index};
-use crate::{FinishedPack, RepoError, Result, blob, keys};
+use crate::{FinishedPack, PackBytes, RepoError, Result, blob, keys};
 
 /// Parameters chosen at `init`.
 #[derive(Debug, Clone)]
@@ -311,8 +311,12 @@ impl Repository {
 
     /// Uploads a finished pack; returns its index entry and its size.
     pub fn save_pack(&self, pack: FinishedPack) -> Result<(IndexPack, u64)> {
-        let len = pack.bytes.len() as u64;
-        self.backend.write(pack_file_kind(pack.index.kind), &pack.id.to_hex(), pack.bytes)?;
+        let len = pack.bytes.len();
+        let (kind, name) = (pack_file_kind(pack.index.kind), pack.id.to_hex());
+        match pack.bytes {
+            PackBytes::Memory(bytes) => self.backend.write(kind, &name, bytes)?,
+            PackBytes::Staged(file) => (*file).commit(kind, &name)?,
+        }
         Ok((pack.index, len))
     }
 
