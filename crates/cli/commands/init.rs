@@ -21,7 +21,7 @@ pub fn run(g: &Global, a: &InitArgs) -> Result<i32> {
         kdf: KdfParams {
             memory_kib: a.kdf_memory_mib.saturating_mul(1024),
             iterations: a.kdf_iterations,
-            parallelism: 1,
+            parallelism: KdfParams::default().parallelism,
         },
         hostname: crate::commands::backup::hostname(),
         username: std::env::var("USER").unwrap_or_default(),
