@@ -2,7 +2,7 @@
 //! protection.
 
 use crate::cairn_test;
-use crate::util::{Env, Files, assert_restores, copy_dir, random_bytes, write_round};
+use crate::util::{Env, Files, assert_restores, copy_dir, files_under, random_bytes, write_round};
 
 /// One small backup per given day (at 02:00 UTC), returns the snapshot ids.
 fn daily_backups(env: &Env, days: &[&str], tags: &[&str]) -> Vec<String> {
@@ -238,4 +238,56 @@ cairn_test!(copy_to_a_repository_with_other_keys_restores_exactly_and_twice_adds
     let out =
         env.cmd().env("CAIRN_FROM_PASSWORD", "correct horse").args(["copy", "--from-repo", &from]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
+});
+
+fn size_of(files: &[std::path::PathBuf]) -> u64 {
+    files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum()
+}
+
+cairn_test!(prune_removes_what_a_killed_backup_left_in_tmp_once_it_is_an_hour_old, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big.bin"), random_bytes(3_000_000, 31)).unwrap();
+    let tmp = env.repo.join("tmp");
+    // Kill the backup at successive storage writes until one dies with a
+    // pack staged under tmp/ (how much of it is written by then depends on
+    // the threads' timing).
+    let mut left = Vec::new();
+    for k in 0..20 {
+        let out =
+            env.cmd().env("CAIRN_TEST_CRASH_AFTER", k.to_string()).args(["backup", src.to_str().unwrap()]).output();
+        let out = out.unwrap();
+        assert_eq!(out.status.code(), None, "killed at step {k}: {}", String::from_utf8_lossy(&out.stderr));
+        left = files_under(&tmp);
+        if !left.is_empty() {
+            break;
+        }
+    }
+    assert!(!left.is_empty(), "a killed backup left its pack's staging file");
+    let staged = size_of(&left);
+
+    // Fresh: it could be a live write's.
+    assert_eq!(env.json(&["prune"])["staging_removed"], 0);
+    assert_eq!(files_under(&tmp), left);
+
+    // Untouched for two hours, with no run alive: a leftover.
+    let old = filetime::FileTime::from_unix_time(filetime::FileTime::now().unix_seconds() - 7200, 0);
+    for f in &left {
+        filetime::set_file_mtime(f, old).unwrap();
+    }
+    let dry = env.json(&["prune", "--dry-run"]);
+    assert_eq!(dry["staging_removed"], left.len());
+    assert_eq!(files_under(&tmp), left, "a dry run removes nothing");
+    let done = env.json(&["prune"]);
+    assert_eq!(done["staging_removed"], left.len());
+    assert_eq!(done["staging_bytes"], staged);
+    assert!(files_under(&tmp).is_empty());
+    let check = env.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    // The interrupted backup's file is backed up whole by the next one.
+    let id = env.json(&["backup", src.to_str().unwrap()])["snapshot_id"].as_str().unwrap().to_string();
+    let out = env.cmd().args(["dump", &id, &format!("{}/big.bin", src.display())]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, std::fs::read(src.join("big.bin")).unwrap());
 });

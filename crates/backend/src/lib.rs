@@ -773,6 +773,53 @@ impl Backend {
         self.rt.block_on(self.op.delete(&path)).map_err(|e| BackendError::from_opendal("delete", &path, e))
     }
 
+    /// Files under `tmp/` (staging of writes in progress, or left by a
+    /// process killed mid-write) last modified before `before`: their
+    /// paths and sizes, here and in a cold location.
+    pub fn staging_leftovers(&self, before: std::time::SystemTime) -> Result<Vec<(String, u64)>> {
+        let mut out = match &self.cold {
+            Some(c) => c.staging_leftovers(before)?,
+            None => Vec::new(),
+        };
+        if !self.op.info().capability().create_dir {
+            // Object stores stage nothing.
+            return Ok(out);
+        }
+        self.count(3);
+        let entries = match self.rt.block_on(self.op.list("tmp/")) {
+            Ok(v) => v,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(BackendError::from_opendal("list", "tmp/", e)),
+        };
+        for e in entries.iter().filter(|e| e.metadata().is_file()) {
+            self.count(2);
+            let meta = match self.rt.block_on(self.op.stat(e.path())) {
+                Ok(m) => m,
+                // Renamed into place meanwhile.
+                Err(err) if err.kind() == ErrorKind::NotFound => continue,
+                Err(err) => return Err(BackendError::from_opendal("stat", e.path(), err)),
+            };
+            let modified = meta.last_modified().map(std::time::SystemTime::from);
+            if modified.is_some_and(|m| m < before) {
+                out.push((e.path().to_string(), meta.content_length()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a staging file found by [`Backend::staging_leftovers`].
+    pub fn delete_staging(&self, path: &str) -> Result<()> {
+        if !path.starts_with("tmp/") || path.contains("..") {
+            return Err(BackendError::Location(path.into(), "not a staging file".into()));
+        }
+        let holder = match &self.cold {
+            Some(c) if c.rt.block_on(c.op.exists(path)).unwrap_or(false) => c.as_ref(),
+            _ => self,
+        };
+        holder.count(4);
+        holder.rt.block_on(holder.op.delete(path)).map_err(|e| BackendError::from_opendal("delete", path, e))
+    }
+
     /// Names and sizes of all files of a kind, sorted by name.
     pub fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
         if let Some(c) = self.cold_for(kind) {

@@ -54,6 +54,14 @@ pub fn run(g: &Global, o: &PruneOpts, dry_run: bool) -> Result<i32> {
     for m in &r.stale_markers {
         eprintln!("warning: ignored the stale run marker {m}: its run died or its machine slept");
     }
+    if r.staging_removed > 0 {
+        println!(
+            "{} {} staging files of interrupted writes under tmp/ ({})",
+            if dry_run { "would remove" } else { "removed" },
+            r.staging_removed,
+            bytes(r.staging_bytes)
+        );
+    }
     if r.packs_unindexed > 0 {
         println!("{} packs no index lists (interrupted or running backups) were left alone", r.packs_unindexed);
     }

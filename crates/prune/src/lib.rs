@@ -135,6 +135,10 @@ pub struct PruneReport {
     /// Packs no index lists (from interrupted backups, or backups still
     /// running); left alone.
     pub packs_unindexed: usize,
+    /// Staging files under `tmp/` left by interrupted writes, removed.
+    pub staging_removed: usize,
+    /// Their size.
+    pub staging_bytes: u64,
     /// Nothing was changed.
     pub dry_run: bool,
 }
@@ -247,6 +251,10 @@ pub fn start_maintenance(repo: &Repository, hostname: &str) -> Result<RunGuard, 
     Ok(guard)
 }
 
+/// How long a staging file must have been left untouched before prune
+/// takes it for the leftover of a dead write.
+const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Runs a prune.
 pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, PruneError> {
     let mut report = PruneReport { dry_run: opts.dry_run, ..PruneReport::default() };
@@ -340,6 +348,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
             report.packs_repacked += 1;
             report.bytes_repacked += stored[id];
         }
+        remove_staging_leftovers(&repo, None, opts, &mut report)?;
         return Ok(report);
     }
     if !chosen.is_empty() {
@@ -401,6 +410,9 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
             None => ready.push((pid, plan)),
         }
     }
+
+    remove_staging_leftovers(&repo, guard.as_ref(), opts, &mut report)?;
+
     if ready.is_empty() {
         return Ok(report);
     }
@@ -471,6 +483,35 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     }
     drop(guard);
     Ok(report)
+}
+
+/// Staging leftovers: files under tmp/ that a process killed mid-write left
+/// (a backup's pack being built, up to a pack's size each). Removed (counted
+/// only, in a dry run) while no other run is alive, and only when untouched
+/// for an hour: a live write appends to its file all the time.
+fn remove_staging_leftovers(
+    repo: &IndexedRepository,
+    own: Option<&RunGuard>,
+    opts: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<(), PruneError> {
+    let now = jiff::Timestamp::now();
+    let others_alive = repo.repo().run_markers()?.iter().any(|(mid, marker)| {
+        own.is_none_or(|g| g.id() != *mid)
+            && marker.as_ref().map_or(true, |m| is_live(m, now) && !died_here(m, &opts.hostname))
+    });
+    if others_alive {
+        return Ok(());
+    }
+    let before = std::time::SystemTime::now() - STAGING_GRACE;
+    for (path, size) in repo.repo().backend().staging_leftovers(before)? {
+        if !opts.dry_run {
+            repo.repo().backend().delete_staging(&path)?;
+        }
+        report.staging_removed += 1;
+        report.staging_bytes += size;
+    }
+    Ok(())
 }
 
 /// Copies the blobs whose home is one of `chosen` into new packs, verifying
