@@ -62,6 +62,34 @@ cairn_test!(backup_list_restore_dump_check, |env| {
     assert!(String::from_utf8_lossy(&check.stdout).contains("no errors"));
 });
 
+cairn_test!(xattrs_follow_changes_and_carry_over_unchanged_files, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let (kept, changed) = (src.join("kept.txt"), src.join("changed.txt"));
+    std::fs::write(&kept, "kept\n").unwrap();
+    std::fs::write(&changed, "changed\n").unwrap();
+    if xattr::set(&kept, "user.a", b"1").is_err() {
+        eprintln!("no user xattrs on this file system; skipped");
+        return;
+    }
+    xattr::set(&changed, "user.a", b"1").unwrap();
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    // Only an attribute changes: size and mtime stay, the ctime moves.
+    xattr::set(&changed, "user.a", b"2").unwrap();
+    xattr::set(&changed, "user.b", b"new").unwrap();
+    let b = env.json(&["backup", src.to_str().unwrap()]);
+    assert_eq!(b["files_unchanged"], 1, "{b}");
+    // A no-change backup takes the attributes over from its parent.
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let target = env.path("r");
+    env.ok(&["restore", &format!("latest:{}", src.display()), "--target", target.to_str().unwrap()]);
+    assert_eq!(xattr::get(target.join("changed.txt"), "user.a").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(xattr::get(target.join("changed.txt"), "user.b").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(xattr::get(target.join("kept.txt"), "user.a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_same_tree(&src, &target);
+});
+
 cairn_test!(restore_never_overwrites_by_default, |env| {
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();

@@ -73,8 +73,12 @@ fn xattrs(path: &Path) -> Vec<Xattr> {
 }
 
 /// Builds the node for `path` from its `lstat` metadata. Content, subtree and
-/// (for symlinks) target are filled by the caller.
-pub fn node(name: &[u8], path: &Path, md: &Metadata, names: &NameCache) -> Node {
+/// (for symlinks) target are filled by the caller. `parent` is the same
+/// path's node in the parent snapshot, if any: when its inode and ctime are
+/// unchanged its extended attributes are taken over instead of read again
+/// (setting or removing one changes the ctime), which spares a no-change
+/// backup one `llistxattr` per file.
+pub fn node(name: &[u8], path: &Path, md: &Metadata, names: &NameCache, parent: Option<&Node>) -> Node {
     let kind = kind_of(md);
     let target = if kind == NodeKind::Symlink {
         std::fs::read_link(path).ok().map(|t| Bytes(t.as_os_str().as_bytes().to_vec()))
@@ -101,7 +105,12 @@ pub fn node(name: &[u8], path: &Path, md: &Metadata, names: &NameCache) -> Node 
         // A dangling or unreadable link still gets a node; an empty target
         // marks that its text could not be read.
         target: if kind == NodeKind::Symlink { Some(target.unwrap_or_default()) } else { None },
-        xattrs: xattrs(path),
+        xattrs: match parent {
+            Some(p) if p.inode == md.ino() && p.ctime == Time(md.ctime(), md.ctime_nsec() as u32) && p.kind == kind => {
+                p.xattrs.clone()
+            }
+            _ => xattrs(path),
+        },
     }
 }
 

@@ -125,7 +125,7 @@ impl Walker<'_> {
                 continue;
             }
             let mut node = match child_path.symlink_metadata() {
-                Ok(md) if md.is_dir() => metadata::node(name, &child_path, &md, self.names),
+                Ok(md) if md.is_dir() => metadata::node(name, &child_path, &md, self.names, parent_node),
                 _ => synthetic_dir(name),
             };
             let parent_tree = self.load_parent_tree(parent_node);
@@ -185,7 +185,7 @@ impl Walker<'_> {
         if !is_source && self.excludes.is_excluded(path) {
             return None;
         }
-        let mut node = metadata::node(name, path, md, self.names);
+        let mut node = metadata::node(name, path, md, self.names, parent);
         match node.kind {
             NodeKind::Dir => {
                 if self.excludes.has_marker(path) {
