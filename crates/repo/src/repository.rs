@@ -430,12 +430,42 @@ pub fn pack_file_kind(kind: BlobKind) -> FileKind {
 /// Bytes of tree packs kept in memory by [`IndexedRepository`].
 const TREE_CACHE_BYTES: usize = 256 << 20;
 
+/// Buffers of dropped packs kept for reuse, shared by their holders.
+type Spare = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Bytes of a pack, or of a range of one. A buffer of the shared packs goes
+/// back to their spare list when its last holder lets go (a fresh 16 MiB
+/// buffer is 4096 page faults to fill), whichever holder that is.
+#[derive(Debug, Default)]
+struct PackBuf {
+    bytes: Vec<u8>,
+    recycle: Option<Spare>,
+}
+
+impl std::ops::Deref for PackBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
+}
+
+impl Drop for PackBuf {
+    fn drop(&mut self) {
+        if let Some(spare) = &self.recycle {
+            let mut spare = spare.lock().unwrap_or_else(|p| p.into_inner());
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(std::mem::take(&mut self.bytes));
+            }
+        }
+    }
+}
+
 /// Bytes `start..` of one pack, held by a [`ReadWindow`].
 #[derive(Debug, Default)]
 struct Span {
     pack: Option<PackId>,
     start: u32,
-    bytes: Arc<Vec<u8>>,
+    bytes: Arc<PackBuf>,
 }
 
 impl Span {
@@ -475,7 +505,7 @@ impl ReadWindow {
     }
 }
 
-type PackSlot = Arc<Mutex<Option<Arc<Vec<u8>>>>>;
+type PackSlot = Arc<Mutex<Option<Arc<PackBuf>>>>;
 
 /// Whole data packs shared by reader threads: a pack is fetched by the
 /// first thread that needs it while the others wait for it; past a number
@@ -490,7 +520,7 @@ type PackSlot = Arc<Mutex<Option<Arc<Vec<u8>>>>>;
 pub struct SharedPacks {
     max_packs: usize,
     slots: Mutex<std::collections::VecDeque<(PackId, PackSlot)>>,
-    spare: Mutex<Vec<Vec<u8>>>,
+    spare: Spare,
     /// Packs fetched whole once and dropped since.
     dropped: Mutex<std::collections::HashSet<PackId>>,
 }
@@ -507,7 +537,7 @@ impl SharedPacks {
         Self {
             max_packs: max_packs.max(1),
             slots: Mutex::default(),
-            spare: Mutex::default(),
+            spare: Spare::default(),
             dropped: Mutex::default(),
         }
     }
@@ -517,7 +547,7 @@ impl SharedPacks {
         self.dropped.lock().unwrap_or_else(|p| p.into_inner()).contains(pack)
     }
 
-    fn get(&self, pack: &PackId, fetch: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Arc<Vec<u8>>> {
+    fn get(&self, pack: &PackId, fetch: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Arc<PackBuf>> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             match slots.iter().find(|(p, _)| p == pack) {
@@ -534,8 +564,9 @@ impl SharedPacks {
             return Ok(b.clone());
         }
         let mut buf = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
-        fetch(&mut buf)?;
-        let bytes = Arc::new(buf);
+        let fetched = fetch(&mut buf);
+        let bytes = Arc::new(PackBuf { bytes: buf, recycle: Some(self.spare.clone()) });
+        fetched?;
         *guard = Some(bytes.clone());
         drop(guard);
         self.trim();
@@ -551,14 +582,9 @@ impl SharedPacks {
             if let Some((pack, s)) = slots.pop_front() {
                 total -= usize::from(held(&s)).min(total);
                 self.dropped.lock().unwrap_or_else(|p| p.into_inner()).insert(pack);
-                // Reusable only if no reader still holds the pack.
-                let bytes = s.try_lock().ok().and_then(|mut g| g.take());
-                if let Some(buf) = bytes.and_then(|b| Arc::try_unwrap(b).ok()) {
-                    let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-                    if spare.len() < SPARE_BUFFERS {
-                        spare.push(buf);
-                    }
-                }
+                // Its buffer goes to the spare list when the last reader
+                // holding it moves on (`PackBuf`'s drop).
+                drop(s.try_lock().ok().and_then(|mut g| g.take()));
             }
         }
     }
@@ -755,9 +781,15 @@ impl IndexedRepository {
                 _ => {
                     let start = loc.offset;
                     let len = window.readahead.max(loc.length).min(loc.pack_end.saturating_sub(start)).max(loc.length);
-                    let span =
-                        Span { pack: Some(loc.pack), start, bytes: Arc::new(self.read_pack_range(&loc, start, len)?) };
-                    if dropped { window.back = span } else { window.main = span }
+                    let span = if dropped { &mut window.back } else { &mut window.main };
+                    // The span's own buffer, reused when nothing else holds it.
+                    let mut buf = match Arc::get_mut(&mut span.bytes) {
+                        Some(b) if b.recycle.is_none() => std::mem::take(&mut b.bytes),
+                        _ => Vec::new(),
+                    };
+                    *span = Span::default();
+                    self.read_pack_range_into(&loc, start, len, &mut buf)?;
+                    *span = Span { pack: Some(loc.pack), start, bytes: Arc::new(PackBuf { bytes: buf, recycle: None }) };
                 }
             }
         }
@@ -828,7 +860,7 @@ mod tests {
 
     /// Fetches `id` through `packs`, counting downloads; each pack is 17 MiB,
     /// more than the 16 MiB a pack is configured to hold, as real packs are.
-    fn get(packs: &SharedPacks, id: u8, fetches: &mut u32) -> Arc<Vec<u8>> {
+    fn get(packs: &SharedPacks, id: u8, fetches: &mut u32) -> Arc<PackBuf> {
         let bytes = packs
             .get(&pack(id), |buf| {
                 *fetches += 1;
@@ -885,5 +917,10 @@ mod tests {
         get(&packs, 2, &mut fetches);
         assert!(held.iter().all(|b| *b == 1));
         assert_eq!(packs.spare.lock().map(|s| s.len()).unwrap_or(0), 0);
+        // Once the reader moves on, the buffer is recycled.
+        drop(held);
+        assert_eq!(packs.spare.lock().map(|s| s.len()).unwrap_or(0), 1);
+        get(&packs, 3, &mut fetches);
+        assert_eq!(packs.spare.lock().map(|s| s.len()).unwrap_or(0), 1, "3 took 1's buffer, 2's came back");
     }
 }
