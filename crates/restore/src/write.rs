@@ -590,13 +590,15 @@ pub fn restore(
         });
     }
     // 5. Metadata: files and specials, then directories deepest first (writing
-    //    into a directory changes its mtime).
-    for &i in &done {
+    //    into a directory changes its mtime). Files in parallel: four
+    //    syscalls each, and one core alone spent the last 0.35 s of the
+    //    benchmark's 2.7 s restore on them while the other idled.
+    done.par_iter().for_each(|&i| {
         let item = &plan.items[i];
         for p in metadata::apply(&item.target, &item.node, run.as_root) {
             run.fail(&item.target, p);
         }
-    }
+    });
     for (i, item) in plan.items.iter().enumerate().rev() {
         if dir_ok[i] {
             for p in metadata::apply(&item.target, &item.node, run.as_root) {
