@@ -590,15 +590,15 @@ pub fn restore(
         });
     }
     // 5. Metadata: files and specials, then directories deepest first (writing
-    //    into a directory changes its mtime). Files in parallel: four
-    //    syscalls each, and one core alone spent the last 0.35 s of the
-    //    benchmark's 2.7 s restore on them while the other idled.
-    done.par_iter().for_each(|&i| {
+    //    into a directory changes its mtime). One thread: twice the
+    //    parallel version measured faster by hand and slower in compare.py
+    //    (3.45-4.05 s against 2.29-2.42 s; docs/BENCHMARKS.md).
+    for &i in &done {
         let item = &plan.items[i];
         for p in metadata::apply(&item.target, &item.node, run.as_root) {
             run.fail(&item.target, p);
         }
-    });
+    }
     for (i, item) in plan.items.iter().enumerate().rev() {
         if dir_ok[i] {
             for p in metadata::apply(&item.target, &item.node, run.as_root) {
