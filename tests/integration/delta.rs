@@ -102,16 +102,23 @@ cairn_test!(changed_dump_is_stored_as_small_deltas_and_restores_exactly, |env| {
     assert_eq!(check["blobs_verified"], stats["index_blobs"], "{check} {stats}");
 });
 
-cairn_test!(damaged_delta_is_reported_for_its_snapshot_only, |env| {
+/// A dump backed up on day 0 and, changed, on day 1 (stored as deltas
+/// against day 0): the two snapshot ids and the data packs of day 0.
+fn two_days(env: &Env) -> (String, Vec<std::path::PathBuf>, String) {
     env.init_with(None);
     let file = env.path("dump.sql");
     let mut dump = Dump::new(100_000);
     std::fs::write(&file, dump.text()).unwrap();
-    let day0 = backup_dump(&env, &file)["snapshot_id"].as_str().unwrap().to_string();
+    let day0 = backup_dump(env, &file)["snapshot_id"].as_str().unwrap().to_string();
     let day0_packs = env.repo_files("data");
     dump.mutate(1);
     std::fs::write(&file, dump.text()).unwrap();
-    let day1 = backup_dump(&env, &file)["snapshot_id"].as_str().unwrap().to_string();
+    let day1 = backup_dump(env, &file)["snapshot_id"].as_str().unwrap().to_string();
+    (day0, day0_packs, day1)
+}
+
+cairn_test!(damaged_delta_is_reported_for_its_snapshot_only, |env| {
+    let (day0, day0_packs, day1) = two_days(&env);
 
     // Damage the first blob of each pack day 1 added: its deltas.
     let day1_packs: Vec<_> = env.repo_files("data").into_iter().filter(|p| !day0_packs.contains(p)).collect();
@@ -130,15 +137,7 @@ cairn_test!(damaged_delta_is_reported_for_its_snapshot_only, |env| {
 });
 
 cairn_test!(damaged_base_is_named_for_the_snapshots_whose_deltas_need_it, |env| {
-    env.init_with(None);
-    let file = env.path("dump.sql");
-    let mut dump = Dump::new(100_000);
-    std::fs::write(&file, dump.text()).unwrap();
-    let day0 = backup_dump(&env, &file)["snapshot_id"].as_str().unwrap().to_string();
-    let day0_packs = env.repo_files("data");
-    dump.mutate(1);
-    std::fs::write(&file, dump.text()).unwrap();
-    let day1 = backup_dump(&env, &file)["snapshot_id"].as_str().unwrap().to_string();
+    let (day0, day0_packs, day1) = two_days(&env);
 
     // Damage every pack of day 0: day 1 stored only deltas against them.
     for p in &day0_packs {

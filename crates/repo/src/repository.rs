@@ -789,7 +789,8 @@ impl IndexedRepository {
                     };
                     *span = Span::default();
                     self.read_pack_range_into(&loc, start, len, &mut buf)?;
-                    *span = Span { pack: Some(loc.pack), start, bytes: Arc::new(PackBuf { bytes: buf, recycle: None }) };
+                    *span =
+                        Span { pack: Some(loc.pack), start, bytes: Arc::new(PackBuf { bytes: buf, recycle: None }) };
                 }
             }
         }
