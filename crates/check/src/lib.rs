@@ -349,14 +349,9 @@ impl Deltas {
         blob.base.is_none() || self.claimed.lock().unwrap_or_else(|p| p.into_inner()).insert((pack, blob.id))
     }
 
-    fn release(&self, pack: PackId, blob: BlobId) {
-        self.claimed.lock().unwrap_or_else(|p| p.into_inner()).remove(&(pack, blob));
-    }
-
     /// Verifies the unclaimed deltas coded against `base` (whose verified
-    /// plaintext is `plain`), and theirs in turn; returns how many passed.
-    /// A delta whose pack cannot be read here is left to that pack's reader,
-    /// which reports it.
+    /// plaintext is `plain`), and theirs in turn; returns how many passed
+    /// and records the others (damaged, or unreadable) in `bad`.
     fn verify_after(
         &self,
         repo: &IndexedRepository,
@@ -370,20 +365,18 @@ impl Deltas {
                 continue;
             }
             let name = pack.to_hex();
-            let envelope = match repo.repo().backend().read_range(
-                FileKind::DataPack,
-                &name,
-                u64::from(d.offset),
-                u64::from(d.length),
-            ) {
-                Ok(e) => e,
-                Err(_) => {
-                    self.release(*pack, d.id);
-                    continue;
+            let read =
+                repo.repo().backend().read_range(FileKind::DataPack, &name, u64::from(d.offset), u64::from(d.length));
+            // Claimed, it is this reader's to report: its own pack's reader
+            // may have passed it already.
+            let result = match read {
+                Ok(envelope) => {
+                    let mut given = |_: &BlobId| Ok(plain.to_vec());
+                    open_checked(repo, BlobKind::Data, d, &envelope, &mut given)
                 }
+                Err(e) => Err(format!("unreadable: {e}")),
             };
-            let mut given = |_: &BlobId| Ok(plain.to_vec());
-            match open_checked(repo, BlobKind::Data, d, &envelope, &mut given) {
+            match result {
                 Ok(dplain) => verified += 1 + self.verify_after(repo, &d.id, &dplain, bad),
                 Err(e) => {
                     let object = format!("data blob {} in data pack {}", d.id.short(), pack.short());
