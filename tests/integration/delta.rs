@@ -74,7 +74,9 @@ cairn_test!(changed_dump_is_stored_as_small_deltas_and_restores_exactly, |env| {
         std::fs::write(&file, &text).unwrap();
         let b = backup_dump(&env, &file);
         let added = b["bytes_added"].as_u64().unwrap();
-        eprintln!("day {day}: {} bytes of dump, {added} bytes added", text.len());
+        // Shown when the test fails: how many of the day's blobs were stored as deltas.
+        let deltas = env.json(&["stats"])["delta_blobs"].as_u64().unwrap_or(0);
+        eprintln!("day {day}: {} bytes of dump, {added} bytes added, {deltas} delta blobs in all", text.len());
         days.push((b["snapshot_id"].as_str().unwrap().to_string(), text, added));
     }
     assert!(days[0].1.len() > 20 << 20, "a dump of several chunks: {}", days[0].1.len());
