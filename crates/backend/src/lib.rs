@@ -308,13 +308,8 @@ pub struct StagedFile {
 
 impl StagedFile {
     /// Bytes appended so far.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
-    }
-
-    /// True before the first append.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Appends `bytes`.
@@ -948,7 +943,7 @@ mod tests {
             expected.extend_from_slice(&piece);
             f.append(piece).unwrap();
         }
-        assert_eq!(f.len(), 4_000_000);
+        assert_eq!(f.size(), 4_000_000);
         assert!(!b.exists(FileKind::DataPack, &name).unwrap(), "nothing visible before commit");
         f.commit(FileKind::DataPack, &name).unwrap();
         assert_eq!(b.read(FileKind::DataPack, &name).unwrap(), expected);

@@ -4,9 +4,8 @@
 //! a name pattern (`*.conf`) matches anywhere, one with `/` matches paths.
 //! Trees shared by several snapshots are searched once.
 
-use std::io::Write;
-
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Result;

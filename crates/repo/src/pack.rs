@@ -32,17 +32,12 @@ pub enum PackBytes {
 }
 
 impl PackBytes {
-    /// The pack file's size.
-    pub fn len(&self) -> u64 {
+    /// The pack file's size in bytes.
+    pub fn size(&self) -> u64 {
         match self {
             Self::Memory(b) => b.len() as u64,
-            Self::Staged(f) => f.len(),
+            Self::Staged(f) => f.size(),
         }
-    }
-
-    /// True for an empty file (never for a finished pack).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -50,7 +45,7 @@ impl std::fmt::Debug for PackBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Memory(b) => write!(f, "Memory({} bytes)", b.len()),
-            Self::Staged(s) => write!(f, "Staged({} bytes)", s.len()),
+            Self::Staged(s) => write!(f, "Staged({} bytes)", s.size()),
         }
     }
 }
@@ -61,6 +56,15 @@ enum Body {
     Staged { file: Box<StagedFile>, hasher: Box<FileHasher> },
 }
 
+impl Body {
+    fn size(&self) -> u64 {
+        match self {
+            Self::Memory(b) => b.len() as u64,
+            Self::Staged { file, .. } => file.size(),
+        }
+    }
+}
+
 /// Accumulates blobs of one kind until the pack reaches its target size.
 pub struct PackWriter {
     kind: BlobKind,
@@ -68,14 +72,16 @@ pub struct PackWriter {
     /// Where to stage packs, if the storage allows it ([`PackWriter::staged`]).
     storage: Option<Backend>,
     body: Option<Body>,
-    len: usize,
     entries: Vec<PackEntry>,
     raw_bytes: u64,
 }
 
 impl std::fmt::Debug for PackWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PackWriter").field("kind", &self.kind).field("len", &self.len).finish()
+        f.debug_struct("PackWriter")
+            .field("kind", &self.kind)
+            .field("size", &self.body.as_ref().map_or(0, Body::size))
+            .finish()
     }
 }
 
@@ -83,7 +89,7 @@ impl PackWriter {
     /// A writer for blobs of `kind` making packs of about `target_size`
     /// bytes, each built in memory.
     pub fn new(kind: BlobKind, target_size: usize) -> Self {
-        Self { kind, target_size, storage: None, body: None, len: 0, entries: Vec::new(), raw_bytes: 0 }
+        Self { kind, target_size, storage: None, body: None, entries: Vec::new(), raw_bytes: 0 }
     }
 
     /// Like [`PackWriter::new`], but each pack is written to `storage` as
@@ -108,7 +114,6 @@ impl PackWriter {
             base: blob.base,
         });
         self.raw_bytes += u64::from(blob.raw_length);
-        self.len += blob.envelope.len();
         match body {
             Body::Memory(buf) => buf.extend_from_slice(&blob.envelope),
             Body::Staged { file, hasher } => {
@@ -116,7 +121,7 @@ impl PackWriter {
                 file.append(blob.envelope)?;
             }
         }
-        Ok(self.len >= self.target_size)
+        Ok(body.size() >= self.target_size as u64)
     }
 
     /// A new pack's body: staged if the storage can, else in memory.
@@ -135,7 +140,6 @@ impl PackWriter {
         let Some(body) = self.body.take() else {
             return Ok(None);
         };
-        self.len = 0;
         let header = PackHeader { kind: self.kind, entries: std::mem::take(&mut self.entries) };
         let sealed =
             keyring.seal(ObjectKind::PackHeader, &[0; 32], &payload::encode(&header.encode(), Compression::None))?;

@@ -311,7 +311,7 @@ impl Repository {
 
     /// Uploads a finished pack; returns its index entry and its size.
     pub fn save_pack(&self, pack: FinishedPack) -> Result<(IndexPack, u64)> {
-        let len = pack.bytes.len();
+        let len = pack.bytes.size();
         let (kind, name) = (pack_file_kind(pack.index.kind), pack.id.to_hex());
         match pack.bytes {
             PackBytes::Memory(bytes) => self.backend.write(kind, &name, bytes)?,
