@@ -4,7 +4,8 @@
 //! hard links); [`restore`] executes a plan: directories, then file contents
 //! in parallel (each written to a temporary name and renamed into place only
 //! when every blob verified, so a damaged blob never leaves wrong bytes
-//! under the real name), then metadata bottom-up. [`dump`] streams one file.
+//! under the real name, and given its metadata while still open), then the
+//! remaining metadata bottom-up. [`dump`] streams one file.
 //!
 //! ```
 //! use cairn_backend::Backend;

@@ -79,8 +79,27 @@ struct Run<'a> {
     skipped: AtomicU64,
     verified: AtomicU64,
     errors: AtomicU64,
-    /// Items whose content was written (or reused), so metadata is applied.
-    done: Mutex<Vec<usize>>,
+    /// Set a written file's metadata through its open descriptor, by the
+    /// worker that wrote it (not with --verify: its reads would move atime).
+    metadata_by_worker: bool,
+    /// Items written (or linked), each with whether its metadata is set.
+    done: Mutex<Vec<(usize, Metadata)>>,
+}
+
+/// Whether an item written still needs its metadata applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Metadata {
+    Pending,
+    Applied,
+}
+
+/// What became of one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Nothing written (an existing file kept, a socket skipped).
+    Kept,
+    /// Written or created.
+    Written(Metadata),
 }
 
 impl Run<'_> {
@@ -176,8 +195,9 @@ enum Work {
     Segment { file: usize, blobs: std::ops::Range<usize>, offset: u64 },
 }
 
-/// Writes a file's content to `tmp`, leaving holes where blobs are all zeros.
-fn write_content(run: &Run, node: &Node, tmp: &Path, window: &mut ReadWindow) -> Result<u64, String> {
+/// Writes a file's content to `tmp`, leaving holes where blobs are all
+/// zeros; returns its length and the file, still open.
+fn write_content(run: &Run, node: &Node, tmp: &Path, window: &mut ReadWindow) -> Result<(u64, File), String> {
     let mut f = create_temp(tmp)?;
     let mut last: Option<(BlobId, Vec<u8>, bool)> = None;
     let mut pos = 0u64;
@@ -205,7 +225,7 @@ fn write_content(run: &Run, node: &Node, tmp: &Path, window: &mut ReadWindow) ->
     }
     // No fsync per file: a restore interrupted by a crash is simply run
     // again, and syncing every small file would dominate restore time.
-    Ok(pos)
+    Ok((pos, f))
 }
 
 /// Re-reads a restored file and checks each blob-sized piece against its id.
@@ -280,7 +300,7 @@ fn write_segment(
     blobs: &std::ops::Range<usize>,
     mut offset: u64,
     window: &mut ReadWindow,
-) -> Option<Result<bool, String>> {
+) -> Option<Result<Outcome, String>> {
     use std::os::unix::fs::FileExt;
     let node = &plan.items[split.item].node;
     let failed = || split.error.lock().unwrap_or_else(|p| p.into_inner()).is_some();
@@ -329,24 +349,32 @@ fn write_segment(
     }
     run.bytes.fetch_add(node.size, Ordering::Relaxed);
     run.files.fetch_add(1, Ordering::Relaxed);
-    Some(Ok(true))
+    Some(Ok(Outcome::Written(Metadata::Pending)))
 }
 
-fn restore_file(run: &Run, node: &Node, target: &Path, window: &mut ReadWindow) -> Result<bool, String> {
+fn restore_file(run: &Run, node: &Node, target: &Path, window: &mut ReadWindow) -> Result<Outcome, String> {
     if !may_write(target, node, run.opts.overwrite) {
         run.skipped.fetch_add(1, Ordering::Relaxed);
-        return Ok(false);
+        return Ok(Outcome::Kept);
     }
     let tmp = temp_name(target);
     match write_content(run, node, &tmp, window) {
-        Ok(n) => {
+        Ok((n, file)) => {
+            let mut meta = Metadata::Pending;
+            if run.metadata_by_worker {
+                for p in metadata::apply(metadata::Target::File(&file), node, run.as_root) {
+                    run.fail(target, p);
+                }
+                meta = Metadata::Applied;
+            }
+            drop(file);
             if let Err(e) = std::fs::rename(&tmp, target) {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e.to_string());
             }
             run.bytes.fetch_add(n, Ordering::Relaxed);
             run.files.fetch_add(1, Ordering::Relaxed);
-            Ok(true)
+            Ok(Outcome::Written(meta))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -355,15 +383,15 @@ fn restore_file(run: &Run, node: &Node, target: &Path, window: &mut ReadWindow) 
     }
 }
 
-fn create_special(node: &Node, target: &Path, overwrite: Overwrite) -> Result<bool, String> {
+fn create_special(node: &Node, target: &Path, overwrite: Overwrite) -> Result<Outcome, String> {
     // A socket lives only while its server listens: one made by restore
     // would be dead, so it is skipped (as tar does), not counted a failure.
     if node.kind == NodeKind::Socket {
-        return Ok(false);
+        return Ok(Outcome::Kept);
     }
     if target.symlink_metadata().is_ok() {
         if overwrite == Overwrite::Never {
-            return Ok(false);
+            return Ok(Outcome::Kept);
         }
         std::fs::remove_file(target).map_err(|e| e.to_string())?;
     }
@@ -393,7 +421,7 @@ fn create_special(node: &Node, target: &Path, overwrite: Overwrite) -> Result<bo
         }
         NodeKind::Socket | NodeKind::File | NodeKind::Dir => return Err("not a special file".into()),
     }
-    Ok(true)
+    Ok(Outcome::Written(Metadata::Pending))
 }
 
 /// Executes `plan` under `target`.
@@ -417,6 +445,7 @@ pub fn restore(
         skipped: AtomicU64::new(0),
         verified: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        metadata_by_worker: !opts.verify,
         done: Mutex::new(Vec::new()),
     };
     // 1. Directories, in tree order so parents exist first.
@@ -437,9 +466,9 @@ pub fn restore(
     // 2. File contents in parallel, in the order their data sits in the
     //    packs, so each worker's read-ahead window serves neighbouring files.
     //    Large files are cut into segments that workers write side by side.
-    let record = |i: usize, res: Result<bool, String>| match res {
-        Ok(true) => run.done.lock().unwrap_or_else(|p| p.into_inner()).push(i),
-        Ok(false) => {}
+    let record = |i: usize, res: Result<Outcome, String>| match res {
+        Ok(Outcome::Written(meta)) => run.done.lock().unwrap_or_else(|p| p.into_inner()).push((i, meta)),
+        Ok(Outcome::Kept) => {}
         Err(e) => run.fail(&plan.items[i].target, e),
     };
     // Remote storage: every byte read travels, so whole packs are fetched
@@ -549,7 +578,7 @@ pub fn restore(
     }
     for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::Special) {
         let made = create_special(&item.node, &item.target, opts.overwrite);
-        if made == Ok(true) {
+        if matches!(made, Ok(Outcome::Written(_))) {
             run.others.fetch_add(1, Ordering::Relaxed);
         }
         record(i, made);
@@ -567,7 +596,7 @@ pub fn restore(
             match std::fs::hard_link(first, &item.target) {
                 Ok(()) => {
                     run.others.fetch_add(1, Ordering::Relaxed);
-                    run.done.lock().unwrap_or_else(|p| p.into_inner()).push(i);
+                    run.done.lock().unwrap_or_else(|p| p.into_inner()).push((i, Metadata::Pending));
                 }
                 Err(e) => run.fail(&item.target, format!("hard link to {}: {e}", first.display())),
             }
@@ -575,9 +604,9 @@ pub fn restore(
     }
     // 4. Verify.
     let mut done = std::mem::take(&mut *run.done.lock().unwrap_or_else(|p| p.into_inner()));
-    done.sort_unstable();
+    done.sort_unstable_by_key(|&(i, _)| i);
     if opts.verify {
-        done.par_iter().for_each(|&i| {
+        done.par_iter().for_each(|&(i, _)| {
             let item = &plan.items[i];
             if item.kind == ItemKind::File {
                 match verify(&run, &item.node, &item.target) {
@@ -589,19 +618,23 @@ pub fn restore(
             }
         });
     }
-    // 5. Metadata: files and specials, then directories deepest first (writing
-    //    into a directory changes its mtime). One thread: twice the
-    //    parallel version measured faster by hand and slower in compare.py
-    //    (3.45-4.05 s against 2.29-2.42 s; docs/BENCHMARKS.md).
-    for &i in &done {
+    // 5. Metadata of what the workers did not set: files and specials, then
+    //    directories deepest first (writing into a directory changes its
+    //    mtime). One thread: twice a parallel version of this loop measured
+    //    faster by hand and slower in compare.py (3.45-4.05 s against
+    //    2.29-2.42 s; docs/BENCHMARKS.md).
+    for &(i, meta) in &done {
+        if meta == Metadata::Applied {
+            continue;
+        }
         let item = &plan.items[i];
-        for p in metadata::apply(&item.target, &item.node, run.as_root) {
+        for p in metadata::apply(metadata::Target::Path(&item.target), &item.node, run.as_root) {
             run.fail(&item.target, p);
         }
     }
     for (i, item) in plan.items.iter().enumerate().rev() {
         if dir_ok[i] {
-            for p in metadata::apply(&item.target, &item.node, run.as_root) {
+            for p in metadata::apply(metadata::Target::Path(&item.target), &item.node, run.as_root) {
                 run.fail(&item.target, p);
             }
         }
