@@ -791,7 +791,8 @@ impl IndexedRepository {
             let dropped = window.shared.as_ref().is_some_and(|s| s.was_dropped(&loc.pack));
             match &window.shared {
                 Some(shared) if !dropped => {
-                    let bytes = shared.get(&loc.pack, loc.pack_end, |buf| self.read_pack_range_into(&loc, 0, loc.pack_end, buf))?;
+                    let bytes = shared
+                        .get(&loc.pack, loc.pack_end, |buf| self.read_pack_range_into(&loc, 0, loc.pack_end, buf))?;
                     window.main = Span { pack: Some(loc.pack), start: 0, bytes };
                 }
                 _ => {
