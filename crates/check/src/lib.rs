@@ -425,7 +425,6 @@ fn read_pack(
 ) -> (Vec<Problem>, u64, u64) {
     let object = format!("{} pack {}", kind.name(), id.short());
     let fk = if kind == BlobKind::Data { FileKind::DataPack } else { FileKind::TreePack };
-    cairn_repo::reserve_pack_buffer(bytes, usize::try_from(size).unwrap_or(usize::MAX));
     if let Err(e) = repo.repo().backend().read_range_into(fk, &id.to_hex(), 0, size, bytes) {
         return (vec![Problem { object, message: format!("unreadable: {e}"), affects: vec![] }], 0, 0);
     }

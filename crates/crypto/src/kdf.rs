@@ -1,6 +1,6 @@
 //! Password-based key derivation (Argon2id) for key files (docs/FORMAT.md, "Key files").
 
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
 use crate::CryptoError;
@@ -40,61 +40,8 @@ pub fn derive(password: &[u8], salt: &[u8], params: KdfParams) -> Result<Zeroizi
     }
     let p = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
         .map_err(|e| CryptoError::Kdf(e.to_string()))?;
-    let blocks = p.block_count();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
-    // The 64 MiB is touched once, in 4 KiB pages: 16,000 page faults, a
-    // third of unlocking's time on the benchmark machine. Asked for huge
-    // pages before it is first written, it takes a few dozen.
-    let mut memory: Vec<Block> = Vec::with_capacity(blocks);
-    advise_huge_pages(memory.as_ptr().cast(), blocks * std::mem::size_of::<Block>());
-    memory.resize(blocks, Block::default());
     let mut out = Zeroizing::new([0u8; 32]);
-    argon
-        .hash_password_into_with_memory(password, salt, out.as_mut(), &mut memory)
-        .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    argon.hash_password_into(password, salt, out.as_mut()).map_err(|e| CryptoError::Kdf(e.to_string()))?;
     Ok(out)
-}
-
-/// Asks the kernel to back the whole 2 MiB pages inside `[ptr, ptr + len)`
-/// with transparent huge pages (honoured when THP is set to `madvise` or
-/// `always`; a hint only, so failure is ignored). Memory touched once in
-/// full, like Argon2's, then costs one fault per 2 MiB instead of per 4 KiB.
-pub fn advise_huge_pages(ptr: *const u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = (ptr as usize).next_multiple_of(HUGE);
-        let end = (ptr as usize).saturating_add(len) / HUGE * HUGE;
-        if end > start {
-            // SAFETY: madvise with MADV_HUGEPAGE changes how the kernel backs
-            // these pages, never their contents; the range lies inside an
-            // allocation the caller owns.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (ptr, len);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn derives_what_argon2_derives_with_its_own_memory() {
-        // 8 MiB, so the huge-page hint covers whole 2 MiB pages; 4 lanes
-        // as new key files use. Key files written before the memory was
-        // ours must still open: the key is argon2's, bit for bit.
-        let params = KdfParams { memory_kib: 8 * 1024, iterations: 1, parallelism: 4 };
-        let ours = derive(b"password", b"somesaltsomesalt", params).unwrap_or_else(|e| panic!("derive: {e}"));
-        let p = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
-            .unwrap_or_else(|e| panic!("params: {e}"));
-        let mut theirs = [0u8; 32];
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
-            .hash_password_into(b"password", b"somesaltsomesalt", &mut theirs)
-            .unwrap_or_else(|e| panic!("argon2: {e}"));
-        assert_eq!(*ours, theirs);
-    }
 }

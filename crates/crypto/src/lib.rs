@@ -25,7 +25,7 @@ pub mod kdf;
 mod keyring;
 
 pub use envelope::{ENVELOPE_OVERHEAD, ObjectKind};
-pub use kdf::{KdfParams, advise_huge_pages};
+pub use kdf::KdfParams;
 pub use keyring::{KEYRING_CONTEXT, Keyring};
 
 /// Errors of this crate. None of them carries secret material.

@@ -37,7 +37,6 @@ pub use lifecycle::RunGuard;
 pub use pack::{FinishedPack, PackBytes, PackWriter};
 pub use repository::{
     IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, SharedPacks, pack_file_kind,
-    reserve_pack_buffer,
 };
 
 /// Result of this crate.

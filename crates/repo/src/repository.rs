@@ -507,21 +507,6 @@ impl ReadWindow {
 
 type PackSlot = Arc<Mutex<Option<Arc<PackBuf>>>>;
 
-/// Makes `buf` able to hold a whole pack of `size` bytes without growing.
-/// A new buffer is rounded up to 4 MiB, so it also fits the slightly larger
-/// packs that come later (packs end past their nominal size by up to a
-/// blob), and backed by huge pages when the kernel allows: filling 16 MiB
-/// of fresh 4 KiB pages is 4096 page faults. Sizes past 128 MiB (only a
-/// damaged index or a foreign file claims them) reserve 128 MiB.
-pub fn reserve_pack_buffer(buf: &mut Vec<u8>, size: usize) {
-    let size = size.min(128 << 20);
-    if buf.capacity() < size {
-        let capacity = size.next_multiple_of(4 << 20);
-        *buf = Vec::with_capacity(capacity);
-        cairn_crypto::advise_huge_pages(buf.as_ptr(), capacity);
-    }
-}
-
 /// Whole data packs shared by reader threads: a pack is fetched by the
 /// first thread that needs it while the others wait for it; past a number
 /// of packs the first fetched are dropped first. Readers go through the
@@ -562,7 +547,7 @@ impl SharedPacks {
         self.dropped.lock().unwrap_or_else(|p| p.into_inner()).contains(pack)
     }
 
-    fn get(&self, pack: &PackId, size: u32, fetch: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Arc<PackBuf>> {
+    fn get(&self, pack: &PackId, fetch: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Arc<PackBuf>> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             match slots.iter().find(|(p, _)| p == pack) {
@@ -579,7 +564,6 @@ impl SharedPacks {
             return Ok(b.clone());
         }
         let mut buf = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
-        reserve_pack_buffer(&mut buf, size as usize);
         let fetched = fetch(&mut buf);
         let bytes = Arc::new(PackBuf { bytes: buf, recycle: Some(self.spare.clone()) });
         fetched?;
@@ -791,8 +775,7 @@ impl IndexedRepository {
             let dropped = window.shared.as_ref().is_some_and(|s| s.was_dropped(&loc.pack));
             match &window.shared {
                 Some(shared) if !dropped => {
-                    let bytes = shared
-                        .get(&loc.pack, loc.pack_end, |buf| self.read_pack_range_into(&loc, 0, loc.pack_end, buf))?;
+                    let bytes = shared.get(&loc.pack, |buf| self.read_pack_range_into(&loc, 0, loc.pack_end, buf))?;
                     window.main = Span { pack: Some(loc.pack), start: 0, bytes };
                 }
                 _ => {
@@ -822,7 +805,7 @@ impl IndexedRepository {
     /// Fetches the whole pack holding the blob at `loc` into `packs`
     /// (read-ahead for readers sharing `packs`).
     pub fn prefetch_pack(&self, loc: &BlobLocation, packs: &SharedPacks) -> Result<()> {
-        packs.get(&loc.pack, loc.pack_end, |buf| self.read_pack_range_into(loc, 0, loc.pack_end, buf)).map(|_| ())
+        packs.get(&loc.pack, |buf| self.read_pack_range_into(loc, 0, loc.pack_end, buf)).map(|_| ())
     }
 
     /// Loads a tree blob.
@@ -880,7 +863,7 @@ mod tests {
     /// more than the 16 MiB a pack is configured to hold, as real packs are.
     fn get(packs: &SharedPacks, id: u8, fetches: &mut u32) -> Arc<PackBuf> {
         let bytes = packs
-            .get(&pack(id), 17 << 20, |buf| {
+            .get(&pack(id), |buf| {
                 *fetches += 1;
                 buf.clear();
                 buf.resize(17 << 20, id);
