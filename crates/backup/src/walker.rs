@@ -141,19 +141,23 @@ impl Walker<'_> {
         let mut entries = Vec::new();
         match std::fs::read_dir(path) {
             Ok(rd) => {
-                let mut names: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+                let mut names: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
                 for e in rd {
                     match e {
-                        Ok(e) => names.push((e.file_name().as_bytes().to_vec(), e.path())),
+                        Ok(e) => names.push((e.file_name().as_bytes().to_vec(), e)),
                         Err(e) => self.warn(format!("{}: reading directory: {e}", path.display())),
                     }
                 }
-                names.sort();
-                for (name, child) in names {
+                names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                for (name, entry) in names {
+                    let child = entry.path();
                     if self.excludes.is_excluded(&child) {
                         continue;
                     }
-                    match child.symlink_metadata() {
+                    // Relative to the open directory (fstatat, not following
+                    // symlinks): stat by full path resolved every component
+                    // again, a third of the walker's stat time.
+                    match entry.metadata() {
                         Ok(md) => {
                             let parent_node = parent.and_then(|t| t.find(&name));
                             if let Some(p) = self.entry(&name, &child, &md, parent_node, dev, false) {
