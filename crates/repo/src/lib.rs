@@ -25,6 +25,7 @@ mod index;
 mod keys;
 pub mod lifecycle;
 mod pack;
+pub mod parallel;
 pub mod pattern;
 mod repository;
 pub mod select;

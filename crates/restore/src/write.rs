@@ -611,15 +611,15 @@ pub fn restore(
         // window (and buffer) for all its runs: a fresh 4 MiB buffer per run
         // doubled the page faults, and rayon's splitting of the run list
         // left one thread 0.5 s alone on its last few runs.
-        let next = AtomicUsize::new(0);
-        rayon::broadcast(|_| {
-            let mut window = ReadWindow::new(READAHEAD);
-            while let Some(run) = runs.get(next.fetch_add(1, Ordering::Relaxed)) {
+        cairn_repo::parallel::map_in_order(
+            &runs,
+            || ReadWindow::new(READAHEAD),
+            |window, run| {
                 for w in &work[run.clone()] {
-                    do_work(w, &mut window);
+                    do_work(w, window);
                 }
-            }
-        });
+            },
+        );
     }
     for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::Special) {
         let made = create_special(&item.node, &item.target, opts.overwrite);
