@@ -63,16 +63,7 @@ cairn_test!(unreadable_files_warn_and_exit_3, |env| {
     // Root reads everything; run as an unprivileged user when we are root.
     std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let as_nobody = |args: &[&str]| {
-        let mut c = if nix::unistd::geteuid().is_root() {
-            let mut c = std::process::Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_cairn")]);
-            c
-        } else {
-            std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        };
-        c.env("CAIRN_REPOSITORY", &env.repo).env("CAIRN_PASSWORD", "correct horse").args(args).output().unwrap()
-    };
+    let as_nobody = |args: &[&str]| env.run_unprivileged(args);
     let init = as_nobody(&["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1"]);
     assert!(init.status.success(), "{}", stderr(&init));
     let out = as_nobody(&["backup", src.to_str().unwrap()]);

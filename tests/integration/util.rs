@@ -53,6 +53,25 @@ impl Env {
         self.cmd().args(args).output().expect("run cairn")
     }
 
+    /// Runs cairn as the unprivileged user 65534 when the tests run as root
+    /// (`setpriv`, util-linux), as the current user otherwise; the test
+    /// makes what it needs accessible to that user.
+    pub fn run_unprivileged(&self, args: &[&str]) -> Output {
+        let mut c = if nix::unistd::geteuid().is_root() {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_cairn")]);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_cairn"))
+        };
+        c.env("CAIRN_REPOSITORY", &self.repo)
+            .env("CAIRN_PASSWORD", "correct horse")
+            .env("CAIRN_CACHE_DIR", self.path("cache"))
+            .args(args)
+            .output()
+            .expect("run cairn")
+    }
+
     /// Runs cairn and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         succeeded(&format!("cairn {args:?}"), self.run(args))

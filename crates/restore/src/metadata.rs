@@ -1,6 +1,8 @@
 //! Applying a node's metadata to a restored path: ownership (as root),
-//! mode, extended attributes and times, in that order (chown clears setuid
-//! bits, and every write changes mtime).
+//! extended attributes, mode and times, in that order: chown clears setuid
+//! bits and file capabilities (`security.capability`), a read-only mode
+//! would forbid an unprivileged user setting `user.*` attributes, and every
+//! change moves the ctime and every write the mtime.
 
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
@@ -33,16 +35,6 @@ pub fn apply(target: Target, node: &Node, as_root: bool) -> Vec<String> {
             problems.push(format!("ownership: {e}"));
         }
     }
-    if node.kind != NodeKind::Symlink {
-        let mode = std::fs::Permissions::from_mode(node.mode & 0o7777);
-        let set = match target {
-            Target::Path(p) => std::fs::set_permissions(p, mode),
-            Target::File(f) => f.set_permissions(mode),
-        };
-        if let Err(e) = set {
-            problems.push(format!("mode: {e}"));
-        }
-    }
     for x in &node.xattrs {
         let name = std::ffi::OsStr::from_bytes(&x.name.0);
         let set = match target {
@@ -54,6 +46,16 @@ pub fn apply(target: Target, node: &Node, as_root: bool) -> Vec<String> {
             && (as_root || x.name.0.starts_with(b"user."))
         {
             problems.push(format!("xattr {}: {e}", x.name.display()));
+        }
+    }
+    if node.kind != NodeKind::Symlink {
+        let mode = std::fs::Permissions::from_mode(node.mode & 0o7777);
+        let set = match target {
+            Target::Path(p) => std::fs::set_permissions(p, mode),
+            Target::File(f) => f.set_permissions(mode),
+        };
+        if let Err(e) = set {
+            problems.push(format!("mode: {e}"));
         }
     }
     let mtime = FileTime::from_unix_time(node.mtime.0, node.mtime.1);
