@@ -391,8 +391,9 @@ pub struct InitArgs {
     /// Maximum chunk size in KiB.
     #[arg(long, default_value_t = 8192)]
     pub chunk_max_kib: u32,
-    /// zstd compression level, 0 to disable.
-    #[arg(long, default_value_t = 3)]
+    /// zstd compression level, 0 to disable (1 to 22; higher levels trade
+    /// backup CPU for a smaller repository).
+    #[arg(long, default_value_t = cairn_format::config::DEFAULT_COMPRESSION_LEVEL)]
     pub compression: i32,
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16)]
