@@ -77,7 +77,25 @@ pub fn seal(
     id: &[u8; 32],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let mut out = Vec::with_capacity(plaintext.len() + ENVELOPE_OVERHEAD);
+    seal_with(key, epoch, kind, id, plaintext.len(), |out| {
+        out.extend_from_slice(plaintext);
+        Ok(())
+    })
+}
+
+/// Like [`seal`], with the plaintext written by `fill` straight into the
+/// envelope (after its header and nonce; `size_hint` sizes the buffer) and
+/// encrypted where it lies: a blob's compressed payload is not copied
+/// between buffers on its way into the pack.
+pub fn seal_with(
+    key: &AeadKey,
+    epoch: u32,
+    kind: ObjectKind,
+    id: &[u8; 32],
+    size_hint: usize,
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<(), CryptoError>,
+) -> Result<Vec<u8>, CryptoError> {
+    let mut out = Vec::with_capacity(size_hint + ENVELOPE_OVERHEAD);
     let mut header = [0u8; HEADER_LEN];
     header[0] = ENVELOPE_VERSION;
     header[1..].copy_from_slice(&epoch.to_le_bytes());
@@ -85,9 +103,9 @@ pub fn seal(
     crate::random_bytes(&mut nonce)?;
     out.extend_from_slice(&header);
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(plaintext);
+    let body_start = out.len();
+    fill(&mut out)?;
     let ad = associated_data(kind, id, &header);
-    let body_start = HEADER_LEN + NONCE_LEN;
     let tag = key
         .cipher
         .encrypt_inout_detached(&XNonce::from(nonce), &ad, (&mut out[body_start..]).into())

@@ -116,6 +116,19 @@ impl Keyring {
         envelope::seal(key, epoch, kind, id, plaintext)
     }
 
+    /// Seals what `fill` writes, in place: see [`envelope::seal_with`].
+    pub fn seal_with(
+        &self,
+        kind: ObjectKind,
+        id: &[u8; 32],
+        size_hint: usize,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), CryptoError>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let epoch = self.current_epoch();
+        let key = self.cipher(epoch).ok_or(CryptoError::UnknownEpoch(epoch))?;
+        envelope::seal_with(key, epoch, kind, id, size_hint, fill)
+    }
+
     /// Opens an envelope sealed under any epoch this keyring holds.
     pub fn open(&self, kind: ObjectKind, id: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let epoch = envelope::epoch_of(sealed)?;

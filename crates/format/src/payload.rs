@@ -15,7 +15,9 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-fn compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+/// Appends the zstd frame of `data` to `out` (into its spare capacity, no
+/// intermediate buffer); returns the frame's size.
+fn compress_onto(data: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Result<usize> {
     COMPRESSORS.with(|c| {
         let mut c = c.borrow_mut();
         let i = match c.iter().position(|(l, _)| *l == level) {
@@ -25,7 +27,10 @@ fn compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
                 c.len() - 1
             }
         };
-        c[i].1.compress(data)
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        let mut at_end = std::io::Cursor::new(out);
+        at_end.set_position(at_end.get_ref().len() as u64);
+        c[i].1.compress_to_buffer(data, &mut at_end)
     })
 }
 
@@ -72,28 +77,49 @@ pub fn looks_compressible(data: &[u8]) -> bool {
         return true;
     }
     let mid = data.len() / 2 - SAMPLE / 2;
-    match compress(&data[mid..mid + SAMPLE], 1) {
-        Ok(c) => (c.len() as f64) < SAMPLE as f64 * SAMPLE_RATIO,
-        Err(_) => false,
-    }
+    SAMPLE_BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        match compress_onto(&data[mid..mid + SAMPLE], 1, &mut b) {
+            Ok(n) => (n as f64) < SAMPLE as f64 * SAMPLE_RATIO,
+            Err(_) => false,
+        }
+    })
+}
+
+thread_local! {
+    // The sample test runs for every large chunk: one buffer per thread.
+    static SAMPLE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most bytes [`encode_onto`] appends for `len` bytes of data.
+pub fn encoded_bound(len: usize) -> usize {
+    1 + zstd::zstd_safe::compress_bound(len).max(len)
 }
 
 /// Encodes `data` as a payload: the flag byte and the (maybe compressed) bytes.
 pub fn encode(data: &[u8], compression: Compression) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 1);
+    encode_onto(data, compression, &mut out);
+    out
+}
+
+/// Appends the payload of `data` to `out`: what [`encode`] returns, without
+/// a buffer of its own (the sealer writes it straight into the envelope).
+pub fn encode_onto(data: &[u8], compression: Compression, out: &mut Vec<u8>) {
+    let start = out.len();
     if let Compression::Zstd(level) = compression
         && looks_compressible(data)
-        && let Ok(c) = compress(data, level)
-        && c.len() < data.len()
     {
-        let mut out = Vec::with_capacity(c.len() + 1);
         out.push(FLAG_ZSTD);
-        out.extend_from_slice(&c);
-        return out;
+        match compress_onto(data, level, out) {
+            Ok(n) if n < data.len() => return,
+            // Did not pay (or failed): stored instead.
+            _ => out.truncate(start),
+        }
     }
-    let mut out = Vec::with_capacity(data.len() + 1);
     out.push(FLAG_STORED);
     out.extend_from_slice(data);
-    out
 }
 
 /// Codes `data` against `base` (the plaintext of blob `base_id`): zstd at
@@ -241,6 +267,22 @@ mod tests {
         assert!(decode_delta(&d, &base, data.len() - 1).is_err());
         assert!(decode_delta(&d[..20], &base, data.len()).is_err());
         assert_eq!(delta_base(&plain).ok(), Some(None));
+    }
+
+    #[test]
+    fn encode_onto_appends_after_what_is_there() {
+        // The sealer writes the payload after the envelope's header: the
+        // bytes before must stay, and the payload must be `encode`'s.
+        let text: Vec<u8> = (0..50_000u32).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+        let noise: Vec<u8> = (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for data in [&text[..], &noise[..], b"short"] {
+            let mut out = b"header".to_vec();
+            encode_onto(data, Compression::Zstd(1), &mut out);
+            assert_eq!(&out[..6], b"header");
+            assert_eq!(out[6..], encode(data, Compression::Zstd(1)));
+            assert!(out.len() - 6 <= encoded_bound(data.len()));
+            assert_eq!(decode(&out[6..], data.len()).ok().as_deref(), Some(data));
+        }
     }
 
     proptest! {

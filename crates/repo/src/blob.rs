@@ -28,8 +28,17 @@ pub fn seal(
     plaintext: &[u8],
     compression: Compression,
 ) -> Result<SealedBlob> {
-    let payload = payload::encode(plaintext, compression);
-    let envelope = keyring.seal(kind.object_kind(), id.as_bytes(), &payload)?;
+    // The payload is compressed straight into the envelope and encrypted
+    // there: no intermediate buffers to allocate, fault in and copy.
+    let room = payload::encoded_bound(plaintext.len());
+    let mut envelope = keyring.seal_with(kind.object_kind(), id.as_bytes(), room, |out| {
+        payload::encode_onto(plaintext, compression, out);
+        Ok(())
+    })?;
+    // Room was made for an incompressible worst case; what compression
+    // saved goes back to the allocator (glibc shrinks in place) instead of
+    // waiting, unused, in the queue to the packer.
+    envelope.shrink_to_fit();
     Ok(SealedBlob { kind, id, envelope, raw_length: plaintext.len() as u32, base: None })
 }
 
