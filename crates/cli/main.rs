@@ -31,6 +31,17 @@ const MMAP_THRESHOLD: i32 = 8 << 20;
 /// rose by 10-15 MiB and its time did not move.
 const TRIM_THRESHOLD: i32 = 8 << 20;
 
+/// Backup hands every chunk from the thread that read it to the one that
+/// seals it, and the sealed envelope on to the packer. With an arena per
+/// thread (glibc's default) each buffer is freed into another thread's
+/// arena and the next is carved and faulted in afresh; one arena for all
+/// hands a freed buffer straight to the next allocation. The benchmark's
+/// initial backup (6 runs alternating with and without): page faults
+/// 156,000-176,000 -> 63,000-86,000, system time 1.07-1.26 s -> 0.88-1.15 s,
+/// peak RSS unchanged. Allocations are per chunk, not per byte, so the
+/// shared lock is not contended.
+const BACKUP_ARENAS: i32 = 1;
+
 fn tune_allocator(command: &cli::Command) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is called before
@@ -39,6 +50,9 @@ fn tune_allocator(command: &cli::Command) {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         if matches!(command, cli::Command::Restore(_) | cli::Command::Check(_)) {
             libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        }
+        if matches!(command, cli::Command::Backup(_)) {
+            libc::mallopt(libc::M_ARENA_MAX, BACKUP_ARENAS);
         }
     }
 }
