@@ -702,8 +702,15 @@ impl Backend {
     /// faulting in fresh pages for every pack it downloads.
     pub fn read_range_into(&self, kind: FileKind, name: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
         buf.clear();
+        self.read_range_onto(kind, name, offset, len, buf)
+    }
+
+    /// Like [`Backend::read_range_into`], appending to what `buf` holds:
+    /// a reader going through a file in windows keeps the unfinished tail
+    /// of one window in front of the next.
+    pub fn read_range_onto(&self, kind: FileKind, name: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
         if let Some(c) = self.cold_for(kind) {
-            return c.read_range_into(kind, name, offset, len, buf);
+            return c.read_range_onto(kind, name, offset, len, buf);
         }
         if self.cache_for(kind).is_some() {
             let whole = self.read(kind, name)?;

@@ -407,8 +407,85 @@ fn open_checked(
         .map_err(|e| e.to_string())
 }
 
-/// Reads a whole pack (its `size` as listed by the storage) into `bytes`
-/// and verifies its hash and every blob in it, and the deltas coded against
+/// How much of a pack a local check reads at a time. Whole packs (16 MiB
+/// and more, one per thread) made check's peak memory; from remote storage
+/// a pack is still fetched in one request.
+const LOCAL_WINDOW: u64 = 4 << 20;
+
+/// A pack read front to back in windows, every byte hashed once, handing
+/// out the byte ranges the index places blobs at.
+struct PackReader<'a> {
+    repo: &'a IndexedRepository,
+    kind: FileKind,
+    name: String,
+    /// Its size as listed by the storage.
+    size: u64,
+    window: u64,
+    /// Holds the pack's bytes `start..start + buf.len()`.
+    buf: &'a mut Vec<u8>,
+    start: u64,
+    hasher: cairn_format::id::FileHasher,
+    /// The storage gave fewer bytes than listed.
+    short: bool,
+}
+
+impl<'a> PackReader<'a> {
+    fn new(repo: &'a IndexedRepository, kind: FileKind, id: PackId, size: u64, buf: &'a mut Vec<u8>) -> Self {
+        let window = if repo.repo().backend().is_remote() { size } else { LOCAL_WINDOW };
+        buf.clear();
+        Self { repo, kind, name: id.to_hex(), size, window, buf, start: 0, hasher: Default::default(), short: false }
+    }
+
+    fn end(&self) -> u64 {
+        self.start + self.buf.len() as u64
+    }
+
+    /// Reads on from the end of the buffer, at least up to `to`.
+    fn read_on(&mut self, to: u64) -> Result<(), cairn_backend::BackendError> {
+        let from = self.end();
+        let upto = to.max(from + self.window).min(self.size);
+        let before = self.buf.len();
+        self.repo.repo().backend().read_range_onto(self.kind, &self.name, from, upto - from, self.buf)?;
+        self.hasher.update(&self.buf[before..]);
+        if self.end() < upto {
+            self.short = true;
+        }
+        Ok(())
+    }
+
+    /// The pack's bytes `from..to`; `None` when they are beyond its end or
+    /// before what has been passed (a damaged index's overlapping entries).
+    fn get(&mut self, from: u64, to: u64) -> Result<Option<&[u8]>, cairn_backend::BackendError> {
+        if from < self.start || to > self.size || from > to {
+            return Ok(None);
+        }
+        if to > self.end() && !self.short {
+            // What comes before `from` is done with: only the unfinished
+            // tail moves to the front.
+            let keep = from.min(self.end());
+            self.buf.drain(..(keep - self.start) as usize);
+            self.start = keep;
+            self.read_on(to)?;
+        }
+        if to > self.end() {
+            return Ok(None);
+        }
+        Ok(Some(&self.buf[(from - self.start) as usize..(to - self.start) as usize]))
+    }
+
+    /// Reads (and hashes) the rest; the hash of the whole pack and its size.
+    fn finish(mut self) -> Result<([u8; 32], u64), cairn_backend::BackendError> {
+        while self.end() < self.size && !self.short {
+            self.start = self.end();
+            self.buf.clear();
+            self.read_on(0)?;
+        }
+        Ok((self.hasher.finish(), self.end()))
+    }
+}
+
+/// Reads a pack (its `size` as listed by the storage) through `bytes` and
+/// verifies its hash and every blob in it, and the deltas coded against
 /// them (see [`Deltas`]).
 #[allow(clippy::too_many_arguments)]
 fn read_pack(
@@ -423,33 +500,30 @@ fn read_pack(
 ) -> (Vec<Problem>, u64, u64) {
     let object = format!("{} pack {}", kind.name(), id.short());
     let fk = if kind == BlobKind::Data { FileKind::DataPack } else { FileKind::TreePack };
-    if let Err(e) = repo.repo().backend().read_range_into(fk, &id.to_hex(), 0, size, bytes) {
-        return (vec![Problem { object, message: format!("unreadable: {e}"), affects: vec![] }], 0, 0);
-    }
-    let bytes = &bytes[..];
-    let mut problems = Vec::new();
-    let n = bytes.len() as u64;
-    if cairn_format::id::file_hash(bytes) != *id.as_bytes() {
-        problems.push(Problem {
-            object: object.clone(),
-            message: "content does not match its name (hash mismatch)".into(),
-            affects: vec![],
-        });
-    }
-    // Each blob the index lists for this pack, at the index's location.
+    let unreadable = |e: cairn_backend::BackendError| Problem {
+        object: object.clone(),
+        message: format!("unreadable: {e}"),
+        affects: vec![],
+    };
+    let mut pack = PackReader::new(repo, fk, id, size, bytes);
+    // Each blob the index lists for this pack, at the index's location, in
+    // the order they lie in the pack.
+    let mut listed: Vec<&IndexBlob> = by_pack.get(&id).into_iter().flatten().collect();
+    listed.sort_by_key(|b| b.offset);
     let mut verified = 0;
-    for b in by_pack.get(&id).into_iter().flatten() {
+    for b in listed {
         if !deltas.claim(id, b) {
             // Verified (and counted) already, after its base.
             continue;
         }
-        let (start, end) = (b.offset as usize, b.offset as usize + b.length as usize);
-        let result = match bytes.get(start..end) {
+        let (start, end) = (u64::from(b.offset), u64::from(b.offset) + u64::from(b.length));
+        let result = match pack.get(start, end) {
             // A delta blob whose base was not at hand decodes with the base
             // read from its own pack (where it is verified in full, and its
             // damage reported, when that pack is read).
-            Some(env) => open_checked(repo, kind, b, env, &mut |base: &BlobId| repo.read_delta_base(base)),
-            None => Err("beyond the end of the pack".to_string()),
+            Ok(Some(env)) => open_checked(repo, kind, b, env, &mut |base: &BlobId| repo.read_delta_base(base)),
+            Ok(None) => Err("beyond the end of the pack, or overlapping the blob before it".to_string()),
+            Err(e) => return (vec![unreadable(e)], verified, pack.end()),
         };
         match result {
             Ok(plain) => verified += 1 + deltas.verify_after(repo, &b.id, &plain, bad),
@@ -460,6 +534,18 @@ fn read_pack(
                 );
             }
         }
+    }
+    let (hash, n) = match pack.finish() {
+        Ok(h) => h,
+        Err(e) => return (vec![unreadable(e)], verified, 0),
+    };
+    let mut problems = Vec::new();
+    if hash != *id.as_bytes() {
+        problems.push(Problem {
+            object: object.clone(),
+            message: "content does not match its name (hash mismatch)".into(),
+            affects: vec![],
+        });
     }
     // Header and trailer were checked against the index in the structure pass.
     (problems, verified, n)
