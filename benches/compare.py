@@ -220,6 +220,9 @@ def run_files(tool_name, rep, mnt, base, seed, logf, rows):
 
     def step(name, cmd, cwd=None):
         before = du(repo)
+        # Nothing of the previous step (or the mutation) is still being
+        # written back to the image while this one is timed.
+        os.sync()
         wall, cpu, rss = measure(cmd, env=t.env, cwd=cwd, logf=logf)
         after = du(repo)
         rows.append(dict(tool=tool_name, rep=rep, step=name, wall_s=round(wall, 3), cpu_s=round(cpu, 3),
@@ -250,12 +253,14 @@ def run_dump(tool_name, mnt, base, seed, burst, logf, rows):
     t = make_tool(tool_name, repo)
     sh(t.init(), env=t.env, stdout=logf, stderr=logf)
     dump = os.path.join(data, "db", "dump.sql")
+    os.sync()
     measure(t.backup_stdin("dump.sql", 1), env=t.env, stdin_path=dump, logf=logf)
     day1 = du(repo)
     args = [sys.executable, GEN, data, "--mutate", "--seed", str(seed)]
     if burst > 1:
         args += ["--update-burst", str(burst)]
     sh(args, stdout=logf, stderr=logf)
+    os.sync()
     wall, cpu, rss = measure(t.backup_stdin("dump.sql", 2), env=t.env, stdin_path=dump, logf=logf)
     added = du(repo) - day1
     name = "dump_added" if burst <= 1 else f"dump_added_burst{burst}"
