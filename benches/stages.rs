@@ -7,6 +7,7 @@
 
 use cairn_chunk::{Chunker, ChunkerParams};
 use cairn_crypto::{Keyring, ObjectKind};
+use cairn_format::config::DEFAULT_COMPRESSION_LEVEL;
 use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
 use cairn_format::{BlobId, BlobKind, Compression, PackId, payload};
 use cairn_repo::{Index, PackWriter};
@@ -68,13 +69,14 @@ fn hash_blob_id(b: Bencher) {
 #[divan::bench(args = ["sql", "media"])]
 fn compress(b: Bencher, kind: &str) {
     let data = if kind == "sql" { sql(MIB) } else { media(MIB) };
-    b.counter(BytesCount::new(data.len())).bench(|| payload::encode(&data, Compression::Zstd(3)));
+    b.counter(BytesCount::new(data.len()))
+        .bench(|| payload::encode(&data, Compression::Zstd(DEFAULT_COMPRESSION_LEVEL)));
 }
 
 #[divan::bench]
 fn decompress_sql(b: Bencher) {
     let data = sql(MIB);
-    let p = payload::encode(&data, Compression::Zstd(3));
+    let p = payload::encode(&data, Compression::Zstd(DEFAULT_COMPRESSION_LEVEL));
     b.counter(BytesCount::new(data.len())).bench(|| payload::decode(&p, MIB));
 }
 
