@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use crate::cairn_test;
+use crate::util::{files_under, random_bytes};
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -97,4 +98,40 @@ cairn_test!(repository_of_a_newer_version_is_refused, |env| {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("newer than this cairn supports"), "{}", stderr(&out));
     assert!(stderr(&out).contains("upgrade cairn"), "{}", stderr(&out));
+});
+
+cairn_test!(check_with_the_storage_gone_part_way_fails_clearly_and_changes_nothing, |env| {
+    // One data pack larger than check's 4 MiB read window, so the storage
+    // can go away between two windows of the same pack, and a few small
+    // files for a second pack kind.
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big.bin"), random_bytes(11 << 20, 7)).unwrap();
+    for i in 0..5 {
+        std::fs::write(src.join(format!("small-{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    env.init();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let clean = env.run(&["-v", "check", "--read-data"]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    let requests: u64 = stderr(&clean)
+        .lines()
+        .find_map(|l| l.strip_prefix("cairn: ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no request count: {}", stderr(&clean)));
+    let before = files_under(&env.repo);
+    for gone_after in 0..requests {
+        let out = env
+            .cmd()
+            .env("CAIRN_TEST_FAULTS", format!("gone_after={gone_after}"))
+            .args(["check", "--read-data"])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "gone after {gone_after}: {err}");
+        assert!(!err.contains("panicked"), "gone after {gone_after}: {err}");
+        assert!(err.contains("gone"), "gone after {gone_after}: the cause is not named: {err}");
+    }
+    // Nothing was changed or left behind, and the repository still checks clean.
+    assert_eq!(files_under(&env.repo), before);
+    assert!(env.ok(&["check", "--read-data"]).contains("no errors"));
 });
