@@ -7,13 +7,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// cairn: content-addressed, deduplicating, encrypted backups.
 #[derive(Parser, Debug)]
-#[command(name = "cairn", version, about, max_term_width = 100)]
+#[command(name = "cairn", version, about, max_term_width = 100, after_help = ENVIRONMENT)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The variables cairn reads, shown under every `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  CAIRN_REPOSITORY        repository location (as -r)
+  CAIRN_PASSWORD          the password itself; --password-command and --password-file take precedence
+  CAIRN_PASSWORD_FILE     as --password-file
+  CAIRN_PASSWORD_COMMAND  as --password-command
+  CAIRN_CACHE_DIR         as --cache-dir
+  CAIRN_COLD_REPOSITORY   as --cold-repo";
 
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
@@ -32,6 +42,10 @@ pub struct Global {
     /// Run this shell command and use its output as the password.
     #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true, value_name = "CMD")]
     pub password_command: Option<String>,
+    /// Use an empty password (refused otherwise): only for a repository
+    /// whose storage is itself trusted, as anyone who reads it reads all.
+    #[arg(long, global = true)]
+    pub insecure_no_password: bool,
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,

@@ -58,6 +58,13 @@ fn tune_allocator(command: &cli::Command) {
 }
 
 fn main() {
+    // Everything cairn creates is its user's alone, whatever the umask:
+    // repository files (key files above all: a copy lets anyone guess the
+    // password offline), the cache, and a restore's files and folders until
+    // the snapshot's own modes are set on them. Commands cairn runs
+    // (--stdin-from-command, --password-command) inherit it, so what they
+    // write is private too.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = cli::Cli::parse();
     tune_allocator(&cli.command);
     let verbose = cli.global.verbose > 0;

@@ -19,6 +19,7 @@ mod keys;
 mod lifecycle;
 mod mounts;
 mod privacy;
+mod realworld;
 mod remote;
 mod roundtrip;
 mod servers;

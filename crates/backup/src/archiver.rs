@@ -190,6 +190,9 @@ pub fn backup(
     };
 
     let mut child = None;
+    // Set when a stream gave no bytes: refused below, after the command's
+    // own exit status (the more precise message) has been looked at.
+    let mut empty_stream = None;
     let root_rx = match &opts.source {
         Source::Paths(paths) => {
             let (file_tx, file_rx) = bounded(workers * 4);
@@ -242,7 +245,14 @@ pub fn backup(
                     let (prog, args) = argv
                         .split_first()
                         .ok_or_else(|| BackupError::Io("--stdin-from-command needs a command".into()))?;
-                    let mut c = std::process::Command::new(prog)
+                    let mut cmd = std::process::Command::new(prog);
+                    // The dump command is the user's, not a reader of cairn's secrets.
+                    for (k, _) in std::env::vars_os() {
+                        if k.to_string_lossy().starts_with("CAIRN_") && k.to_string_lossy().contains("PASSWORD") {
+                            cmd.env_remove(k);
+                        }
+                    }
+                    let mut c = cmd
                         .args(args)
                         .stdin(std::process::Stdio::null())
                         .stdout(std::process::Stdio::piped())
@@ -261,6 +271,9 @@ pub fn backup(
             let outcome = chunk_stream(reader, &sink, repo.repo().chunker(), bases, &*progress, &stats);
             let entry = match outcome {
                 FileOutcome::Done { content, size, .. } => {
+                    if size == 0 {
+                        empty_stream = Some(name.clone());
+                    }
                     node.content = content;
                     node.size = size;
                     if previous.is_some() {
@@ -306,6 +319,9 @@ pub fn backup(
             let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
             return Err(BackupError::CommandFailed { command, status: status.to_string() });
         }
+    }
+    if let Some(name) = empty_stream {
+        return Err(BackupError::EmptyStream { name, from_command: matches!(opts.source, Source::Command { .. }) });
     }
     let root = root.ok_or_else(|| BackupError::Io("the backup was aborted".into()))?;
     let errors = stats.errors.load(Ordering::SeqCst);

@@ -14,6 +14,10 @@ pub struct Excludes {
     pub if_present: Vec<String>,
     /// Do not descend into other file systems.
     pub one_file_system: bool,
+    /// Absolute paths never backed up: the repository and cache this very
+    /// backup writes into (a backup of `/` would otherwise read its own
+    /// packs as they are being written).
+    pub skip: Vec<std::path::PathBuf>,
 }
 
 impl Excludes {
@@ -26,12 +30,18 @@ impl Excludes {
             .filter(|p| !p.is_empty() && !p.starts_with('#'))
             .map(str::to_string)
             .collect();
-        Ok(Self { matcher: Matcher::new(&kept)?, patterns: kept, if_present: Vec::new(), one_file_system: false })
+        Ok(Self {
+            matcher: Matcher::new(&kept)?,
+            patterns: kept,
+            if_present: Vec::new(),
+            one_file_system: false,
+            skip: Vec::new(),
+        })
     }
 
     /// Whether an absolute path is excluded by a pattern.
     pub fn is_excluded(&self, path: &Path) -> bool {
-        self.matcher.matches(path)
+        self.skip.iter().any(|s| s == path) || self.matcher.matches(path)
     }
 
     /// Whether a directory holds a marker file that excludes it.

@@ -47,12 +47,14 @@ mod metadata;
 mod pipeline;
 mod progress;
 mod reader;
+mod source;
 mod walker;
 
 pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Source, backup};
 pub use copy::{CopyOutcome, copy};
 pub use exclude::Excludes;
 pub use progress::{NoProgress, Progress};
+pub use source::{absolute_source, absolute_sources};
 
 /// A backup failed and wrote no snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,20 @@ pub enum BackupError {
         command: String,
         /// How it ended.
         status: String,
+    },
+    /// The standard input or the command gave no bytes at all: most often
+    /// the dump upstream of a pipe failed, so no snapshot is written that
+    /// would look like a good (empty) dump.
+    #[error(
+        "{} gave no data, so no snapshot of {name} was written; check the dump command{}",
+        if *from_command { "the command" } else { "standard input" },
+        if *from_command { "" } else { " before the pipe (with `set -o pipefail`)" }
+    )]
+    EmptyStream {
+        /// The stream's file name in the snapshot.
+        name: String,
+        /// Whether it came from `--stdin-from-command`.
+        from_command: bool,
     },
     /// Reading the standard input or a command's output failed.
     #[error("reading {name}: {source}")]

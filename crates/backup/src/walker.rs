@@ -107,14 +107,27 @@ impl Walker<'_> {
         rx
     }
 
-    /// Walks the virtual directories above and including the sources.
+    /// Walks the virtual directories above and including the sources. When
+    /// `/` itself is a source, the snapshot's root is the root directory.
     pub fn walk_virtual(&self, trie: &SourceTrie, path: &Path, parent: Option<&Tree>) -> Receiver<Option<BlobId>> {
+        if trie.is_source {
+            return match path.metadata() {
+                Ok(md) => self.walk_dir(path, parent, md.dev()),
+                Err(e) => {
+                    self.warn(format!("{}: {e}", path.display()));
+                    self.send_dir(Vec::new())
+                }
+            };
+        }
         let mut entries = Vec::new();
         for (name, child) in &trie.children {
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
             let parent_node = parent.and_then(|t| t.find(name));
             if child.is_source {
-                match child_path.symlink_metadata() {
+                // A source named on the command line is followed when it is
+                // a symlink (as `cp -H`, `tar -H`): the user asked for what it
+                // points to. Below it, symlinks are stored as links.
+                match child_path.metadata() {
                     Ok(md) => {
                         if let Some(p) = self.entry(name, &child_path, &md, parent_node, md.dev(), true) {
                             entries.push(p);
@@ -196,7 +209,9 @@ impl Walker<'_> {
                     return None;
                 }
                 self.stats.add_dir();
-                let rx = if self.excludes.one_file_system && !is_source && md.dev() != dev {
+                let rx = if (self.excludes.one_file_system && !is_source && md.dev() != dev)
+                    || pseudo_fs(path, md.dev() != dev)
+                {
                     self.send_dir(Vec::new())
                 } else {
                     let parent_tree = self.load_parent_tree(parent);
@@ -230,6 +245,46 @@ impl Walker<'_> {
             _ => Some(Pending::Ready(node)),
         }
     }
+}
+
+/// Kernel pseudo file systems: their files describe the running system
+/// rather than hold data (sizes of 0 with content, `/proc/kcore` of 128 TiB),
+/// so a backup stores their mount point as an empty directory and never
+/// reads below it, whether or not `--one-file-system` is given.
+/// Only checked where the device changes (a mount point), one `statfs` each.
+fn pseudo_fs(path: &Path, is_mount_point: bool) -> bool {
+    use nix::sys::statfs::statfs;
+    if !is_mount_point {
+        return false;
+    }
+    let Ok(fs) = statfs(path) else {
+        return false;
+    };
+    // Magic numbers from linux/magic.h (nix names most, not all).
+    const PSEUDO: &[i64] = &[
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x1cd1,      // devpts
+        0x0027_e0eb, // cgroup
+        0x6367_7270, // cgroup2
+        0x6462_6720, // debugfs
+        0x7472_6163, // tracefs
+        0x7363_6673, // securityfs
+        0xcafe_4a11, // bpf
+        0x6165_676c, // pstore
+        0xde5e_81e4, // efivarfs
+        0xf97c_ff8c, // selinuxfs
+        0x6e73_6673, // nsfs
+        0x4249_4e4d, // binfmt_misc
+        0x6265_6570, // configfs
+        0x6573_5546, // fusectl
+        0x1980_0202, // mqueue
+        0x0187,      // autofs
+    ];
+    // fs_type_t is i64 on glibc, an unsigned long on musl.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = fs.filesystem_type().0 as i64;
+    PSEUDO.contains(&magic)
 }
 
 /// A directory above the sources that cannot be stat'ed.

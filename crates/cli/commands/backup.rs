@@ -16,7 +16,7 @@ pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
 
-fn excludes(a: &BackupArgs) -> Result<Excludes> {
+fn excludes(g: &Global, a: &BackupArgs) -> Result<Excludes> {
     let mut patterns = a.excludes.clone();
     for f in &a.exclude_files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
@@ -25,6 +25,16 @@ fn excludes(a: &BackupArgs) -> Result<Excludes> {
     let mut e = Excludes::new(&patterns)?;
     e.if_present = a.exclude_if_present.clone();
     e.one_file_system = a.one_file_system;
+    // The repository (when local) and the cache are never their own backup's source.
+    let local_repo = match g.repo.as_deref().map(cairn_backend::Location::parse) {
+        Some(Ok(cairn_backend::Location::Local(p))) => Some(PathBuf::from(p)),
+        _ => None,
+    };
+    for p in local_repo.into_iter().chain(super::cache_root(g)) {
+        // Both as named and as resolved: the walk may meet either.
+        e.skip.extend(std::fs::canonicalize(&p).ok());
+        e.skip.extend(cairn_backup::absolute_sources(&[p]).unwrap_or_default());
+    }
     Ok(e)
 }
 
@@ -69,12 +79,8 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         if a.paths.is_empty() {
             bail!("nothing to back up: give one or more paths, --stdin or --stdin-from-command");
         }
-        let mut paths = Vec::new();
-        for p in &a.paths {
-            let abs = std::path::absolute(p).with_context(|| format!("resolving {}", PathBuf::from(p).display()))?;
-            paths.push(abs);
-        }
-        Source::Paths(paths)
+        let paths: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
+        Source::Paths(cairn_backup::absolute_sources(&paths).context("finding the current directory")?)
     };
     let repo = super::open(g)?;
     let parent = match &a.parent {
@@ -83,7 +89,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     };
     let opts = BackupOptions {
         source: source.clone(),
-        excludes: excludes(a)?,
+        excludes: excludes(g, a)?,
         tags: a.tags.iter().flat_map(|t| t.split(',')).filter(|t| !t.is_empty()).map(str::to_string).collect(),
         hostname: a.host.clone().unwrap_or_else(hostname),
         parent,

@@ -8,8 +8,9 @@ use cairn_repo::{InitOptions, Repository};
 use crate::cli::{Global, InitArgs};
 
 pub fn run(g: &Global, a: &InitArgs) -> Result<i32> {
-    let backend = super::backend(g)?;
+    // The password first: a refused one must not leave an empty folder behind.
     let pw = crate::password::password(g, true)?;
+    let backend = super::backend(g)?;
     let opts = InitOptions {
         chunker: ChunkerParams {
             min_size: a.chunk_min_kib.saturating_mul(1024),

@@ -21,7 +21,7 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
             let what = match &item.kind {
                 ItemKind::Dir => "dir".to_string(),
                 ItemKind::File => format!("file {}", item.node.size),
-                ItemKind::HardLink(first) => format!("hardlink to {}", first.display()),
+                ItemKind::HardLink(first) => format!("hardlink to {}", plan.items[*first].target.display()),
                 ItemKind::Special => format!("{:?}", item.node.kind).to_lowercase(),
             };
             if g.json {

@@ -42,6 +42,7 @@
 //! assert_eq!(std::fs::read(target.path().join("hello.txt")).unwrap(), data);
 //! ```
 
+mod beneath;
 mod dump;
 mod metadata;
 mod plan;

@@ -17,8 +17,8 @@ pub enum ItemKind {
     Dir,
     /// A file whose content is written.
     File,
-    /// A hard link to the earlier item at this target path.
-    HardLink(PathBuf),
+    /// A hard link to the earlier item with this index.
+    HardLink(usize),
     /// Symlink, fifo, device or socket.
     Special,
 }
@@ -28,8 +28,11 @@ pub enum ItemKind {
 pub struct Item {
     /// Path in the snapshot, e.g. `/home/me/a.txt`.
     pub snapshot_path: String,
-    /// Where it is written.
+    /// Where it is written (for messages).
     pub target: PathBuf,
+    /// Where it is written, relative to the restore target: what restore
+    /// resolves, beneath the target (beneath.rs).
+    pub rel: PathBuf,
     /// How.
     pub kind: ItemKind,
     /// Its node (metadata and content).
@@ -54,11 +57,17 @@ struct Planner<'a> {
     repo: &'a IndexedRepository,
     include: &'a Matcher,
     exclude: &'a Matcher,
-    links: HashMap<(u64, u64), PathBuf>,
+    links: HashMap<(u64, u64), usize>,
+    target: &'a Path,
     items: Vec<Item>,
 }
 
 impl Planner<'_> {
+    fn push(&mut self, snapshot_path: String, target: PathBuf, kind: ItemKind, node: &Node) {
+        let rel = target.strip_prefix(self.target).map(Path::to_path_buf).unwrap_or_default();
+        self.items.push(Item { snapshot_path, target, rel, kind, node: node.clone() });
+    }
+
     /// Adds `node` (and below); returns whether anything was added.
     fn add(
         &mut self,
@@ -74,12 +83,7 @@ impl Planner<'_> {
         match node.kind {
             NodeKind::Dir => {
                 let at = self.items.len();
-                self.items.push(Item {
-                    snapshot_path: snap_path.clone(),
-                    target: target.clone(),
-                    kind: ItemKind::Dir,
-                    node: node.clone(),
-                });
+                self.push(snap_path.clone(), target.clone(), ItemKind::Dir, node);
                 let mut any = included;
                 if let Some(sub) = node.subtree {
                     any |= self.add_tree(&sub, &snap_path, &target, included)?;
@@ -94,17 +98,17 @@ impl Planner<'_> {
                 let mut kind = ItemKind::File;
                 if node.links > 1 {
                     match self.links.get(&(node.device, node.inode)) {
-                        Some(first) => kind = ItemKind::HardLink(first.clone()),
+                        Some(first) => kind = ItemKind::HardLink(*first),
                         None => {
-                            self.links.insert((node.device, node.inode), target.clone());
+                            self.links.insert((node.device, node.inode), self.items.len());
                         }
                     }
                 }
-                self.items.push(Item { snapshot_path: snap_path, target, kind, node: node.clone() });
+                self.push(snap_path, target, kind, node);
                 Ok(true)
             }
             _ => {
-                self.items.push(Item { snapshot_path: snap_path, target, kind: ItemKind::Special, node: node.clone() });
+                self.push(snap_path, target, ItemKind::Special, node);
                 Ok(true)
             }
         }
@@ -143,7 +147,7 @@ pub fn plan(
     include: &Matcher,
     exclude: &Matcher,
 ) -> Result<Plan, RestoreError> {
-    let mut p = Planner { repo, include, exclude, links: HashMap::new(), items: Vec::new() };
+    let mut p = Planner { repo, include, exclude, links: HashMap::new(), target, items: Vec::new() };
     let path = path.map(|s| s.trim_end_matches('/')).filter(|s| !s.is_empty());
     match path {
         None => {

@@ -2,10 +2,12 @@
 //! From remote storage the contents are written pack by pack, so each pack
 //! is downloaded once (see docs/ARCHITECTURE.md, "Restore").
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,7 @@ use cairn_repo::{IndexedRepository, ReadWindow, SharedPacks};
 use rayon::prelude::*;
 
 use crate::RestoreError;
+use crate::beneath::{At, Beneath, Found};
 use crate::metadata;
 use crate::plan::{ItemKind, Plan};
 
@@ -70,6 +73,8 @@ pub struct RestoreSummary {
 
 struct Run<'a> {
     repo: &'a IndexedRepository,
+    /// The target, held open: every path is resolved beneath it.
+    root: Beneath,
     opts: &'a RestoreOptions,
     progress: &'a dyn RestoreProgress,
     as_root: bool,
@@ -109,52 +114,76 @@ impl Run<'_> {
     }
 }
 
-/// Where a file is written before it is renamed into place: beside it, so
-/// the rename stays on one file system, and recognisably cairn's.
-fn temp_name(target: &Path) -> PathBuf {
-    let suffix = format!(".cairn-restore-{}", std::process::id());
-    let file = target.file_name().unwrap_or_default();
-    let mut name = std::ffi::OsString::from(".");
+/// The name a file is written under before it is renamed into place:
+/// beside it, so the rename stays on one file system, and recognisably
+/// cairn's (with this process's id, so a later restore can tell one a dead
+/// restore left: [`sweep_dead_temps`]).
+fn temp_name(name: &OsStr) -> OsString {
+    let suffix = format!("{TEMP_MARK}{}", std::process::id());
+    let mut tmp = OsString::from(".");
     // Names are at most 255 bytes (NAME_MAX): a long one gets a number of
     // this run instead of itself in front of the suffix.
-    if 1 + file.len() + suffix.len() > 255 {
+    if 1 + name.len() + suffix.len() > 255 {
         static LONG: AtomicU64 = AtomicU64::new(0);
-        name.push(format!("long-{}", LONG.fetch_add(1, Ordering::Relaxed)));
+        tmp.push(format!("long-{}", LONG.fetch_add(1, Ordering::Relaxed)));
     } else {
-        name.push(file);
+        tmp.push(name);
     }
-    name.push(suffix);
-    target.with_file_name(name)
+    tmp.push(suffix);
+    tmp
+}
+
+/// What every temporary name holds, before the restore's process id.
+const TEMP_MARK: &str = ".cairn-restore-";
+
+/// Removes from `dir` the temporary files of restores that are no longer
+/// running (killed, or interrupted before they could clean up).
+fn sweep_dead_temps(dir: &OwnedFd) {
+    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
+    let Ok(mut entries) = nix::dir::Dir::openat(dir, ".", flags, nix::sys::stat::Mode::empty()) else { return };
+    let mut dead = Vec::new();
+    for e in entries.iter().flatten() {
+        let name = e.file_name().to_bytes();
+        let Some(pos) = name.windows(TEMP_MARK.len()).rposition(|w| w == TEMP_MARK.as_bytes()) else {
+            continue;
+        };
+        let pid = std::str::from_utf8(&name[pos + TEMP_MARK.len()..]).ok().and_then(|p| p.parse::<i32>().ok());
+        let alive = |pid: i32| {
+            pid == std::process::id() as i32
+                || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) != Err(nix::errno::Errno::ESRCH)
+        };
+        if name.starts_with(b".") && pid.is_some_and(|p| p > 0 && !alive(p)) {
+            dead.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    for name in dead {
+        let _ = nix::unistd::unlinkat(dir, name.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
 }
 
 /// Creates the temporary file `tmp`, replacing one a killed restore of the
 /// same pid left (rare: tried only when creating fails, one syscall less
 /// per file than removing first).
-fn create_temp(tmp: &Path) -> Result<File, String> {
-    let create = || OpenOptions::new().write(true).create_new(true).open(tmp);
-    match create() {
+fn create_temp(tmp: &At) -> Result<File, String> {
+    match tmp.create_new() {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(tmp).map_err(|e| e.to_string())?;
-            create().map_err(|e| e.to_string())
+            tmp.unlink().map_err(|e| e.to_string())?;
+            tmp.create_new().map_err(|e| e.to_string())
         }
         r => r.map_err(|e| e.to_string()),
     }
 }
 
-/// Whether `target` may be written; `Ok(false)` means keep the existing file.
-fn may_write(target: &Path, node: &Node, overwrite: Overwrite) -> bool {
-    let Ok(md) = target.symlink_metadata() else {
-        return true;
-    };
-    match overwrite {
-        Overwrite::Never => false,
-        Overwrite::Always => true,
-        Overwrite::IfChanged => {
-            !(md.is_file()
-                && md.size() == node.size
-                && md.mtime() == node.mtime.0
-                && md.mtime_nsec() as u32 == node.mtime.1)
+/// Whether the file at `at` may be written; `false` means keep what is there.
+fn may_write(at: &At, node: &Node, overwrite: Overwrite) -> bool {
+    match (at.found(), overwrite) {
+        (Found::Nothing, _) => true,
+        (_, Overwrite::Never) => false,
+        (_, Overwrite::Always) => true,
+        (Found::File { size, mtime }, Overwrite::IfChanged) => {
+            !(size == node.size && mtime == (node.mtime.0, node.mtime.1))
         }
+        (_, Overwrite::IfChanged) => true,
     }
 }
 
@@ -208,7 +237,7 @@ struct SplitFile {
     item: usize,
     /// Opened by each segment in turn: a restore may have many files split
     /// at once, and open descriptors are a scarce resource.
-    tmp: PathBuf,
+    tmp: At,
     /// Segments not yet written; whoever finishes the last one completes the file.
     remaining: AtomicU64,
     /// The first error of any segment.
@@ -225,7 +254,7 @@ enum Work {
 
 /// Writes a file's content to `tmp`, leaving holes where blobs are all
 /// zeros; returns its length and the file, still open.
-fn write_content(run: &Run, node: &Node, tmp: &Path, window: &mut ReadWindow) -> Result<(u64, File), String> {
+fn write_content(run: &Run, node: &Node, tmp: &At, window: &mut ReadWindow) -> Result<(u64, File), String> {
     let mut f = create_temp(tmp)?;
     let mut last: Option<(BlobId, Vec<u8>, bool)> = None;
     let mut pos = 0u64;
@@ -257,8 +286,8 @@ fn write_content(run: &Run, node: &Node, tmp: &Path, window: &mut ReadWindow) ->
 }
 
 /// Re-reads a restored file and checks each blob-sized piece against its id.
-fn verify(run: &Run, node: &Node, path: &Path) -> Result<(), String> {
-    let mut f = File::open(path).map_err(|e| e.to_string())?;
+fn verify(run: &Run, node: &Node, rel: &Path) -> Result<(), String> {
+    let mut f = run.root.at(rel).and_then(|at| at.open(false)).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     for id in &node.content {
         let loc = run.repo.index().get(id).ok_or_else(|| format!("blob {} not in index", id.short()))?;
@@ -285,10 +314,11 @@ fn split_file(
     run: &Run,
     item: usize,
     node: &Node,
-    target: &Path,
+    rel: &Path,
     by_pack: bool,
 ) -> Result<Option<(SplitFile, Vec<Segment>)>, String> {
-    if !may_write(target, node, run.opts.overwrite) {
+    let at = run.root.at(rel).map_err(|e| e.to_string())?;
+    if !may_write(&at, node, run.opts.overwrite) {
         run.skipped.fetch_add(1, Ordering::Relaxed);
         return Ok(None);
     }
@@ -306,12 +336,12 @@ fn split_file(
         offset += u64::from(loc.raw_length);
     }
     pieces.push((start..node.content.len(), start_offset));
-    let tmp = temp_name(target);
+    let tmp = at.sibling(&temp_name(&at.name)).map_err(|e| e.to_string())?;
     let file = create_temp(&tmp)?;
     // The full length up front: blobs land at their offsets in any order,
     // and all-zero blobs are simply not written (holes).
     if let Err(e) = file.set_len(offset) {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = tmp.unlink();
         return Err(e.to_string());
     }
     drop(file);
@@ -335,7 +365,7 @@ fn write_segment(
     let file = if failed() {
         None
     } else {
-        match OpenOptions::new().write(true).open(&split.tmp) {
+        match split.tmp.open(true) {
             Ok(f) => Some(f),
             Err(e) => {
                 split.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.to_string());
@@ -366,13 +396,13 @@ fn write_segment(
     if split.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
         return None;
     }
-    let target = &plan.items[split.item].target;
+    let name = plan.items[split.item].rel.file_name().unwrap_or_default();
     if let Some(e) = split.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        let _ = std::fs::remove_file(&split.tmp);
+        let _ = split.tmp.unlink();
         return Some(Err(e));
     }
-    if let Err(e) = std::fs::rename(&split.tmp, target) {
-        let _ = std::fs::remove_file(&split.tmp);
+    if let Err(e) = split.tmp.rename_to(name) {
+        let _ = split.tmp.unlink();
         return Some(Err(e.to_string()));
     }
     run.bytes.fetch_add(node.size, Ordering::Relaxed);
@@ -380,24 +410,25 @@ fn write_segment(
     Some(Ok(Outcome::Written(Metadata::Pending)))
 }
 
-fn restore_file(run: &Run, node: &Node, target: &Path, window: &mut ReadWindow) -> Result<Outcome, String> {
-    if !may_write(target, node, run.opts.overwrite) {
+fn restore_file(run: &Run, node: &Node, rel: &Path, window: &mut ReadWindow) -> Result<Outcome, String> {
+    let at = run.root.at(rel).map_err(|e| e.to_string())?;
+    if !may_write(&at, node, run.opts.overwrite) {
         run.skipped.fetch_add(1, Ordering::Relaxed);
         return Ok(Outcome::Kept);
     }
-    let tmp = temp_name(target);
+    let tmp = at.sibling(&temp_name(&at.name)).map_err(|e| e.to_string())?;
     match write_content(run, node, &tmp, window) {
         Ok((n, file)) => {
             let mut meta = Metadata::Pending;
             if run.metadata_by_worker {
                 for p in metadata::apply(metadata::Target::File(&file), node, run.as_root) {
-                    run.fail(target, p);
+                    run.fail(&run.root.path().join(rel), p);
                 }
                 meta = Metadata::Applied;
             }
             drop(file);
-            if let Err(e) = std::fs::rename(&tmp, target) {
-                let _ = std::fs::remove_file(&tmp);
+            if let Err(e) = tmp.rename_to(&at.name) {
+                let _ = tmp.unlink();
                 return Err(e.to_string());
             }
             run.bytes.fetch_add(n, Ordering::Relaxed);
@@ -405,33 +436,34 @@ fn restore_file(run: &Run, node: &Node, target: &Path, window: &mut ReadWindow) 
             Ok(Outcome::Written(meta))
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = tmp.unlink();
             Err(e)
         }
     }
 }
 
-fn create_special(node: &Node, target: &Path, overwrite: Overwrite) -> Result<Outcome, String> {
+fn create_special(node: &Node, at: &At, overwrite: Overwrite) -> Result<Outcome, String> {
     // A socket lives only while its server listens: one made by restore
     // would be dead, so it is skipped (as tar does), not counted a failure.
     if node.kind == NodeKind::Socket {
         return Ok(Outcome::Kept);
     }
-    if target.symlink_metadata().is_ok() {
+    let name = at.name.as_os_str();
+    // Owner-only until its own mode is set, as files and folders are.
+    let private = nix::sys::stat::Mode::from_bits_truncate((node.mode & 0o700) as _);
+    if at.found() != Found::Nothing {
         if overwrite == Overwrite::Never {
             return Ok(Outcome::Kept);
         }
-        std::fs::remove_file(target).map_err(|e| e.to_string())?;
+        at.unlink().map_err(|e| e.to_string())?;
     }
     match node.kind {
         NodeKind::Symlink => {
             let t = node.target.as_ref().map(|t| t.0.clone()).unwrap_or_default();
-            std::os::unix::fs::symlink(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&t), target)
-                .map_err(|e| e.to_string())?;
+            nix::unistd::symlinkat(OsStr::from_bytes(&t), &at.dir, name).map_err(|e| e.to_string())?;
         }
         NodeKind::Fifo => {
-            nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate((node.mode & 0o777) as _))
-                .map_err(|e| e.to_string())?;
+            nix::unistd::mkfifoat(&at.dir, name, private).map_err(|e| e.to_string())?;
         }
         NodeKind::Chardev | NodeKind::Blockdev => {
             let kind = if node.kind == NodeKind::Chardev {
@@ -439,17 +471,43 @@ fn create_special(node: &Node, target: &Path, overwrite: Overwrite) -> Result<Ou
             } else {
                 nix::sys::stat::SFlag::S_IFBLK
             };
-            nix::sys::stat::mknod(
-                target,
-                kind,
-                nix::sys::stat::Mode::from_bits_truncate((node.mode & 0o777) as _),
-                node.rdev as _,
-            )
-            .map_err(|e| format!("cannot create device node (needs root): {e}"))?;
+            nix::sys::stat::mknodat(&at.dir, name, kind, private, node.rdev as _)
+                .map_err(|e| format!("cannot create device node (needs root): {e}"))?;
         }
         NodeKind::Socket | NodeKind::File | NodeKind::Dir => return Err("not a special file".into()),
     }
     Ok(Outcome::Written(Metadata::Pending))
+}
+
+/// Makes `rel` a hard link to `first`, which must be a regular file.
+fn link_one(run: &Run, first: &Path, rel: &Path) -> Result<Outcome, String> {
+    let from = run.root.at(first).map_err(|e| e.to_string())?;
+    let to = run.root.at(rel).map_err(|e| e.to_string())?;
+    if to.found() != Found::Nothing {
+        if run.opts.overwrite == Overwrite::Never {
+            return Ok(Outcome::Kept);
+        }
+        to.unlink().map_err(|e| e.to_string())?;
+    }
+    if !matches!(from.found(), Found::File { .. }) {
+        return Err("its first name is not a regular file (not linked)".into());
+    }
+    let flags = nix::fcntl::AtFlags::empty();
+    nix::unistd::linkat(&from.dir, from.name.as_os_str(), &to.dir, to.name.as_os_str(), flags)
+        .map_err(|e| e.to_string())?;
+    Ok(Outcome::Written(Metadata::Pending))
+}
+
+/// Applies an item's metadata by name, beneath the target.
+fn apply_at(run: &Run, item: &crate::plan::Item) {
+    match run.root.at(&item.rel) {
+        Ok(at) => {
+            for p in metadata::apply(metadata::Target::At(&at), &item.node, run.as_root) {
+                run.fail(&item.target, p);
+            }
+        }
+        Err(e) => run.fail(&item.target, e),
+    }
 }
 
 /// Executes `plan` under `target`.
@@ -460,10 +518,11 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreSummary, RestoreError> {
-    std::fs::create_dir_all(target)
-        .map_err(|e| RestoreError::Target { path: target.display().to_string(), source: e })?;
+    let root =
+        Beneath::open(target).map_err(|e| RestoreError::Target { path: target.display().to_string(), source: e })?;
     let run = Run {
         repo,
+        root,
         opts,
         progress,
         as_root: nix::unistd::geteuid().is_root(),
@@ -476,17 +535,25 @@ pub fn restore(
         metadata_by_worker: !opts.verify,
         done: Mutex::new(Vec::new()),
     };
-    // 1. Directories, in tree order so parents exist first.
+    // 1. Directories, in tree order so parents exist first; each one that
+    //    was there already is swept of temporary files dead restores left.
     let mut dirs = 0u64;
     let mut dir_ok = vec![false; plan.items.len()];
+    if let Ok(fd) = run.root.dir(Path::new("")) {
+        sweep_dead_temps(&fd);
+    }
+    let replace = opts.overwrite != Overwrite::Never;
     for (i, item) in plan.items.iter().enumerate() {
         if item.kind != ItemKind::Dir {
             continue;
         }
-        match std::fs::create_dir_all(&item.target) {
-            Ok(()) => {
+        match run.root.mkdir(&item.rel, replace) {
+            Ok(existed) => {
                 dirs += 1;
                 dir_ok[i] = true;
+                if existed && let Ok(fd) = run.root.dir(&item.rel) {
+                    sweep_dead_temps(&fd);
+                }
             }
             Err(e) => run.fail(&item.target, e),
         }
@@ -515,7 +582,7 @@ pub fn restore(
             work.push(Work::File(i));
             continue;
         }
-        match split_file(&run, i, &item.node, &item.target, remote) {
+        match split_file(&run, i, &item.node, &item.rel, remote) {
             Ok(Some((split, segments))) => {
                 let n = splits.len();
                 splits.push(split);
@@ -536,7 +603,7 @@ pub fn restore(
     // Contiguous runs of work per task, each with its own window: rayon's
     // per-split state would restart the window (and its 4 MiB read) far too often.
     let do_work = |w: &Work, window: &mut ReadWindow| match w {
-        Work::File(i) => record(*i, restore_file(&run, &plan.items[*i].node, &plan.items[*i].target, window)),
+        Work::File(i) => record(*i, restore_file(&run, &plan.items[*i].node, &plan.items[*i].rel, window)),
         Work::Segment { file, blobs, offset } => {
             let split = &splits[*file];
             if let Some(res) = write_segment(&run, plan, split, blobs, *offset, window) {
@@ -622,28 +689,31 @@ pub fn restore(
         );
     }
     for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::Special) {
-        let made = create_special(&item.node, &item.target, opts.overwrite);
+        let made = run
+            .root
+            .at(&item.rel)
+            .map_err(|e| e.to_string())
+            .and_then(|at| create_special(&item.node, &at, opts.overwrite));
         if matches!(made, Ok(Outcome::Written(_))) {
             run.others.fetch_add(1, Ordering::Relaxed);
         }
         record(i, made);
     }
-    // 3. Hard links, once their first name exists.
+    // 3. Hard links, once their first name exists, and only to a regular
+    //    file there (linkat never follows; a symlink planted at the first
+    //    name must not get the other names, nor their metadata).
     for (i, item) in plan.items.iter().enumerate() {
         if let ItemKind::HardLink(first) = &item.kind {
-            if item.target.symlink_metadata().is_ok() {
-                if opts.overwrite == Overwrite::Never {
-                    run.skipped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                let _ = std::fs::remove_file(&item.target);
-            }
-            match std::fs::hard_link(first, &item.target) {
-                Ok(()) => {
+            let first = &plan.items[*first];
+            match link_one(&run, &first.rel, &item.rel) {
+                Ok(Outcome::Written(meta)) => {
                     run.others.fetch_add(1, Ordering::Relaxed);
-                    run.done.lock().unwrap_or_else(|p| p.into_inner()).push((i, Metadata::Pending));
+                    run.done.lock().unwrap_or_else(|p| p.into_inner()).push((i, meta));
                 }
-                Err(e) => run.fail(&item.target, format!("hard link to {}: {e}", first.display())),
+                Ok(Outcome::Kept) => {
+                    run.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => run.fail(&item.target, format!("hard link to {}: {e}", first.target.display())),
             }
         }
     }
@@ -654,7 +724,7 @@ pub fn restore(
         done.par_iter().for_each(|&(i, _)| {
             let item = &plan.items[i];
             if item.kind == ItemKind::File {
-                match verify(&run, &item.node, &item.target) {
+                match verify(&run, &item.node, &item.rel) {
                     Ok(()) => {
                         run.verified.fetch_add(1, Ordering::Relaxed);
                     }
@@ -672,16 +742,11 @@ pub fn restore(
         if meta == Metadata::Applied {
             continue;
         }
-        let item = &plan.items[i];
-        for p in metadata::apply(metadata::Target::Path(&item.target), &item.node, run.as_root) {
-            run.fail(&item.target, p);
-        }
+        apply_at(&run, &plan.items[i]);
     }
     for (i, item) in plan.items.iter().enumerate().rev() {
         if dir_ok[i] {
-            for p in metadata::apply(metadata::Target::Path(&item.target), &item.node, run.as_root) {
-                run.fail(&item.target, p);
-            }
+            apply_at(&run, item);
         }
     }
     Ok(RestoreSummary {
@@ -713,14 +778,33 @@ mod tests {
     #[test]
     fn a_temporary_file_left_by_a_killed_restore_is_replaced() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let tmp = temp_name(&dir.path().join("file"));
-        std::fs::write(&tmp, b"left over").unwrap_or_else(|e| panic!("write: {e}"));
+        let root = Beneath::open(dir.path()).unwrap_or_else(|e| panic!("open: {e}"));
+        let tmp_name = temp_name(OsStr::new("file"));
+        std::fs::write(dir.path().join(&tmp_name), b"left over").unwrap_or_else(|e| panic!("write: {e}"));
+        let tmp = root.at(Path::new(&tmp_name)).unwrap_or_else(|e| panic!("at: {e}"));
         let mut f = create_temp(&tmp).unwrap_or_else(|e| panic!("create_temp: {e}"));
         f.write_all(b"new").unwrap_or_else(|e| panic!("write: {e}"));
         drop(f);
-        assert_eq!(std::fs::read(&tmp).unwrap_or_default(), b"new");
-        // A fresh name is simply created.
-        let other = temp_name(&dir.path().join("other"));
-        assert!(create_temp(&other).is_ok() && other.exists());
+        assert_eq!(std::fs::read(dir.path().join(&tmp_name)).unwrap_or_default(), b"new");
+        // A fresh name is simply created, owner-only.
+        let other = root.at(Path::new(&temp_name(OsStr::new("other")))).unwrap_or_else(|e| panic!("at: {e}"));
+        assert!(create_temp(&other).is_ok());
+        assert!(matches!(other.found(), Found::File { size: 0, .. }));
+    }
+
+    #[test]
+    fn temporary_files_of_dead_restores_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        // pid 2^22 + 1 is above Linux's pid_max: never a live process.
+        let dead = format!(".f{TEMP_MARK}{}", (1 << 22) + 1);
+        let live = temp_name(OsStr::new("g"));
+        for name in [OsStr::new(&dead), live.as_os_str(), OsStr::new("f.cairn-restore-notapid")] {
+            std::fs::write(dir.path().join(name), b"x").unwrap_or_else(|e| panic!("write: {e}"));
+        }
+        let root = Beneath::open(dir.path()).unwrap_or_else(|e| panic!("open: {e}"));
+        sweep_dead_temps(&root.dir(Path::new("")).unwrap_or_else(|e| panic!("dir: {e}")));
+        assert!(!dir.path().join(&dead).exists());
+        assert!(dir.path().join(&live).exists());
+        assert!(dir.path().join("f.cairn-restore-notapid").exists());
     }
 }
