@@ -455,7 +455,10 @@ pub struct BackupArgs {
     /// File name for --stdin or --stdin-from-command.
     #[arg(long, default_value = "stdin", value_name = "NAME")]
     pub stdin_filename: String,
-    /// Exclude paths matching this pattern (repeatable).
+    /// Exclude paths matching this pattern (repeatable). A pattern starting
+    /// with `/` matches that absolute path and all below it; any other
+    /// matches at any depth (`*.tmp`, `node_modules`, `etc/ssl`). `*` stays
+    /// within one name, `**` spans folders, `[abc]` and `?` as in a shell.
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
     /// Read exclude patterns from a file, one per line.
@@ -530,10 +533,13 @@ pub struct RestoreArgs {
     /// Folder to restore into (created if missing).
     #[arg(short, long, value_name = "DIR")]
     pub target: PathBuf,
-    /// Only restore paths matching this pattern (repeatable).
+    /// Only restore paths matching this pattern (repeatable), with the
+    /// folders above them. Patterns are matched against the path in the
+    /// snapshot: one starting with `/` is anchored there (`/etc/ssh`), any
+    /// other matches at any depth (`*.conf`, `ssh/ssh_config`).
     #[arg(short = 'i', long = "include", value_name = "PATTERN")]
     pub includes: Vec<String>,
-    /// Do not restore paths matching this pattern (repeatable).
+    /// Do not restore paths matching this pattern (repeatable; as --include).
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
     /// What to do with files that already exist.

@@ -61,3 +61,9 @@ pub fn mode(m: u32, kind: cairn_format::tree::NodeKind) -> String {
     }
     s
 }
+
+/// A time of the repository's format (`[seconds, nanoseconds]`) as RFC 3339,
+/// the one time format of every `--json` output.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    jiff::Timestamp::new(secs, nanos as i32).map(|t| t.to_string()).unwrap_or_default()
+}

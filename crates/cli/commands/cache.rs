@@ -32,7 +32,12 @@ pub fn run(g: &Global, a: &CacheArgs) -> Result<i32> {
     }
     if g.json {
         let report = Report { root: root.display().to_string(), caches, removed };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        for c in v["caches"].as_array_mut().into_iter().flatten() {
+            let secs = c["last_used"].as_i64().unwrap_or(0);
+            c["last_used"] = crate::output::rfc3339(secs, 0).into();
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     if g.quiet {

@@ -25,7 +25,7 @@ struct Hit {
     #[serde(rename = "type")]
     kind: NodeKind,
     size: u64,
-    mtime: i64,
+    mtime: jiff::Timestamp,
 }
 
 struct Finder<'a> {
@@ -47,7 +47,12 @@ impl Finder<'_> {
         for n in self.repo.load_tree(&tree)?.nodes {
             let path = format!("{prefix}/{}", n.name.display());
             if self.matcher.matches(&path) {
-                out.push(Hit { path: path.clone(), kind: n.kind, size: n.size, mtime: n.mtime.0 });
+                out.push(Hit {
+                    path: path.clone(),
+                    kind: n.kind,
+                    size: n.size,
+                    mtime: jiff::Timestamp::new(n.mtime.0, n.mtime.1 as i32).unwrap_or_default(),
+                });
             }
             if let Some(sub) = n.subtree {
                 out.extend(self.search(sub, &path)?.iter().cloned());
@@ -81,7 +86,7 @@ pub fn run(g: &Global, a: &FindArgs) -> Result<i32> {
         }
         writeln!(std::io::stdout(), "snapshot {} of {}:", id.short(), local_time(snap.time))?;
         for h in hits.iter() {
-            let t = jiff::Timestamp::from_second(h.mtime).map(local_time).unwrap_or_default();
+            let t = local_time(h.mtime);
             writeln!(std::io::stdout(), "  {:>12}  {t}  {}", h.size, h.path)?;
         }
     }

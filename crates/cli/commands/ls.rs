@@ -8,7 +8,7 @@ use cairn_format::tree::{Node, NodeKind};
 use cairn_repo::IndexedRepository;
 
 use crate::cli::{Global, LsArgs};
-use crate::output::{local_time, mode};
+use crate::output::{local_time, mode, rfc3339};
 
 /// Prints one line; a reader gone away (`cairn ls | head`) is an error
 /// for main to end the command quietly on, not a panic of `println!`.
@@ -19,6 +19,8 @@ fn print(g: &Global, long: bool, path: &str, n: &Node) -> std::io::Result<()> {
         if let Some(o) = v.as_object_mut() {
             o.remove("content");
             o.insert("path".into(), path.into());
+            o.insert("mtime".into(), rfc3339(n.mtime.0, n.mtime.1).into());
+            o.insert("ctime".into(), rfc3339(n.ctime.0, n.ctime.1).into());
         }
         writeln!(out, "{v}")
     } else if long {

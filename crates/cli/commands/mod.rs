@@ -112,10 +112,15 @@ pub fn parse_time(s: &str, end_of_day: bool) -> Result<jiff::Timestamp> {
         return Ok(t);
     }
     let tz = jiff::tz::TimeZone::system();
-    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+    // A bare date first: jiff also reads `2026-11-17` as a DateTime (its
+    // midnight), which made `--at 2026-11-17` the start of that day.
+    let date = s.parse::<jiff::civil::Date>().ok().filter(|d| d.to_string() == s);
+    if date.is_none()
+        && let Ok(dt) = s.parse::<jiff::civil::DateTime>()
+    {
         return Ok(dt.to_zoned_datetime(tz)?.timestamp());
     }
-    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+    if let Some(d) = date {
         let start = d.to_zoned_datetime(tz.clone())?;
         return Ok(if end_of_day {
             start.tomorrow()?.timestamp() - jiff::SignedDuration::from_nanos(1)
@@ -148,4 +153,20 @@ pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
 pub fn find_snapshot(repo: &Repository, spec: &str, f: &FilterArgs) -> Result<(SnapshotId, Snapshot)> {
     let all = repo.snapshots()?;
     Ok(select::select(&all, spec, &filter(f)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn a_bare_date_is_the_end_of_that_day_where_asked() {
+        let t = |s: &str, end: bool| parse_time(s, end).map(|t| jiff::tz::TimeZone::system().to_datetime(t));
+        let day_end = t("2026-11-21", true).map(|d| (d.date().to_string(), d.hour(), d.minute(), d.second()));
+        assert_eq!(day_end.ok(), Some(("2026-11-21".to_string(), 23, 59, 59)));
+        let start = t("2026-11-21", false).map(|d| (d.hour(), d.minute()));
+        assert_eq!(start.ok(), Some((0, 0)));
+        let given = t("2026-11-21 02:00", true).map(|d| (d.hour(), d.minute()));
+        assert_eq!(given.ok(), Some((2, 0)));
+    }
 }

@@ -1,12 +1,60 @@
 //! `cairn restore`: a snapshot (or `SNAPSHOT:PATH`) into a target folder.
 
+use std::io::Write;
+use std::path::Path;
+
 use anyhow::Result;
-use cairn_restore::{ItemKind, Matcher, Overwrite, RestoreOptions};
+use cairn_restore::{Action, ItemKind, Matcher, Overwrite, Plan, RestoreOptions};
 
 use crate::cli::{Global, OverwriteArg, RestoreArgs};
 use crate::errors::{EXIT_ERROR, EXIT_OK};
 use crate::output::bytes;
 use crate::progress;
+
+/// Lists what the restore would do to each path, under the same
+/// `--overwrite` rules; writes nothing. A closed pipe (`| head`) ends it
+/// quietly through main.
+fn dry_run(g: &Global, plan: &Plan, target: &Path, overwrite: Overwrite) -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    let actions = cairn_restore::preview(plan, target, overwrite);
+    for (item, action) in plan.items.iter().zip(&actions) {
+        let what = match &item.kind {
+            ItemKind::Dir => "dir".to_string(),
+            ItemKind::File => format!("file {}", item.node.size),
+            ItemKind::HardLink(first) => format!("hardlink to {}", plan.items[*first].target.display()),
+            ItemKind::Special => format!("{:?}", item.node.kind).to_lowercase(),
+        };
+        let why = match action {
+            Action::Fail(why) => why.as_str(),
+            _ => "",
+        };
+        if g.json {
+            let v = serde_json::json!({
+                "path": item.target, "snapshot_path": item.snapshot_path, "kind": what,
+                "action": action.verb(), "reason": why,
+            });
+            writeln!(out, "{v}")?;
+        } else if why.is_empty() {
+            writeln!(out, "would {} {} ({what})", action.verb(), item.target.display())?;
+        } else {
+            writeln!(out, "would fail {} ({what}): {why}", item.target.display())?;
+        }
+    }
+    if !g.json && !g.quiet {
+        let count = |verb: &str| actions.iter().filter(|a| a.verb() == verb).count();
+        writeln!(
+            out,
+            "{} items, {} of file content: {} to create, {} to replace, {} kept, {} would fail (dry run: nothing written)",
+            plan.items.len(),
+            bytes(plan.total_bytes()),
+            count("create"),
+            count("replace"),
+            count("keep"),
+            count("fail"),
+        )?;
+    }
+    Ok(EXIT_OK)
+}
 
 pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let (spec, path) = super::split_spec(&a.snapshot);
@@ -16,32 +64,6 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let (id, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
     let repo = repo.load_index()?;
     let plan = cairn_restore::plan(&repo, &snap.tree, path, &a.target, &include, &exclude)?;
-    if a.dry_run {
-        for item in &plan.items {
-            let what = match &item.kind {
-                ItemKind::Dir => "dir".to_string(),
-                ItemKind::File => format!("file {}", item.node.size),
-                ItemKind::HardLink(first) => format!("hardlink to {}", plan.items[*first].target.display()),
-                ItemKind::Special => format!("{:?}", item.node.kind).to_lowercase(),
-            };
-            if g.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"path": item.target, "snapshot_path": item.snapshot_path, "kind": what})
-                );
-            } else {
-                println!("would restore {} ({what})", item.target.display());
-            }
-        }
-        if !g.json && !g.quiet {
-            println!(
-                "{} items, {} of file content (dry run: nothing written)",
-                plan.items.len(),
-                bytes(plan.total_bytes())
-            );
-        }
-        return Ok(EXIT_OK);
-    }
     let opts = RestoreOptions {
         overwrite: match a.overwrite {
             OverwriteArg::Never => Overwrite::Never,
@@ -50,6 +72,9 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
         },
         verify: a.verify,
     };
+    if a.dry_run {
+        return dry_run(g, &plan, &a.target, opts.overwrite);
+    }
     let bar = progress::bar(progress::enabled(g.quiet, g.json), "restore");
     if let Some(pb) = &bar {
         pb.set_length(plan.total_bytes());

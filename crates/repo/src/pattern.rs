@@ -1,7 +1,8 @@
 //! Path patterns for backup excludes and restore includes/excludes, as in
-//! restic: a pattern with `/` matches an absolute path and everything below
-//! it (`/home/*/.cache`), a pattern without `/` matches a name anywhere
-//! (`*.tmp`, `node_modules`). `*` does not cross `/`; `**` does.
+//! restic: a pattern starting with `/` matches that absolute path and
+//! everything below it (`/home/*/.cache`); any other pattern matches at any
+//! depth, as a name (`*.tmp`, `node_modules`) or a run of names
+//! (`etc/ssl`, `ssh/ssh_config`). `*` does not cross `/`; `**` does.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -33,7 +34,7 @@ impl Matcher {
                 return Err(PatternError { pattern: p.clone(), reason: "negated patterns are not supported".into() });
             }
             let base = p.trim_end_matches('/');
-            let globs = if base.contains('/') {
+            let globs = if base.starts_with('/') {
                 vec![base.to_string(), format!("{base}/**")]
             } else {
                 vec![format!("**/{base}"), format!("**/{base}/**")]
@@ -79,5 +80,17 @@ mod tests {
         assert!(Matcher::new(&["a[".into()]).is_err());
         assert!(Matcher::new(&["!keep".into()]).is_err());
         assert!(!Matcher::default().matches("/anything"));
+    }
+
+    #[test]
+    fn a_relative_pattern_with_a_slash_matches_at_any_depth() {
+        let m = Matcher::new(&["etc/ssl".into(), "ssh/ssh_config".into()]).expect("compiles");
+        assert!(m.matches("/etc/ssl"));
+        assert!(m.matches("/etc/ssl/certs/ca.pem"));
+        assert!(m.matches("/chroot/etc/ssl/x"));
+        assert!(m.matches("/etc/ssh/ssh_config"));
+        assert!(!m.matches("/etc/ssl2"));
+        assert!(!m.matches("/etc/ssh/ssh_config.d/x.conf"));
+        assert!(!m.matches("/xetc/ssl"));
     }
 }

@@ -71,6 +71,11 @@ impl Beneath {
     /// is followed if it is a symlink: the user named it.
     pub fn open(target: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(target)?;
+        Self::open_existing(target)
+    }
+
+    /// Opens the target folder, which must exist.
+    pub fn open_existing(target: &Path) -> io::Result<Self> {
         let root = nix::fcntl::open(target, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
         Ok(Self { root, path: target.to_path_buf() })
     }

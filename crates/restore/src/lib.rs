@@ -46,11 +46,13 @@ mod beneath;
 mod dump;
 mod metadata;
 mod plan;
+mod preview;
 mod write;
 
 pub use cairn_repo::pattern::{Matcher, PatternError};
 pub use dump::dump;
 pub use plan::{Item, ItemKind, Plan, plan};
+pub use preview::{Action, preview};
 pub use write::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 
 /// A restore could not run at all (per-file failures are counted in the

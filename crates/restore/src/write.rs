@@ -175,7 +175,7 @@ fn create_temp(tmp: &At) -> Result<File, String> {
 }
 
 /// Whether the file at `at` may be written; `false` means keep what is there.
-fn may_write(at: &At, node: &Node, overwrite: Overwrite) -> bool {
+pub(crate) fn may_write(at: &At, node: &Node, overwrite: Overwrite) -> bool {
     match (at.found(), overwrite) {
         (Found::Nothing, _) => true,
         (_, Overwrite::Never) => false,

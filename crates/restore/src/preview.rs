@@ -1,0 +1,66 @@
+//! What a restore would do to each path of a plan, for `--dry-run`: the
+//! same rules as the restore itself (`--overwrite`, symlinks in the way),
+//! read from the target without changing it.
+
+use std::path::Path;
+
+use crate::beneath::{Beneath, Found};
+use crate::plan::{ItemKind, Plan};
+use crate::write::{Overwrite, may_write};
+
+/// What a restore would do with one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing there yet: it would be created.
+    Create,
+    /// A folder already there would be reused (and given the snapshot's metadata).
+    Reuse,
+    /// What is there would be replaced.
+    Replace,
+    /// What is there would be kept (see `--overwrite`).
+    Keep,
+    /// It would fail, for this reason.
+    Fail(String),
+}
+
+impl Action {
+    /// One word for listings.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Reuse => "reuse",
+            Action::Replace => "replace",
+            Action::Keep => "keep",
+            Action::Fail(_) => "fail",
+        }
+    }
+}
+
+/// The action for each item of `plan` (same order), restoring into `target`.
+pub fn preview(plan: &Plan, target: &Path, overwrite: Overwrite) -> Vec<Action> {
+    let Ok(root) = Beneath::open_existing(target) else {
+        return plan.items.iter().map(|_| Action::Create).collect();
+    };
+    plan.items
+        .iter()
+        .map(|item| {
+            let at = match root.at(&item.rel) {
+                Ok(at) => at,
+                // A folder above is missing: it is created first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Action::Create,
+                // A folder above is blocked: the restore fails there too.
+                Err(e) => return Action::Fail(e.to_string()),
+            };
+            let found = at.found();
+            match (&item.kind, found) {
+                (_, Found::Nothing) => Action::Create,
+                (ItemKind::Dir, Found::Dir) => Action::Reuse,
+                (ItemKind::Dir, _) if overwrite != Overwrite::Never => Action::Replace,
+                (ItemKind::Dir, _) => Action::Fail("something other than a folder is in the way".into()),
+                (ItemKind::File, _) if may_write(&at, &item.node, overwrite) => Action::Replace,
+                (_, _) if overwrite == Overwrite::Never => Action::Keep,
+                (_, _) => Action::Replace,
+            }
+        })
+        .collect()
+}
