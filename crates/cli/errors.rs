@@ -59,8 +59,11 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The exit code for an error.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if let Some(BackendError::NoRepository(_)) = backend_error(e) {
+        return EXIT_NO_REPO;
+    }
     match repo_error(e) {
-        Some(RepoError::NoRepository { .. }) => EXIT_NO_REPO,
+        Some(RepoError::NoRepository { .. } | RepoError::Foreign { .. }) => EXIT_NO_REPO,
         Some(RepoError::WrongPassword { .. }) => EXIT_WRONG_PASSWORD,
         _ => EXIT_ERROR,
     }
@@ -70,11 +73,21 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
     if io_kind(e) == Some(std::io::ErrorKind::StorageFull) {
         return Some("free space on that disk and run again; what was stored before is intact");
     }
-    if let Some(BackendError::Service { .. }) = backend_error(e) {
-        return Some("what was stored before is intact: run again once the storage answers");
+    match backend_error(e) {
+        Some(BackendError::NoRepository(_)) => {
+            return Some("create one with `cairn init`, or check -r / CAIRN_REPOSITORY");
+        }
+        // Refused credentials, a missing bucket, a folder's permissions:
+        // running again changes nothing, and the message says what to fix.
+        Some(b @ BackendError::Service { .. }) if !b.is_transient() => return None,
+        Some(BackendError::Service { .. }) => {
+            return Some("what was stored before is intact: run again once the storage answers");
+        }
+        _ => {}
     }
     Some(match repo_error(e)? {
         RepoError::NoRepository { .. } => "create one with `cairn init`, or check -r / CAIRN_REPOSITORY",
+        RepoError::Foreign { .. } => "use that tool with it, or give cairn a repository made by `cairn init`",
         RepoError::WrongPassword { .. } => "check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or CAIRN_PASSWORD_COMMAND",
         RepoError::NewerVersion { .. } => "upgrade cairn to use this repository",
         RepoError::KeyDamaged { .. } => {

@@ -3,7 +3,7 @@
 //! before its fix.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::cairn_test;
@@ -498,4 +498,53 @@ cairn_test!(dates_dry_runs_patterns_and_json_times_do_what_they_say, |env| {
     assert!(rfc(&node["mtime"]) && rfc(&node["ctime"]), "{node}");
     let found = env.json(&["find", "ssh_config"]);
     assert!(rfc(&found[0]["hits"][0]["mtime"]), "{found}");
+});
+
+// Case 12: messages that pointed the wrong way, and read-only commands
+// that created folders (`PATH/tmp`) where they were pointed.
+cairn_test!(wrong_places_get_messages_that_point_the_right_way_and_nothing_is_created, |env| {
+    let run_at = |repo: &Path, args: &[&str]| env.cmd().env("CAIRN_REPOSITORY", repo).args(args).output().unwrap();
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // A restic and a borg repository, made by the real tools.
+    let restic = env.path("restic-repo");
+    let made = Command::new("restic").args(["init", "-q", "-r"]).arg(&restic).env("RESTIC_PASSWORD", "x").output();
+    succeeded("restic init (tests/run installs restic)", made.unwrap());
+    let borg = env.path("borg-repo");
+    let made = Command::new("borg").args(["init", "-e", "repokey"]).arg(&borg).env("BORG_PASSPHRASE", "x").output();
+    succeeded("borg init (tests/run installs borgbackup)", made.unwrap());
+    for (repo, tool) in [(&restic, "restic"), (&borg, "borg")] {
+        let out = run_at(repo, &["snapshots"]);
+        assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("is a {tool} repository, not a cairn one")), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("damaged"), "{}", stderr(&out));
+    }
+
+    // A file, a missing folder, a folder without a repository: named, and
+    // nothing is made there by commands that only read.
+    std::fs::write(env.path("a-file"), "x").unwrap();
+    let out = run_at(&env.path("a-file"), &["snapshots"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("it is a file, not a folder"), "{}", stderr(&out));
+    let empty = env.path("empty-folder");
+    std::fs::create_dir_all(&empty).unwrap();
+    let cases: [(PathBuf, &[&str]); 3] =
+        [(env.path("nowhere"), &["snapshots"]), (empty.clone(), &["check"]), (env.path("nowhere"), &["ls", "latest"])];
+    for (repo, args) in cases {
+        let out = run_at(&repo, args);
+        assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+        assert!(stderr(&out).contains("no cairn repository at"), "{}", stderr(&out));
+    }
+    assert!(!env.path("nowhere").exists(), "a read-only command created the folder");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "a read-only command created tmp/ there");
+
+    // Another user's repository: a permission problem, not AWS credentials.
+    if is_root() {
+        env.init();
+        let out = env.run_unprivileged(&["snapshots"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("permission denied") && !err.contains("AWS") && !err.contains("run again"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 });

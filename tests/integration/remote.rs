@@ -128,6 +128,8 @@ cairn_test!(s3_errors_name_the_cause_in_one_line, |env| {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("bucket does not exist") && err.lines().count() == 1, "{err}");
+    // Running again will not make the bucket: no "run again" advice (issue 15, case 12).
+    assert!(!err.contains("run again"), "{err}");
     // A port nothing listens on.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = run("s3:any-bucket/x", &format!("http://127.0.0.1:{closed}"));

@@ -211,30 +211,78 @@ pub enum BackendError {
     /// The location string names no usable service.
     #[error("invalid repository location {0:?}: {1}")]
     Location(String, String),
+    /// A local folder holds no repository (or does not exist), and the
+    /// command may not create one there.
+    #[error("no cairn repository at {0}")]
+    NoRepository(String),
+}
+
+/// What a service error comes down to, for its message and for whether
+/// running again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    NoCredentials,
+    NoBucket,
+    /// The local file system refused (owner and mode).
+    LocalPermission,
+    AccessDenied,
+    SshFailed,
+    Unreachable,
+    /// A setting the service rejects: running again changes nothing.
+    Invalid,
+    Other,
+}
+
+fn cause_of(e: &opendal::Error) -> Cause {
+    let full = e.to_string();
+    let has = |needle: &str| full.contains(needle);
+    let io_source = {
+        let mut next = std::error::Error::source(e);
+        let mut found = false;
+        while let Some(s) = next {
+            found |= s.downcast_ref::<std::io::Error>().is_some();
+            next = s.source();
+        }
+        found
+    };
+    if has("failed to load signing credential") {
+        Cause::NoCredentials
+    } else if has("NoSuchBucket") {
+        Cause::NoBucket
+    } else if e.kind() == ErrorKind::PermissionDenied && io_source {
+        Cause::LocalPermission
+    } else if e.kind() == ErrorKind::PermissionDenied
+        || has("AccessDenied")
+        || has("InvalidAccessKeyId")
+        || has("SignatureDoesNotMatch")
+    {
+        Cause::AccessDenied
+    } else if has("failed to connect to the remote host") {
+        Cause::SshFailed
+    } else if has("error sending request") || has("Connection refused") || has("dns error") {
+        Cause::Unreachable
+    } else if matches!(
+        e.kind(),
+        ErrorKind::ConfigInvalid | ErrorKind::Unsupported | ErrorKind::IsADirectory | ErrorKind::NotADirectory
+    ) {
+        Cause::Invalid
+    } else {
+        Cause::Other
+    }
 }
 
 /// The cause of a service error in a few words where it is a common one
 /// (a missing bucket, refused credentials, an unreachable endpoint); the
 /// service's own message otherwise.
 fn describe(e: &opendal::Error) -> String {
-    let full = e.to_string();
-    let has = |needle: &str| full.contains(needle);
-    if has("failed to load signing credential") {
-        "no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or -o s3.access_key_id=... -o s3.secret_access_key=...)".into()
-    } else if has("NoSuchBucket") {
-        "the bucket does not exist (create it first, or check the bucket name)".into()
-    } else if e.kind() == ErrorKind::PermissionDenied
-        || has("AccessDenied")
-        || has("InvalidAccessKeyId")
-        || has("SignatureDoesNotMatch")
-    {
-        "access denied (check the credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or -o s3.*)".into()
-    } else if has("failed to connect to the remote host") {
-        "SSH connection failed: host unreachable or login refused (check host, port, user, -o sftp.key and known_hosts; `ssh -p PORT USER@HOST` shows why)".into()
-    } else if has("error sending request") || has("Connection refused") || has("dns error") {
-        "service unreachable (check the endpoint and the network)".into()
-    } else {
-        full
+    match cause_of(e) {
+        Cause::NoCredentials => "no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or -o s3.access_key_id=... -o s3.secret_access_key=...)".into(),
+        Cause::NoBucket => "the bucket does not exist (create it first, or check the bucket name)".into(),
+        Cause::LocalPermission => "permission denied (the repository's files belong to another user or are not writable: run as their owner, or fix their owner and mode)".into(),
+        Cause::AccessDenied => "access denied (check the credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or -o s3.*)".into(),
+        Cause::SshFailed => "SSH connection failed: host unreachable or login refused (check host, port, user, -o sftp.key and known_hosts; `ssh -p PORT USER@HOST` shows why)".into(),
+        Cause::Unreachable => "service unreachable (check the endpoint and the network)".into(),
+        Cause::Invalid | Cause::Other => e.to_string(),
     }
 }
 
@@ -244,6 +292,18 @@ impl BackendError {
             Self::NotFound { path: path.to_string() }
         } else {
             Self::Service { op, path: path.to_string(), cause: Box::new(e) }
+        }
+    }
+
+    /// True when running again later may succeed (the service did not
+    /// answer, or failed on its side); false when something must be fixed
+    /// first (credentials, a missing bucket, permissions, a bad setting).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Service { cause, .. } => {
+                matches!(cause_of(cause), Cause::Unreachable | Cause::SshFailed | Cause::Other)
+            }
+            _ => false,
         }
     }
 
@@ -286,6 +346,10 @@ pub struct Options {
     pub cache_dir: Option<std::path::PathBuf>,
     /// Bound of one repository's cache in bytes (0: the default).
     pub cache_max_bytes: u64,
+    /// Open an existing repository only: a local folder without one is
+    /// [`BackendError::NoRepository`], and nothing is created there (the
+    /// local service otherwise makes the folder and its `tmp/` at once).
+    pub must_exist: bool,
 }
 
 /// Concurrent requests to a remote service; enough to keep a long fat
@@ -418,6 +482,36 @@ impl opendal::layers::LoggingInterceptor for StderrLog {
 /// Largest buffer [`Backend::read_range_into`] reserves before the bytes arrive.
 const RESERVE_MAX: u64 = 128 << 20;
 
+/// A local repository folder must be a folder, and with `must_exist` hold
+/// a repository (its config or its keys; one without its config is a
+/// damaged repository, for `check` and the repository layer to report).
+fn check_local_root(root: &str, must_exist: bool) -> Result<()> {
+    let path = std::path::Path::new(root);
+    let denied = || {
+        BackendError::Location(
+            root.into(),
+            "permission denied (the repository belongs to another user: run as its owner, or fix its owner and mode)"
+                .into(),
+        )
+    };
+    let holds = |p: std::path::PathBuf| match p.try_exists() {
+        Ok(there) => Ok(there),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(denied()),
+        Err(e) => Err(BackendError::Location(root.into(), e.to_string())),
+    };
+    match path.metadata() {
+        Ok(md) if !md.is_dir() => {
+            Err(BackendError::Location(root.into(), "it is a file, not a folder; give the repository's folder".into()))
+        }
+        Ok(_) if !must_exist => Ok(()),
+        Ok(_) if holds(path.join(FileKind::Config.path("")))? || holds(path.join(FileKind::Key.dir()))? => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(denied()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackendError::Location(root.into(), e.to_string())),
+        _ if must_exist => Err(BackendError::NoRepository(root.into())),
+        _ => Ok(()),
+    }
+}
+
 impl Backend {
     /// Opens a location (see [`Location`]) with default options.
     pub fn open(location: &str) -> Result<Self> {
@@ -428,6 +522,9 @@ impl Backend {
     /// backoff, timeouts and bounded concurrency (OpenDAL layers).
     pub fn open_with(location: &str, options: &Options) -> Result<Self> {
         let place = Location::parse(location)?;
+        if let Location::Local(root) = &place {
+            check_local_root(root, options.must_exist)?;
+        }
         // `retries` applies to every service; the rest belong to the service.
         let mut retries = 8;
         let mut service = Vec::new();

@@ -25,7 +25,7 @@ fn from_password(a: &CopyArgs) -> Result<Vec<u8>> {
 }
 
 pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
-    let backend = super::open_backend(g, &a.from_repo, &a.from_options)?;
+    let backend = super::open_backend(g, &a.from_repo, &a.from_options, super::Create::Never)?;
     Repository::ensure_exists(&backend)?;
     let src = Repository::open(backend, &from_password(a)?).context("opening the source repository")?;
     let all = src.snapshots()?;

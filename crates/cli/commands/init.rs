@@ -10,7 +10,7 @@ use crate::cli::{Global, InitArgs};
 pub fn run(g: &Global, a: &InitArgs) -> Result<i32> {
     // The password first: a refused one must not leave an empty folder behind.
     let pw = crate::password::password(g, true)?;
-    let backend = super::backend(g)?;
+    let backend = super::backend_for(g, super::Create::Allowed)?;
     let opts = InitOptions {
         chunker: ChunkerParams {
             min_size: a.chunk_min_kib.saturating_mul(1024),

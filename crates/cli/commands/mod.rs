@@ -53,20 +53,36 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// The backend at -r / CAIRN_REPOSITORY.
+/// Whether a command may create the repository's folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// `init`: the folder is made if missing.
+    Allowed,
+    /// Every other command: a folder without a repository is an error, and
+    /// nothing is created there.
+    Never,
+}
+
+/// The backend at -r / CAIRN_REPOSITORY, which must hold a repository.
 pub fn backend(g: &Global) -> Result<Backend> {
+    backend_for(g, Create::Never)
+}
+
+/// The backend at -r / CAIRN_REPOSITORY.
+pub fn backend_for(g: &Global, create: Create) -> Result<Backend> {
     let Some(loc) = g.repo.as_deref().filter(|s| !s.is_empty()) else {
         bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
     };
-    let hot = open_backend(g, loc, &g.options)?;
+    let hot = open_backend(g, loc, &g.options, create)?;
     Ok(match g.cold_repo.as_deref().filter(|s| !s.is_empty()) {
-        Some(cold) => hot.with_cold(open_backend(g, cold, &g.cold_options)?),
+        // The cold location holds data packs only: nothing there says "repository".
+        Some(cold) => hot.with_cold(open_backend(g, cold, &g.cold_options, Create::Allowed)?),
         None => hot,
     })
 }
 
 /// The backend at `loc` with the global limits and the given `-o` options.
-pub fn open_backend(g: &Global, loc: &str, raw_options: &[String]) -> Result<Backend> {
+pub fn open_backend(g: &Global, loc: &str, raw_options: &[String], create: Create) -> Result<Backend> {
     let mut service = Vec::new();
     for o in raw_options {
         let Some((k, v)) = o.split_once('=') else {
@@ -82,6 +98,7 @@ pub fn open_backend(g: &Global, loc: &str, raw_options: &[String]) -> Result<Bac
         // A local repository is its own cache.
         cache_dir: if g.no_cache || !cairn_backend::Location::parse(loc)?.is_remote() { None } else { cache_root(g) },
         cache_max_bytes: 0,
+        must_exist: create == Create::Never,
     };
     Backend::open_with(loc, &options).with_context(|| format!("opening repository {loc}"))
 }

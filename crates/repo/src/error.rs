@@ -12,6 +12,14 @@ pub enum RepoError {
         /// Where we looked.
         location: String,
     },
+    /// The location holds another tool's repository.
+    #[error("{location} is a {tool} repository, not a cairn one")]
+    Foreign {
+        /// Where.
+        location: String,
+        /// Whose: `restic`, `borg`.
+        tool: &'static str,
+    },
     /// The repository keeps data packs in a cold location and none was
     /// given, or one was given to a repository without.
     #[error("{0}")]

@@ -73,6 +73,17 @@ fn read_key(backend: &Backend, name: &str) -> Result<(KeyInfo, bool)> {
 /// password: the others still open (check reports the damage). A key file
 /// that decodes but sits under another name (two swapped key files) is
 /// still tried: its content is authenticated by the password alone.
+/// Whether the key files are restic's (JSON with an scrypt KDF): a restic
+/// repository has cairn's folder names, and only its keys tell it apart.
+pub fn written_by_restic(backend: &Backend) -> bool {
+    let Ok(names) = backend.list(FileKind::Key) else { return false };
+    let needle: &[u8] = br#""kdf":"scrypt""#;
+    names
+        .first()
+        .and_then(|(name, _)| backend.read(FileKind::Key, name).ok())
+        .is_some_and(|raw| raw.starts_with(b"{") && raw.windows(needle.len()).any(|w| w == needle))
+}
+
 pub fn unlock(backend: &Backend, password: &[u8]) -> Result<(KeyId, Keyring)> {
     let names = backend.list(FileKind::Key)?;
     if names.is_empty() {

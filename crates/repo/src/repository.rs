@@ -134,7 +134,16 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         };
-        let (key_id, keyring) = keys::unlock(&backend, password)?;
+        // Borg's config is INI text; cairn's is sealed.
+        if sealed.starts_with(b"[repository]") {
+            return Err(RepoError::Foreign { location: backend.location().into(), tool: "borg" });
+        }
+        let (key_id, keyring) = keys::unlock(&backend, password).map_err(|e| match e {
+            RepoError::KeyDamaged { .. } if keys::written_by_restic(&backend) => {
+                RepoError::Foreign { location: backend.location().into(), tool: "restic" }
+            }
+            e => e,
+        })?;
         let plain = keyring.open(ObjectKind::Config, &[0; 32], &sealed).map_err(|e| RepoError::corrupt("config", e))?;
         let plain = payload::decode(&plain, crate::MAX_FILE_SIZE).map_err(|e| RepoError::format("config", e))?;
         let config = Config::decode(&plain).map_err(|e| RepoError::format("config", e))?;
