@@ -548,3 +548,95 @@ cairn_test!(wrong_places_get_messages_that_point_the_right_way_and_nothing_is_cr
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 });
+
+// Case 10: a tree graph that names one subtree many times (forty levels of
+// two references each: 2^40 paths from 41 trees) made `ls` and `restore`
+// run without end. Both refuse it; `check`, which visits each tree once,
+// finishes.
+cairn_test!(a_tree_bomb_is_refused_not_expanded_without_end, |env| {
+    use cairn_format::tree::{Bytes, Node, NodeKind, Time, Tree};
+    use cairn_format::{BlobKind, FORMAT_VERSION};
+    env.init();
+    let backend = cairn_backend::Backend::local(env.repo.to_str().unwrap()).unwrap();
+    let repo = cairn_repo::Repository::open(backend, b"correct horse").unwrap().load_index().unwrap();
+    let node = |name: &str, kind: NodeKind, subtree| Node {
+        name: Bytes(name.as_bytes().to_vec()),
+        kind,
+        mode: if kind == NodeKind::Dir { 0o40755 } else { 0o100644 },
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime: Time(1_700_000_000, 0),
+        ctime: Time(1_700_000_000, 0),
+        size: 0,
+        inode: 1,
+        device: 1,
+        links: 1,
+        rdev: 0,
+        content: vec![],
+        subtree,
+        target: None,
+        xattrs: vec![],
+    };
+    let mut tree = Tree { nodes: vec![node("leaf", NodeKind::File, None)] };
+    let mut writer = cairn_repo::PackWriter::new(BlobKind::Tree, 1 << 20);
+    let mut top = None;
+    for _ in 0..=40 {
+        let bytes = tree.encode();
+        let id = repo.repo().blob_id(&bytes);
+        writer.add(repo.seal_blob(BlobKind::Tree, id, &bytes).unwrap()).unwrap();
+        tree = Tree { nodes: vec![node("a", NodeKind::Dir, Some(id)), node("b", NodeKind::Dir, Some(id))] };
+        top = Some(id);
+    }
+    let pack = writer.finish(repo.repo().keyring()).unwrap().unwrap();
+    let (entry, _) = repo.repo().save_pack(pack).unwrap();
+    repo.repo().save_index(&cairn_format::index::IndexFile { supersedes: vec![], packs: vec![entry] }).unwrap();
+    let snap = cairn_format::snapshot::Snapshot {
+        version: FORMAT_VERSION,
+        time: jiff::Timestamp::now(),
+        tree: top.unwrap(),
+        paths: vec!["/bomb".into()],
+        hostname: "h".into(),
+        username: "u".into(),
+        uid: 0,
+        gid: 0,
+        tags: vec![],
+        parent: None,
+        excludes: vec![],
+        program_version: "test".into(),
+        summary: None,
+        protected: false,
+        original: None,
+        repaired: vec![],
+    };
+    repo.repo().save_snapshot(&snap).unwrap();
+
+    // Each command gets two minutes; before the bound, ls printed for ever.
+    let bounded = |args: &[&str]| {
+        let mut child = env.cmd().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                return (status.code(), err);
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("cairn {args:?} ran for two minutes: unbounded");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let target = env.path("target");
+    for args in [&["ls", "latest"][..], &["restore", "latest", "--target", target.to_str().unwrap()]] {
+        let (code, err) = bounded(args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains("refer to the same trees over and over"), "{args:?}: {err}");
+    }
+    assert!(!target.exists() || std::fs::read_dir(&target).unwrap().count() == 0, "nothing restored");
+    let (code, err) = bounded(&["check"]);
+    assert!(code.is_some(), "check ended: {err}");
+});

@@ -6,6 +6,7 @@ use anyhow::Result;
 use cairn_format::BlobId;
 use cairn_format::tree::{Node, NodeKind};
 use cairn_repo::IndexedRepository;
+use cairn_repo::expansion::ExpansionGuard;
 
 use crate::cli::{Global, LsArgs};
 use crate::output::{local_time, mode, rfc3339};
@@ -37,14 +38,21 @@ fn print(g: &Global, long: bool, path: &str, n: &Node) -> std::io::Result<()> {
     }
 }
 
-fn walk(repo: &IndexedRepository, g: &Global, long: bool, tree: &BlobId, prefix: &str) -> Result<()> {
-    for n in repo.load_tree(tree)?.nodes {
+fn walk(
+    repo: &IndexedRepository,
+    guard: &mut ExpansionGuard,
+    g: &Global,
+    long: bool,
+    tree: &BlobId,
+    prefix: &str,
+) -> Result<()> {
+    for n in &guard.load(repo, tree)?.nodes {
         let path = format!("{prefix}/{}", n.name.display());
-        print(g, long, &path, &n)?;
+        print(g, long, &path, n)?;
         if n.kind == NodeKind::Dir
             && let Some(sub) = n.subtree
         {
-            walk(repo, g, long, &sub, &path)?;
+            walk(repo, guard, g, long, &sub, &path)?;
         }
     }
     Ok(())
@@ -57,12 +65,12 @@ pub fn run(g: &Global, a: &LsArgs) -> Result<i32> {
     let repo = repo.load_index()?;
     let path = a.path.as_deref().or(inline_path).unwrap_or("/").trim_end_matches('/');
     match repo.find_node(&snap.tree, path.as_bytes())? {
-        None => walk(&repo, g, a.long, &snap.tree, "")?,
+        None => walk(&repo, &mut ExpansionGuard::default(), g, a.long, &snap.tree, "")?,
         Some(n) => {
             let shown = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
             print(g, a.long, &shown, &n)?;
             if let Some(sub) = n.subtree {
-                walk(&repo, g, a.long, &sub, &shown)?;
+                walk(&repo, &mut ExpansionGuard::default(), g, a.long, &sub, &shown)?;
             }
         }
     }

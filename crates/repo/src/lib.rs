@@ -21,6 +21,7 @@
 
 mod blob;
 mod error;
+pub mod expansion;
 mod index;
 mod keys;
 pub mod lifecycle;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use cairn_format::BlobId;
 use cairn_format::tree::{Node, NodeKind};
 use cairn_repo::IndexedRepository;
+use cairn_repo::expansion::ExpansionGuard;
 
 use crate::RestoreError;
 use cairn_repo::pattern::Matcher;
@@ -60,6 +61,7 @@ struct Planner<'a> {
     links: HashMap<(u64, u64), usize>,
     target: &'a Path,
     items: Vec<Item>,
+    guard: ExpansionGuard,
 }
 
 impl Planner<'_> {
@@ -121,7 +123,7 @@ impl Planner<'_> {
         target_dir: &Path,
         included: bool,
     ) -> Result<bool, RestoreError> {
-        let tree = self.repo.load_tree(tree)?;
+        let tree = self.guard.load(self.repo, tree)?;
         let mut any = false;
         for n in &tree.nodes {
             let name = String::from_utf8_lossy(&n.name.0);
@@ -147,7 +149,15 @@ pub fn plan(
     include: &Matcher,
     exclude: &Matcher,
 ) -> Result<Plan, RestoreError> {
-    let mut p = Planner { repo, include, exclude, links: HashMap::new(), target, items: Vec::new() };
+    let mut p = Planner {
+        repo,
+        include,
+        exclude,
+        links: HashMap::new(),
+        target,
+        items: Vec::new(),
+        guard: ExpansionGuard::default(),
+    };
     let path = path.map(|s| s.trim_end_matches('/')).filter(|s| !s.is_empty());
     match path {
         None => {

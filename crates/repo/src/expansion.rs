@@ -1,0 +1,64 @@
+//! A bound on walks that expand every path of a snapshot (`ls`, restore's
+//! plan). Trees are content-addressed, so a tree may name one subtree many
+//! times, and a chain of such trees expands exponentially: forty levels of
+//! two references each list 2^40 entries from forty trees. A snapshot made
+//! by backup never does that (a directory's entries carry inode numbers, so
+//! its tree is its own), so a walk that visits non-empty trees far more
+//! often than there are distinct ones is refused as hostile or damaged.
+//! Decoded trees are kept for the walk, so a visit costs no decryption.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cairn_format::BlobId;
+use cairn_format::tree::Tree;
+
+use crate::{IndexedRepository, RepoError};
+
+/// Visits of non-empty trees allowed beyond [`PER_TREE`] per distinct one.
+pub const BASE_VISITS: u64 = 100_000;
+/// Visits allowed per distinct non-empty tree (a bind mount seen twice,
+/// a folder copied a few times with its inode numbers: far below this).
+pub const PER_TREE: u64 = 100;
+
+/// Loads trees for one expanding walk and refuses a tree graph that
+/// expands without bound.
+#[derive(Default)]
+pub struct ExpansionGuard {
+    trees: HashMap<BlobId, Arc<Tree>>,
+    /// Distinct non-empty trees loaded.
+    distinct: u64,
+    /// Visits of non-empty trees.
+    visits: u64,
+}
+
+impl ExpansionGuard {
+    /// The tree `id`, counted as one more visit.
+    pub fn load(&mut self, repo: &IndexedRepository, id: &BlobId) -> Result<Arc<Tree>, RepoError> {
+        let tree = match self.trees.get(id) {
+            Some(t) => t.clone(),
+            None => {
+                let t = Arc::new(repo.load_tree(id)?);
+                self.trees.insert(*id, t.clone());
+                self.distinct += u64::from(!t.nodes.is_empty());
+                t
+            }
+        };
+        if tree.nodes.is_empty() {
+            return Ok(tree);
+        }
+        self.visits += 1;
+        let distinct = self.distinct;
+        if self.visits > BASE_VISITS + PER_TREE * distinct {
+            return Err(RepoError::corrupt(
+                format!("tree {}", id.short()),
+                format!(
+                    "the snapshot's folders refer to the same trees over and over ({} visits of {distinct} distinct trees), \
+                     which no backup writes: refused rather than expanded without end",
+                    self.visits
+                ),
+            ));
+        }
+        Ok(tree)
+    }
+}
