@@ -117,6 +117,32 @@ pub enum Command {
     Cache(CacheArgs),
 }
 
+impl Command {
+    /// The command's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Init(_) => "init",
+            Command::Backup(_) => "backup",
+            Command::Snapshots(_) => "snapshots",
+            Command::Ls(_) => "ls",
+            Command::Dump(_) => "dump",
+            Command::Restore(_) => "restore",
+            Command::Check(_) => "check",
+            Command::Forget(_) => "forget",
+            Command::Tag(_) => "tag",
+            Command::Prune(_) => "prune",
+            Command::Key(_) => "key",
+            Command::Copy(_) => "copy",
+            Command::Repair(_) => "repair",
+            Command::Diff(_) => "diff",
+            Command::Find(_) => "find",
+            Command::Stats(_) => "stats",
+            Command::Cat(_) => "cat",
+            Command::Cache(_) => "cache",
+        }
+    }
+}
+
 /// A count for `--keep-*`: a number, or -1 / `unlimited` for every period.
 fn keep_count(s: &str) -> Result<u32, String> {
     match s {

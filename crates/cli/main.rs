@@ -57,6 +57,33 @@ fn tune_allocator(command: &cli::Command) {
     }
 }
 
+/// Blocks SIGINT and SIGTERM in every thread and has one thread wait for
+/// them: on either, what this run left unfinished in the repository (staged
+/// packs, files being written, its run marker) is removed, one line says
+/// so, and the process exits 130 or 143 as a shell reports the signal.
+/// Commands cairn runs get the default mask back (std resets it at spawn).
+fn handle_interrupts(command: &'static str) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    if set.thread_block().is_err() {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let Ok(signal) = set.wait() else { return };
+        let removed = cairn_backend::interrupt::remove_all();
+        let what = if command == "backup" { "; no snapshot was written" } else { "" };
+        eprintln!(
+            "cairn: {command} interrupted by {signal}{what}; the repository is intact ({removed} unfinished file(s) of this run removed)"
+        );
+        std::process::exit(128 + signal as i32);
+    });
+    if spawned.is_err() {
+        let _ = set.thread_unblock();
+    }
+}
+
 fn main() {
     // Everything cairn creates is its user's alone, whatever the umask:
     // repository files (key files above all: a copy lets anyone guess the
@@ -67,6 +94,7 @@ fn main() {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = cli::Cli::parse();
     tune_allocator(&cli.command);
+    handle_interrupts(cli.command.name());
     let verbose = cli.global.verbose > 0;
     let code = match commands::run(cli) {
         Ok(code) => code,

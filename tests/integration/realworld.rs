@@ -640,3 +640,81 @@ cairn_test!(a_tree_bomb_is_refused_not_expanded_without_end, |env| {
     let (code, err) = bounded(&["check"]);
     assert!(code.is_some(), "check ended: {err}");
 });
+
+/// Files left in a repository folder (`tmp`, `running`).
+fn left_in(env: &Env, folder: &str) -> Vec<PathBuf> {
+    crate::util::files_under(&env.repo.join(folder))
+}
+
+/// Runs cairn with `args`, sends `signal` once `started` holds, and returns
+/// the output.
+fn interrupted(
+    env: &Env,
+    args: &[&str],
+    signal: nix::sys::signal::Signal,
+    started: impl Fn() -> bool,
+) -> std::process::Output {
+    let child = env.cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started() {
+        assert!(std::time::Instant::now() < deadline, "{args:?} did not get going");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// Case 11: SIGINT and SIGTERM during backup, restore, prune and check: one
+// line saying what was interrupted and that the repository is intact, this
+// run's staging files and run marker removed, exit 130 or 143.
+cairn_test!(interrupted_runs_say_so_clean_up_and_exit_130_or_143, |env| {
+    use nix::sys::signal::Signal::{SIGINT, SIGTERM};
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..8 {
+        std::fs::write(src.join(format!("f{i}")), random_bytes(500_000, i)).unwrap();
+    }
+    env.init();
+    let s = src.to_str().unwrap();
+    let check_clean = |what: &str, out: &std::process::Output, code: i32| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(err.contains(&format!("{what} interrupted by")) && err.contains("the repository is intact"), "{err}");
+        assert!(left_in(&env, "tmp").is_empty(), "{what}: staging left: {:?}", left_in(&env, "tmp"));
+        assert!(left_in(&env, "running").is_empty(), "{what}: run marker left");
+        env.ok(&["check", "--read-data"]);
+    };
+
+    // A backup throttled to 400 KiB/s, interrupted once a pack is being staged.
+    let out = interrupted(&env, &["--limit-upload", "400", "backup", s], SIGINT, || !left_in(&env, "tmp").is_empty());
+    check_clean("backup", &out, 130);
+    assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
+
+    env.ok(&["backup", s]);
+    let target = env.path("target");
+    let out = interrupted(
+        &env,
+        &["--limit-download", "400", "restore", &format!("latest:{s}"), "--target", target.to_str().unwrap()],
+        SIGTERM,
+        || target.exists(),
+    );
+    check_clean("restore", &out, 143);
+
+    // Check reading every pack, slowly.
+    let out = interrupted(&env, &["--limit-download", "400", "check", "--read-data"], SIGINT, || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        true
+    });
+    check_clean("check", &out, 130);
+
+    // A prune rewriting every pack under a new key, interrupted mid-way.
+    env.ok(&["key", "rotate"]);
+    let out = interrupted(&env, &["--limit-upload", "400", "prune", "--reencrypt"], SIGTERM, || {
+        !left_in(&env, "tmp").is_empty()
+    });
+    check_clean("prune", &out, 143);
+    let restored = env.path("after");
+    env.ok(&["restore", &format!("latest:{s}"), "--target", restored.to_str().unwrap()]);
+    assert_same_tree(&src, &restored);
+});

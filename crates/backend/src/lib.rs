@@ -22,6 +22,7 @@ use opendal::{ErrorKind, Operator};
 
 mod cache;
 mod fault;
+pub mod interrupt;
 mod location;
 mod pace;
 
@@ -368,6 +369,8 @@ pub struct StagedFile {
     writer: Option<opendal::Writer>,
     staging: String,
     len: u64,
+    /// Removed by an interrupt while unfinished.
+    _in_flight: interrupt::InFlight,
 }
 
 impl StagedFile {
@@ -666,12 +669,15 @@ impl Backend {
         }
         let path = kind.path(name);
         if !self.place.needs_staging() {
+            // A local write goes through a temporary file in tmp/ named after it.
+            let _in_flight = matches!(self.place, Location::Local(_)).then(|| interrupt::staged(self, &path));
             return self.put(&path, bytes).map_err(|e| BackendError::from_opendal("write", &path, e));
         }
         static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let staging = format!("tmp/{}-{}-{nanos}-{n}", kind.path(name).replace('/', "_"), std::process::id());
+        let _in_flight = interrupt::staged(self, &staging);
         self.put(&staging, bytes).map_err(|e| BackendError::from_opendal("write", &staging, e))?;
         self.count(1);
         let moved = self.rt.block_on(self.op.rename(&staging, &path));
@@ -707,7 +713,8 @@ impl Backend {
             .rt
             .block_on(self.op.writer_with(&staging).chunk(STAGED_CHUNK).into_future())
             .map_err(|e| BackendError::from_opendal("write", &staging, e))?;
-        Ok(Some(StagedFile { backend: self.clone(), writer: Some(writer), staging, len: 0 }))
+        let _in_flight = interrupt::staged(self, &staging);
+        Ok(Some(StagedFile { backend: self.clone(), writer: Some(writer), staging, len: 0, _in_flight }))
     }
 
     /// One upload; on failure the partial upload is aborted, so a failed
@@ -746,6 +753,7 @@ impl Backend {
             p.wait(bytes.len() as u64);
         }
         let path = kind.path(name);
+        let _in_flight = matches!(self.place, Location::Local(_)).then(|| interrupt::staged(self, &path));
         match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),

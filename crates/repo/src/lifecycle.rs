@@ -71,6 +71,7 @@ impl Repository {
             updated: now,
             plans_seen: None,
         };
+        let in_flight = cairn_backend::interrupt::file(&self.backend, &FileKind::Marker.path(&id.to_hex()));
         write_marker(&self.backend, &self.keyring, &id, &marker)?;
         let shared = Arc::new(Mutex::new(Heartbeat { marker, last_beat: Instant::now(), lapsed: false }));
         let (stop, stopped) = mpsc::channel::<()>();
@@ -91,6 +92,7 @@ impl Repository {
             shared,
             stop: Some(stop),
             thread: Some(thread),
+            _in_flight: in_flight,
         })
     }
 
@@ -140,6 +142,8 @@ pub struct RunGuard {
     shared: Arc<Mutex<Heartbeat>>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Removes the marker if the process is interrupted.
+    _in_flight: cairn_backend::interrupt::InFlight,
 }
 
 impl std::fmt::Debug for RunGuard {
