@@ -334,6 +334,18 @@ pub struct RepairArgs {
 pub enum RepairAction {
     /// Rebuild the index from the pack headers (replaces all index files).
     Index,
+    /// Salvage damaged packs: copy every blob that still reads into a new
+    /// pack, drop the rest from the index (the next backup stores that
+    /// content again) and delete the damaged packs. Reads every pack unless
+    /// some are named (as `check --read-data` names them).
+    Packs {
+        /// Packs to salvage (ids or prefixes; default: every damaged pack).
+        #[arg(value_name = "PACK")]
+        packs: Vec<String>,
+        /// Report what would be salvaged and lost; change nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
     /// Rewrite snapshots that need lost data, leaving out the lost chunks
     /// (files get shorter) and lost folders (they become empty); the paths
     /// are listed in the new snapshot's `repaired` field and tagged `repaired`.

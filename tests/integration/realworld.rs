@@ -718,3 +718,52 @@ cairn_test!(interrupted_runs_say_so_clean_up_and_exit_130_or_143, |env| {
     env.ok(&["restore", &format!("latest:{s}"), "--target", restored.to_str().unwrap()]);
     assert_same_tree(&src, &restored);
 });
+
+/// Flips one byte inside the first blob of every data pack.
+fn damage_every_data_pack(env: &Env) {
+    for p in env.repo_files("data") {
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[100] ^= 0x55;
+        std::fs::write(&p, bytes).unwrap();
+    }
+}
+
+// Case 4: a damaged blob poisoned every later backup (backup reused it) and
+// no repair removed it. `repair packs` salvages what reads, drops the rest
+// from the index so the next backup stores it again, and `repair snapshots
+// --forget` then mends snapshots whose files are gone from the source.
+cairn_test!(repair_packs_lets_the_next_backup_store_damaged_content_again, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let s = src.to_str().unwrap();
+    env.init();
+    std::fs::write(src.join("b"), random_bytes(300_000, 2)).unwrap();
+    env.ok(&["backup", s]);
+    std::fs::write(src.join("a"), random_bytes(300_000, 1)).unwrap();
+    env.ok(&["backup", s]);
+    let packs_before = env.repo_files("data").len();
+    damage_every_data_pack(&env);
+    assert_eq!(env.run(&["check", "--read-data"]).status.code(), Some(1));
+
+    // The plan changes nothing.
+    let plan = env.json(&["repair", "packs", "--dry-run"]);
+    assert_eq!(plan["damaged"].as_array().unwrap().len(), packs_before, "{plan}");
+    assert_eq!(env.repo_files("data").len(), packs_before);
+
+    let done = env.json(&["repair", "packs"]);
+    assert!(done["salvaged"].as_u64().unwrap() > 0, "{done}");
+    assert!(!done["lost"].as_array().unwrap().is_empty(), "{done}");
+    assert_eq!(env.json(&["repair", "packs"])["damaged"].as_array().unwrap().len(), 0, "nothing damaged is left");
+
+    // `b` is gone from the source; `a` is stored again by a forced backup.
+    std::fs::remove_file(src.join("b")).unwrap();
+    env.ok(&["backup", "--force", s]);
+    // The first two snapshots still need b's lost chunk.
+    let out = env.run(&["check", "--read-data"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    env.ok(&["repair", "snapshots", "--forget"]);
+    succeeded("check after repair", env.run(&["check", "--read-data"]));
+    let target = env.path("restored");
+    env.ok(&["restore", &format!("latest:{s}"), "--target", target.to_str().unwrap(), "--verify"]);
+    assert_same_tree(&src, &target);
+});

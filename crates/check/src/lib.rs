@@ -20,6 +20,10 @@
 //! assert_eq!(report.snapshots, 0);
 //! ```
 
+mod repair;
+
+pub use repair::{DamagedPack, PackRepairOutcome, PackRepairPlan, plan_pack_repair, repair_packs};
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};

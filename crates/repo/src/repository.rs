@@ -680,6 +680,16 @@ impl IndexedRepository {
         self.read_blob_at_depth(base, 1, Verify::Authenticated)
     }
 
+    /// Reads, decrypts and verifies the copy of blob `id` at `loc`, which
+    /// need not be the copy the index chooses (repair reads every copy in a
+    /// damaged pack). A delta blob's bases are found through the index.
+    pub fn read_blob_at(&self, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let envelope = self.read_pack_range(loc, loc.offset, loc.length)?;
+        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length, Verify::Full, &mut |b| {
+            self.read_base(b, id, 0)
+        })
+    }
+
     fn read_blob_at_depth(&self, id: &BlobId, depth: u32, verify: Verify) -> Result<Vec<u8>> {
         let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
         let mut base = |b: &BlobId| self.read_base(b, id, depth);
