@@ -32,7 +32,12 @@ impl Stamp {
 
 /// One file to read.
 pub struct FileJob {
+    /// Its path in the snapshot (messages, progress).
     pub path: PathBuf,
+    /// The path to open it by (through an open directory when long).
+    pub open: PathBuf,
+    /// Keeps the directory `open` starts from open until the file is read.
+    pub _anchor: Option<Arc<std::os::fd::OwnedFd>>,
     /// What the walk saw, to notice files that change while read.
     pub expected: Option<Stamp>,
     /// The content of the file in the parent snapshot, for delta bases.
@@ -68,7 +73,7 @@ pub fn read_loop(
 
 fn read_one(job: &FileJob, sink: &BlobSink, chunker: &Chunker, progress: &dyn Progress, stats: &Stats) -> FileOutcome {
     let p = &job.path;
-    match std::fs::File::open(p) {
+    match std::fs::File::open(&job.open) {
         Ok(f) => {
             let bases = BaseFinder::new(&job.parent_content, sink.repo().index());
             let out = chunk_stream(&f, sink, chunker, bases, progress, stats);

@@ -52,6 +52,47 @@ pub struct Walker<'a> {
     pub dir_tx: Sender<DirDone>,
 }
 
+/// Paths longer than this are reached through an open directory instead
+/// (below PATH_MAX, 4096 bytes, with room for a name or two).
+const LONG_PATH: usize = 3072;
+
+/// Where an entry is: the path it has in the snapshot (for excludes and
+/// messages) and the path the system calls use. Past [`LONG_PATH`] bytes
+/// the latter restarts from an open descriptor of a directory on the way,
+/// `/proc/self/fd/N/...`, so trees of any depth and path length are read.
+#[derive(Clone)]
+pub struct Place {
+    pub logical: PathBuf,
+    pub access: PathBuf,
+    /// The directory `access` starts from, held open while it is in use.
+    pub anchor: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+impl Place {
+    fn new(path: &Path) -> Self {
+        Self { logical: path.to_path_buf(), access: path.to_path_buf(), anchor: None }
+    }
+
+    fn child(&self, name: &[u8]) -> Self {
+        let name = std::ffi::OsStr::from_bytes(name);
+        Self { logical: self.logical.join(name), access: self.access.join(name), anchor: self.anchor.clone() }
+    }
+
+    /// This directory, re-anchored on its own descriptor when its access
+    /// path has grown long.
+    fn for_children(&self) -> std::io::Result<Self> {
+        if self.access.as_os_str().len() < LONG_PATH {
+            return Ok(self.clone());
+        }
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(&self.access, flags, nix::sys::stat::Mode::empty())?;
+        use std::os::fd::AsRawFd;
+        let access = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        Ok(Self { logical: self.logical.clone(), access, anchor: Some(Arc::new(fd)) })
+    }
+}
+
 /// The source paths as a tree of path components, so the snapshot's root
 /// holds the full absolute paths (`/home/me/docs` as `home` > `me` > `docs`).
 #[derive(Default, Debug)]
@@ -112,7 +153,7 @@ impl Walker<'_> {
     pub fn walk_virtual(&self, trie: &SourceTrie, path: &Path, parent: Option<&Tree>) -> Receiver<Option<BlobId>> {
         if trie.is_source {
             return match path.metadata() {
-                Ok(md) => self.walk_dir(path, parent, md.dev()),
+                Ok(md) => self.walk_dir(&Place::new(path), parent, md.dev()),
                 Err(e) => {
                     self.warn(format!("{}: {e}", path.display()));
                     self.send_dir(Vec::new())
@@ -129,7 +170,8 @@ impl Walker<'_> {
                 // points to. Below it, symlinks are stored as links.
                 match child_path.metadata() {
                     Ok(md) => {
-                        if let Some(p) = self.entry(name, &child_path, &md, parent_node, md.dev(), true) {
+                        let place = Place::new(&child_path);
+                        if let Some(p) = self.entry(name, &place, &md, parent_node, md.dev(), true) {
                             entries.push(p);
                         }
                     }
@@ -150,21 +192,22 @@ impl Walker<'_> {
     }
 
     /// Walks one real directory.
-    fn walk_dir(&self, path: &Path, parent: Option<&Tree>, dev: u64) -> Receiver<Option<BlobId>> {
+    fn walk_dir(&self, dir: &Place, parent: Option<&Tree>, dev: u64) -> Receiver<Option<BlobId>> {
         let mut entries = Vec::new();
-        match std::fs::read_dir(path) {
-            Ok(rd) => {
+        let listed = dir.for_children().and_then(|dir| std::fs::read_dir(&dir.access).map(|rd| (dir, rd)));
+        match listed {
+            Ok((dir, rd)) => {
                 let mut names: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
                 for e in rd {
                     match e {
                         Ok(e) => names.push((e.file_name().as_bytes().to_vec(), e)),
-                        Err(e) => self.warn(format!("{}: reading directory: {e}", path.display())),
+                        Err(e) => self.warn(format!("{}: reading directory: {e}", dir.logical.display())),
                     }
                 }
                 names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 for (name, entry) in names {
-                    let child = entry.path();
-                    if self.excludes.is_excluded(&child) {
+                    let child = dir.child(&name);
+                    if self.excludes.is_excluded(&child.logical) {
                         continue;
                     }
                     // Relative to the open directory (fstatat, not following
@@ -179,11 +222,11 @@ impl Walker<'_> {
                         }
                         // Vanished between listing and stat: not an error of the user's.
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => self.warn(format!("{}: {e}", child.display())),
+                        Err(e) => self.warn(format!("{}: {e}", child.logical.display())),
                     }
                 }
             }
-            Err(e) => self.warn(format!("{}: cannot list directory: {e}", path.display())),
+            Err(e) => self.warn(format!("{}: cannot list directory: {e}", dir.logical.display())),
         }
         self.send_dir(entries)
     }
@@ -193,29 +236,30 @@ impl Walker<'_> {
     fn entry(
         &self,
         name: &[u8],
-        path: &Path,
+        place: &Place,
         md: &std::fs::Metadata,
         parent: Option<&Node>,
         dev: u64,
         is_source: bool,
     ) -> Option<Pending> {
+        let path = &place.logical;
         if !is_source && self.excludes.is_excluded(path) {
             return None;
         }
-        let mut node = metadata::node(name, path, md, self.names, parent);
+        let mut node = metadata::node(name, &place.access, md, self.names, parent);
         match node.kind {
             NodeKind::Dir => {
-                if self.excludes.has_marker(path) {
+                if self.excludes.has_marker(&place.access) {
                     return None;
                 }
                 self.stats.add_dir();
                 let rx = if (self.excludes.one_file_system && !is_source && md.dev() != dev)
-                    || pseudo_fs(path, md.dev() != dev)
+                    || pseudo_fs(&place.access, md.dev() != dev)
                 {
                     self.send_dir(Vec::new())
                 } else {
                     let parent_tree = self.load_parent_tree(parent);
-                    self.walk_dir(path, parent_tree.as_ref(), md.dev())
+                    self.walk_dir(place, parent_tree.as_ref(), md.dev())
                 };
                 Some(Pending::Dir { node, rx })
             }
@@ -236,7 +280,14 @@ impl Walker<'_> {
                 let parent_content =
                     parent.filter(|p| p.kind == NodeKind::File).map(|p| p.content.clone()).unwrap_or_default();
                 let expected = Some(Stamp { size: node.size, mtime: node.mtime });
-                let job = FileJob { path: path.to_path_buf(), expected, parent_content, reply };
+                let job = FileJob {
+                    path: path.to_path_buf(),
+                    open: place.access.clone(),
+                    _anchor: place.anchor.clone(),
+                    expected,
+                    parent_content,
+                    reply,
+                };
                 if self.file_tx.send(job).is_err() {
                     return None;
                 }

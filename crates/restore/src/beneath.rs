@@ -46,6 +46,9 @@ pub enum Found {
     Other,
 }
 
+/// Relative paths at least this long are resolved a component at a time.
+const LONG_PATH: usize = 3072;
+
 /// Set once openat2 turned out missing (kernels before 5.6, some sandboxes).
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
@@ -94,7 +97,9 @@ impl Beneath {
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(io::Error::other(format!("{}: not a plain relative path", rel.display())));
         }
-        let resolved = if NO_OPENAT2.load(Ordering::Relaxed) {
+        // One call resolves at most PATH_MAX bytes: longer paths (trees of
+        // any depth restore) go component by component.
+        let resolved = if NO_OPENAT2.load(Ordering::Relaxed) || rel.as_os_str().len() >= LONG_PATH {
             Err(Errno::ENOSYS)
         } else {
             let how = nix::fcntl::OpenHow::new()
