@@ -73,9 +73,8 @@ fn handle_interrupts(command: &'static str) {
     let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || {
         let Ok(signal) = set.wait() else { return };
         let removed = cairn_backend::interrupt::remove_all();
-        let what = if command == "backup" { "; no snapshot was written" } else { "" };
         eprintln!(
-            "cairn: {command} interrupted by {signal}{what}; the repository is intact ({removed} unfinished file(s) of this run removed)"
+            "cairn: {command} interrupted by {signal}; the repository is intact ({removed} unfinished file(s) of this run removed)"
         );
         std::process::exit(128 + signal as i32);
     });
@@ -99,6 +98,11 @@ fn main() {
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
+            // A write refused because a signal is being handled: the signal
+            // thread reports it and ends the process.
+            while cairn_backend::interrupt::interrupted() {
+                std::thread::park();
+            }
             if errors::is_broken_pipe(&e) {
                 // `cairn dump ... | head`: the reader went away; not an error worth a message.
                 std::process::exit(errors::EXIT_BROKEN_PIPE);

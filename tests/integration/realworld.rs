@@ -654,10 +654,13 @@ fn interrupted(
     signal: nix::sys::signal::Signal,
     started: impl Fn() -> bool,
 ) -> std::process::Output {
-    let child = env.cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = env.cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !started() {
-        assert!(std::time::Instant::now() < deadline, "{args:?} did not get going");
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("{args:?} did not get going: {:?}", child.wait_with_output().unwrap());
+        }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
@@ -686,8 +689,17 @@ cairn_test!(interrupted_runs_say_so_clean_up_and_exit_130_or_143, |env| {
         env.ok(&["check", "--read-data"]);
     };
 
-    // A backup throttled to 400 KiB/s, interrupted once a pack is being staged.
-    let out = interrupted(&env, &["--limit-upload", "400", "backup", s], SIGINT, || !left_in(&env, "tmp").is_empty());
+    // Each run is throttled to take about ten seconds; the signal comes a
+    // second after its run marker (or its first folder) appears.
+    let a_second_after = |cond: bool| {
+        if cond {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        cond
+    };
+    let out = interrupted(&env, &["--limit-upload", "400", "backup", s], SIGINT, || {
+        a_second_after(!left_in(&env, "running").is_empty())
+    });
     check_clean("backup", &out, 130);
     assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
 
@@ -697,7 +709,7 @@ cairn_test!(interrupted_runs_say_so_clean_up_and_exit_130_or_143, |env| {
         &env,
         &["--limit-download", "400", "restore", &format!("latest:{s}"), "--target", target.to_str().unwrap()],
         SIGTERM,
-        || target.exists(),
+        || a_second_after(target.exists()),
     );
     check_clean("restore", &out, 143);
 
@@ -711,7 +723,7 @@ cairn_test!(interrupted_runs_say_so_clean_up_and_exit_130_or_143, |env| {
     // A prune rewriting every pack under a new key, interrupted mid-way.
     env.ok(&["key", "rotate"]);
     let out = interrupted(&env, &["--limit-upload", "400", "prune", "--reencrypt"], SIGTERM, || {
-        !left_in(&env, "tmp").is_empty()
+        a_second_after(!left_in(&env, "running").is_empty())
     });
     check_clean("prune", &out, 143);
     let restored = env.path("after");
@@ -812,4 +824,30 @@ cairn_test!(paths_longer_than_path_max_back_up_and_restore, |env| {
     env.ok(&["restore", &format!("latest:{}", src.display()), "--target", target.to_str().unwrap(), "--verify"]);
     assert_eq!(deep_leaf(&target, &name, 40), leaf);
     succeeded("check", env.run(&["check", "--read-data"]));
+});
+
+// Found by trying it: restoring again, as an ordinary user, over an earlier
+// restore that holds a read-only folder (mode 0555 in the snapshot) failed
+// with "Permission denied" for every file in it, even with --overwrite always.
+cairn_test!(an_ordinary_user_restores_again_over_read_only_folders, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("ro")).unwrap();
+    std::fs::write(src.join("ro/f"), "one").unwrap();
+    std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    env.init();
+    let id = backup_id(&env, &src);
+    // The test folder, repository and snapshot must be the user's to use.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    if is_root() {
+        let status = Command::new("chown").args(["-R", "65534:65534"]).arg(&env.repo).status().unwrap();
+        assert!(status.success());
+    }
+    let target = env.path("target");
+    let spec = format!("{id}:{}", src.display());
+    let t = target.to_str().unwrap();
+    succeeded("first restore", env.run_unprivileged(&["restore", &spec, "--target", t]));
+    succeeded("again, replacing", env.run_unprivileged(&["restore", &spec, "--target", t, "--overwrite", "always"]));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(target.join("ro")).unwrap().mode() & 0o777, 0o555, "its own mode again");
+    assert_eq!(std::fs::read(target.join("ro/f")).unwrap(), b"one");
 });

@@ -3,11 +3,47 @@
 //! removes them before the process exits. Each piece of work registers
 //! itself while it is in flight and is forgotten when it completes or is
 //! dropped; [`remove_all`] is called once, by the binary's signal thread.
+//! It first closes the gate every write passes ([`begin_write`]) and waits
+//! for the writes under way, so nothing it removes is written again behind
+//! it (a run marker finishing its write as it was deleted, say).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::Backend;
+use crate::{Backend, BackendError};
+
+/// Writes under way.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// Set once the process is being interrupted: no write starts after it.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+/// The longest [`remove_all`] waits for writes under way.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// A write under way; the gate waits for it.
+pub(crate) struct Writing(());
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether the process is being interrupted: an error met now is a
+/// consequence of that, for the signal thread to report, not the caller.
+pub fn interrupted() -> bool {
+    CLOSED.load(Ordering::SeqCst)
+}
+
+/// Lets a write start, unless the process is being interrupted.
+pub(crate) fn begin_write(path: &str) -> Result<Writing, BackendError> {
+    ACTIVE.fetch_add(1, Ordering::SeqCst);
+    let writing = Writing(());
+    if CLOSED.load(Ordering::SeqCst) {
+        return Err(BackendError::Interrupted(path.to_string()));
+    }
+    Ok(writing)
+}
 
 /// What to remove.
 enum Leftover {
@@ -81,6 +117,11 @@ fn remove(backend: &Backend, what: &Leftover) {
 /// Removes everything registered, and from now on removes what registers.
 /// Returns how many leftovers were removed.
 pub fn remove_all() -> usize {
+    CLOSED.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    while ACTIVE.load(Ordering::SeqCst) > 0 && start.elapsed() < DRAIN {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let entries = {
         let mut r = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
         r.closed = true;

@@ -216,6 +216,9 @@ pub enum BackendError {
     /// command may not create one there.
     #[error("no cairn repository at {0}")]
     NoRepository(String),
+    /// The process is being interrupted (SIGINT, SIGTERM): no write starts.
+    #[error("{0}: not written, the run is being interrupted")]
+    Interrupted(String),
 }
 
 /// What a service error comes down to, for its message and for whether
@@ -387,12 +390,14 @@ impl StagedFile {
             p.wait(bytes.len() as u64);
         }
         self.len += bytes.len() as u64;
+        let _writing = interrupt::begin_write(&self.staging)?;
         self.backend.rt.block_on(w.write(bytes)).map_err(|e| BackendError::from_opendal("write", &self.staging, e))
     }
 
     /// Completes the file and moves it to its name: readers see all of it
     /// or nothing.
     pub fn commit(mut self, kind: FileKind, name: &str) -> Result<()> {
+        let _writing = interrupt::begin_write(&self.staging)?;
         let mut w = self.writer.take().unwrap_or_else(|| unreachable!("commit takes `self`"));
         crash_point();
         let b = &self.backend;
@@ -668,6 +673,7 @@ impl Backend {
             c.put(kind, name, &bytes);
         }
         let path = kind.path(name);
+        let _writing = interrupt::begin_write(&path)?;
         if !self.place.needs_staging() {
             // A local write goes through a temporary file in tmp/ named after it.
             let _in_flight = matches!(self.place, Location::Local(_)).then(|| interrupt::staged(self, &path));
@@ -753,6 +759,7 @@ impl Backend {
             p.wait(bytes.len() as u64);
         }
         let path = kind.path(name);
+        let _writing = interrupt::begin_write(&path)?;
         let _in_flight = matches!(self.place, Location::Local(_)).then(|| interrupt::staged(self, &path));
         match self.rt.block_on(self.op.write_with(&path, bytes).if_not_exists(true).into_future()) {
             Ok(_) => Ok(true),

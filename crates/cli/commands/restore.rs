@@ -104,7 +104,7 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
             bytes(s.bytes),
             started.elapsed().as_secs_f64(),
             if s.skipped > 0 {
-                format!("; {} existing files kept (see --overwrite)", s.skipped)
+                format!("; {} existing entries kept (see --overwrite)", s.skipped)
             } else {
                 String::new()
             },

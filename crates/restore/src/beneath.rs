@@ -183,6 +183,28 @@ impl Beneath {
     }
 }
 
+impl Beneath {
+    /// Lets this user write into the existing folder `rel` when it owns
+    /// it: a read-only folder from an earlier restore (mode 0555) would
+    /// refuse every file of this one. Its own mode is set again at the end.
+    pub fn make_writable(&self, rel: &Path) -> io::Result<()> {
+        let at = self.at(rel)?;
+        let st = nix::sys::stat::fstatat(&at.dir, at.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let mode = st.st_mode & 0o7777;
+        if st.st_uid == nix::unistd::geteuid().as_raw() && mode & 0o700 != 0o700 {
+            let flag = nix::sys::stat::FchmodatFlags::FollowSymlink;
+            // Checked above to be a folder, not a symlink.
+            nix::sys::stat::fchmodat(
+                &at.dir,
+                at.name.as_os_str(),
+                Mode::from_bits_truncate((mode | 0o700) as _),
+                flag,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// What is at `name` in `dir`, not following a symlink.
 pub fn found_at(dir: &impl AsFd, name: &OsStr) -> Found {
     match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {

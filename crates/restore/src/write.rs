@@ -551,8 +551,15 @@ pub fn restore(
             Ok(existed) => {
                 dirs += 1;
                 dir_ok[i] = true;
-                if existed && let Ok(fd) = run.root.dir(&item.rel) {
-                    sweep_dead_temps(&fd);
+                if existed {
+                    if !run.as_root
+                        && let Err(e) = run.root.make_writable(&item.rel)
+                    {
+                        run.fail(&item.target, e);
+                    }
+                    if let Ok(fd) = run.root.dir(&item.rel) {
+                        sweep_dead_temps(&fd);
+                    }
                 }
             }
             Err(e) => run.fail(&item.target, e),
@@ -694,9 +701,12 @@ pub fn restore(
             .at(&item.rel)
             .map_err(|e| e.to_string())
             .and_then(|at| create_special(&item.node, &at, opts.overwrite));
-        if matches!(made, Ok(Outcome::Written(_))) {
-            run.others.fetch_add(1, Ordering::Relaxed);
-        }
+        match made {
+            Ok(Outcome::Written(_)) => run.others.fetch_add(1, Ordering::Relaxed),
+            // A socket is never restored; anything else kept was there already.
+            Ok(Outcome::Kept) if item.node.kind != NodeKind::Socket => run.skipped.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         record(i, made);
     }
     // 3. Hard links, once their first name exists, and only to a regular
