@@ -55,6 +55,7 @@ pub use copy::{CopyOutcome, copy};
 pub use exclude::Excludes;
 pub use progress::{NoProgress, Progress};
 pub use source::{absolute_source, absolute_sources};
+pub use walker::is_pseudo_fs;
 
 /// A backup failed and wrote no snapshot.
 #[derive(Debug, thiserror::Error)]

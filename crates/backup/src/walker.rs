@@ -304,10 +304,12 @@ impl Walker<'_> {
 /// reads below it, whether or not `--one-file-system` is given.
 /// Only checked where the device changes (a mount point), one `statfs` each.
 fn pseudo_fs(path: &Path, is_mount_point: bool) -> bool {
+    is_mount_point && is_pseudo_fs(path)
+}
+
+/// Whether `path` is on a kernel pseudo file system (see [`pseudo_fs`]).
+pub fn is_pseudo_fs(path: &Path) -> bool {
     use nix::sys::statfs::statfs;
-    if !is_mount_point {
-        return false;
-    }
     let Ok(fs) = statfs(path) else {
         return false;
     };

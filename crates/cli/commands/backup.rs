@@ -47,7 +47,8 @@ fn scan_total(paths: Vec<PathBuf>, bar: indicatif::ProgressBar) {
             let Ok(md) = p.symlink_metadata() else {
                 continue;
             };
-            if md.is_dir() {
+            // As the backup itself, never into /proc and its kind (a 128 TiB /proc/kcore).
+            if md.is_dir() && !cairn_backup::is_pseudo_fs(&p) {
                 if let Ok(rd) = std::fs::read_dir(&p) {
                     stack.extend(rd.flatten().map(|e| e.path()));
                 }
