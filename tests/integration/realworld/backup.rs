@@ -1,0 +1,154 @@
+//! Backup: `/`, relative and symlinked sources, empty streams, long paths.
+use super::*;
+
+// Case 1: `backup /` stored an empty snapshot. Inside a chroot with /proc
+// mounted (a mount namespace of its own), the whole tree is stored, /proc
+// is an empty folder, no warning, and the restore is bit-exact.
+cairn_test!(backup_of_root_in_a_chroot_stores_the_whole_tree, |env| {
+    if !is_root() {
+        eprintln!("skipped: chroot and mount need root (CI runs as root)");
+        return;
+    }
+    let root = env.path("chroot");
+    for d in ["etc/ssl/certs", "home/me/.config", "proc", "tmp", "var/lib/db"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("etc/hostname"), "box\n").unwrap();
+    std::fs::write(root.join("etc/ssl/certs/ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    std::fs::write(root.join("home/me/.config/app.toml"), "x = 1\n").unwrap();
+    std::fs::write(root.join("var/lib/db/data"), random_bytes(300_000, 7)).unwrap();
+    std::os::unix::fs::symlink("../etc/hostname", root.join("home/me/host")).unwrap();
+    let cairn = install_binary(&root);
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+
+    let script = format!(
+        "mount -t proc proc {r}/proc && chroot {r} {cairn} init --kdf-memory-mib 1 --kdf-iterations 1 \
+         && chroot {r} {cairn} --json backup /",
+        r = root.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--fork", "sh", "-c", &script])
+        .env("CAIRN_REPOSITORY", "/repo")
+        .env("CAIRN_PASSWORD", "correct horse")
+        .env("CAIRN_CACHE_DIR", "/cache")
+        .output()
+        .unwrap();
+    let stdout = succeeded("backup / in a chroot", out);
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["errors"], 0, "{summary}");
+    assert!(summary["files_new"].as_u64().unwrap() >= 5, "{summary}");
+
+    // The repository moves out of the tree it holds, then the tree restores as it was.
+    std::fs::rename(root.join("repo"), &env.repo).unwrap();
+    let _ = std::fs::remove_dir_all(root.join("cache"));
+    let paths = listed(&env);
+    assert!(paths.iter().any(|p| p == "/etc/ssl/certs/ca.pem"), "{paths:?}");
+    assert!(paths.iter().any(|p| p == "/proc"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.starts_with("/proc/")), "nothing below /proc: {paths:?}");
+    assert!(!paths.iter().any(|p| p.starts_with("/repo")), "the repository is not its own source");
+    let target = env.path("restored");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    // /proc is stored with the mounted proc's metadata, and empty.
+    assert_eq!(std::fs::read_dir(target.join("proc")).unwrap().count(), 0);
+    std::fs::remove_dir(target.join("proc")).unwrap();
+    std::fs::remove_dir(root.join("proc")).unwrap();
+    assert_same_tree(&root, &target);
+});
+
+// Case 2: `backup ../other` stored the decoy `a/other`; `backup ..` only `a`.
+cairn_test!(relative_sources_resolve_dot_dot_as_a_shell_does, |env| {
+    let top = env.path("top");
+    std::fs::create_dir_all(top.join("a/other")).unwrap();
+    std::fs::create_dir_all(top.join("other/sub")).unwrap();
+    std::fs::write(top.join("a/other/decoy"), "wrong folder").unwrap();
+    std::fs::write(top.join("other/sub/real"), "right folder").unwrap();
+    std::fs::write(top.join("a/mine"), "a").unwrap();
+    env.init();
+    let backup_in = |dir: &Path, args: &[&str]| {
+        let out = env.cmd().current_dir(dir).arg("--json").arg("backup").args(args).output().unwrap();
+        succeeded(&format!("backup {args:?}"), out);
+    };
+    let t = top.display().to_string();
+
+    backup_in(&top.join("a"), &["../other"]);
+    let paths = listed(&env);
+    assert!(paths.contains(&format!("{t}/other/sub/real")), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("decoy")), "{paths:?}");
+
+    backup_in(&top.join("a"), &[".."]);
+    let paths = listed(&env);
+    assert!(paths.contains(&format!("{t}/other/sub/real")) && paths.contains(&format!("{t}/a/mine")), "{paths:?}");
+
+    // `./x/../y`, trailing slashes, a source given twice and one nested in another.
+    backup_in(&top, &["./a/../other/", "other", "other/sub"]);
+    let snaps = env.json(&["snapshots"]);
+    let newest = snaps.as_array().unwrap().last().unwrap();
+    assert_eq!(newest["paths"], serde_json::json!([format!("{t}/other")]), "{newest}");
+    let paths = listed(&env);
+    assert_eq!(paths.iter().filter(|p| p.ends_with("/real")).count(), 1, "{paths:?}");
+});
+
+// Case 2: a symlink given as a source is followed (as `cp -H`): the user
+// named it for what it holds, and storing only the link would lose it all.
+cairn_test!(a_symlinked_source_folder_is_backed_up_with_its_contents, |env| {
+    let real = env.path("real/www");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::write(real.join("index.html"), "<h1>hi</h1>").unwrap();
+    std::os::unix::fs::symlink("real/www", env.path("www")).unwrap();
+    std::os::unix::fs::symlink("index.html", real.join("home.html")).unwrap();
+    env.init();
+    env.ok(&["backup", env.path("www").to_str().unwrap()]);
+    let www = env.path("www").display().to_string();
+    let dump = env.ok(&["dump", "latest", &format!("{www}/index.html")]);
+    assert_eq!(dump, "<h1>hi</h1>");
+    // Below the source, symlinks stay links.
+    let ls = env.ok(&["ls", "-l", "latest", &format!("{www}/home.html")]);
+    assert!(ls.contains("-> index.html"), "{ls}");
+});
+
+// Case 3: an empty stream (the dump before the pipe failed) became a
+// good-looking 0-byte snapshot with exit 0. Now it is refused: exit 1, no
+// snapshot, and `latest` still names the last good dump.
+cairn_test!(an_empty_stream_is_refused_and_latest_stays_the_last_good_dump, |env| {
+    env.init();
+    let run_stdin = |input: &[u8]| {
+        let mut child = env
+            .cmd()
+            .args(["backup", "--stdin", "--stdin-filename", "db.sql"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    succeeded("a real dump", run_stdin(b"CREATE TABLE t (id int);\n"));
+    let out = run_stdin(b"");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("standard input gave no data") && err.contains("db.sql"), "{err}");
+    let out = env.run(&["backup", "--stdin-from-command", "--stdin-filename", "db.sql", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the command gave no data"), "{out:?}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    assert_eq!(env.ok(&["dump", "latest", "db.sql"]), "CREATE TABLE t (id int);\n");
+});
+
+// Case 5: paths longer than PATH_MAX (4096 bytes) were skipped with a
+// warning and could not be restored. 40 folders of 200-byte names: 8 KB.
+cairn_test!(paths_longer_than_path_max_back_up_and_restore, |env| {
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let name = "d".repeat(200);
+    let leaf = random_bytes(50_000, 5);
+    deep_tree(&src, &name, 40, &leaf);
+    env.init();
+    let b = env.json(&["backup", src.to_str().unwrap()]);
+    assert_eq!((b["errors"].as_u64(), b["files_new"].as_u64()), (Some(0), Some(1)), "{b}");
+    let target = env.path("target");
+    env.ok(&["restore", &format!("latest:{}", src.display()), "--target", target.to_str().unwrap(), "--verify"]);
+    assert_eq!(deep_leaf(&target, &name, 40), leaf);
+    succeeded("check", env.run(&["check", "--read-data"]));
+});
