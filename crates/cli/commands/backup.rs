@@ -1,5 +1,6 @@
 //! `cairn backup`: paths, --stdin or --stdin-from-command into a snapshot.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -71,6 +72,12 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     } else if a.stdin {
         if !a.paths.is_empty() || !a.command.is_empty() {
             bail!("--stdin takes no paths");
+        }
+        // Typed at a prompt without a pipe, it would wait for keystrokes.
+        if std::io::stdin().is_terminal() {
+            bail!(
+                "--stdin reads a stream, and standard input is a terminal: pipe the data in, e.g. pg_dump app | cairn backup --stdin --stdin-filename app.sql"
+            );
         }
         Source::Stdin { name: a.stdin_filename.clone() }
     } else {

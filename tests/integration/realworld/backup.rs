@@ -152,3 +152,22 @@ cairn_test!(paths_longer_than_path_max_back_up_and_restore, |env| {
     assert_eq!(deep_leaf(&target, &name, 40), leaf);
     succeeded("check", env.run(&["check", "--read-data"]));
 });
+
+// Found by trying it: `cairn backup --stdin` typed at a prompt, without a
+// pipe, sat waiting for keystrokes. It now says what it needs (a terminal
+// from util-linux's `script`).
+cairn_test!(stdin_from_a_terminal_is_refused_at_once, |env| {
+    env.init();
+    let cairn = env!("CARGO_BIN_EXE_cairn");
+    let out = Command::new("script")
+        .args(["-qec", &format!("timeout 20 {cairn} backup --stdin --stdin-filename x.sql"), "/dev/null"])
+        .env("CAIRN_REPOSITORY", &env.repo)
+        .env("CAIRN_PASSWORD", "correct horse")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("standard input is a terminal"), "{text}");
+    assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
+});
