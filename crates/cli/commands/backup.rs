@@ -87,6 +87,10 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         if a.paths.is_empty() {
             bail!("nothing to back up: give one or more paths, --stdin or --stdin-from-command");
         }
+        // `cairn backup "$DIR"` with DIR unset would back up the current folder.
+        if a.paths.iter().any(|p| p.is_empty()) {
+            bail!("an empty path was given as a source (an unset variable?); give the folder to back up");
+        }
         let paths: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
         Source::Paths(cairn_backup::absolute_sources(&paths).context("finding the current directory")?)
     };

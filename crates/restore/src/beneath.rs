@@ -73,6 +73,9 @@ impl Beneath {
     /// Creates the target folder if needed and opens it. The target itself
     /// is followed if it is a symlink: the user named it.
     pub fn open(target: &Path) -> io::Result<Self> {
+        if target.is_file() {
+            return Err(io::Error::other("it is a file; give a folder to restore into"));
+        }
         std::fs::create_dir_all(target)?;
         Self::open_existing(target)
     }

@@ -171,3 +171,23 @@ cairn_test!(stdin_from_a_terminal_is_refused_at_once, |env| {
     assert!(text.contains("standard input is a terminal"), "{text}");
     assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
 });
+
+// Found by trying it: `cairn backup "$DIR"` with DIR unset (an empty
+// argument) backed up the current folder, exit 0; a restore target that is
+// a file gave a bare "File exists".
+cairn_test!(an_empty_source_and_a_file_as_restore_target_are_named, |env| {
+    env.init();
+    let out = env.run(&["backup", ""]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("an empty path was given"), "{out:?}");
+    assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    std::fs::write(env.path("a-file"), "mine").unwrap();
+    let out = env.run(&["restore", "latest", "--target", env.path("a-file").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("it is a file; give a folder"), "{out:?}");
+    assert_eq!(std::fs::read(env.path("a-file")).unwrap(), b"mine");
+});
