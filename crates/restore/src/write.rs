@@ -235,9 +235,10 @@ fn cut_runs(sizes: impl Iterator<Item = u64>, max_bytes: u64, max_items: usize) 
 /// A large file being written in segments by several workers.
 struct SplitFile {
     item: usize,
-    /// Opened by each segment in turn: a restore may have many files split
-    /// at once, and open descriptors are a scarce resource.
-    tmp: At,
+    /// The temporary file, relative to the target: resolved again by each
+    /// segment, since a restore may have many files split at once and open
+    /// descriptors (even of their folders) are a scarce resource.
+    tmp: std::path::PathBuf,
     /// Segments not yet written; whoever finishes the last one completes the file.
     remaining: AtomicU64,
     /// The first error of any segment.
@@ -345,6 +346,7 @@ fn split_file(
         return Err(e.to_string());
     }
     drop(file);
+    let tmp = rel.with_file_name(&tmp.name);
     let split = SplitFile { item, tmp, remaining: AtomicU64::new(pieces.len() as u64), error: Mutex::new(None) };
     Ok(Some((split, pieces)))
 }
@@ -365,7 +367,7 @@ fn write_segment(
     let file = if failed() {
         None
     } else {
-        match split.tmp.open(true) {
+        match run.root.at(&split.tmp).and_then(|at| at.open(true)) {
             Ok(f) => Some(f),
             Err(e) => {
                 split.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.to_string());
@@ -397,12 +399,16 @@ fn write_segment(
         return None;
     }
     let name = plan.items[split.item].rel.file_name().unwrap_or_default();
+    let tmp = match run.root.at(&split.tmp) {
+        Ok(tmp) => tmp,
+        Err(e) => return Some(Err(e.to_string())),
+    };
     if let Some(e) = split.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        let _ = split.tmp.unlink();
+        let _ = tmp.unlink();
         return Some(Err(e));
     }
-    if let Err(e) = split.tmp.rename_to(name) {
-        let _ = split.tmp.unlink();
+    if let Err(e) = tmp.rename_to(name) {
+        let _ = tmp.unlink();
         return Some(Err(e.to_string()));
     }
     run.bytes.fetch_add(node.size, Ordering::Relaxed);

@@ -155,3 +155,82 @@ fn deep_leaf(root: &Path, name: &str, depth: usize) -> Vec<u8> {
     std::fs::File::from(f).read_to_end(&mut out).unwrap();
     out
 }
+
+/// The test repository, opened through the engine crates, to write what
+/// no backup would.
+fn open_by_hand(env: &Env) -> cairn_repo::IndexedRepository {
+    let backend = cairn_backend::Backend::local(env.repo.to_str().unwrap()).unwrap();
+    cairn_repo::Repository::open(backend, b"correct horse").unwrap().load_index().unwrap()
+}
+
+/// A tree entry for [`save_by_hand`].
+fn hand_node(
+    name: &str,
+    kind: cairn_format::tree::NodeKind,
+    subtree: Option<cairn_format::BlobId>,
+    content: Vec<cairn_format::BlobId>,
+    size: u64,
+) -> cairn_format::tree::Node {
+    use cairn_format::tree::{Bytes, Node, NodeKind, Time};
+    Node {
+        name: Bytes(name.as_bytes().to_vec()),
+        kind,
+        mode: if kind == NodeKind::Dir { 0o40755 } else { 0o100644 },
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime: Time(1_700_000_000, 0),
+        ctime: Time(1_700_000_000, 0),
+        size,
+        inode: 1,
+        device: 1,
+        links: 1,
+        rdev: 0,
+        content,
+        subtree,
+        target: None,
+        xattrs: vec![],
+    }
+}
+
+/// Stores `blobs` in packs of their kind, an index of them, and a snapshot
+/// whose tree is `root`.
+fn save_by_hand(
+    repo: &cairn_repo::IndexedRepository,
+    blobs: &[(cairn_format::BlobKind, Vec<u8>)],
+    root: cairn_format::BlobId,
+) {
+    use cairn_format::BlobKind;
+    let mut packs = Vec::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        let mut writer = cairn_repo::PackWriter::new(kind, 1 << 20);
+        for (_, plain) in blobs.iter().filter(|(k, _)| *k == kind) {
+            let id = repo.repo().blob_id(plain);
+            writer.add(repo.seal_blob(kind, id, plain).unwrap()).unwrap();
+        }
+        if let Some(pack) = writer.finish(repo.repo().keyring()).unwrap() {
+            packs.push(repo.repo().save_pack(pack).unwrap().0);
+        }
+    }
+    repo.repo().save_index(&cairn_format::index::IndexFile { supersedes: vec![], packs }).unwrap();
+    let snap = cairn_format::snapshot::Snapshot {
+        version: cairn_format::FORMAT_VERSION,
+        time: jiff::Timestamp::now(),
+        tree: root,
+        paths: vec!["/by-hand".into()],
+        hostname: "h".into(),
+        username: "u".into(),
+        uid: 0,
+        gid: 0,
+        tags: vec![],
+        parent: None,
+        excludes: vec![],
+        program_version: "test".into(),
+        summary: None,
+        protected: false,
+        original: None,
+        repaired: vec![],
+    };
+    repo.repo().save_snapshot(&snap).unwrap();
+}

@@ -142,63 +142,22 @@ cairn_test!(wrong_places_get_messages_that_point_the_right_way_and_nothing_is_cr
 // run without end. Both refuse it; `check`, which visits each tree once,
 // finishes.
 cairn_test!(a_tree_bomb_is_refused_not_expanded_without_end, |env| {
-    use cairn_format::tree::{Bytes, Node, NodeKind, Time, Tree};
-    use cairn_format::{BlobKind, FORMAT_VERSION};
+    use cairn_format::BlobKind;
+    use cairn_format::tree::{NodeKind, Tree};
     env.init();
-    let backend = cairn_backend::Backend::local(env.repo.to_str().unwrap()).unwrap();
-    let repo = cairn_repo::Repository::open(backend, b"correct horse").unwrap().load_index().unwrap();
-    let node = |name: &str, kind: NodeKind, subtree| Node {
-        name: Bytes(name.as_bytes().to_vec()),
-        kind,
-        mode: if kind == NodeKind::Dir { 0o40755 } else { 0o100644 },
-        uid: 0,
-        gid: 0,
-        user: None,
-        group: None,
-        mtime: Time(1_700_000_000, 0),
-        ctime: Time(1_700_000_000, 0),
-        size: 0,
-        inode: 1,
-        device: 1,
-        links: 1,
-        rdev: 0,
-        content: vec![],
-        subtree,
-        target: None,
-        xattrs: vec![],
-    };
-    let mut tree = Tree { nodes: vec![node("leaf", NodeKind::File, None)] };
-    let mut writer = cairn_repo::PackWriter::new(BlobKind::Tree, 1 << 20);
+    let repo = open_by_hand(&env);
+    let mut tree = Tree { nodes: vec![hand_node("leaf", NodeKind::File, None, vec![], 0)] };
+    let mut blobs = Vec::new();
     let mut top = None;
     for _ in 0..=40 {
         let bytes = tree.encode();
         let id = repo.repo().blob_id(&bytes);
-        writer.add(repo.seal_blob(BlobKind::Tree, id, &bytes).unwrap()).unwrap();
-        tree = Tree { nodes: vec![node("a", NodeKind::Dir, Some(id)), node("b", NodeKind::Dir, Some(id))] };
+        blobs.push((BlobKind::Tree, bytes));
+        let dir = |name| hand_node(name, NodeKind::Dir, Some(id), vec![], 0);
+        tree = Tree { nodes: vec![dir("a"), dir("b")] };
         top = Some(id);
     }
-    let pack = writer.finish(repo.repo().keyring()).unwrap().unwrap();
-    let (entry, _) = repo.repo().save_pack(pack).unwrap();
-    repo.repo().save_index(&cairn_format::index::IndexFile { supersedes: vec![], packs: vec![entry] }).unwrap();
-    let snap = cairn_format::snapshot::Snapshot {
-        version: FORMAT_VERSION,
-        time: jiff::Timestamp::now(),
-        tree: top.unwrap(),
-        paths: vec!["/bomb".into()],
-        hostname: "h".into(),
-        username: "u".into(),
-        uid: 0,
-        gid: 0,
-        tags: vec![],
-        parent: None,
-        excludes: vec![],
-        program_version: "test".into(),
-        summary: None,
-        protected: false,
-        original: None,
-        repaired: vec![],
-    };
-    repo.repo().save_snapshot(&snap).unwrap();
+    save_by_hand(&repo, &blobs, top.unwrap());
 
     // Each command gets two minutes; before the bound, ls printed for ever.
     let bounded = |args: &[&str]| {
@@ -331,4 +290,41 @@ cairn_test!(repair_packs_lets_the_next_backup_store_damaged_content_again, |env|
     let target = env.path("restored");
     env.ok(&["restore", &format!("latest:{s}"), "--target", target.to_str().unwrap(), "--verify"]);
     assert_same_tree(&src, &target);
+});
+
+// Found by reading the change: restore held a folder descriptor for every
+// file written in segments (files of 64 MiB and more, and remote files
+// spanning packs) until the end; 60 of them under a limit of 48 open files
+// failed every one with "Too many open files". Each segment now resolves
+// its file again. The files are all zeros (holes): cheap to make and write.
+cairn_test!(many_large_files_restore_within_a_small_open_file_limit, |env| {
+    use cairn_format::BlobKind;
+    use cairn_format::tree::{NodeKind, Tree};
+    env.init();
+    let repo = open_by_hand(&env);
+    let zeros = vec![0u8; 64 << 10];
+    let zero = repo.repo().blob_id(&zeros);
+    let big = |i: usize| hand_node(&format!("z{i:02}"), NodeKind::File, None, vec![zero; 1100], 1100 * (64 << 10));
+    let mut tree = Tree { nodes: (0..60).map(big).collect() };
+    let bytes = tree.encode();
+    let root = repo.repo().blob_id(&bytes);
+    save_by_hand(&repo, &[(BlobKind::Data, zeros), (BlobKind::Tree, bytes)], root);
+    let target = env.path("target");
+    let mut cmd = env.cmd();
+    cmd.args(["restore", "latest", "--target", target.to_str().unwrap()]);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 48, rlim_max: 48 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    succeeded("restore under 48 open files", cmd.output().unwrap());
+    for i in [0, 59] {
+        assert_eq!(std::fs::metadata(target.join(format!("z{i:02}"))).unwrap().len(), 1100 * (64 << 10));
+    }
 });
