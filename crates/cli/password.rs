@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::Global;
 
-/// The password, and where it came from (for the error on an empty one).
+/// The repository password; `confirm` asks twice at a prompt (init).
 pub fn password(g: &Global, confirm: bool) -> Result<Vec<u8>> {
     let (p, from) = if let Some(cmd) = &g.password_command {
         let out = std::process::Command::new("sh")

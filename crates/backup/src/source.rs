@@ -36,7 +36,7 @@ pub fn absolute_sources(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let all: Vec<PathBuf> = paths.iter().map(|p| absolute_source(p, &cwd)).collect();
     let mut out: Vec<PathBuf> = Vec::new();
     for (i, p) in all.iter().enumerate() {
-        let covered = all.iter().enumerate().any(|(j, q)| q != p && p.starts_with(q) || (q == p && j < i));
+        let covered = all.iter().enumerate().any(|(j, q)| (q != p && p.starts_with(q)) || (q == p && j < i));
         if !covered {
             out.push(p.clone());
         }

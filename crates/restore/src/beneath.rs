@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
@@ -19,14 +20,15 @@ use nix::sys::stat::{Mode, SFlag};
 
 /// The restore target, held open: every path below is resolved from it.
 pub struct Beneath {
-    root: OwnedFd,
+    /// Shared, not duplicated, by every name resolved in it.
+    root: Arc<OwnedFd>,
     path: PathBuf,
 }
 
 /// A name in a directory opened beneath the target.
 pub struct At {
-    /// The directory.
-    pub dir: OwnedFd,
+    /// The directory (shared with its other names: no `dup` per file).
+    pub dir: Arc<OwnedFd>,
     /// The name in it (one component).
     pub name: OsString,
 }
@@ -83,7 +85,7 @@ impl Beneath {
     /// Opens the target folder, which must exist.
     pub fn open_existing(target: &Path) -> io::Result<Self> {
         let root = nix::fcntl::open(target, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
-        Ok(Self { root, path: target.to_path_buf() })
+        Ok(Self { root: Arc::new(root), path: target.to_path_buf() })
     }
 
     /// The target as given.
@@ -93,9 +95,9 @@ impl Beneath {
 
     /// Opens the directory `rel` (relative to the target, plain names
     /// only), failing on any symlink on the way.
-    pub fn dir(&self, rel: &Path) -> io::Result<OwnedFd> {
+    pub fn dir(&self, rel: &Path) -> io::Result<Arc<OwnedFd>> {
         if rel.as_os_str().is_empty() {
-            return self.root.try_clone();
+            return Ok(self.root.clone());
         }
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(io::Error::other(format!("{}: not a plain relative path", rel.display())));
@@ -108,13 +110,13 @@ impl Beneath {
             let how = nix::fcntl::OpenHow::new()
                 .flags(dir_flags())
                 .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-            nix::fcntl::openat2(&self.root, rel, how)
+            nix::fcntl::openat2(&*self.root, rel, how)
         };
         match resolved {
-            Ok(fd) => Ok(fd),
+            Ok(fd) => Ok(Arc::new(fd)),
             Err(Errno::ENOSYS | Errno::EPERM) => {
                 NO_OPENAT2.store(true, Ordering::Relaxed);
-                self.dir_by_components(rel)
+                self.dir_by_components(rel).map(Arc::new)
             }
             Err(Errno::ELOOP | Errno::ENOTDIR | Errno::EXDEV) => Err(self.explain(rel)),
             Err(e) => Err(e.into()),
@@ -161,6 +163,26 @@ impl Beneath {
         Ok(At { dir: self.dir(parent)?, name: name.to_os_string() })
     }
 
+    /// Lets this user write into the existing folder `rel` when it owns
+    /// it: a read-only folder from an earlier restore (mode 0555) would
+    /// refuse every file of this one. Its own mode is set again at the end.
+    pub fn make_writable(&self, rel: &Path) -> io::Result<()> {
+        let at = self.at(rel)?;
+        let st = nix::sys::stat::fstatat(&at.dir, at.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let mode = st.st_mode & 0o7777;
+        if st.st_uid == nix::unistd::geteuid().as_raw() && mode & 0o700 != 0o700 {
+            let flag = nix::sys::stat::FchmodatFlags::FollowSymlink;
+            // Checked above to be a folder, not a symlink.
+            nix::sys::stat::fchmodat(
+                &at.dir,
+                at.name.as_os_str(),
+                Mode::from_bits_truncate((mode | 0o700) as _),
+                flag,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Creates the directory `rel` (its parent must exist) mode 0700, or
     /// keeps the one there. Anything else in the way is an error, or removed
     /// first with `replace` (a folder in the way is never removed).
@@ -186,28 +208,6 @@ impl Beneath {
     }
 }
 
-impl Beneath {
-    /// Lets this user write into the existing folder `rel` when it owns
-    /// it: a read-only folder from an earlier restore (mode 0555) would
-    /// refuse every file of this one. Its own mode is set again at the end.
-    pub fn make_writable(&self, rel: &Path) -> io::Result<()> {
-        let at = self.at(rel)?;
-        let st = nix::sys::stat::fstatat(&at.dir, at.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
-        let mode = st.st_mode & 0o7777;
-        if st.st_uid == nix::unistd::geteuid().as_raw() && mode & 0o700 != 0o700 {
-            let flag = nix::sys::stat::FchmodatFlags::FollowSymlink;
-            // Checked above to be a folder, not a symlink.
-            nix::sys::stat::fchmodat(
-                &at.dir,
-                at.name.as_os_str(),
-                Mode::from_bits_truncate((mode | 0o700) as _),
-                flag,
-            )?;
-        }
-        Ok(())
-    }
-}
-
 /// What is at `name` in `dir`, not following a symlink.
 pub fn found_at(dir: &impl AsFd, name: &OsStr) -> Found {
     match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -228,8 +228,8 @@ impl At {
     }
 
     /// Another name in the same directory.
-    pub fn sibling(&self, name: &OsStr) -> io::Result<At> {
-        Ok(At { dir: self.dir.try_clone()?, name: name.to_os_string() })
+    pub fn sibling(&self, name: &OsStr) -> At {
+        At { dir: self.dir.clone(), name: name.to_os_string() }
     }
 
     /// Creates a new file there, mode 0600 until its own metadata is set,

@@ -337,7 +337,7 @@ fn split_file(
         offset += u64::from(loc.raw_length);
     }
     pieces.push((start..node.content.len(), start_offset));
-    let tmp = at.sibling(&temp_name(&at.name)).map_err(|e| e.to_string())?;
+    let tmp = at.sibling(&temp_name(&at.name));
     let file = create_temp(&tmp)?;
     // The full length up front: blobs land at their offsets in any order,
     // and all-zero blobs are simply not written (holes).
@@ -422,7 +422,7 @@ fn restore_file(run: &Run, node: &Node, rel: &Path, window: &mut ReadWindow) -> 
         run.skipped.fetch_add(1, Ordering::Relaxed);
         return Ok(Outcome::Kept);
     }
-    let tmp = at.sibling(&temp_name(&at.name)).map_err(|e| e.to_string())?;
+    let tmp = at.sibling(&temp_name(&at.name));
     match write_content(run, node, &tmp, window) {
         Ok((n, file)) => {
             let mut meta = Metadata::Pending;
