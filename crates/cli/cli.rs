@@ -89,6 +89,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Write one file of a snapshot to standard output.
     Dump(DumpArgs),
+    /// Browse snapshots as a read-only file system (FUSE), until unmounted.
+    Mount(MountArgs),
     /// Restore a snapshot, or part of it.
     Restore(RestoreArgs),
     /// Verify the repository's structure and (optionally) its data.
@@ -118,6 +120,12 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command answers SIGINT and SIGTERM itself: `mount` ends
+    /// by unmounting, not by exiting at once.
+    pub fn handles_signals(&self) -> bool {
+        matches!(self, Command::Mount(_))
+    }
+
     /// The command's name, for messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -126,6 +134,7 @@ impl Command {
             Command::Snapshots(_) => "snapshots",
             Command::Ls(_) => "ls",
             Command::Dump(_) => "dump",
+            Command::Mount(_) => "mount",
             Command::Restore(_) => "restore",
             Command::Check(_) => "check",
             Command::Forget(_) => "forget",
@@ -552,6 +561,21 @@ pub struct DumpArgs {
     pub path: Option<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// An empty folder to show the snapshots in.
+    pub mountpoint: PathBuf,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Let other users browse too (the snapshot's modes and owners apply;
+    /// needs `user_allow_other` in /etc/fuse.conf unless run as root).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Memory for decoded file content and folders, in MiB, shared by all readers.
+    #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(8..))]
+    pub cache_size: u64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

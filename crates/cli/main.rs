@@ -93,7 +93,9 @@ fn main() {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = cli::Cli::parse();
     tune_allocator(&cli.command);
-    handle_interrupts(cli.command.name());
+    if !cli.command.handles_signals() {
+        handle_interrupts(cli.command.name());
+    }
     let verbose = cli.global.verbose > 0;
     let code = match commands::run(cli) {
         Ok(code) => code,

@@ -13,6 +13,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod mount;
 mod prune;
 mod repair;
 mod restore;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Snapshots(a) => snapshots::run(g, &a),
         Command::Ls(a) => ls::run(g, &a),
         Command::Dump(a) => dump::run(g, &a),
+        Command::Mount(a) => mount::run(g, &a),
         Command::Restore(a) => restore::run(g, &a),
         Command::Check(a) => check::run(g, &a),
         Command::Forget(a) => forget::run(g, &a),

@@ -1,17 +1,26 @@
-//! The read side of a repository, for everything that reads snapshots
-//! without restoring them (mount, browsing; issue 16). So far: random
-//! access to one file's content, [`FileReader::read_at`], over its list of
-//! blobs: prefix sums of the blobs' plaintext lengths locate an offset by
-//! binary search, delta chains are resolved by the repository, and a small
-//! cache of decoded blobs serves neighbouring reads (a reader going through
-//! a file in 4 KiB or 128 KiB pieces decodes each blob once).
+//! The read side of a repository: everything that shows snapshots without
+//! restoring them (`cairn mount`, later the browser and WebDAV) reads
+//! through a [`View`]:
+//!
+//! - [`layout`]: the snapshots as folders (`ids/`, `snapshots/` with
+//!   `latest`, `hosts/HOST/`, `tags/TAG/`), rebuilt when snapshots come or go;
+//! - [`FileContent::read_at`]: random access to a file's content over its
+//!   blob list (prefix sums of plaintext lengths, binary search);
+//! - one cache of decoded blobs and trees, bounded in bytes, shared by all
+//!   readers;
+//! - [`walk`]: the one depth-first walk over a tree, with a visitor.
+//!
+//! A view notices new snapshots without being reopened: [`View::layout`]
+//! lists the snapshots again when its copy is older than
+//! [`ViewOptions::refresh`], and reads the index files written since, so the
+//! new snapshots' blobs can be read.
 //!
 //! ```
 //! use cairn_backend::Backend;
 //! use cairn_format::BlobKind;
-//! use cairn_format::tree::{Bytes, Node, NodeKind, Time};
+//! use cairn_format::tree::{Node, NodeKind};
 //! use cairn_repo::{InitOptions, PackWriter, Repository};
-//! use cairn_view::FileReader;
+//! use cairn_view::FileContent;
 //!
 //! let repo = Repository::init(Backend::memory().unwrap(), b"pw", &InitOptions::fast_for_tests()).unwrap();
 //! let mut repo = repo.load_index().unwrap();
@@ -27,12 +36,191 @@
 //! repo.index_mut().add_pack(&entry);
 //!
 //! let node = Node { content, size: 12, ..Node::new(b"greeting", NodeKind::File) };
-//! let file = FileReader::new(&repo, &node).unwrap();
+//! let file = FileContent::new(&repo, &node).unwrap();
 //! let mut buf = [0u8; 8];
-//! let n = file.read_at(5, &mut buf).unwrap();
+//! let n = file.read_at(&repo, 5, &mut buf).unwrap();
 //! assert_eq!(&buf[..n], b", world");
 //! ```
 
+mod cache;
+pub mod layout;
 mod reader;
+pub mod walk;
 
-pub use reader::{FileReader, ViewError};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use cairn_format::snapshot::Snapshot;
+use cairn_format::tree::Tree;
+use cairn_format::{BlobId, IndexId, SnapshotId};
+use cairn_repo::{IndexedRepository, RepoError, Repository, select::Filter};
+
+pub use cache::Lru;
+pub use layout::{Entry, Folder, Layout, SnapshotRef};
+pub use reader::{BlobSource, FileContent, ViewError};
+
+/// How a view caches and how often it looks for new snapshots.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// Which snapshots the layout shows.
+    pub filter: Filter,
+    /// Bytes of decoded blobs and trees kept for all readers together.
+    pub cache_bytes: u64,
+    /// How old the list of snapshots may get before it is read again.
+    pub refresh: Duration,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self { filter: Filter::default(), cache_bytes: 64 << 20, refresh: Duration::from_secs(2) }
+    }
+}
+
+/// What the view last read of the repository's snapshots.
+struct Known {
+    snapshots: BTreeMap<SnapshotId, Snapshot>,
+    indexes: HashSet<IndexId>,
+    layout: Arc<Layout>,
+    read_at: Instant,
+}
+
+/// A repository's snapshots for reading: their layout, their trees and
+/// their files' content, from any number of threads.
+pub struct View {
+    repo: RwLock<IndexedRepository>,
+    options: ViewOptions,
+    known: Mutex<Known>,
+    blobs: Lru<BlobId, Vec<u8>>,
+    trees: Lru<BlobId, Tree>,
+}
+
+impl View {
+    /// A view of `repo`'s snapshots passing `options.filter`.
+    pub fn open(repo: Repository, options: ViewOptions) -> Result<Self, ViewError> {
+        let indexes = repo.index_ids()?.into_iter().collect();
+        let repo = repo.load_index()?;
+        // Blobs and trees share the budget: trees are few but may be large
+        // (a folder of 100,000 entries), blobs are many and about 1 MiB.
+        let budget = options.cache_bytes;
+        let view = Self {
+            repo: RwLock::new(repo),
+            known: Mutex::new(Known {
+                snapshots: BTreeMap::new(),
+                indexes,
+                layout: Arc::new(Layout::default()),
+                read_at: Instant::now(),
+            }),
+            blobs: Lru::new(budget - budget / 4),
+            trees: Lru::new(budget / 4),
+            options,
+        };
+        view.read_snapshots()?;
+        Ok(view)
+    }
+
+    /// The layout of the snapshots, read again if older than the refresh
+    /// interval. A failure to read it again keeps the last one (a network
+    /// hiccup must not empty a mounted folder) and is returned to report.
+    pub fn layout(&self) -> (Arc<Layout>, Option<ViewError>) {
+        let stale = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            known.read_at.elapsed() >= self.options.refresh
+        };
+        let error = if stale { self.read_snapshots().err() } else { None };
+        (self.known.lock().unwrap_or_else(|p| p.into_inner()).layout.clone(), error)
+    }
+
+    /// Lists the snapshots; loads the new ones and the index files written
+    /// since the last time, then rebuilds the layout if anything changed.
+    fn read_snapshots(&self) -> Result<(), ViewError> {
+        let repo = self.repo.read().unwrap_or_else(|p| p.into_inner());
+        let ids: HashSet<SnapshotId> = repo.repo().snapshot_ids()?.into_iter().collect();
+        let (new_ids, gone): (Vec<SnapshotId>, bool) = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            let new = ids.iter().filter(|id| !known.snapshots.contains_key(id)).copied().collect();
+            (new, known.snapshots.keys().any(|id| !ids.contains(id)) || known.snapshots.is_empty())
+        };
+        let mut loaded = Vec::new();
+        for id in &new_ids {
+            match repo.repo().load_snapshot(id) {
+                Ok(s) => loaded.push((*id, s)),
+                // Deleted between listing and reading (a concurrent forget).
+                Err(RepoError::Backend(e)) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut new_index = Vec::new();
+        if !loaded.is_empty() {
+            let known_indexes = self.known.lock().unwrap_or_else(|p| p.into_inner()).indexes.clone();
+            for id in repo.repo().index_ids()? {
+                if !known_indexes.contains(&id) {
+                    new_index.push((id, repo.repo().load_index_file(&id)?));
+                }
+            }
+        }
+        drop(repo);
+        if !new_index.is_empty() {
+            let mut repo = self.repo.write().unwrap_or_else(|p| p.into_inner());
+            for (_, file) in &new_index {
+                repo.index_mut().add_file(file);
+            }
+        }
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.indexes.extend(new_index.iter().map(|(id, _)| *id));
+        known.read_at = Instant::now();
+        if loaded.is_empty() && !gone {
+            return Ok(());
+        }
+        known.snapshots.retain(|id, _| ids.contains(id));
+        known.snapshots.extend(loaded);
+        let mut shown: Vec<(SnapshotId, Snapshot)> = known
+            .snapshots
+            .iter()
+            .filter(|(_, s)| self.options.filter.matches(s))
+            .map(|(id, s)| (*id, s.clone()))
+            .collect();
+        shown.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        known.layout = Arc::new(Layout::new(&shown, &jiff::tz::TimeZone::system()));
+        Ok(())
+    }
+
+    /// The tree `id`, decoded (from the cache when there).
+    pub fn tree(&self, id: &BlobId) -> Result<Arc<Tree>, ViewError> {
+        if let Some(t) = self.trees.get(id) {
+            return Ok(t);
+        }
+        let repo = self.repo.read().unwrap_or_else(|p| p.into_inner());
+        let plain = repo.read_blob(id)?;
+        let cost = plain.len() as u64 * 2;
+        let tree = Tree::decode(&plain).map_err(|e| RepoError::format(format!("tree {}", id.short()), e))?;
+        let tree = Arc::new(tree);
+        self.trees.insert(*id, tree.clone(), cost);
+        Ok(tree)
+    }
+
+    /// Runs `f` with the repository (for walks over whole trees).
+    pub fn with_repo<T>(&self, f: impl FnOnce(&IndexedRepository) -> T) -> T {
+        f(&self.repo.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Bytes the caches hold now.
+    pub fn cached_bytes(&self) -> u64 {
+        self.blobs.used() + self.trees.used()
+    }
+}
+
+impl BlobSource for View {
+    fn raw_length(&self, id: &BlobId) -> Option<u64> {
+        self.repo.read().unwrap_or_else(|p| p.into_inner()).raw_length(id)
+    }
+
+    fn blob(&self, id: &BlobId) -> Result<Arc<Vec<u8>>, RepoError> {
+        if let Some(b) = self.blobs.get(id) {
+            return Ok(b);
+        }
+        let data = Arc::new(self.repo.read().unwrap_or_else(|p| p.into_inner()).read_blob(id)?);
+        self.blobs.insert(*id, data.clone(), data.len() as u64);
+        Ok(data)
+    }
+}

@@ -1,39 +1,58 @@
 //! Random access to a file of a snapshot: `read_at` over its blob list.
+//! A file's [`FileContent`] is small (its blob ids and where each begins)
+//! and owned, so a mount keeps one per open file; the decoded blobs come
+//! from a [`BlobSource`], which for a view is one cache shared by all.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cairn_format::BlobId;
 use cairn_format::tree::{Node, NodeKind};
 use cairn_repo::{IndexedRepository, RepoError};
 
-/// Decoded blobs a reader keeps (chunks average 1 MiB, so a few MiB).
-const CACHED_BLOBS: usize = 4;
-
-/// Reading a file failed.
+/// Reading a snapshot through the view failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
     /// The node is not a regular file.
     #[error("{0} is not a regular file")]
     NotAFile(String),
+    /// The path names nothing in the snapshot.
+    #[error("{0} not found")]
+    NotFound(String),
     /// The repository failed (a damaged or missing blob, the storage).
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
 
-/// One file's content, readable at any offset, from any thread.
-pub struct FileReader<'a> {
-    repo: &'a IndexedRepository,
+/// Where a reader gets blobs: their lengths (from the index) and their
+/// decoded plaintext (delta chains resolved).
+pub trait BlobSource: Sync {
+    /// The plaintext length of blob `id`, if the index knows it.
+    fn raw_length(&self, id: &BlobId) -> Option<u64>;
+    /// The plaintext of blob `id`.
+    fn blob(&self, id: &BlobId) -> Result<Arc<Vec<u8>>, RepoError>;
+}
+
+impl BlobSource for IndexedRepository {
+    fn raw_length(&self, id: &BlobId) -> Option<u64> {
+        self.index().get(id).map(|l| u64::from(l.raw_length))
+    }
+    fn blob(&self, id: &BlobId) -> Result<Arc<Vec<u8>>, RepoError> {
+        self.read_blob(id).map(Arc::new)
+    }
+}
+
+/// One file's content: its blobs and where each begins.
+#[derive(Debug, Clone)]
+pub struct FileContent {
     blobs: Vec<BlobId>,
     /// `starts[i]` is where blob `i` begins; the last entry is the length.
     starts: Vec<u64>,
-    cache: Mutex<VecDeque<(usize, Arc<Vec<u8>>)>>,
 }
 
-impl<'a> FileReader<'a> {
-    /// A reader of `node`'s content. The blobs' lengths come from the index,
-    /// so a blob the index does not know fails here, not mid-read.
-    pub fn new(repo: &'a IndexedRepository, node: &Node) -> Result<Self, ViewError> {
+impl FileContent {
+    /// The content of `node`. The blobs' lengths come from `source`'s
+    /// index, so a blob the index does not know fails here, not mid-read.
+    pub fn new(source: &impl BlobSource, node: &Node) -> Result<Self, ViewError> {
         if node.kind != NodeKind::File {
             return Err(ViewError::NotAFile(node.name.display().to_string()));
         }
@@ -41,11 +60,10 @@ impl<'a> FileReader<'a> {
         let mut at = 0u64;
         for id in &node.content {
             starts.push(at);
-            let loc = repo.index().get(id).ok_or(RepoError::BlobNotFound(*id))?;
-            at += u64::from(loc.raw_length);
+            at += source.raw_length(id).ok_or(RepoError::BlobNotFound(*id))?;
         }
         starts.push(at);
-        Ok(Self { repo, blobs: node.content.clone(), starts, cache: Mutex::new(VecDeque::new()) })
+        Ok(Self { blobs: node.content.clone(), starts })
     }
 
     /// The content's length.
@@ -58,26 +76,16 @@ impl<'a> FileReader<'a> {
         self.len() == 0
     }
 
-    /// The decoded blob `i`, from the cache or the repository.
-    fn blob(&self, i: usize) -> Result<Arc<Vec<u8>>, ViewError> {
-        {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, b)) = cache.iter().find(|(j, _)| *j == i) {
-                return Ok(b.clone());
-            }
-        }
-        let data = Arc::new(self.repo.read_blob(&self.blobs[i])?);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHED_BLOBS {
-            cache.pop_front();
-        }
-        cache.push_back((i, data.clone()));
-        Ok(data)
+    /// The blob after the one holding `offset`, if any: what a sequential
+    /// reader wants next.
+    pub fn blob_after(&self, offset: u64) -> Option<BlobId> {
+        let i = self.starts.partition_point(|s| *s <= offset);
+        self.blobs.get(i).copied()
     }
 
-    /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at or
-    /// past the end).
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ViewError> {
+    /// Reads up to `buf.len()` bytes at `offset` from `source`; returns how
+    /// many (0 at or past the end).
+    pub fn read_at(&self, source: &impl BlobSource, offset: u64, buf: &mut [u8]) -> Result<usize, ViewError> {
         let mut done = 0;
         while done < buf.len() {
             let at = offset + done as u64;
@@ -86,7 +94,7 @@ impl<'a> FileReader<'a> {
             }
             // The blob holding `at`: the last one starting at or before it.
             let i = self.starts.partition_point(|s| *s <= at) - 1;
-            let blob = self.blob(i)?;
+            let blob = source.blob(&self.blobs[i])?;
             let from = (at - self.starts[i]) as usize;
             let n = (buf.len() - done).min(blob.len().saturating_sub(from));
             if n == 0 {
@@ -145,11 +153,11 @@ mod tests {
         ) {
             let whole: Vec<u8> = parts.concat();
             let (repo, node) = file_of(&parts);
-            let file = FileReader::new(&repo, &node).expect("reader");
+            let file = FileContent::new(&repo, &node).expect("content");
             prop_assert_eq!(file.len(), whole.len() as u64);
             for (offset, len) in reads {
                 let mut buf = vec![0u8; len];
-                let n = file.read_at(offset, &mut buf).expect("read");
+                let n = file.read_at(&repo, offset, &mut buf).expect("read");
                 let from = (offset as usize).min(whole.len());
                 let to = (from + len).min(whole.len());
                 prop_assert_eq!(&buf[..n], &whole[from..to]);
@@ -161,8 +169,8 @@ mod tests {
     fn a_blob_missing_from_the_index_fails_when_opening() {
         let (repo, mut node) = file_of(&[b"abc".to_vec()]);
         node.content.push(BlobId::from_bytes([7; 32]));
-        assert!(matches!(FileReader::new(&repo, &node), Err(ViewError::Repo(RepoError::BlobNotFound(_)))));
+        assert!(matches!(FileContent::new(&repo, &node), Err(ViewError::Repo(RepoError::BlobNotFound(_)))));
         let dir = Node::new(b"d", NodeKind::Dir);
-        assert!(matches!(FileReader::new(&repo, &dir), Err(ViewError::NotAFile(_))));
+        assert!(matches!(FileContent::new(&repo, &dir), Err(ViewError::NotAFile(_))));
     }
 }

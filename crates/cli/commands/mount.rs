@@ -1,0 +1,57 @@
+//! `cairn mount`: the snapshots as a read-only file system until unmounted
+//! (`umount`, `fusermount3 -u`), Ctrl-C or SIGTERM; each ends with the
+//! folder unmounted and exit code 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use cairn_mount::MountOptions;
+use cairn_view::{View, ViewOptions};
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::cli::{Global, MountArgs};
+
+pub fn run(g: &Global, a: &MountArgs) -> Result<i32> {
+    // Blocked before any thread starts, so that every thread (the key
+    // derivation's, the file system's) leaves the signals to the one below.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block()?;
+    // The usual mistakes are reported before the password is asked for.
+    cairn_mount::check_mountpoint(&a.mountpoint)?;
+    let options = ViewOptions {
+        filter: super::filter(&a.filter)?,
+        cache_bytes: a.cache_size << 20,
+        refresh: Duration::from_secs(2),
+    };
+    let view = Arc::new(View::open(super::open(g)?, options)?);
+    let mut mounted =
+        cairn_mount::mount(view, &a.mountpoint, &MountOptions { allow_other: a.allow_other, ..Default::default() })?;
+    let shown = a.mountpoint.display();
+    eprintln!("cairn: snapshots mounted at {shown}; press Ctrl-C or run `umount {shown}` to end");
+    let (tx, caught) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Ok(s) = signals.wait() {
+            let _ = tx.send(s);
+        }
+    })?;
+    crossbeam_channel::select! {
+        recv(caught) -> signal => {
+            if let Ok(s) = signal {
+                eprintln!("cairn: {s}: unmounting {shown}");
+            }
+            mounted.unmount()?;
+            // The session ends once the kernel has let go.
+            let _ = mounted.ended.recv_timeout(Duration::from_secs(10));
+        }
+        recv(mounted.ended) -> ended => {
+            if let Ok(Err(e)) = ended {
+                anyhow::bail!("mount at {shown} ended with an error: {e}");
+            }
+        }
+    }
+    eprintln!("cairn: unmounted {shown}");
+    Ok(0)
+}
