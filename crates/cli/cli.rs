@@ -25,8 +25,10 @@ Environment:
   CAIRN_CACHE_DIR         as --cache-dir
   CAIRN_COLD_REPOSITORY   as --cold-repo";
 
-/// Options every command takes.
+/// Options every command takes (shown under their own heading in every
+/// command's `--help`, apart from the command's own).
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Repository location: a local path (or fs:PATH), s3:BUCKET[/PREFIX]
     /// (credentials, region and endpoint from AWS_* variables or -o),
@@ -117,6 +119,8 @@ pub enum Command {
     Cat(CatArgs),
     /// List the local caches of remote repositories; remove old ones.
     Cache(CacheArgs),
+    /// Write shell completions or man pages.
+    Generate(GenerateArgs),
 }
 
 impl Command {
@@ -148,6 +152,7 @@ impl Command {
             Command::Stats(_) => "stats",
             Command::Cat(_) => "cat",
             Command::Cache(_) => "cache",
+            Command::Generate(_) => "generate",
         }
     }
 }
@@ -394,6 +399,18 @@ pub struct FindArgs {
     pub snapshots: Vec<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true)))]
+pub struct GenerateArgs {
+    /// Print the completion script for this shell (`source <(cairn generate
+    /// --completion bash)`, or save it where the shell loads completions).
+    #[arg(long, value_name = "SHELL", group = "what")]
+    pub completion: Option<clap_complete::Shell>,
+    /// Write man pages (cairn.1 and one per command) into this folder.
+    #[arg(long, value_name = "DIR", group = "what")]
+    pub man: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

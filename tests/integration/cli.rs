@@ -360,3 +360,34 @@ cairn_test!(listings_into_a_closed_pipe_end_quietly, |env| {
         assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
     }
 });
+
+cairn_test!(generated_bash_completion_loads_and_completes_commands, |env| {
+    let script = env.path("cairn.bash");
+    std::fs::write(&script, env.ok(&["generate", "--completion", "bash"])).unwrap();
+    // Load it as a user's shell would, then ask for what `cairn mo<TAB>` offers.
+    let probe = format!(
+        "source {} && complete -p cairn && COMP_WORDS=(cairn mo) COMP_CWORD=1 && _cairn cairn mo cairn && echo \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let out = std::process::Command::new("bash").args(["-c", &probe]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.lines().next().is_some_and(|l| l.starts_with("complete ") && l.ends_with(" cairn")), "{text}");
+    assert_eq!(text.lines().last(), Some("mount"), "{text}");
+});
+
+cairn_test!(generated_man_pages_render_with_man, |env| {
+    let dir = env.path("man");
+    env.ok(&["generate", "--man", dir.to_str().unwrap()]);
+    for (page, wants) in [("cairn.1", "mount"), ("cairn-mount.1", "--allow-other"), ("cairn-backup.1", "--exclude")] {
+        let path = dir.join(page);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&path.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o644, "{page}: readable by everyone");
+        let out =
+            std::process::Command::new("man").args(["-P", "cat", "-l"]).arg(&path).output().expect("man (man-db)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("NAME") && text.contains(wants), "{page}: {text}");
+    }
+    // Nothing asked for is a usage error, not silence.
+    assert_eq!(env.run(&["generate"]).status.code(), Some(2));
+});

@@ -3,10 +3,8 @@
 use std::io::Write;
 
 use anyhow::Result;
-use cairn_format::BlobId;
-use cairn_format::tree::{Node, NodeKind};
-use cairn_repo::IndexedRepository;
-use cairn_repo::expansion::ExpansionGuard;
+use cairn_format::tree::{Bytes, Node, NodeKind};
+use cairn_view::walk::{Step, Visitor, walk};
 
 use crate::cli::{Global, LsArgs};
 use crate::output::{local_time, mode, rfc3339};
@@ -38,24 +36,18 @@ fn print(g: &Global, long: bool, path: &str, n: &Node) -> std::io::Result<()> {
     }
 }
 
-fn walk(
-    repo: &IndexedRepository,
-    guard: &mut ExpansionGuard,
-    g: &Global,
+/// Prints every entry the walk visits.
+struct Printer<'a> {
+    g: &'a Global,
     long: bool,
-    tree: &BlobId,
-    prefix: &str,
-) -> Result<()> {
-    for n in &guard.load(repo, tree)?.nodes {
-        let path = format!("{prefix}/{}", n.name.display());
-        print(g, long, &path, n)?;
-        if n.kind == NodeKind::Dir
-            && let Some(sub) = n.subtree
-        {
-            walk(repo, guard, g, long, &sub, &path)?;
-        }
+}
+
+impl Visitor for Printer<'_> {
+    type Error = anyhow::Error;
+    fn visit(&mut self, path: &Bytes, node: &Node) -> Result<Step> {
+        print(self.g, self.long, &path.display(), node)?;
+        Ok(Step::Descend)
     }
-    Ok(())
 }
 
 pub fn run(g: &Global, a: &LsArgs) -> Result<i32> {
@@ -64,13 +56,14 @@ pub fn run(g: &Global, a: &LsArgs) -> Result<i32> {
     let (_, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
     let repo = repo.load_index()?;
     let path = a.path.as_deref().or(inline_path).unwrap_or("/").trim_end_matches('/');
+    let mut printer = Printer { g, long: a.long };
     match repo.find_node(&snap.tree, path.as_bytes())? {
-        None => walk(&repo, &mut ExpansionGuard::default(), g, a.long, &snap.tree, "")?,
+        None => walk(&repo, &snap.tree, b"", &mut printer)?,
         Some(n) => {
             let shown = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
             print(g, a.long, &shown, &n)?;
-            if let Some(sub) = n.subtree {
-                walk(&repo, &mut ExpansionGuard::default(), g, a.long, &sub, &shown)?;
+            if let Some(sub) = n.subtree.filter(|_| n.kind == NodeKind::Dir) {
+                walk(&repo, &sub, shown.as_bytes(), &mut printer)?;
             }
         }
     }

@@ -10,6 +10,7 @@ mod diff;
 mod dump;
 mod find;
 mod forget;
+mod generate;
 mod init;
 mod key;
 mod ls;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Stats(a) => stats::run(g, &a),
         Command::Cat(a) => cat::run(g, &a),
         Command::Cache(a) => cache::run(g, &a),
+        Command::Generate(a) => generate::run(&a),
     }
 }
 
