@@ -590,8 +590,10 @@ pub struct MountArgs {
     /// needs `user_allow_other` in /etc/fuse.conf unless run as root).
     #[arg(long)]
     pub allow_other: bool,
-    /// Memory for decoded file content and folders, in MiB, shared by all readers.
-    #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(8..))]
+    /// Memory for decoded file content and folders, in MiB, shared by all
+    /// readers (the process peaks at about 1.3 times this, plus the key
+    /// derivation's memory while unlocking).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..))]
     pub cache_size: u64,
 }
 

@@ -39,7 +39,10 @@ const TRIM_THRESHOLD: i32 = 8 << 20;
 /// initial backup (6 runs alternating with and without): page faults
 /// 156,000-176,000 -> 63,000-86,000, system time 1.07-1.26 s -> 0.88-1.15 s,
 /// peak RSS unchanged. Allocations are per chunk, not per byte, so the
-/// shared lock is not contended.
+/// shared lock is not contended. Mount likewise hands decoded blobs between
+/// its request threads and its prefetch threads: reading the scale-1
+/// dataset through it peaked at 289 MB with an arena per thread, 226 MB
+/// with one, in the same time.
 const BACKUP_ARENAS: i32 = 1;
 
 fn tune_allocator(command: &cli::Command) {
@@ -51,7 +54,7 @@ fn tune_allocator(command: &cli::Command) {
         if matches!(command, cli::Command::Restore(_) | cli::Command::Check(_)) {
             libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
         }
-        if matches!(command, cli::Command::Backup(_)) {
+        if matches!(command, cli::Command::Backup(_) | cli::Command::Mount(_)) {
             libc::mallopt(libc::M_ARENA_MAX, BACKUP_ARENAS);
         }
     }

@@ -25,11 +25,13 @@ pub mod expansion;
 mod index;
 mod keys;
 pub mod lifecycle;
+pub mod lru;
 mod pack;
 pub mod parallel;
 pub mod pattern;
 mod repository;
 pub mod select;
+mod windows;
 
 pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify, open as open_blob};
 pub use error::RepoError;
@@ -40,6 +42,7 @@ pub use pack::{FinishedPack, PackBytes, PackWriter};
 pub use repository::{
     IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, SharedPacks, pack_file_kind,
 };
+pub use windows::PackWindows;
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, RepoError>;

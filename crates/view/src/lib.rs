@@ -42,21 +42,20 @@
 //! assert_eq!(&buf[..n], b", world");
 //! ```
 
-mod cache;
 pub mod layout;
 mod reader;
 pub mod walk;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::Tree;
 use cairn_format::{BlobId, IndexId, SnapshotId};
-use cairn_repo::{IndexedRepository, RepoError, Repository, select::Filter};
+use cairn_repo::{IndexedRepository, PackWindows, RepoError, Repository, select::Filter};
 
-pub use cache::Lru;
+pub use cairn_repo::lru::Lru;
 pub use layout::{Entry, Folder, Layout, SnapshotRef};
 pub use reader::{BlobSource, FileContent, ViewError};
 
@@ -93,15 +92,25 @@ pub struct View {
     known: Mutex<Known>,
     blobs: Lru<BlobId, Vec<u8>>,
     trees: Lru<BlobId, Tree>,
+    windows: PackWindows,
+    /// Blobs being decoded now: a second reader of one waits for the first
+    /// instead of decoding it again (the kernel's read-ahead asks for
+    /// several pieces of one blob at once, and a prefetch may be under way).
+    decoding: Mutex<HashMap<BlobId, Arc<Mutex<()>>>>,
 }
+
+/// Pack windows read around a small blob (its folder's other small files
+/// come with it).
+const WINDOW_BYTES: u32 = 1 << 20;
 
 impl View {
     /// A view of `repo`'s snapshots passing `options.filter`.
     pub fn open(repo: Repository, options: ViewOptions) -> Result<Self, ViewError> {
         let indexes = repo.index_ids()?.into_iter().collect();
         let repo = repo.load_index()?;
-        // Blobs and trees share the budget: trees are few but may be large
-        // (a folder of 100,000 entries), blobs are many and about 1 MiB.
+        // Blobs, trees and pack windows share the budget: blobs are many and
+        // about 1 MiB, trees few but maybe large (a folder of 100,000
+        // entries), windows serve the small files.
         let budget = options.cache_bytes;
         let view = Self {
             repo: RwLock::new(repo),
@@ -111,8 +120,10 @@ impl View {
                 layout: Arc::new(Layout::default()),
                 read_at: Instant::now(),
             }),
-            blobs: Lru::new(budget - budget / 4),
+            blobs: Lru::new(budget / 2),
             trees: Lru::new(budget / 4),
+            windows: PackWindows::new(WINDOW_BYTES, budget / 4),
+            decoding: Mutex::new(HashMap::new()),
             options,
         };
         view.read_snapshots()?;
@@ -204,6 +215,17 @@ impl View {
         f(&self.repo.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Starts decoding blob `id` on another thread, for a sequential
+    /// reader about to need it; nothing if it is cached or under way.
+    pub fn prefetch(self: &Arc<Self>, id: BlobId) {
+        if self.blobs.get(&id).is_some() || self.decoding.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+            return;
+        }
+        let view = self.clone();
+        // A failure is the reader's to report when it gets there.
+        rayon::spawn(move || drop(view.blob(&id)));
+    }
+
     /// Bytes the caches hold now.
     pub fn cached_bytes(&self) -> u64 {
         self.blobs.used() + self.trees.used()
@@ -219,8 +241,18 @@ impl BlobSource for View {
         if let Some(b) = self.blobs.get(id) {
             return Ok(b);
         }
-        let data = Arc::new(self.repo.read().unwrap_or_else(|p| p.into_inner()).read_blob(id)?);
-        self.blobs.insert(*id, data.clone(), data.len() as u64);
-        Ok(data)
+        let slot = self.decoding.lock().unwrap_or_else(|p| p.into_inner()).entry(*id).or_default().clone();
+        let _decoding = slot.lock().unwrap_or_else(|p| p.into_inner());
+        // Decoded by the reader this one waited for?
+        if let Some(b) = self.blobs.get(id) {
+            return Ok(b);
+        }
+        let read = self.repo.read().unwrap_or_else(|p| p.into_inner()).read_blob_near(id, &self.windows);
+        let data = read.map(Arc::new);
+        if let Ok(d) = &data {
+            self.blobs.insert(*id, d.clone(), d.len() as u64);
+        }
+        self.decoding.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        data
     }
 }

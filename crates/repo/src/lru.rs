@@ -1,7 +1,7 @@
 //! A cache bounded by the bytes it holds, least recently used out first:
-//! the decoded blobs and trees every reader of a view shares (a mount's
-//! threads, a browser's requests), so its memory is the budget, not the
-//! number of open files.
+//! what random-access readers share (a mount's threads, a browser's
+//! requests): windows of packs here, decoded blobs and trees in cairn-view.
+//! Its memory is the budget, not the number of readers or open files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
