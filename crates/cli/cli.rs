@@ -574,8 +574,11 @@ pub struct LsArgs {
 pub struct DumpArgs {
     /// Snapshot: `latest`, an id or id prefix; `ID:PATH` also works.
     pub snapshot: String,
-    /// Path of the file in the snapshot.
+    /// Path of the file (with --archive: file or folder; default the whole snapshot).
     pub path: Option<String>,
+    /// Write the path and everything below it as an archive in this format.
+    #[arg(long, value_name = "FORMAT")]
+    pub archive: Option<ArchiveFormat>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -595,6 +598,12 @@ pub struct MountArgs {
     /// derivation's memory while unlocking).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..))]
     pub cache_size: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// POSIX tar with GNU and PAX extensions (nanosecond times, xattrs).
+    Tar,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cairn_test;
+use crate::servers::Server;
 use crate::util::{Env, assert_same_tree, files_under, random_bytes};
 
 fn can_mount() -> bool {
@@ -48,10 +49,14 @@ struct Mount {
 
 impl Mount {
     fn start(env: &Env, at: &Path, extra: &[&str]) -> Mount {
+        Mount::start_with(env, env.cmd(), at, extra)
+    }
+
+    /// Mounts with `cmd` (a cairn command with its repository set).
+    fn start_with(env: &Env, mut cmd: Command, at: &Path, extra: &[&str]) -> Mount {
         std::fs::create_dir_all(at).unwrap();
         let stderr = env.path(&format!("mount-{}.log", at.file_name().unwrap().to_string_lossy()));
-        let child = env
-            .cmd()
+        let child = cmd
             .arg("mount")
             .arg(at)
             .args(extra)
@@ -104,7 +109,7 @@ impl Drop for Mount {
 /// A source tree with what a mount must show: content in several chunks,
 /// an empty file, a symlink, a hard-link pair, a user xattr, a fifo, odd
 /// modes and names.
-fn source(env: &Env) -> PathBuf {
+pub fn source(env: &Env) -> PathBuf {
     let src = env.path("src");
     std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
     std::fs::write(src.join("big"), random_bytes(3 << 20, 1)).unwrap();
@@ -322,4 +327,21 @@ cairn_test!(a_damaged_blob_fails_its_own_file_with_eio_and_others_stay_readable,
     let log = m.log();
     let line = log.lines().find(|l| l.contains("reading")).unwrap();
     assert!(line.contains("/bad") && line.contains("blob"), "{line}");
+});
+
+cairn_test!(a_repository_on_s3_mounts_through_its_metadata_cache, |env| {
+    if !can_mount() {
+        return;
+    }
+    let server = Server::s3s_fs(&env.path("s3s"), &["cairn-test"]);
+    let t = server.s3_target("s3s-fs", "cairn-test/mounted");
+    let run = |args: &[&str]| crate::util::succeeded(&format!("{args:?}"), t.cmd(&env).args(args).output().unwrap());
+    run(&["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1", "--pack-size-mib", "1"]);
+    let src = source(&env);
+    run(&["backup", src.to_str().unwrap()]);
+    let mnt = env.path("mnt");
+    let _m = Mount::start_with(&env, t.cmd(&env), &mnt, &[]);
+    assert_same_tree(&src, &inside(&mnt.join("snapshots/latest"), &src));
+    // Trees and index came through the local cache of the repository's metadata.
+    assert!(files_under(&env.path("cache")).iter().any(|p| p.to_string_lossy().contains("tree")), "no cached trees");
 });

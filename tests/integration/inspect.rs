@@ -1,7 +1,7 @@
 //! Looking into a repository: diff, find, stats, and rebuilding the index.
 
 use crate::cairn_test;
-use crate::util::random_bytes;
+use crate::util::{assert_same_tree, random_bytes};
 
 cairn_test!(diff_find_and_stats_report_what_changed, |env| {
     env.init();
@@ -121,4 +121,41 @@ cairn_test!(repair_snapshots_leaves_out_lost_data_and_names_it, |env| {
     assert_eq!(std::fs::read_to_string(t.join("b.txt")).unwrap(), "still here\n");
     let a = std::fs::metadata(t.join("a.bin")).unwrap().len();
     assert!(a < 3_000_000 && a > 0, "a.bin keeps what was not lost: {a} bytes");
+});
+
+cairn_test!(dump_archive_tar_extracts_to_the_source_tree, |env| {
+    env.init();
+    let src = crate::fusemount::source(&env);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let tar_file = env.path("out.tar");
+    let out = env.run(&["dump", "latest", src.to_str().unwrap(), "--archive", "tar"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&tar_file, &out.stdout).unwrap();
+    // GNU tar, as a user would extract it.
+    let dest = env.path("extracted");
+    std::fs::create_dir_all(&dest).unwrap();
+    let extract = std::process::Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
+        .arg(&tar_file)
+        .arg("-C")
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(extract.status.success(), "{}", String::from_utf8_lossy(&extract.stderr));
+    assert_same_tree(&src, &dest.join(src.strip_prefix("/").unwrap()));
+    // No path: the whole snapshot, every name relative.
+    let whole = env.run(&["dump", "latest", "--archive", "tar"]);
+    std::fs::write(&tar_file, &whole.stdout).unwrap();
+    let list = std::process::Command::new("tar").arg("-tf").arg(&tar_file).output().unwrap();
+    let names = String::from_utf8_lossy(&list.stdout);
+    let big = format!("{}/big", src.strip_prefix("/").unwrap().display());
+    assert!(names.lines().any(|l| l == big), "{names}");
+    assert!(names.lines().all(|l| !l.starts_with('/')), "{names}");
+    // Without --archive a folder is a one-line error; a file dumps as before.
+    let folder = env.run(&["dump", "latest", src.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&folder.stderr);
+    assert_eq!((folder.status.code(), err.lines().count()), (Some(1), 1), "{err}");
+    assert!(err.contains("--archive tar"), "{err}");
+    let file = env.run(&["dump", "latest", src.join("sub/medium").to_str().unwrap()]);
+    assert_eq!(file.stdout, std::fs::read(src.join("sub/medium")).unwrap());
 });

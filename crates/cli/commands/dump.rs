@@ -1,22 +1,35 @@
-//! `cairn dump`: one file's content to standard output.
+//! `cairn dump`: one file's content, or with `--archive tar` a folder (or
+//! the whole snapshot) as a tar stream, to standard output.
 
 use anyhow::{Result, bail};
+use cairn_view::archive::{Start, write_tar};
 
-use crate::cli::{DumpArgs, Global};
+use crate::cli::{ArchiveFormat, DumpArgs, Global};
 
 pub fn run(g: &Global, a: &DumpArgs) -> Result<i32> {
     let (spec, inline_path) = super::split_spec(&a.snapshot);
-    let Some(path) = a.path.as_deref().or(inline_path) else {
-        bail!("which file? give a path: cairn dump latest /path/in/snapshot");
-    };
+    let path = a.path.as_deref().or(inline_path);
+    if path.is_none() && a.archive.is_none() {
+        bail!("which file? give a path (cairn dump latest /path/in/snapshot), or --archive tar for a folder");
+    }
     let repo = super::open(g)?;
     let (_, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
     let repo = repo.load_index()?;
-    let Some(node) = repo.find_node(&snap.tree, path.as_bytes())? else {
-        bail!("{path} is the snapshot's root folder; use `cairn restore` for folders");
-    };
+    let path = path.unwrap_or("/");
+    let node = repo.find_node(&snap.tree, path.as_bytes())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    cairn_restore::dump(&repo, &node, &mut out)?;
+    match (a.archive, node) {
+        (Some(ArchiveFormat::Tar), None) => drop(write_tar(&repo, Start::Root(snap.tree), &mut out)?),
+        (Some(ArchiveFormat::Tar), Some(n)) => {
+            let shown = format!("/{}", path.trim_matches('/'));
+            write_tar(&repo, Start::Node(shown.as_bytes(), &n), &mut out)?;
+        }
+        (None, None) => bail!("{path} is the snapshot's root folder: add --archive tar, or use `cairn restore`"),
+        (None, Some(n)) if n.kind == cairn_format::tree::NodeKind::Dir => {
+            bail!("{path} is a folder: add --archive tar, or use `cairn restore`")
+        }
+        (None, Some(n)) => drop(cairn_restore::dump(&repo, &n, &mut out)?),
+    }
     Ok(0)
 }

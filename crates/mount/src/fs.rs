@@ -10,13 +10,13 @@
 //! for (about 90 µs each on the 2-core benchmark machine), so the file
 //! system asks for as few as the kernel allows: listings carry every
 //! entry's attributes (READDIRPLUS: no lookup per name afterwards), and
-//! files need no open or release (NO_OPEN_SUPPORT): a read names the inode,
-//! whose blob list is kept in a small cache.
+//! files and folders need no open or release (NO_OPEN_SUPPORT,
+//! NO_OPENDIR_SUPPORT): a read names the inode, whose blob list or listing
+//! is kept in a small cache.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,8 +24,8 @@ use cairn_format::tree::{Node, NodeKind, Time};
 use cairn_view::{Entry, FileContent, Lru, View, ViewError};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
-    LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyXattr, Request,
+    LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEntry, ReplyOpen,
+    ReplyXattr, Request,
 };
 
 use crate::inodes::{Inode, Inodes, Kind, ROOT};
@@ -42,6 +42,9 @@ type Listing = Arc<Vec<(u64, FileType, Vec<u8>)>>;
 /// blob: a 1 GiB file's list is 40 KiB).
 const CONTENT_CACHE_BYTES: u64 = 8 << 20;
 
+/// Bytes of folder listings kept while they are read (a few calls each).
+const LISTING_CACHE_BYTES: u64 = 8 << 20;
+
 pub struct SnapshotFs {
     view: Arc<View>,
     inodes: RwLock<Inodes>,
@@ -49,11 +52,14 @@ pub struct SnapshotFs {
     contents: Lru<u64, FileContent>,
     /// The kernel opens files without asking (it accepted NO_OPEN_SUPPORT).
     no_open: bool,
-    folders: Mutex<HashMap<u64, Listing>>,
+    /// Folder listings by inode, made when a listing starts (offset 0) and
+    /// kept for the calls that continue it.
+    listings: Lru<u64, Vec<(u64, FileType, Vec<u8>)>>,
+    /// The kernel lists folders without opening them (NO_OPENDIR_SUPPORT).
+    no_opendir: bool,
     /// Where each inode's last read ended: a read starting there is
     /// sequential, and the file's next blob is decoded ahead.
     read_ends: Mutex<HashMap<u64, u64>>,
-    next_handle: AtomicU64,
     /// The layout's folders belong to whoever mounted.
     uid: u32,
     gid: u32,
@@ -99,9 +105,9 @@ impl SnapshotFs {
             inodes: RwLock::new(Inodes::new()),
             contents: Lru::new(CONTENT_CACHE_BYTES),
             no_open: false,
-            folders: Mutex::new(HashMap::new()),
+            listings: Lru::new(LISTING_CACHE_BYTES),
+            no_opendir: false,
             read_ends: Mutex::new(HashMap::new()),
-            next_handle: AtomicU64::new(1),
             uid: nix_uid(),
             gid: nix_gid(),
             mounted_at: SystemTime::now(),
@@ -222,6 +228,21 @@ impl SnapshotFs {
         Ok(Arc::new(out))
     }
 
+    /// The listing of folder `ino` for a call starting at `offset`: made
+    /// afresh at 0 (a layout folder may have changed), else the one a
+    /// previous call made.
+    fn listing(&self, ino: u64, offset: u64) -> Result<Listing, Errno> {
+        if offset > 0
+            && let Some(l) = self.listings.get(&ino)
+        {
+            return Ok(l);
+        }
+        let listing = self.list(ino)?;
+        let cost = listing.iter().map(|(_, _, n)| 48 + n.len() as u64).sum();
+        self.listings.insert(ino, listing.clone(), cost);
+        Ok(listing)
+    }
+
     fn lookup_child(&self, parent: u64, name: &[u8]) -> Result<u64, Errno> {
         let kind = match self.resolve(parent)? {
             Some(Resolved::Folder(f)) => {
@@ -316,8 +337,9 @@ impl Filesystem for SnapshotFs {
         // Larger read-ahead: chunks are about 1 MiB, and a sequential reader
         // then asks for more of one decoded blob per request.
         let _ = config.set_max_readahead(1 << 20);
-        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         self.no_open = config.add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT).is_ok();
+        self.no_opendir = config.add_capabilities(InitFlags::FUSE_NO_OPENDIR_SUPPORT).is_ok();
         Ok(())
     }
 
@@ -412,19 +434,20 @@ impl Filesystem for SnapshotFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.list(ino.0) {
-            Ok(listing) => {
-                let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-                self.folders.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, listing);
-                reply.opened(FileHandle(fh), FopenFlags::empty());
-            }
+        match self.resolve(ino.0) {
+            Ok(Some(Resolved::Folder(_) | Resolved::Tree { .. })) if self.no_opendir => reply.error(Errno::ENOSYS),
+            Ok(Some(Resolved::Folder(_) | Resolved::Tree { .. })) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(Some(_)) => reply.error(Errno::ENOTDIR),
+            Ok(None) => reply.error(Errno::ENOENT),
             Err(e) => reply.error(e),
         }
     }
 
-    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let listing = self.folders.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned();
-        let Some(listing) = listing else { return reply.error(Errno::EIO) };
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let listing = match self.listing(ino.0, offset) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
         for (i, (ino, ft, name)) in listing.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(*ino), (i + 1) as u64, *ft, OsStr::from_bytes(name)) {
                 break;
@@ -433,9 +456,11 @@ impl Filesystem for SnapshotFs {
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let listing = self.folders.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).cloned();
-        let Some(listing) = listing else { return reply.error(Errno::EIO) };
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let listing = match self.listing(ino.0, offset) {
+            Ok(l) => l,
+            Err(e) => return reply.error(e),
+        };
         for (i, (child, _, name)) in listing.iter().enumerate().skip(offset as usize) {
             let Ok(Some(r)) = self.resolve(*child) else { continue };
             let (attr, ttl) = self.attr(*child, &r);
@@ -443,11 +468,6 @@ impl Filesystem for SnapshotFs {
                 break;
             }
         }
-        reply.ok();
-    }
-
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        self.folders.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
         reply.ok();
     }
 

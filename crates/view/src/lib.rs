@@ -8,7 +8,8 @@
 //!   blob list (prefix sums of plaintext lengths, binary search);
 //! - one cache of decoded blobs and trees, bounded in bytes, shared by all
 //!   readers;
-//! - [`walk`]: the one depth-first walk over a tree, with a visitor.
+//! - [`walk`]: the one depth-first walk over a tree, with a visitor;
+//! - [`archive`]: a folder of a snapshot as a tar stream, on that walk.
 //!
 //! A view notices new snapshots without being reopened: [`View::layout`]
 //! lists the snapshots again when its copy is older than
@@ -42,6 +43,7 @@
 //! assert_eq!(&buf[..n], b", world");
 //! ```
 
+pub mod archive;
 pub mod layout;
 mod reader;
 pub mod walk;
