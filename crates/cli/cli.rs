@@ -531,6 +531,18 @@ pub struct BackupArgs {
     /// Exclude folders that contain a file of this name.
     #[arg(long = "exclude-if-present", value_name = "NAME")]
     pub exclude_if_present: Vec<String>,
+    /// Exclude folders marked as caches by a CACHEDIR.TAG file (with its
+    /// standard signature; bford.info/cachedir).
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Exclude files larger than this (`500M`, `2G`; K, M, G, T are 1024-based).
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub exclude_larger_than: Option<u64>,
+    /// Read the paths to back up from this file, one per line (blank lines
+    /// and lines starting with `#` are skipped); with paths on the command
+    /// line, both are backed up.
+    #[arg(long = "files-from", value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
     /// Do not cross file-system boundaries.
     #[arg(short = 'x', long)]
     pub one_file_system: bool,
@@ -555,6 +567,14 @@ pub struct BackupArgs {
 pub struct SnapshotsArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Only the newest N snapshots of each group (by default, of each host
+    /// and set of paths, as restic).
+    #[arg(long, value_name = "N")]
+    pub latest: Option<usize>,
+    /// List the snapshots in groups sharing these fields: a list of host,
+    /// paths, tags.
+    #[arg(long, value_name = "FIELDS")]
+    pub group_by: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -14,6 +14,7 @@ mod crash;
 mod dedup;
 mod delta;
 mod errors;
+mod flags;
 mod fusemount;
 mod inspect;
 mod keys;

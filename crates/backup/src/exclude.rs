@@ -14,6 +14,10 @@ pub struct Excludes {
     pub if_present: Vec<String>,
     /// Do not descend into other file systems.
     pub one_file_system: bool,
+    /// Skip directories holding a CACHEDIR.TAG with the standard signature.
+    pub caches: bool,
+    /// Skip files larger than this many bytes.
+    pub larger_than: Option<u64>,
     /// Absolute paths never backed up: the repository and cache this very
     /// backup writes into (a backup of `/` would otherwise read its own
     /// packs as they are being written).
@@ -35,6 +39,8 @@ impl Excludes {
             patterns: kept,
             if_present: Vec::new(),
             one_file_system: false,
+            caches: false,
+            larger_than: None,
             skip: Vec::new(),
         })
     }
@@ -46,11 +52,38 @@ impl Excludes {
 
     /// Whether a directory holds a marker file that excludes it.
     pub fn has_marker(&self, dir: &Path) -> bool {
-        self.if_present.iter().any(|m| dir.join(m).symlink_metadata().is_ok())
+        self.if_present.iter().any(|m| dir.join(m).symlink_metadata().is_ok()) || (self.caches && is_cache_dir(dir))
+    }
+
+    /// Whether a file of `size` bytes is left out for its size.
+    pub fn too_large(&self, size: u64) -> bool {
+        self.larger_than.is_some_and(|max| size > max)
     }
 
     /// The patterns as given (recorded in the snapshot).
     pub fn patterns(&self) -> &[String] {
         &self.patterns
     }
+}
+
+/// The first bytes of a valid CACHEDIR.TAG (the Cache Directory Tagging
+/// Specification): a file of that name without them marks nothing, so a
+/// stray empty CACHEDIR.TAG does not hide a folder.
+const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+fn is_cache_dir(dir: &Path) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Not through a symlink, and never blocking: a CACHEDIR.TAG that is a
+    // fifo must not stop the backup.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(dir.join("CACHEDIR.TAG"));
+    let Ok(mut f) = opened else { return false };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    f.read_exact(&mut head).is_ok() && head == CACHEDIR_SIGNATURE
 }

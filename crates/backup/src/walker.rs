@@ -263,6 +263,7 @@ impl Walker<'_> {
                 };
                 Some(Pending::Dir { node, rx })
             }
+            NodeKind::File if !is_source && self.excludes.too_large(node.size) => None,
             NodeKind::File => {
                 self.stats.add_total(node.size);
                 if !self.force

@@ -26,6 +26,8 @@ fn excludes(g: &Global, a: &BackupArgs) -> Result<Excludes> {
     let mut e = Excludes::new(&patterns)?;
     e.if_present = a.exclude_if_present.clone();
     e.one_file_system = a.one_file_system;
+    e.caches = a.exclude_caches;
+    e.larger_than = a.exclude_larger_than;
     // The repository (when local) and the cache are never their own backup's source.
     let local_repo = match g.repo.as_deref().map(cairn_backend::Location::parse) {
         Some(Ok(cairn_backend::Location::Local(p))) => Some(PathBuf::from(p)),
@@ -37,6 +39,21 @@ fn excludes(g: &Global, a: &BackupArgs) -> Result<Excludes> {
         e.skip.extend(cairn_backup::absolute_sources(&[p]).unwrap_or_default());
     }
     Ok(e)
+}
+
+/// The paths listed in a --files-from file: one per line, as written
+/// (spaces kept; only the line break is removed), blank lines and `#`
+/// comments skipped. Relative paths are relative to the current folder, as
+/// on the command line.
+fn files_from(file: &std::path::Path) -> Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let text = std::fs::read(file).with_context(|| format!("reading --files-from {}", file.display()))?;
+    Ok(text
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
+        .map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l)))
+        .collect())
 }
 
 /// Sums the sizes below the sources in the background so the bar has a total.
@@ -84,14 +101,20 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         if !a.command.is_empty() {
             bail!("a command after `--` needs --stdin-from-command");
         }
-        if a.paths.is_empty() {
-            bail!("nothing to back up: give one or more paths, --stdin or --stdin-from-command");
+        let mut paths: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
+        for f in &a.files_from {
+            paths.extend(files_from(f)?);
+        }
+        if paths.is_empty() {
+            if let Some(f) = a.files_from.first() {
+                bail!("{} lists no paths: nothing to back up", f.display());
+            }
+            bail!("nothing to back up: give one or more paths, --files-from, --stdin or --stdin-from-command");
         }
         // `cairn backup "$DIR"` with DIR unset would back up the current folder.
-        if a.paths.iter().any(|p| p.is_empty()) {
+        if paths.iter().any(|p| p.as_os_str().is_empty()) {
             bail!("an empty path was given as a source (an unset variable?); give the folder to back up");
         }
-        let paths: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
         Source::Paths(cairn_backup::absolute_sources(&paths).context("finding the current directory")?)
     };
     let repo = super::open(g)?;

@@ -105,6 +105,16 @@ impl std::fmt::Display for GroupKey {
     }
 }
 
+/// Snapshots (oldest first) in their groups, groups in key order, each
+/// group oldest first.
+pub fn groups(snapshots: &[(SnapshotId, Snapshot)], by: GroupBy) -> Vec<(GroupKey, Vec<(SnapshotId, Snapshot)>)> {
+    let mut map: std::collections::BTreeMap<GroupKey, Vec<(SnapshotId, Snapshot)>> = Default::default();
+    for (id, s) in snapshots {
+        map.entry(GroupKey::of(s, by)).or_default().push((*id, s.clone()));
+    }
+    map.into_iter().collect()
+}
+
 /// One snapshot's fate.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {

@@ -1,0 +1,113 @@
+//! The options a restic user reaches for: `backup --files-from`,
+//! `--exclude-caches`, `--exclude-larger-than`, `snapshots --latest` and
+//! `--group-by`. Each checked on what the snapshot holds or what is listed.
+
+use crate::cairn_test;
+use crate::util::Env;
+
+/// The paths of a snapshot's entries (`ls --json`), without the common prefix.
+fn listed(env: &Env, src: &std::path::Path) -> Vec<String> {
+    let out = env.ok(&["--json", "ls", "latest"]);
+    let prefix = src.to_str().unwrap();
+    let mut v: Vec<String> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["path"].as_str().map(str::to_string))
+        .filter_map(|p| p.strip_prefix(prefix).map(str::to_string))
+        .filter(|p| !p.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+cairn_test!(files_from_backs_up_the_listed_paths_verbatim, |env| {
+    env.init();
+    let src = env.path("src");
+    for d in ["a", "b", "c", "with space "] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+        std::fs::write(src.join(d).join("f"), d).unwrap();
+    }
+    let list = env.path("list.txt");
+    let text = format!(
+        "# what to back up\n{}\n\n{}\r\n{}\n",
+        src.join("a").display(),
+        src.join("with space ").display(),
+        src.join("b").display()
+    );
+    std::fs::write(&list, text).unwrap();
+    env.ok(&["backup", "--files-from", list.to_str().unwrap()]);
+    assert_eq!(listed(&env, &src), ["/a", "/a/f", "/b", "/b/f", "/with space ", "/with space /f"]);
+    // With paths on the command line too, both are backed up.
+    env.ok(&["backup", "--files-from", list.to_str().unwrap(), src.join("c").to_str().unwrap()]);
+    assert!(listed(&env, &src).contains(&"/c/f".to_string()));
+    // A list naming nothing is an error, not an empty snapshot.
+    std::fs::write(&list, "# nothing\n\n").unwrap();
+    let out = env.run(&["backup", "--files-from", list.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("lists no paths"), "{err}");
+});
+
+cairn_test!(exclude_caches_skips_tagged_folders_and_larger_than_skips_big_files, |env| {
+    env.init();
+    let src = env.path("src");
+    for d in ["cache", "fake", "keep"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+        std::fs::write(src.join(d).join("f"), b"x").unwrap();
+    }
+    std::fs::write(src.join("cache/CACHEDIR.TAG"), b"Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n")
+        .unwrap();
+    // A tag without the signature marks nothing.
+    std::fs::write(src.join("fake/CACHEDIR.TAG"), b"not a cache\n").unwrap();
+    // A fifo under that name neither marks the folder nor stops the backup
+    // (opening it to read the signature would wait for a writer forever).
+    std::fs::create_dir_all(src.join("pipe")).unwrap();
+    nix::unistd::mkfifo(&src.join("pipe/CACHEDIR.TAG"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    std::fs::write(src.join("keep/big"), vec![7u8; 300 * 1024]).unwrap();
+    std::fs::write(src.join("keep/small"), vec![7u8; 200 * 1024]).unwrap();
+    env.ok(&["backup", src.to_str().unwrap(), "--exclude-caches", "--exclude-larger-than", "256K"]);
+    assert_eq!(
+        listed(&env, &src),
+        ["/fake", "/fake/CACHEDIR.TAG", "/fake/f", "/keep", "/keep/f", "/keep/small", "/pipe", "/pipe/CACHEDIR.TAG"],
+        "the tagged cache folder and the 300 KiB file are left out"
+    );
+    // Without the options, everything is there.
+    env.ok(&["backup", src.to_str().unwrap()]);
+    assert!(listed(&env, &src).contains(&"/cache/CACHEDIR.TAG".to_string()));
+    assert!(listed(&env, &src).contains(&"/keep/big".to_string()));
+    let bad = env.run(&["backup", src.to_str().unwrap(), "--exclude-larger-than", "lots"]);
+    assert_eq!(bad.status.code(), Some(2));
+});
+
+cairn_test!(snapshots_latest_and_group_by, |env| {
+    env.init();
+    let (a, b) = (env.path("a"), env.path("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    for (dir, host, n) in [(&a, "web", 3), (&b, "web", 2), (&a, "db", 1)] {
+        for i in 0..n {
+            std::fs::write(dir.join("f"), format!("{host}{i}")).unwrap();
+            env.ok(&["backup", dir.to_str().unwrap(), "--host", host, "--tag", &format!("t{i}")]);
+        }
+    }
+    let all = env.json(&["snapshots"]);
+    assert_eq!(all.as_array().unwrap().len(), 6);
+    // The newest of each host and set of paths: web+a, web+b, db+a.
+    let latest = env.json(&["snapshots", "--latest", "1"]);
+    let ids: Vec<&str> = latest.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let want: Vec<&str> = [2usize, 4, 5].iter().map(|i| all[*i]["id"].as_str().unwrap()).collect();
+    let mut got = ids.clone();
+    got.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got, want_sorted, "{latest}");
+    let grouped = env.json(&["snapshots", "--group-by", "host", "--latest", "2"]);
+    let groups = grouped.as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{grouped}");
+    assert_eq!(groups[0]["group_key"]["host"], "db");
+    assert_eq!(groups[0]["snapshots"].as_array().unwrap().len(), 1);
+    assert_eq!(groups[1]["snapshots"].as_array().unwrap().len(), 2);
+    let text = env.ok(&["snapshots", "--group-by", "host"]);
+    assert!(text.contains("snapshots for host db:") && text.contains("snapshots for host web:"), "{text}");
+    assert_eq!(env.run(&["snapshots", "--group-by", "colour"]).status.code(), Some(1));
+});
