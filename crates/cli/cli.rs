@@ -525,6 +525,9 @@ pub struct BackupArgs {
     /// within one name, `**` spans folders, `[abc]` and `?` as in a shell.
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
+    /// As --exclude, ignoring case (`*.tmp` also leaves out `X.TMP`).
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    pub iexcludes: Vec<String>,
     /// Read exclude patterns from a file, one per line.
     #[arg(long = "exclude-file", value_name = "FILE")]
     pub exclude_files: Vec<PathBuf>,
@@ -652,6 +655,12 @@ pub struct RestoreArgs {
     /// Do not restore paths matching this pattern (repeatable; as --include).
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
+    /// As --include, ignoring case (`*.jpg` also matches `IMG.JPG`).
+    #[arg(long = "iinclude", value_name = "PATTERN")]
+    pub iincludes: Vec<String>,
+    /// As --exclude, ignoring case.
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    pub iexcludes: Vec<String>,
     /// What to do with files that already exist.
     #[arg(long, value_enum, default_value = "never")]
     pub overwrite: OverwriteArg,

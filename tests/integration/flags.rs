@@ -111,3 +111,33 @@ cairn_test!(snapshots_latest_and_group_by, |env| {
     assert!(text.contains("snapshots for host db:") && text.contains("snapshots for host web:"), "{text}");
     assert_eq!(env.run(&["snapshots", "--group-by", "colour"]).status.code(), Some(1));
 });
+
+cairn_test!(iexclude_and_iinclude_ignore_case_where_exclude_and_include_do_not, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for name in ["a.TMP", "b.tmp", "c.Tmp", "keep.txt", "IMG.JPG", "img2.jpg"] {
+        std::fs::write(src.join(name), name).unwrap();
+    }
+    env.ok(&["backup", src.to_str().unwrap(), "--exclude", "*.tmp"]);
+    assert_eq!(listed(&env, &src), ["/IMG.JPG", "/a.TMP", "/c.Tmp", "/img2.jpg", "/keep.txt"]);
+    env.ok(&["backup", src.to_str().unwrap(), "--iexclude", "*.tmp"]);
+    assert_eq!(listed(&env, &src), ["/IMG.JPG", "/img2.jpg", "/keep.txt"]);
+    let snap = env.json(&["snapshots", "--latest", "1"]);
+    assert_eq!(snap[0]["excludes"], serde_json::json!(["(?i)*.tmp"]), "recorded, with its case rule");
+    // Restore: --iinclude takes both spellings, --include one.
+    let (t1, t2) = (env.path("r1"), env.path("r2"));
+    env.ok(&["restore", "latest", "--target", t1.to_str().unwrap(), "--include", "*.jpg"]);
+    env.ok(&["restore", "latest", "--target", t2.to_str().unwrap(), "--iinclude", "*.jpg"]);
+    let names = |t: &std::path::Path| {
+        let mut v: Vec<String> =
+            crate::util::files_under(t).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&t1), ["img2.jpg"]);
+    assert_eq!(names(&t2), ["IMG.JPG", "img2.jpg"]);
+    let t3 = env.path("r3");
+    env.ok(&["restore", "latest", "--target", t3.to_str().unwrap(), "--iexclude", "*.JPG"]);
+    assert_eq!(names(&t3), ["keep.txt"]);
+});

@@ -25,18 +25,23 @@ pub struct Excludes {
 }
 
 impl Excludes {
-    /// Compiles patterns; blank lines and lines starting with `#` (as in an
-    /// exclude file) are skipped.
+    /// Compiles case-sensitive patterns; blank lines and lines starting
+    /// with `#` (as in an exclude file) are skipped.
     pub fn new(patterns: &[String]) -> Result<Self, PatternError> {
-        let kept: Vec<String> = patterns
-            .iter()
-            .map(|p| p.trim())
-            .filter(|p| !p.is_empty() && !p.starts_with('#'))
-            .map(str::to_string)
-            .collect();
+        Self::with_case(patterns, &[])
+    }
+
+    /// Compiles `patterns` and the case-insensitive `ipatterns` (recorded
+    /// in the snapshot with a `(?i)` in front).
+    pub fn with_case(patterns: &[String], ipatterns: &[String]) -> Result<Self, PatternError> {
+        let kept = |list: &[String]| -> Vec<String> {
+            list.iter().map(|p| p.trim()).filter(|p| !p.is_empty() && !p.starts_with('#')).map(str::to_string).collect()
+        };
+        let (sensitive, insensitive) = (kept(patterns), kept(ipatterns));
+        let matcher = Matcher::from_lists(&sensitive, &insensitive)?;
         Ok(Self {
-            matcher: Matcher::new(&kept)?,
-            patterns: kept,
+            matcher,
+            patterns: sensitive.into_iter().chain(insensitive.iter().map(|p| format!("(?i){p}"))).collect(),
             if_present: Vec::new(),
             one_file_system: false,
             caches: false,

@@ -23,7 +23,7 @@ fn excludes(g: &Global, a: &BackupArgs) -> Result<Excludes> {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
         patterns.extend(text.lines().map(str::to_string));
     }
-    let mut e = Excludes::new(&patterns)?;
+    let mut e = Excludes::with_case(&patterns, &a.iexcludes)?;
     e.if_present = a.exclude_if_present.clone();
     e.one_file_system = a.one_file_system;
     e.caches = a.exclude_caches;

@@ -58,8 +58,8 @@ fn dry_run(g: &Global, plan: &Plan, target: &Path, overwrite: Overwrite) -> Resu
 
 pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let (spec, path) = super::split_spec(&a.snapshot);
-    let include = Matcher::new(&a.includes)?;
-    let exclude = Matcher::new(&a.excludes)?;
+    let include = Matcher::from_lists(&a.includes, &a.iincludes)?;
+    let exclude = Matcher::from_lists(&a.excludes, &a.iexcludes)?;
     let repo = super::open(g)?;
     let (id, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
     let repo = repo.load_index()?;

@@ -16,6 +16,15 @@ pub struct PatternError {
     pub reason: String,
 }
 
+/// Whether a pattern tells upper from lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    /// `*.JPG` matches `a.JPG` only (`--exclude`, `--include`).
+    Sensitive,
+    /// `*.jpg` matches `a.JPG` and `a.jpg` (`--iexclude`, `--iinclude`).
+    Insensitive,
+}
+
 /// A compiled set of patterns.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
@@ -23,13 +32,31 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// Compiles patterns; an empty list matches nothing.
+    /// Compiles case-sensitive patterns; an empty list matches nothing.
     pub fn new(patterns: &[String]) -> Result<Self, PatternError> {
+        Self::with_case(patterns.iter().map(|p| (p.as_str(), Case::Sensitive)))
+    }
+
+    /// Compiles case-sensitive `patterns` and case-insensitive `ipatterns`
+    /// (`--exclude` and `--iexclude` of one command).
+    pub fn from_lists(patterns: &[String], ipatterns: &[String]) -> Result<Self, PatternError> {
+        Self::with_case(
+            patterns
+                .iter()
+                .map(|p| (p.as_str(), Case::Sensitive))
+                .chain(ipatterns.iter().map(|p| (p.as_str(), Case::Insensitive))),
+        )
+    }
+
+    /// Compiles patterns, each with its own case rule; none matches nothing.
+    pub fn with_case<'a>(patterns: impl IntoIterator<Item = (&'a str, Case)>) -> Result<Self, PatternError> {
+        let patterns: Vec<(&str, Case)> = patterns.into_iter().collect();
         if patterns.is_empty() {
             return Ok(Self { set: None });
         }
         let mut b = GlobSetBuilder::new();
-        for p in patterns {
+        for (p, case) in &patterns {
+            let p = p.to_string();
             if p.starts_with('!') {
                 return Err(PatternError { pattern: p.clone(), reason: "negated patterns are not supported".into() });
             }
@@ -43,12 +70,14 @@ impl Matcher {
                 let glob = GlobBuilder::new(&g)
                     .literal_separator(true)
                     .backslash_escape(true)
+                    .case_insensitive(*case == Case::Insensitive)
                     .build()
                     .map_err(|e| PatternError { pattern: p.clone(), reason: e.to_string() })?;
                 b.add(glob);
             }
         }
-        let set = b.build().map_err(|e| PatternError { pattern: patterns.join(" "), reason: e.to_string() })?;
+        let all: Vec<&str> = patterns.iter().map(|(p, _)| *p).collect();
+        let set = b.build().map_err(|e| PatternError { pattern: all.join(" "), reason: e.to_string() })?;
         Ok(Self { set: Some(set) })
     }
 
@@ -66,6 +95,14 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insensitive_patterns_ignore_case_and_sensitive_ones_do_not() {
+        let m = Matcher::with_case([("*.jpg", Case::Insensitive), ("/srv/Cache", Case::Sensitive)]).expect("compiles");
+        assert!(m.matches("/a/IMG.JPG") && m.matches("/a/img.jpg"));
+        assert!(m.matches("/srv/Cache/x") && !m.matches("/srv/cache/x"));
+        assert!(!Matcher::new(&["*.jpg".into()]).expect("compiles").matches("/a/IMG.JPG"));
+    }
 
     #[test]
     fn name_and_path_patterns() {
