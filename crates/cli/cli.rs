@@ -655,6 +655,11 @@ pub struct RestoreArgs {
     /// Do not restore paths matching this pattern (repeatable; as --include).
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
+    /// Drop this many leading path components below what is restored, as
+    /// `tar --strip-components` (`cairn restore latest:/srv/app/data
+    /// --strip-components 1` puts data's subfolders' contents in the target).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub strip_components: usize,
     /// As --include, ignoring case (`*.jpg` also matches `IMG.JPG`).
     #[arg(long = "iinclude", value_name = "PATTERN")]
     pub iincludes: Vec<String>,

@@ -141,3 +141,36 @@ cairn_test!(iexclude_and_iinclude_ignore_case_where_exclude_and_include_do_not, 
     env.ok(&["restore", "latest", "--target", t3.to_str().unwrap(), "--iexclude", "*.JPG"]);
     assert_eq!(names(&t3), ["keep.txt"]);
 });
+
+cairn_test!(restore_strip_components_drops_leading_folders_as_tar_does, |env| {
+    env.init();
+    let src = env.path("src");
+    for (p, body) in
+        [("app/readme.txt", "r"), ("app/data/top.txt", "t"), ("app/data/x/f1", "1"), ("app/data/y/f2", "2")]
+    {
+        std::fs::create_dir_all(src.join(p).parent().unwrap()).unwrap();
+        std::fs::write(src.join(p), body).unwrap();
+    }
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let files = |t: &std::path::Path| {
+        let mut v: Vec<String> = crate::util::files_under(t)
+            .iter()
+            .map(|p| p.strip_prefix(t).unwrap().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let spec = format!("latest:{}", src.join("app").display());
+    for (n, want) in [
+        ("0", vec!["data/top.txt", "data/x/f1", "data/y/f2", "readme.txt"]),
+        ("1", vec!["top.txt", "x/f1", "y/f2"]),
+        ("2", vec!["f1", "f2"]),
+        ("3", vec![]),
+    ] {
+        let t = env.path(&format!("strip{n}"));
+        env.ok(&["restore", &spec, "--target", t.to_str().unwrap(), "--strip-components", n]);
+        assert_eq!(files(&t), want, "--strip-components {n}");
+    }
+    let t = env.path("strip1");
+    assert_eq!(std::fs::read(t.join("x/f1")).unwrap(), b"1");
+});

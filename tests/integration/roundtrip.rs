@@ -122,15 +122,14 @@ fn round_trip(entries: &[Entry]) {
 
     let repo = Repository::open(backend, b"pw").unwrap().load_index().unwrap();
     let target = tmp.path().join("restored");
-    let plan = cairn_restore::plan(
-        &repo,
-        &out.snapshot.tree,
-        Some(src.to_str().unwrap()),
-        &target,
-        &Matcher::default(),
-        &Matcher::default(),
-    )
-    .unwrap();
+    let none = Matcher::default();
+    let select = cairn_restore::Select {
+        path: Some(src.to_str().unwrap()),
+        include: &none,
+        exclude: &none,
+        strip_components: 0,
+    };
+    let plan = cairn_restore::plan(&repo, &out.snapshot.tree, &select, &target).unwrap();
     let s = cairn_restore::restore(&repo, &plan, &target, &RestoreOptions { verify: true, ..Default::default() }, &())
         .unwrap();
     assert_eq!(s.errors, 0, "{s:?}");

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use cairn_restore::{Action, ItemKind, Matcher, Overwrite, Plan, RestoreOptions};
+use cairn_restore::{Action, ItemKind, Matcher, Overwrite, Plan, RestoreOptions, Select};
 
 use crate::cli::{Global, OverwriteArg, RestoreArgs};
 use crate::errors::{EXIT_ERROR, EXIT_OK};
@@ -63,7 +63,8 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let repo = super::open(g)?;
     let (id, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
     let repo = repo.load_index()?;
-    let plan = cairn_restore::plan(&repo, &snap.tree, path, &a.target, &include, &exclude)?;
+    let select = Select { path, include: &include, exclude: &exclude, strip_components: a.strip_components };
+    let plan = cairn_restore::plan(&repo, &snap.tree, &select, &a.target)?;
     let opts = RestoreOptions {
         overwrite: match a.overwrite {
             OverwriteArg::Never => Overwrite::Never,

@@ -36,7 +36,8 @@
 //!
 //! let target = tempfile::tempdir().unwrap();
 //! let none = cairn_restore::Matcher::default();
-//! let plan = cairn_restore::plan(&repo, &tree_id, None, target.path(), &none, &none).unwrap();
+//! let all = cairn_restore::Select { path: None, include: &none, exclude: &none, strip_components: 0 };
+//! let plan = cairn_restore::plan(&repo, &tree_id, &all, target.path()).unwrap();
 //! let summary = cairn_restore::restore(&repo, &plan, target.path(), &Default::default(), &()).unwrap();
 //! assert_eq!(summary.files, 1);
 //! assert_eq!(std::fs::read(target.path().join("hello.txt")).unwrap(), data);
@@ -51,7 +52,7 @@ mod write;
 
 pub use cairn_repo::pattern::{Matcher, PatternError};
 pub use dump::dump;
-pub use plan::{Item, ItemKind, Plan, plan};
+pub use plan::{Item, ItemKind, Plan, Select, plan};
 pub use preview::{Action, preview};
 pub use write::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 
