@@ -9,7 +9,8 @@
 //! - one cache of decoded blobs and trees, bounded in bytes, shared by all
 //!   readers;
 //! - [`walk`]: the one depth-first walk over a tree, with a visitor;
-//! - [`archive`]: a folder of a snapshot as a tar stream, on that walk.
+//! - [`archive`]: a folder of a snapshot as a tar stream, on that walk;
+//! - [`diff`]: what changed between two snapshots.
 //!
 //! A view notices new snapshots without being reopened: [`View::layout`]
 //! lists the snapshots again when its copy is older than
@@ -44,6 +45,7 @@
 //! ```
 
 pub mod archive;
+pub mod diff;
 pub mod layout;
 mod reader;
 pub mod walk;
