@@ -139,12 +139,17 @@ cairn_test!(wrong_places_get_messages_that_point_the_right_way_and_nothing_is_cr
 
 // Case 10: a tree graph that names one subtree many times (forty levels of
 // two references each: 2^40 paths from 41 trees) made `ls` and `restore`
-// run without end. Both refuse it; `check`, which visits each tree once,
-// finishes.
+// run without end. Both refuse it, as do `find`, `diff` and `dump
+// --archive tar` (all walk through cairn-view's walker or its guard);
+// `check`, which visits each tree once, finishes.
 cairn_test!(a_tree_bomb_is_refused_not_expanded_without_end, |env| {
     use cairn_format::BlobKind;
     use cairn_format::tree::{NodeKind, Tree};
     env.init();
+    let empty = env.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    env.ok(&["backup", empty.to_str().unwrap()]);
+    let first = env.json(&["snapshots"])[0]["id"].as_str().unwrap().to_string();
     let repo = open_by_hand(&env);
     let mut tree = Tree { nodes: vec![hand_node("leaf", NodeKind::File, None, vec![], 0)] };
     let mut blobs = Vec::new();
@@ -178,7 +183,13 @@ cairn_test!(a_tree_bomb_is_refused_not_expanded_without_end, |env| {
         }
     };
     let target = env.path("target");
-    for args in [&["ls", "latest"][..], &["restore", "latest", "--target", target.to_str().unwrap()]] {
+    for args in [
+        &["ls", "latest"][..],
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+        &["find", "leaf"],
+        &["diff", &first, "latest"],
+        &["dump", "latest", "--archive", "tar"],
+    ] {
         let (code, err) = bounded(args);
         assert_eq!(code, Some(1), "{args:?}: {err}");
         assert!(err.contains("refer to the same trees over and over"), "{args:?}: {err}");
