@@ -318,6 +318,17 @@ impl Repository {
         self.list_ids(FileKind::Index)
     }
 
+    /// How many packs (data and tree) the storage holds, and their bytes.
+    pub fn pack_totals(&self) -> Result<(u64, u64)> {
+        let mut totals = (0, 0);
+        for kind in [FileKind::DataPack, FileKind::TreePack] {
+            for (_, size) in self.backend.list(kind)? {
+                totals = (totals.0 + 1, totals.1 + size);
+            }
+        }
+        Ok(totals)
+    }
+
     /// Uploads a finished pack; returns its index entry and its size.
     pub fn save_pack(&self, pack: FinishedPack) -> Result<(IndexPack, u64)> {
         let len = pack.bytes.size();

@@ -211,35 +211,12 @@ pub fn diff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_backend::Backend;
-    use cairn_format::BlobKind;
-    use cairn_format::tree::{Time, Tree};
-    use cairn_repo::{InitOptions, PackWriter, Repository};
-
-    /// Stores a tree of `nodes`; returns its id.
-    fn save_tree(repo: &mut IndexedRepository, nodes: Vec<Node>) -> BlobId {
-        let plain = Tree { nodes }.encode();
-        let id = repo.repo().blob_id(&plain);
-        let mut w = PackWriter::new(BlobKind::Tree, 1 << 20);
-        w.add(repo.seal_blob(BlobKind::Tree, id, &plain).expect("seal")).expect("add");
-        let pack = w.finish(repo.repo().keyring()).expect("finish").expect("pack");
-        let (entry, _) = repo.repo().save_pack(pack).expect("save");
-        repo.index_mut().add_pack(&entry);
-        id
-    }
-
-    fn file(name: &str, content: u8, size: u64) -> Node {
-        Node { content: vec![BlobId::from_bytes([content; 32])], size, ..Node::new(name.as_bytes(), NodeKind::File) }
-    }
-
-    fn dir(name: &str, tree: BlobId) -> Node {
-        Node { subtree: Some(tree), ..Node::new(name.as_bytes(), NodeKind::Dir) }
-    }
+    use crate::testing::{dir, file, save_tree, test_repo};
+    use cairn_format::tree::Time;
 
     #[test]
     fn added_removed_modified_metadata_and_type_changes() {
-        let repo = Repository::init(Backend::memory().expect("memory"), b"pw", &InitOptions::fast_for_tests());
-        let mut repo = repo.expect("init").load_index().expect("index");
+        let mut repo = test_repo();
         let sub1 = save_tree(&mut repo, vec![file("y", 1, 10)]);
         let sub2 = save_tree(&mut repo, vec![file("y", 1, 10), file("z", 2, 5)]);
         let gone = save_tree(&mut repo, vec![file("inner", 3, 7)]);

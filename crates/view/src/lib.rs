@@ -10,7 +10,7 @@
 //!   readers;
 //! - [`walk`]: the one depth-first walk over a tree, with a visitor;
 //! - [`archive`]: a folder of a snapshot as a tar stream, on that walk;
-//! - [`diff`]: what changed between two snapshots.
+//! - [`diff`]: what changed between two snapshots; [`stats`]: what they hold.
 //!
 //! A view notices new snapshots without being reopened: [`View::layout`]
 //! lists the snapshots again when its copy is older than
@@ -48,7 +48,11 @@ pub mod archive;
 pub mod diff;
 pub mod layout;
 mod reader;
+pub mod stats;
 pub mod walk;
+
+#[cfg(test)]
+mod testing;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
