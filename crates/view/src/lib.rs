@@ -10,7 +10,8 @@
 //!   readers;
 //! - [`walk`]: the one depth-first walk over a tree, with a visitor;
 //! - [`archive`]: a folder of a snapshot as a tar stream, on that walk;
-//! - [`diff`]: what changed between two snapshots; [`stats`]: what they hold.
+//! - [`diff`]: what changed between two snapshots; [`find`]: where paths
+//!   matching patterns are; [`stats`]: what snapshots hold.
 //!
 //! A view notices new snapshots without being reopened: [`View::layout`]
 //! lists the snapshots again when its copy is older than
@@ -46,6 +47,7 @@
 
 pub mod archive;
 pub mod diff;
+pub mod find;
 pub mod layout;
 mod reader;
 pub mod stats;
