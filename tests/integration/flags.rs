@@ -174,3 +174,26 @@ cairn_test!(restore_strip_components_drops_leading_folders_as_tar_does, |env| {
     let t = env.path("strip1");
     assert_eq!(std::fs::read(t.join("x/f1")).unwrap(), b"1");
 });
+
+cairn_test!(backup_json_prints_status_lines_while_it_runs_and_a_summary_last, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), crate::util::random_bytes(3 << 20, 5)).unwrap();
+    // 1 MiB/s to the repository: the backup takes about three seconds.
+    let out = env.ok(&["--json", "--limit-upload", "1024", "backup", src.to_str().unwrap()]);
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let (last, status) = lines.split_last().unwrap();
+    assert_eq!(last["message_type"], "summary", "{out}");
+    assert!(last["snapshot_id"].as_str().is_some_and(|s| s.len() == 64), "{out}");
+    assert!(status.len() >= 2, "a status line a second: {out}");
+    for s in status {
+        assert_eq!(s["message_type"], "status", "{s}");
+        assert_eq!((s["total_files"].as_u64(), s["total_bytes"].as_u64()), (Some(1), Some(3 << 20)), "{s}");
+        assert!(s["percent_done"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)), "{s}");
+    }
+    // -q: the summary alone.
+    std::fs::write(src.join("b"), crate::util::random_bytes(2 << 20, 6)).unwrap();
+    let quiet = env.ok(&["--json", "-q", "--limit-upload", "1024", "backup", src.to_str().unwrap()]);
+    assert_eq!(quiet.lines().count(), 1, "{quiet}");
+});

@@ -77,12 +77,16 @@ impl Env {
         succeeded(&format!("cairn {args:?}"), self.run(args))
     }
 
-    /// Runs cairn with --json and parses stdout.
+    /// Runs cairn with --json and parses stdout: one JSON document, or for
+    /// line-by-line output (a long backup's status lines) the last line.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         // Global flags go first: after `--` everything belongs to a command.
         let mut a = vec!["--json"];
         a.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&a)).expect("valid JSON")
+        let out = self.ok(&a);
+        serde_json::from_str(&out)
+            .or_else(|_| serde_json::from_str(out.trim_end().lines().last().unwrap_or_default()))
+            .expect("valid JSON")
     }
 
     /// Creates the repository with cheap key derivation; chunk sizes as given (KiB).

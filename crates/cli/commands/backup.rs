@@ -1,8 +1,9 @@
 //! `cairn backup`: paths, --stdin or --stdin-from-command into a snapshot.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use cairn_backup::{BackupOptions, Excludes, ParentChoice, Source};
@@ -11,6 +12,9 @@ use crate::cli::{BackupArgs, Global};
 use crate::errors::{EXIT_INCOMPLETE, EXIT_OK};
 use crate::output::bytes;
 use crate::progress;
+
+/// How often `--json` prints a status line.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// This machine's host name.
 pub fn hostname() -> String {
@@ -57,7 +61,7 @@ fn files_from(file: &std::path::Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Sums the sizes below the sources in the background so the bar has a total.
-fn scan_total(paths: Vec<PathBuf>, bar: indicatif::ProgressBar) {
+fn scan_total(paths: Vec<PathBuf>, prog: Arc<progress::BackupProgress>) {
     std::thread::spawn(move || {
         let mut total = 0u64;
         let mut stack = paths;
@@ -72,7 +76,11 @@ fn scan_total(paths: Vec<PathBuf>, bar: indicatif::ProgressBar) {
                 }
             } else if md.is_file() {
                 total += md.len();
-                bar.set_length(total);
+                prog.total_files.fetch_add(1, Ordering::Relaxed);
+                prog.total_bytes.store(total, Ordering::Relaxed);
+                if let Some(bar) = &prog.bar {
+                    bar.set_length(total);
+                }
             }
         }
     });
@@ -136,11 +144,32 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     // marked for deletion (docs/FORMAT.md, "Deleting packs").
     let repo = repo.load_index_for_backup(&opts.hostname)?;
     let bar = progress::bar(progress::enabled(g.quiet, g.json), "backup");
-    if let (Some(pb), Source::Paths(paths)) = (&bar, &source) {
-        scan_total(paths.clone(), pb.clone());
+    let prog = Arc::new(progress::BackupProgress { bar: bar.clone(), ..Default::default() });
+    let status = g.json && !g.quiet;
+    if let (true, Source::Paths(paths)) = (bar.is_some() || status, &source) {
+        scan_total(paths.clone(), prog.clone());
     }
-    let prog = Arc::new(progress::BackupProgress { bar: bar.clone(), files: Default::default() });
-    let out = cairn_backup::backup(repo, &opts, prog)?;
+    // With --json, a status line a second while it runs (as restic).
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    let lines = status.then(|| {
+        let prog = prog.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(STATUS_EVERY) {
+                let line = prog.status_line(start.elapsed());
+                // A closed pipe ends the lines; the backup goes on.
+                if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let out = cairn_backup::backup(repo, &opts, prog);
+    drop(stop);
+    if let Some(t) = lines {
+        let _ = t.join();
+    }
+    let out = out?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
@@ -148,6 +177,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     let secs = s.end.duration_since(s.start).as_secs_f64();
     if g.json {
         let mut v = serde_json::to_value(&s)?;
+        v["message_type"] = serde_json::json!("summary");
         v["snapshot_id"] = serde_json::json!(out.id);
         v["duration_seconds"] = serde_json::json!(secs);
         println!("{v}");
