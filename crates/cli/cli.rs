@@ -655,6 +655,12 @@ pub struct RestoreArgs {
     /// Do not restore paths matching this pattern (repeatable; as --include).
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
+    /// Make the restored folders equal the snapshot's: delete what they
+    /// hold that the snapshot does not (after the restore succeeded;
+    /// never through a symlink; paths excluded, or not included, are left
+    /// alone). Try it with --dry-run first.
+    #[arg(long)]
+    pub delete: bool,
     /// Drop this many leading path components below what is restored, as
     /// `tar --strip-components` (`cairn restore latest:/srv/app/data
     /// --strip-components 1` puts data's subfolders' contents in the target).

@@ -197,3 +197,61 @@ cairn_test!(backup_json_prints_status_lines_while_it_runs_and_a_summary_last, |e
     let quiet = env.ok(&["--json", "-q", "--limit-upload", "1024", "backup", src.to_str().unwrap()]);
     assert_eq!(quiet.lines().count(), 1, "{quiet}");
 });
+
+cairn_test!(restore_delete_makes_the_target_equal_the_snapshot_and_never_follows_a_link, |env| {
+    env.init();
+    let src = crate::fusemount::source(&env);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let spec = format!("latest:{}", src.display());
+    let target = env.path("target");
+    env.ok(&["restore", &spec, "--target", target.to_str().unwrap()]);
+    // What the target gained since: files, a folder with contents, a link
+    // to a folder outside with something in it, and a kept-out pattern.
+    let outside = env.path("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious"), b"mine").unwrap();
+    std::fs::write(target.join("stray"), b"x").unwrap();
+    std::fs::create_dir_all(target.join("sub/newdir/deeper")).unwrap();
+    std::fs::write(target.join("sub/newdir/deeper/f"), b"x").unwrap();
+    std::os::unix::fs::symlink(&outside, target.join("sub/to-outside")).unwrap();
+    std::fs::write(target.join("keep.log"), b"log").unwrap();
+    let args = |extra: &[&str]| {
+        let mut v = vec!["restore", spec.as_str(), "--target", target.to_str().unwrap(), "--delete", "-e", "*.log"];
+        v.extend_from_slice(extra);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        env.ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // The dry run names each, deletes nothing.
+    let dry = run(&["--dry-run"]);
+    for p in ["stray (file)", "sub/newdir (dir)", "sub/to-outside (symlink)"] {
+        assert!(dry.contains(&format!("would delete {}", target.join(p).display())), "{p}: {dry}");
+    }
+    assert!(!dry.contains("keep.log"), "excluded paths are not the restore's business: {dry}");
+    assert!(target.join("stray").exists() && target.join("sub/newdir/deeper/f").exists());
+    let done = run(&[]);
+    assert!(done.contains("3 extra entries deleted"), "{done}");
+    std::fs::remove_file(target.join("keep.log")).unwrap();
+    crate::util::assert_same_tree(&src, &target);
+    assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"mine", "the link was removed, not followed");
+    // A restore with an error deletes nothing: a link in the way of a
+    // folder (kept, as without --delete) and a stray file next to it.
+    std::fs::rename(target.join("sub"), env.path("sub-aside")).unwrap();
+    std::os::unix::fs::symlink(&outside, target.join("sub")).unwrap();
+    std::fs::write(target.join("stray"), b"x").unwrap();
+    let a = args(&[]);
+    let failed = env.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stderr));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("nothing deleted"));
+    assert!(target.join("stray").exists(), "nothing deleted after an error");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "nothing written through the link");
+    // A single file restored with --delete leaves its siblings alone.
+    let single = env.path("single");
+    std::fs::create_dir_all(&single).unwrap();
+    std::fs::write(single.join("neighbour"), b"n").unwrap();
+    let file_spec = format!("latest:{}", src.join("big").display());
+    env.ok(&["restore", &file_spec, "--target", single.to_str().unwrap(), "--delete"]);
+    assert!(single.join("neighbour").exists() && single.join("big").exists());
+});

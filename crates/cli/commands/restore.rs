@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use cairn_restore::{Action, ItemKind, Matcher, Overwrite, Plan, RestoreOptions, Select};
+use cairn_restore::{Action, Found, ItemKind, Matcher, Overwrite, Plan, RestoreOptions, Select};
 
 use crate::cli::{Global, OverwriteArg, RestoreArgs};
 use crate::errors::{EXIT_ERROR, EXIT_OK};
@@ -14,8 +14,27 @@ use crate::progress;
 /// Lists what the restore would do to each path, under the same
 /// `--overwrite` rules; writes nothing. A closed pipe (`| head`) ends it
 /// quietly through main.
+fn found_kind(f: Found) -> &'static str {
+    match f {
+        Found::Dir => "dir",
+        Found::File { .. } => "file",
+        Found::Symlink => "symlink",
+        Found::Other | Found::Nothing => "other",
+    }
+}
+
 fn dry_run(g: &Global, plan: &Plan, target: &Path, overwrite: Overwrite) -> Result<i32> {
     let mut out = std::io::stdout().lock();
+    let extras = &plan.delete;
+    for x in extras {
+        let path = target.join(&x.rel);
+        if g.json {
+            let v = serde_json::json!({ "path": path, "kind": found_kind(x.found), "action": "delete" });
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(out, "would delete {} ({})", path.display(), found_kind(x.found))?;
+        }
+    }
     let actions = cairn_restore::preview(plan, target, overwrite);
     for (item, action) in plan.items.iter().zip(&actions) {
         let what = match &item.kind {
@@ -44,13 +63,14 @@ fn dry_run(g: &Global, plan: &Plan, target: &Path, overwrite: Overwrite) -> Resu
         let count = |verb: &str| actions.iter().filter(|a| a.verb() == verb).count();
         writeln!(
             out,
-            "{} items, {} of file content: {} to create, {} to replace, {} kept, {} would fail (dry run: nothing written)",
+            "{} items, {} of file content: {} to create, {} to replace, {} kept, {} would fail{} (dry run: nothing written)",
             plan.items.len(),
             bytes(plan.total_bytes()),
             count("create"),
             count("replace"),
             count("keep"),
             count("fail"),
+            if extras.is_empty() { String::new() } else { format!(", {} to delete", extras.len()) },
         )?;
     }
     Ok(EXIT_OK)
@@ -64,7 +84,11 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let (id, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
     let repo = repo.load_index()?;
     let select = Select { path, include: &include, exclude: &exclude, strip_components: a.strip_components };
-    let plan = cairn_restore::plan(&repo, &snap.tree, &select, &a.target)?;
+    let mut plan = cairn_restore::plan(&repo, &snap.tree, &select, &a.target)?;
+    // Planned before anything is written, so the list is of what was there.
+    if a.delete {
+        plan.delete = cairn_restore::extras(&plan, &a.target, &select)?;
+    }
     let opts = RestoreOptions {
         overwrite: match a.overwrite {
             OverwriteArg::Never => Overwrite::Never,
@@ -90,13 +114,14 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
             "{}",
             serde_json::json!({
                 "snapshot_id": id, "files": s.files, "dirs": s.dirs, "others": s.others,
-                "bytes": s.bytes, "skipped": s.skipped, "verified": s.verified, "errors": s.errors,
+                "bytes": s.bytes, "skipped": s.skipped, "verified": s.verified, "deleted": s.deleted,
+                "errors": s.errors,
                 "duration_seconds": started.elapsed().as_secs_f64(),
             })
         );
     } else if !g.quiet {
         println!(
-            "restored snapshot {} to {}: {} files, {} dirs, {} other, {} in {:.1}s{}{}",
+            "restored snapshot {} to {}: {} files, {} dirs, {} other, {} in {:.1}s{}{}{}",
             id.short(),
             a.target.display(),
             s.files,
@@ -110,10 +135,11 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
                 String::new()
             },
             if a.verify { format!("; {} files verified", s.verified) } else { String::new() },
+            if a.delete { format!("; {} extra entries deleted", s.deleted) } else { String::new() },
         );
     }
     if s.errors > 0 {
-        eprintln!("cairn: error: {} path(s) could not be restored (see the warnings above)", s.errors);
+        eprintln!("cairn: error: {} path(s) could not be restored or deleted (see the warnings above)", s.errors);
         return Ok(EXIT_ERROR);
     }
     Ok(EXIT_OK)

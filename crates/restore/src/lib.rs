@@ -44,13 +44,16 @@
 //! ```
 
 mod beneath;
+mod delete;
 mod dump;
 mod metadata;
 mod plan;
 mod preview;
 mod write;
 
+pub use beneath::Found;
 pub use cairn_repo::pattern::{Matcher, PatternError};
+pub use delete::{Extra, extras};
 pub use dump::dump;
 pub use plan::{Item, ItemKind, Plan, Select, plan};
 pub use preview::{Action, preview};

@@ -49,6 +49,12 @@ pub struct Item {
 pub struct Plan {
     /// Items in tree order.
     pub items: Vec<Item>,
+    /// The restore's start is a folder (the snapshot's root or one of its
+    /// folders), whose contents go straight into the target.
+    pub root_is_folder: bool,
+    /// What `--delete` removes from the target (`delete::extras`), after
+    /// everything was written and before folders get their times.
+    pub delete: Vec<crate::delete::Extra>,
 }
 
 impl Plan {
@@ -200,11 +206,12 @@ pub fn plan(repo: &IndexedRepository, root: &BlobId, select: &Select<'_>, target
     };
     let Some(path) = path else {
         walk(repo, root, b"", &mut p)?;
-        return Ok(Plan { items: p.items });
+        return Ok(Plan { items: p.items, root_is_folder: true, delete: Vec::new() });
     };
     let node =
         repo.find_node(root, path.as_bytes())?.ok_or_else(|| cairn_repo::RepoError::PathNotFound(path.to_string()))?;
     let snap_path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    let root_is_folder = node.kind == NodeKind::Dir;
     match (node.kind, node.subtree) {
         (NodeKind::Dir, Some(sub)) => {
             p.base = snap_path.len();
@@ -218,5 +225,5 @@ pub fn plan(repo: &IndexedRepository, root: &BlobId, select: &Select<'_>, target
             p.visit(&Bytes(snap_path.into_bytes()), &node)?;
         }
     }
-    Ok(Plan { items: p.items })
+    Ok(Plan { items: p.items, root_is_folder, delete: Vec::new() })
 }
