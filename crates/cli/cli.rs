@@ -561,6 +561,10 @@ pub struct BackupArgs {
     /// Read every file, even unchanged ones.
     #[arg(long)]
     pub force: bool,
+    /// Do everything but write: read, chunk, compress and encrypt, then
+    /// report what would be added; no pack, index or snapshot is stored.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
     /// Snapshot time (RFC 3339 or `YYYY-MM-DD HH:MM`), default now.
     #[arg(long, value_name = "TIME")]
     pub time: Option<String>,

@@ -60,6 +60,7 @@ fn main() {
         force: false,
         time: None,
         workers: None,
+        writes: Default::default(),
     };
     backup(repo.load_index().expect("index"), &backup_opts, Arc::new(NoProgress)).expect("backup");
     // A second run after an edit, so the index holds delta blobs.

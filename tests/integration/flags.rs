@@ -255,3 +255,29 @@ cairn_test!(restore_delete_makes_the_target_equal_the_snapshot_and_never_follows
     env.ok(&["restore", &file_spec, "--target", single.to_str().unwrap(), "--delete"]);
     assert!(single.join("neighbour").exists() && single.join("big").exists());
 });
+
+cairn_test!(backup_dry_run_reports_what_would_be_added_and_writes_nothing, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), crate::util::random_bytes(300_000, 1)).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    std::fs::write(src.join("b"), crate::util::random_bytes(200_000, 2)).unwrap();
+    let before: Vec<_> = crate::util::files_under(&env.repo);
+    let dry = env.json(&["backup", "--dry-run", src.to_str().unwrap()]);
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!((dry["files_new"].as_u64(), dry["files_unchanged"].as_u64()), (Some(1), Some(1)), "{dry}");
+    assert!(dry["bytes_added_raw"].as_u64().is_some_and(|n| n >= 200_000), "{dry}");
+    assert!(dry.get("snapshot_id").is_none(), "{dry}");
+    let mut after = crate::util::files_under(&env.repo);
+    let mut before = before;
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "a dry run writes nothing to the repository, not even a run marker");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    // The real run adds what the dry run said.
+    let real = env.json(&["backup", src.to_str().unwrap()]);
+    assert_eq!(real["bytes_added_raw"], dry["bytes_added_raw"], "{real}");
+    let text = env.ok(&["backup", "-n", src.to_str().unwrap()]);
+    assert!(text.starts_with("dry run, nothing saved"), "{text}");
+});

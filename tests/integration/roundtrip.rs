@@ -116,6 +116,7 @@ fn round_trip(entries: &[Entry]) {
         force: false,
         time: None,
         workers: Some(2),
+        writes: Default::default(),
     };
     let out = cairn_backup::backup(repo.load_index().unwrap(), &opts, Arc::new(NoProgress)).unwrap();
     assert_eq!(out.snapshot.summary.as_ref().unwrap().errors, 0);

@@ -71,12 +71,26 @@ pub struct BackupOptions {
     pub time: Option<jiff::Timestamp>,
     /// Reader and sealer threads (default: number of cores).
     pub workers: Option<usize>,
+    /// Whether anything is written.
+    pub writes: Writes,
 }
 
-/// A snapshot was written.
+/// Whether a backup stores what it finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Writes {
+    /// Packs, index and snapshot are written.
+    #[default]
+    Store,
+    /// Everything is read, chunked, compressed and encrypted as for real, so
+    /// the summary says what would be added, but nothing is written: no
+    /// pack, no index, no snapshot (`backup --dry-run`).
+    DryRun,
+}
+
+/// A snapshot was written (or, in a dry run, would have been).
 #[derive(Debug)]
 pub struct BackupOutcome {
-    /// Its id.
+    /// Its id (all zeros in a dry run: nothing was saved).
     pub id: SnapshotId,
     /// It.
     pub snapshot: Snapshot,
@@ -176,7 +190,7 @@ pub fn backup(
     let repo = Arc::new(repo);
     let workers =
         opts.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
-    let pipeline = Pipeline::start(repo.clone(), workers)?;
+    let pipeline = Pipeline::start(repo.clone(), workers, opts.writes)?;
     let sink = pipeline.sink();
     let stats = Arc::new(Stats::default());
     let names = NameCache::default();
@@ -310,7 +324,7 @@ pub fn backup(
     // Index before snapshot: a snapshot must never name blobs no index lists.
     // The index is written even when the command failed below, so the data
     // already uploaded is reused by the next run instead of stored again.
-    if !written.packs.is_empty() {
+    if !written.packs.is_empty() && opts.writes == Writes::Store {
         repo.repo().save_index(&IndexFile { supersedes: Vec::new(), packs: written.packs.clone() })?;
     }
     if let (Some(mut c), Source::Command { argv, .. }) = (child, &opts.source) {
@@ -372,6 +386,10 @@ pub fn backup(
         original: None,
         repaired: vec![],
     };
+    if opts.writes == Writes::DryRun {
+        // Nothing was saved, so there is no id.
+        return Ok(BackupOutcome { id: SnapshotId::from_bytes([0; 32]), snapshot });
+    }
     repo.ensure_run_alive()?;
     let id = repo.repo().save_snapshot(&snapshot)?;
     Ok(BackupOutcome { id, snapshot })

@@ -33,6 +33,7 @@
 //!     force: false,
 //!     time: None,
 //!     workers: None,
+//!     writes: Default::default(),
 //! };
 //! let out = backup(repo.load_index().unwrap(), &opts, Arc::new(NoProgress)).unwrap();
 //! let summary = out.snapshot.summary.unwrap();
@@ -50,7 +51,7 @@ mod reader;
 mod source;
 mod walker;
 
-pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Source, backup};
+pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Source, Writes, backup};
 pub use copy::{CopyOutcome, copy};
 pub use exclude::Excludes;
 pub use progress::{NoProgress, Progress};

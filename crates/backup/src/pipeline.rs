@@ -15,6 +15,7 @@ use cairn_repo::{FinishedPack, IndexedRepository, PackWriter, RepoError, SealedB
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::BackupError;
+use crate::archiver::Writes;
 
 struct RawBlob {
     kind: BlobKind,
@@ -113,7 +114,8 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 impl Pipeline {
     /// Starts sealers, the packer and uploaders.
-    pub fn start(repo: Arc<IndexedRepository>, workers: usize) -> Result<Self, BackupError> {
+    /// With [`Writes::DryRun`], packs are built in memory and dropped.
+    pub fn start(repo: Arc<IndexedRepository>, workers: usize, writes: Writes) -> Result<Self, BackupError> {
         let shared = Arc::new(Shared::default());
         let (raw_tx, raw_rx) = bounded::<RawBlob>(workers * 2);
         let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(workers * 2);
@@ -129,7 +131,7 @@ impl Pipeline {
         {
             let (repo, shared) = (repo.clone(), shared.clone());
             let pack_size = repo.repo().config().pack_size as usize;
-            threads.push(spawn("packer", move || pack_loop(sealed_rx, pack_tx, &repo, &shared, pack_size))?);
+            threads.push(spawn("packer", move || pack_loop(sealed_rx, pack_tx, &repo, &shared, pack_size, writes))?);
         }
         // Remote storage: two uploads in flight hide a request's latency. A
         // local folder takes a pack in a few tens of milliseconds, less than
@@ -138,7 +140,7 @@ impl Pipeline {
         let uploaders = if repo.repo().backend().is_remote() { 2 } else { 1 };
         for i in 0..uploaders {
             let (rx, repo, shared) = (pack_rx.clone(), repo.clone(), shared.clone());
-            threads.push(spawn(&format!("upload-{i}"), move || upload_loop(rx, &repo, &shared))?);
+            threads.push(spawn(&format!("upload-{i}"), move || upload_loop(rx, &repo, &shared, writes))?);
         }
         let sink = BlobSink { tx: raw_tx, inflight: Arc::default(), repo, shared: shared.clone() };
         Ok(Self { sink: Some(sink), threads, shared })
@@ -202,13 +204,20 @@ fn pack_loop(
     repo: &IndexedRepository,
     shared: &Shared,
     pack_size: usize,
+    writes: Writes,
 ) {
     let keyring = repo.repo().keyring().clone();
     // Staged where the storage allows (a local folder): the pack being
-    // built is written out blob by blob instead of held in memory.
+    // built is written out blob by blob instead of held in memory. A dry
+    // run writes nothing, not even there.
     let storage = repo.repo().backend().clone();
-    let mut data = PackWriter::staged(BlobKind::Data, pack_size, storage.clone());
-    let mut tree = PackWriter::staged(BlobKind::Tree, pack_size, storage);
+    let (mut data, mut tree) = match writes {
+        Writes::Store => (
+            PackWriter::staged(BlobKind::Data, pack_size, storage.clone()),
+            PackWriter::staged(BlobKind::Tree, pack_size, storage),
+        ),
+        Writes::DryRun => (PackWriter::new(BlobKind::Data, pack_size), PackWriter::new(BlobKind::Tree, pack_size)),
+    };
     let emit = |w: &mut PackWriter| match w.finish(&keyring) {
         Ok(Some(p)) => {
             let _ = tx.send(p);
@@ -234,12 +243,17 @@ fn pack_loop(
     }
 }
 
-fn upload_loop(rx: Receiver<FinishedPack>, repo: &IndexedRepository, shared: &Shared) {
+fn upload_loop(rx: Receiver<FinishedPack>, repo: &IndexedRepository, shared: &Shared, writes: Writes) {
     for pack in rx {
         if shared.aborted.load(Ordering::Relaxed) {
             continue;
         }
         let raw = pack.raw_bytes;
+        if writes == Writes::DryRun {
+            shared.bytes_added.fetch_add(pack.bytes.size(), Ordering::Relaxed);
+            shared.raw_added.fetch_add(raw, Ordering::Relaxed);
+            continue;
+        }
         match repo.repo().save_pack(pack) {
             Ok((index, len)) => {
                 shared.bytes_added.fetch_add(len, Ordering::Relaxed);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
-use cairn_backup::{BackupOptions, Excludes, ParentChoice, Source};
+use cairn_backup::{BackupOptions, Excludes, ParentChoice, Source, Writes};
 
 use crate::cli::{BackupArgs, Global};
 use crate::errors::{EXIT_INCOMPLETE, EXIT_OK};
@@ -139,10 +139,12 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         force: a.force,
         time: a.time.as_deref().map(|t| super::parse_time(t, false)).transpose()?,
         workers: None,
+        writes: if a.dry_run { Writes::DryRun } else { Writes::Store },
     };
     // Announces the run to concurrent prunes and leaves out packs they have
-    // marked for deletion (docs/FORMAT.md, "Deleting packs").
-    let repo = repo.load_index_for_backup(&opts.hostname)?;
+    // marked for deletion (docs/FORMAT.md, "Deleting packs"). A dry run
+    // writes nothing, its run marker included.
+    let repo = if a.dry_run { repo.load_index()? } else { repo.load_index_for_backup(&opts.hostname)? };
     let bar = progress::bar(progress::enabled(g.quiet, g.json), "backup");
     let prog = Arc::new(progress::BackupProgress { bar: bar.clone(), ..Default::default() });
     let status = g.json && !g.quiet;
@@ -178,9 +180,24 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     if g.json {
         let mut v = serde_json::to_value(&s)?;
         v["message_type"] = serde_json::json!("summary");
-        v["snapshot_id"] = serde_json::json!(out.id);
+        if a.dry_run {
+            v["dry_run"] = serde_json::json!(true);
+        } else {
+            v["snapshot_id"] = serde_json::json!(out.id);
+        }
         v["duration_seconds"] = serde_json::json!(secs);
         println!("{v}");
+    } else if !g.quiet && a.dry_run {
+        println!(
+            "dry run, nothing saved: files {} new, {} changed, {} unchanged; {} read, {} would be added ({} stored) in {:.1}s",
+            s.files_new,
+            s.files_changed,
+            s.files_unchanged,
+            bytes(s.bytes_read),
+            bytes(s.bytes_added_raw),
+            bytes(s.bytes_added),
+            secs
+        );
     } else if !g.quiet {
         println!(
             "snapshot {} saved: files {} new, {} changed, {} unchanged; {} read, {} added ({} stored) in {:.1}s",

@@ -641,6 +641,7 @@ mod tests {
             force: false,
             time: None,
             workers: None,
+            writes: Default::default(),
         };
         let out = cairn_backup::backup(repo, &opts, Arc::new(NoProgress)).unwrap();
         (out.id, out.snapshot)
