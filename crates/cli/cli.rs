@@ -631,6 +631,8 @@ pub struct MountArgs {
 pub enum ArchiveFormat {
     /// POSIX tar with GNU and PAX extensions (nanosecond times, xattrs).
     Tar,
+    /// zip (deflated; modes, times and symlinks; no owners, xattrs, hard links).
+    Zip,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -159,3 +159,47 @@ cairn_test!(dump_archive_tar_extracts_to_the_source_tree, |env| {
     let file = env.run(&["dump", "latest", src.join("sub/medium").to_str().unwrap()]);
     assert_eq!(file.stdout, std::fs::read(src.join("sub/medium")).unwrap());
 });
+
+cairn_test!(dump_archive_zip_holds_the_files_with_their_modes_and_links, |env| {
+    env.init();
+    let src = crate::fusemount::source(&env);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let out = env.run(&["dump", "latest", src.to_str().unwrap(), "--archive", "zip"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let zip_file = env.path("out.zip");
+    std::fs::write(&zip_file, &out.stdout).unwrap();
+    // Python's zipfile, a reader independent of the writer: every regular
+    // file's bytes and mode, the symlink as a link with its target.
+    let script = r#"
+import sys, zipfile, os, stat
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+src, prefix = sys.argv[2], sys.argv[3]
+names = set(z.namelist())
+for dp, ds, fs in os.walk(src):
+    for f in fs:
+        p = os.path.join(dp, f)
+        rel = prefix + "/" + os.path.relpath(p, src)
+        st = os.lstat(p)
+        if stat.S_ISREG(st.st_mode):
+            info = z.getinfo(rel)
+            assert z.read(info) == open(p, "rb").read(), rel
+            assert (info.external_attr >> 16) & 0o7777 == st.st_mode & 0o7777, rel
+        elif stat.S_ISLNK(st.st_mode):
+            info = z.getinfo(rel)
+            assert stat.S_ISLNK(info.external_attr >> 16), rel
+            assert z.read(info).decode() == os.readlink(p), rel
+        else:
+            assert rel not in names, rel
+print(len(names))
+"#;
+    let prefix = src.strip_prefix("/").unwrap().to_str().unwrap();
+    let check = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&zip_file)
+        .arg(&src)
+        .arg(prefix)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+});

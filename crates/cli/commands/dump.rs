@@ -1,8 +1,8 @@
-//! `cairn dump`: one file's content, or with `--archive tar` a folder (or
-//! the whole snapshot) as a tar stream, to standard output.
+//! `cairn dump`: one file's content, or with `--archive tar|zip` a folder
+//! (or the whole snapshot) as an archive stream, to standard output.
 
 use anyhow::{Result, bail};
-use cairn_view::archive::{Start, write_tar};
+use cairn_view::archive::{Start, write_tar, write_zip};
 
 use crate::cli::{ArchiveFormat, DumpArgs, Global};
 
@@ -19,17 +19,19 @@ pub fn run(g: &Global, a: &DumpArgs) -> Result<i32> {
     let node = repo.find_node(&snap.tree, path.as_bytes())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match (a.archive, node) {
-        (Some(ArchiveFormat::Tar), None) => drop(write_tar(&repo, Start::Root(snap.tree), &mut out)?),
-        (Some(ArchiveFormat::Tar), Some(n)) => {
-            let shown = format!("/{}", path.trim_matches('/'));
-            write_tar(&repo, Start::Node(shown.as_bytes(), &n), &mut out)?;
-        }
+    let shown = format!("/{}", path.trim_matches('/'));
+    let start = match &node {
+        None => Start::Root(snap.tree),
+        Some(n) => Start::Node(shown.as_bytes(), n),
+    };
+    match (a.archive, &node) {
+        (Some(ArchiveFormat::Tar), _) => drop(write_tar(&repo, start, &mut out)?),
+        (Some(ArchiveFormat::Zip), _) => drop(write_zip(&repo, start, &mut out)?),
         (None, None) => bail!("{path} is the snapshot's root folder: add --archive tar, or use `cairn restore`"),
         (None, Some(n)) if n.kind == cairn_format::tree::NodeKind::Dir => {
             bail!("{path} is a folder: add --archive tar, or use `cairn restore`")
         }
-        (None, Some(n)) => drop(cairn_restore::dump(&repo, &n, &mut out)?),
+        (None, Some(n)) => drop(cairn_restore::dump(&repo, n, &mut out)?),
     }
     Ok(0)
 }

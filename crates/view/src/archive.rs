@@ -1,10 +1,17 @@
-//! A folder of a snapshot as a tar stream (`cairn dump --archive tar`):
-//! one walk, every entry with its metadata in the header (mode, owner ids
-//! and names, mtime, device numbers), symlinks as links, the later names of
-//! a hard-link group as hard-link entries to the first, extended attributes
+//! A folder of a snapshot as an archive stream (`cairn dump --archive
+//! tar|zip`), on one walk. Content is streamed blob by blob, so memory does
+//! not grow with the size of a file or of the folder.
+//!
+//! tar: every entry with its metadata in the header (mode, owner ids and
+//! names, mtime, device numbers), symlinks as links, the later names of a
+//! hard-link group as hard-link entries to the first, extended attributes
 //! as PAX `SCHILY.xattr.*` records (GNU tar restores them with `--xattrs`).
-//! Content is streamed blob by blob, so memory does not grow with the size
-//! of a file or of the folder. Sockets have no tar form and are left out.
+//! Sockets have no tar form and are left out.
+//!
+//! zip: folders, files (deflated) and symlinks with their mode and mtime
+//! (local time, to two seconds, as zip keeps it); what zip has no form for
+//! is left out: owners, xattrs, hard links (each name gets the content),
+//! fifos, devices and sockets. Names are UTF-8 (others shown lossily).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -45,23 +52,114 @@ pub enum Start<'a> {
     Node(&'a [u8], &'a Node),
 }
 
+/// An archive format being written, entry by entry.
+trait Archive: Visitor<Error = ArchiveError> {
+    fn entry(&mut self, path: &Bytes, n: &Node) -> Result<(), ArchiveError>;
+}
+
+/// Walks from `start`, giving every entry to `archive`.
+fn write_from(repo: &IndexedRepository, start: Start<'_>, archive: &mut impl Archive) -> Result<(), ArchiveError> {
+    match start {
+        Start::Root(tree) => walk(repo, &tree, b"", archive),
+        Start::Node(path, node) => {
+            archive.entry(&Bytes(path.to_vec()), node)?;
+            match node.subtree.filter(|_| node.kind == NodeKind::Dir) {
+                Some(sub) => walk(repo, &sub, path, archive),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
 /// Writes the entries from `start` on as a tar stream to `out`; names in
 /// the archive are their paths in the snapshot without the leading `/`.
 /// Returns the number of entries written.
 pub fn write_tar(repo: &IndexedRepository, start: Start<'_>, out: impl Write) -> Result<u64, ArchiveError> {
     let mut tar = Tar { repo, builder: tar::Builder::new(out), first_link: HashMap::new(), entries: 0 };
-    match start {
-        Start::Root(tree) => walk(repo, &tree, b"", &mut tar)?,
-        Start::Node(path, node) => {
-            tar.entry(&Bytes(path.to_vec()), node)?;
-            if let Some(sub) = node.subtree.filter(|_| node.kind == NodeKind::Dir) {
-                walk(repo, &sub, path, &mut tar)?;
-            }
-        }
-    }
+    write_from(repo, start, &mut tar)?;
     let entries = tar.entries;
     tar.builder.into_inner()?.flush()?;
     Ok(entries)
+}
+
+/// Writes the entries from `start` on as a zip stream to `out` (no seeking:
+/// sizes and checksums follow each entry in data descriptors). Returns the
+/// number of entries written.
+pub fn write_zip(repo: &IndexedRepository, start: Start<'_>, out: impl Write) -> Result<u64, ArchiveError> {
+    let mut zip = Zip { repo, writer: zip::ZipWriter::new_stream(out), entries: 0 };
+    write_from(repo, start, &mut zip)?;
+    let entries = zip.entries;
+    zip.writer.finish().map_err(zip_error)?.into_inner().flush()?;
+    Ok(entries)
+}
+
+fn zip_error(e: zip::result::ZipError) -> ArchiveError {
+    match e {
+        zip::result::ZipError::Io(e) => ArchiveError::Output(e),
+        other => ArchiveError::Output(io::Error::other(other)),
+    }
+}
+
+struct Zip<'a, W: Write> {
+    repo: &'a IndexedRepository,
+    writer: zip::ZipWriter<zip::write::StreamWriter<W>>,
+    entries: u64,
+}
+
+/// A tree time as zip's: local time, two-second steps, 1980 to 2107.
+fn zip_time(t: cairn_format::tree::Time) -> zip::DateTime {
+    let Ok(ts) = jiff::Timestamp::new(t.0, 0) else { return zip::DateTime::default() };
+    let d = ts.to_zoned_datetime(jiff::tz::TimeZone::system()).datetime();
+    let part = |v: i8| u8::try_from(v).unwrap_or(0);
+    zip::DateTime::from_date_and_time(
+        u16::try_from(d.year()).unwrap_or(1980),
+        part(d.month()),
+        part(d.day()),
+        part(d.hour()),
+        part(d.minute()),
+        part(d.second()),
+    )
+    .unwrap_or_default()
+}
+
+impl<W: Write> Archive for Zip<'_, W> {
+    fn entry(&mut self, path: &Bytes, n: &Node) -> Result<(), ArchiveError> {
+        let name = name(path).to_string_lossy().into_owned();
+        let options = zip::write::SimpleFileOptions::default()
+            .unix_permissions(n.mode & 0o7777)
+            .last_modified_time(zip_time(n.mtime));
+        match n.kind {
+            NodeKind::Dir => self.writer.add_directory(format!("{name}/"), options).map_err(zip_error)?,
+            NodeKind::Symlink => {
+                let target = n.target.as_ref().map(|t| t.display().into_owned()).unwrap_or_default();
+                self.writer.add_symlink(name, target, options).map_err(zip_error)?;
+            }
+            NodeKind::File => {
+                let size = FileContent::new(self.repo, n)?.len();
+                let options = options
+                    .compression_method(zip::CompressionMethod::Deflated)
+                    .large_file(size >= u64::from(u32::MAX));
+                self.writer.start_file(name, options).map_err(zip_error)?;
+                let mut reader = Blobs::new(self.repo, n);
+                let copied = io::copy(&mut reader, &mut self.writer);
+                if let Some(e) = reader.failed.take() {
+                    return Err(e.into());
+                }
+                copied?;
+            }
+            _ => return Ok(()),
+        }
+        self.entries += 1;
+        Ok(())
+    }
+}
+
+impl<W: Write> Visitor for Zip<'_, W> {
+    type Error = ArchiveError;
+    fn visit(&mut self, path: &Bytes, node: &Node) -> Result<Step, ArchiveError> {
+        self.entry(path, node)?;
+        Ok(Step::Descend)
+    }
 }
 
 struct Tar<'a, W: Write> {
@@ -93,7 +191,7 @@ fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     rec
 }
 
-impl<W: Write> Tar<'_, W> {
+impl<W: Write> Archive for Tar<'_, W> {
     fn entry(&mut self, path: &Bytes, n: &Node) -> Result<(), ArchiveError> {
         let kind = match n.kind {
             NodeKind::File => EntryType::Regular,
@@ -199,6 +297,12 @@ struct Blobs<'a> {
     current: Vec<u8>,
     at: usize,
     failed: Option<RepoError>,
+}
+
+impl<'a> Blobs<'a> {
+    fn new(repo: &'a IndexedRepository, n: &'a Node) -> Self {
+        Self { repo, blobs: n.content.iter(), current: Vec::new(), at: 0, failed: None }
+    }
 }
 
 impl Read for Blobs<'_> {
