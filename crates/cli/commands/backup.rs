@@ -187,21 +187,14 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         }
         v["duration_seconds"] = serde_json::json!(secs);
         println!("{v}");
-    } else if !g.quiet && a.dry_run {
-        println!(
-            "dry run, nothing saved: files {} new, {} changed, {} unchanged; {} read, {} would be added ({} stored) in {:.1}s",
-            s.files_new,
-            s.files_changed,
-            s.files_unchanged,
-            bytes(s.bytes_read),
-            bytes(s.bytes_added_raw),
-            bytes(s.bytes_added),
-            secs
-        );
     } else if !g.quiet {
+        let (saved, added) = if a.dry_run {
+            ("dry run, nothing saved".to_string(), "would be added")
+        } else {
+            (format!("snapshot {} saved", out.id.short()), "added")
+        };
         println!(
-            "snapshot {} saved: files {} new, {} changed, {} unchanged; {} read, {} added ({} stored) in {:.1}s",
-            out.id.short(),
+            "{saved}: files {} new, {} changed, {} unchanged; {} read, {} {added} ({} stored) in {:.1}s",
             s.files_new,
             s.files_changed,
             s.files_unchanged,
