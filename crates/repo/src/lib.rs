@@ -29,6 +29,7 @@ pub mod lru;
 mod pack;
 pub mod parallel;
 pub mod pattern;
+mod rebuild;
 mod repository;
 pub mod select;
 mod windows;
@@ -39,6 +40,7 @@ pub use index::{BlobLocation, Index};
 pub use keys::{KeyInfo, RotateReport, key_files};
 pub use lifecycle::RunGuard;
 pub use pack::{FinishedPack, PackBytes, PackWriter};
+pub use rebuild::RebuiltIndex;
 pub use repository::{
     IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, SharedPacks, pack_file_kind,
 };
