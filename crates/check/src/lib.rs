@@ -20,8 +20,10 @@
 //! assert_eq!(report.snapshots, 0);
 //! ```
 
+mod mend;
 mod repair;
 
+pub use mend::{Original, Repaired, repair_snapshots};
 pub use repair::{DamagedPack, PackRepairOutcome, PackRepairPlan, plan_pack_repair, repair_packs};
 
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -1,15 +1,13 @@
 //! `cairn repair index`: rebuild the index from the pack headers
 //! (`Repository::rebuild_index`).
-//! `cairn repair snapshots`: rewrite snapshots around lost data.
+//! `cairn repair snapshots`: rewrite snapshots around lost data
+//! (cairn_check::repair_snapshots).
 //! `cairn repair packs`: salvage damaged packs (cairn_check::repair_packs).
 
-use std::collections::{HashMap, HashSet};
-
 use anyhow::{Result, bail};
-use cairn_format::index::{IndexFile, IndexPack};
-use cairn_format::tree::{NodeKind, Tree};
-use cairn_format::{BlobId, BlobKind, PackId};
-use cairn_repo::{IndexedRepository, MAX_DELTA_DEPTH, PackWriter, select};
+use cairn_check::Original;
+use cairn_format::PackId;
+use cairn_repo::select;
 
 use crate::cli::{Global, RepairAction};
 
@@ -21,149 +19,25 @@ pub fn run(g: &Global, action: &RepairAction) -> Result<i32> {
     }
 }
 
-/// Rebuilds trees without what is lost, writing new tree blobs into packs.
-struct Mender<'a> {
-    repo: &'a IndexedRepository,
-    writer: PackWriter,
-    packs: Vec<IndexPack>,
-    /// New id of each tree, and the lost paths below it (relative).
-    memo: HashMap<BlobId, (BlobId, Vec<String>)>,
-    /// Tree blobs written in this run, not yet in any index.
-    written: HashSet<BlobId>,
-    dry_run: bool,
-}
-
-impl Mender<'_> {
-    /// Whether a data blob can be read: it and its delta chain are indexed.
-    fn readable(&self, id: &BlobId) -> bool {
-        let mut at = *id;
-        for _ in 0..=MAX_DELTA_DEPTH {
-            match self.repo.index().get(&at) {
-                None => return false,
-                Some(l) => match l.base {
-                    Some(b) => at = b,
-                    None => return true,
-                },
-            }
-        }
-        false
-    }
-
-    fn tree(&mut self, id: BlobId) -> Result<(BlobId, Vec<String>)> {
-        if let Some(m) = self.memo.get(&id) {
-            return Ok(m.clone());
-        }
-        let tree = self.repo.load_tree(&id)?;
-        let mut lost = Vec::new();
-        let mut nodes = Vec::with_capacity(tree.nodes.len());
-        for mut n in tree.nodes {
-            let name = format!("/{}", n.name.display());
-            if let Some(sub) = n.subtree {
-                let readable = self.repo.index().contains(&sub) && self.repo.load_tree(&sub).is_ok();
-                if readable {
-                    let (new, below) = self.tree(sub)?;
-                    n.subtree = Some(new);
-                    lost.extend(below.into_iter().map(|p| format!("{name}{p}")));
-                } else {
-                    n.subtree = Some(self.store(Tree { nodes: Vec::new() })?);
-                    lost.push(format!("{name}/"));
-                }
-            }
-            if n.kind == NodeKind::File && n.content.iter().any(|b| !self.readable(b)) {
-                n.content.retain(|b| self.readable(b));
-                n.size =
-                    n.content.iter().filter_map(|b| self.repo.index().get(b)).map(|l| u64::from(l.raw_length)).sum();
-                lost.push(name);
-            }
-            nodes.push(n);
-        }
-        let new = if lost.is_empty() { id } else { self.store(Tree { nodes })? };
-        self.memo.insert(id, (new, lost.clone()));
-        Ok((new, lost))
-    }
-
-    fn store(&mut self, mut tree: Tree) -> Result<BlobId> {
-        let bytes = tree.encode();
-        let id = self.repo.repo().blob_id(&bytes);
-        if self.dry_run || self.repo.index().contains(&id) || !self.written.insert(id) {
-            return Ok(id);
-        }
-        if self.writer.add(self.repo.seal_blob(BlobKind::Tree, id, &bytes)?)? {
-            self.flush()?;
-        }
-        Ok(id)
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if let Some(p) = self.writer.finish(self.repo.repo().keyring())? {
-            self.packs.push(self.repo.repo().save_pack(p)?.0);
-        }
-        Ok(())
-    }
-}
-
 fn repair_snapshots(g: &Global, specs: &[String], forget: bool, dry_run: bool) -> Result<i32> {
     let repo = super::open(g)?;
     let all = repo.snapshots()?;
     let chosen = select::choose(&all, specs, &Default::default())?;
     let repo = repo.load_index_for_backup(&super::backup::hostname())?;
-    let pack_size = repo.repo().config().pack_size as usize;
-    let mut m = Mender {
-        repo: &repo,
-        writer: PackWriter::new(BlobKind::Tree, pack_size),
-        packs: Vec::new(),
-        memo: HashMap::new(),
-        written: HashSet::new(),
-        dry_run,
-    };
-    let mut fixes = Vec::new();
-    for (id, snap) in &chosen {
-        if !repo.index().contains(&snap.tree) || repo.load_tree(&snap.tree).is_err() {
-            fixes.push((*id, snap.clone(), m.store(Tree { nodes: Vec::new() })?, vec!["/".to_string()]));
-            continue;
-        }
-        let (root, lost) = m.tree(snap.tree)?;
-        if !lost.is_empty() {
-            fixes.push((*id, snap.clone(), root, lost));
-        }
-    }
-    m.flush()?;
-    if !dry_run && !m.packs.is_empty() {
-        repo.repo().save_index(&IndexFile { supersedes: Vec::new(), packs: std::mem::take(&mut m.packs) })?;
-    }
-    let mut report = Vec::new();
-    for (id, snap, root, lost) in fixes {
-        let mut new = snap.clone();
-        new.tree = root;
-        new.original = Some(snap.original.unwrap_or(id));
-        new.repaired = lost.clone();
-        if !new.tags.iter().any(|t| t == "repaired") {
-            new.tags.push("repaired".into());
-        }
-        let new_id = if dry_run {
-            None
-        } else {
-            repo.ensure_run_alive()?;
-            let n = repo.repo().save_snapshot(&new)?;
-            if forget {
-                repo.repo().delete_snapshot(&id)?;
-            }
-            Some(n)
-        };
-        report.push((id, new_id, lost));
-    }
+    let original = if forget { Original::Forget } else { Original::Keep };
+    let report = cairn_check::repair_snapshots(&repo, &chosen, original, dry_run)?;
     if g.json {
         let v: Vec<_> = report
             .iter()
-            .map(|(old, new, lost)| serde_json::json!({ "snapshot": old, "repaired": new, "lost": lost }))
+            .map(|r| serde_json::json!({ "snapshot": r.snapshot, "repaired": r.repaired, "lost": r.lost }))
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !g.quiet {
-        for (old, new, lost) in &report {
+        for r in &report {
             let verb = if dry_run { "would repair" } else { "repaired" };
-            let new = new.map(|n| format!(" as {}", n.short())).unwrap_or_default();
-            println!("snapshot {}: {verb}{new}; data lost for {} path(s):", old.short(), lost.len());
-            for p in lost {
+            let new = r.repaired.map(|n| format!(" as {}", n.short())).unwrap_or_default();
+            println!("snapshot {}: {verb}{new}; data lost for {} path(s):", r.snapshot.short(), r.lost.len());
+            for p in &r.lost {
                 println!("  {p}");
             }
         }
