@@ -5,15 +5,25 @@
 //! by backup never does that (a directory's entries carry inode numbers, so
 //! its tree is its own), so a walk that visits non-empty trees far more
 //! often than there are distinct ones is refused as hostile or damaged.
-//! Decoded trees are kept for the walk, so a visit costs no decryption.
+//! Recently decoded trees are kept (up to [`CACHE_BYTES`]), so a folder
+//! repeated many times (identical folders share a tree) costs one
+//! decryption; the distinct trees are counted by id, which is all the
+//! bound needs, so a walk's memory does not grow with the snapshot's size.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use cairn_format::BlobId;
 use cairn_format::tree::Tree;
 
+use crate::lru::Lru;
 use crate::{IndexedRepository, RepoError};
+
+/// Decoded trees kept for a walk, by an estimate of their size in memory.
+pub const CACHE_BYTES: u64 = 32 << 20;
+
+/// Memory a decoded tree entry takes, about (name, metadata, blob ids).
+const BYTES_PER_NODE: u64 = 256;
 
 /// Visits of non-empty trees allowed beyond [`PER_TREE`] per distinct one.
 pub const BASE_VISITS: u64 = 100_000;
@@ -23,24 +33,31 @@ pub const PER_TREE: u64 = 100;
 
 /// Loads trees for one expanding walk and refuses a tree graph that
 /// expands without bound.
-#[derive(Default)]
 pub struct ExpansionGuard {
-    trees: HashMap<BlobId, Arc<Tree>>,
+    trees: Lru<BlobId, Tree>,
     /// Distinct non-empty trees loaded.
-    distinct: u64,
+    seen: HashSet<BlobId>,
     /// Visits of non-empty trees.
     visits: u64,
+}
+
+impl Default for ExpansionGuard {
+    fn default() -> Self {
+        Self { trees: Lru::new(CACHE_BYTES), seen: HashSet::new(), visits: 0 }
+    }
 }
 
 impl ExpansionGuard {
     /// The tree `id`, counted as one more visit.
     pub fn load(&mut self, repo: &IndexedRepository, id: &BlobId) -> Result<Arc<Tree>, RepoError> {
         let tree = match self.trees.get(id) {
-            Some(t) => t.clone(),
+            Some(t) => t,
             None => {
                 let t = Arc::new(repo.load_tree(id)?);
-                self.trees.insert(*id, t.clone());
-                self.distinct += u64::from(!t.nodes.is_empty());
+                self.trees.insert(*id, t.clone(), 64 + BYTES_PER_NODE * t.nodes.len() as u64);
+                if !t.nodes.is_empty() {
+                    self.seen.insert(*id);
+                }
                 t
             }
         };
@@ -48,7 +65,7 @@ impl ExpansionGuard {
             return Ok(tree);
         }
         self.visits += 1;
-        let distinct = self.distinct;
+        let distinct = self.seen.len() as u64;
         if self.visits > BASE_VISITS + PER_TREE * distinct {
             return Err(RepoError::corrupt(
                 format!("tree {}", id.short()),
