@@ -3,8 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use cairn_backend::FileKind;
-use cairn_format::{BlobId, BlobKind, IndexId, PackId};
+use cairn_format::{BlobId, IndexId, PackId};
 use serde_json::json;
 
 use crate::cli::{CatArgs, CatKind, Global};
@@ -58,14 +57,7 @@ pub fn run(g: &Global, a: &CatArgs) -> Result<i32> {
         }
         CatKind::Pack => {
             let id: PackId = parse(need(a)?, "pack")?;
-            let b = repo.backend();
-            let (kind, size) = if let Ok(n) = b.size(FileKind::DataPack, &id.to_hex()) {
-                (BlobKind::Data, n)
-            } else if let Ok(n) = b.size(FileKind::TreePack, &id.to_hex()) {
-                (BlobKind::Tree, n)
-            } else {
-                bail!("pack {id} not found");
-            };
+            let Some((kind, size)) = repo.find_pack(&id)? else { bail!("pack {id} not found") };
             let h = repo.read_pack_header(kind, &id, size)?;
             json!({
                 "id": id, "kind": kind.name(), "size": size,

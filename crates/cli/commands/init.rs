@@ -29,9 +29,9 @@ pub fn run(g: &Global, a: &InitArgs) -> Result<i32> {
     };
     let repo = Repository::init(backend, &pw, &opts)?;
     if g.json {
-        println!("{}", serde_json::json!({ "id": repo.config().id, "location": repo.backend().location() }));
+        println!("{}", serde_json::json!({ "id": repo.config().id, "location": repo.location() }));
     } else if !g.quiet {
-        println!("created cairn repository {} at {}", repo.config().id.short(), repo.backend().location());
+        println!("created cairn repository {} at {}", repo.config().id.short(), repo.location());
         println!("keep the password safe: without it the data cannot be recovered");
     }
     Ok(crate::errors::EXIT_OK)

@@ -318,6 +318,23 @@ impl Repository {
         self.list_ids(FileKind::Index)
     }
 
+    /// Where the repository is, as its location was given.
+    pub fn location(&self) -> String {
+        self.backend.location().to_string()
+    }
+
+    /// Pack `id`'s kind and size, if the storage has it.
+    pub fn find_pack(&self, id: &PackId) -> Result<Option<(BlobKind, u64)>> {
+        for (kind, fk) in [(BlobKind::Data, FileKind::DataPack), (BlobKind::Tree, FileKind::TreePack)] {
+            match self.backend.size(fk, &id.to_hex()) {
+                Ok(n) => return Ok(Some((kind, n))),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
     /// How many packs (data and tree) the storage holds, and their bytes.
     pub fn pack_totals(&self) -> Result<(u64, u64)> {
         let mut totals = (0, 0);
