@@ -32,12 +32,14 @@ use cairn_backend::FileKind;
 use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
 use cairn_format::lifecycle::{DeletionPlan, MarkedPack, RunKind, RunMarker};
 use cairn_format::snapshot::Snapshot;
+use cairn_format::tree::{Bytes, Node, NodeKind};
 use cairn_format::{BlobId, BlobKind, FORMAT_VERSION, IndexId, PackId, PlanId, SnapshotId};
 use cairn_repo::lifecycle::is_live;
 use cairn_repo::{
     Index, IndexedRepository, MAX_DELTA_DEPTH, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify,
     open_blob, pack_file_kind,
 };
+use cairn_view::walk::{Step, Visitor, walk};
 use serde::Serialize;
 
 /// What can stop a prune.
@@ -171,6 +173,51 @@ fn packs_of(files: &[(IndexId, IndexFile)]) -> BTreeMap<PackId, PackInfo> {
     packs
 }
 
+/// Marks what the walk meets as used: every subtree and content blob and,
+/// down each delta chain, the bases. A tree already marked is not walked
+/// again (Skip), so each distinct tree is read once.
+struct Used<'a> {
+    repo: &'a IndexedRepository,
+    used: &'a mut HashSet<BlobId>,
+}
+
+impl Used<'_> {
+    fn chain(&mut self, id: BlobId) {
+        let mut at = id;
+        for _ in 0..=MAX_DELTA_DEPTH {
+            if !self.used.insert(at) {
+                break;
+            }
+            match self.repo.index().get(&at).and_then(|l| l.base) {
+                Some(base) => at = base,
+                None => break,
+            }
+        }
+    }
+}
+
+impl Visitor for Used<'_> {
+    type Error = RepoError;
+
+    fn visit(&mut self, path: &Bytes, node: &Node) -> Result<Step, RepoError> {
+        for id in &node.content {
+            self.chain(*id);
+        }
+        let Some(sub) = node.subtree else { return Ok(Step::Skip) };
+        if !self.used.insert(sub) {
+            return Ok(Step::Skip);
+        }
+        if node.kind == NodeKind::Dir {
+            return Ok(Step::Descend);
+        }
+        // A subtree on something that is not a folder (no backup writes
+        // one, but a snapshot may name it): kept with all below it all the
+        // same, since prune deletes only what nothing names.
+        walk(self.repo, &sub, &path.0, self)?;
+        Ok(Step::Skip)
+    }
+}
+
 /// Adds every blob the snapshots need to `used`: trees, file content and,
 /// down each delta chain, the bases. Any tree that cannot be read stops the
 /// prune: deleting on incomplete knowledge could destroy data.
@@ -179,26 +226,10 @@ fn add_used(
     snaps: &[(SnapshotId, Snapshot)],
     used: &mut HashSet<BlobId>,
 ) -> Result<(), RepoError> {
-    let mut stack: Vec<BlobId> = snaps.iter().map(|(_, s)| s.tree).collect();
-    while let Some(tree_id) = stack.pop() {
-        if !used.insert(tree_id) {
-            continue;
-        }
-        let tree = repo.load_tree(&tree_id)?;
-        for node in &tree.nodes {
-            stack.extend(node.subtree);
-            for id in &node.content {
-                let mut at = *id;
-                for _ in 0..=MAX_DELTA_DEPTH {
-                    if !used.insert(at) {
-                        break;
-                    }
-                    match repo.index().get(&at).and_then(|l| l.base) {
-                        Some(base) => at = base,
-                        None => break,
-                    }
-                }
-            }
+    let mut marker = Used { repo, used };
+    for (_, s) in snaps {
+        if marker.used.insert(s.tree) {
+            walk(repo, &s.tree, b"", &mut marker)?;
         }
     }
     Ok(())
