@@ -15,9 +15,10 @@ use std::io::Read;
 use std::sync::Arc;
 
 use cairn_format::snapshot::Snapshot;
-use cairn_format::tree::{NodeKind, Tree};
+use cairn_format::tree::{Bytes, Node, NodeKind, Tree};
 use cairn_format::{BlobId, BlobKind, SnapshotId};
 use cairn_repo::IndexedRepository;
+use cairn_view::walk::{Step, Visitor, walk};
 
 use crate::archiver::Stats;
 use crate::pipeline::{BlobSink, Pipeline};
@@ -76,6 +77,8 @@ struct Copier<'a> {
     trees: HashMap<BlobId, BlobId>,
     contents: HashMap<Vec<BlobId>, Vec<BlobId>>,
     stats: Stats,
+    /// The source trees being copied, innermost last.
+    open: Vec<Frame>,
 }
 
 impl Copier<'_> {
@@ -104,26 +107,75 @@ impl Copier<'_> {
         Ok(out)
     }
 
+    /// The destination's id of the source tree `id`, copied (once) with
+    /// everything below it through the shared walk.
     fn tree(&mut self, id: BlobId) -> Result<BlobId, BackupError> {
         if let Some(t) = self.trees.get(&id) {
             return Ok(*t);
         }
-        let mut tree = self.src.load_tree(&id)?;
-        let mut nodes = Vec::with_capacity(tree.nodes.len());
-        for mut n in std::mem::take(&mut tree.nodes) {
-            if let Some(sub) = n.subtree {
-                n.subtree = Some(self.tree(sub)?);
-            }
-            if n.kind == NodeKind::File && !n.content.is_empty() {
-                n.content = self.content(&n.content)?;
-            }
-            nodes.push(n);
-        }
-        let bytes = Tree { nodes }.encode();
+        self.open.push(Frame { old: id, dir: None, nodes: Vec::new() });
+        walk(self.src, &id, b"", self)?;
+        self.close()
+    }
+
+    /// Stores the innermost open tree with its rewritten entries.
+    fn close(&mut self) -> Result<BlobId, BackupError> {
+        let Some(frame) = self.open.pop() else { return Err(BackupError::Io("copy: no tree open".into())) };
+        let bytes = Tree { nodes: frame.nodes }.encode();
         let new = self.sink.repo().repo().blob_id(&bytes);
         self.sink.submit(BlobKind::Tree, new, bytes, None).map_err(|_| aborted())?;
-        self.trees.insert(id, new);
+        self.trees.insert(frame.old, new);
+        if let Some(mut dir) = frame.dir {
+            dir.subtree = Some(new);
+            self.add(dir);
+        }
         Ok(new)
+    }
+
+    fn add(&mut self, node: Node) {
+        if let Some(top) = self.open.last_mut() {
+            top.nodes.push(node);
+        }
+    }
+}
+
+/// A source tree being copied: its entries as rewritten so far, and the
+/// folder entry that names it (none for a snapshot's root).
+struct Frame {
+    old: BlobId,
+    dir: Option<Node>,
+    nodes: Vec<Node>,
+}
+
+impl Visitor for Copier<'_> {
+    type Error = BackupError;
+
+    fn visit(&mut self, _path: &Bytes, n: &Node) -> Result<Step, BackupError> {
+        let mut n = n.clone();
+        if n.kind == NodeKind::File && !n.content.is_empty() {
+            n.content = self.content(&n.content)?;
+        }
+        let Some(sub) = n.subtree else {
+            self.add(n);
+            return Ok(Step::Skip);
+        };
+        if let Some(new) = self.trees.get(&sub) {
+            n.subtree = Some(*new);
+            self.add(n);
+            return Ok(Step::Skip);
+        }
+        if n.kind == NodeKind::Dir {
+            self.open.push(Frame { old: sub, dir: Some(n), nodes: Vec::new() });
+            return Ok(Step::Descend);
+        }
+        // A subtree on something that is not a folder: copied all the same.
+        n.subtree = Some(self.tree(sub)?);
+        self.add(n);
+        Ok(Step::Skip)
+    }
+
+    fn leave(&mut self, _path: &Bytes, _n: &Node) -> Result<(), BackupError> {
+        self.close().map(|_| ())
     }
 }
 
@@ -165,6 +217,7 @@ pub fn copy(
         trees: HashMap::new(),
         contents: HashMap::new(),
         stats: Stats::default(),
+        open: Vec::new(),
     };
     let mut roots = Vec::new();
     let mut failure = None;
