@@ -32,9 +32,10 @@ use std::sync::{Arc, Mutex};
 
 use cairn_backend::FileKind;
 use cairn_format::index::{IndexBlob, IndexFile};
-use cairn_format::tree::NodeKind;
+use cairn_format::tree::{Bytes, Node, NodeKind};
 use cairn_format::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
 use cairn_repo::{Index, IndexedRepository, MAX_DELTA_DEPTH, RepoError, Repository, Verify};
+use cairn_view::walk::{Step, Visitor, walk};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -263,7 +264,7 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
 
     // Snapshots and the trees and blobs they reference.
     let bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut walker = TreeWalker { repo: &repo, bad: &bad, memo: HashMap::new() };
+    let mut walker = TreeWalker { repo: &repo, bad: &bad, memo: HashMap::new(), out: Vec::new(), open: Vec::new() };
     let mut affected: HashMap<String, (Bad, BTreeSet<String>)> = HashMap::new();
     for sid in snapshot_ids {
         let snap = match repo.repo().load_snapshot(&sid) {
@@ -559,70 +560,75 @@ fn read_pack(
 
 /// Something damaged below a tree: the path relative to the tree, a key
 /// identifying the damaged object, and why.
+#[derive(Clone)]
 struct Damage {
     path: String,
     key: String,
     why: Bad,
 }
 
-/// Walks trees once each, remembering the damaged things below every tree.
+/// Walks each snapshot through the shared walker, each distinct tree once:
+/// what is damaged below a tree is remembered (paths relative to it) and
+/// reused wherever the tree appears again, so unchanged folders shared by
+/// many snapshots are looked at once.
 struct TreeWalker<'a> {
     repo: &'a IndexedRepository,
     bad: &'a HashMap<BlobId, Bad>,
     memo: HashMap<BlobId, Arc<Vec<Damage>>>,
+    /// The damage found so far in this snapshot, with full paths.
+    out: Vec<Damage>,
+    /// Open folders: their tree, where their damage starts in `out`, and
+    /// the length of their path.
+    open: Vec<(BlobId, usize, usize)>,
+}
+
+fn tree_object(id: &BlobId) -> String {
+    format!("tree {}", id.short())
 }
 
 impl TreeWalker<'_> {
-    /// Everything damaged below `tree`.
+    /// Everything damaged below the tree `tree`, paths relative to it.
     fn walk(&mut self, tree: &BlobId) -> Arc<Vec<Damage>> {
         if let Some(m) = self.memo.get(tree) {
             return m.clone();
         }
-        let mut out = Vec::new();
-        let here = |key: String, object: String, message: String| Damage {
-            path: String::new(),
-            key,
-            why: Bad { object, message },
-        };
-        let tree_obj = format!("tree {}", tree.short());
-        if !self.repo.index().contains(tree) {
-            out.push(here(tree_obj.clone(), tree_obj, "missing: in no index".into()));
-        } else if let Some(b) = self.bad.get(tree) {
-            out.push(Damage { path: String::new(), key: format!("blob {}", tree.short()), why: b.clone() });
-        } else {
-            match self.repo.load_tree(tree) {
-                Err(e) => out.push(here(format!("blob {}", tree.short()), tree_obj, e.to_string())),
-                Ok(t) => {
-                    for n in &t.nodes {
-                        let name = format!("/{}", n.name.display());
-                        match (n.kind, n.subtree) {
-                            (NodeKind::Dir, Some(sub)) => {
-                                for d in self.walk(&sub).iter() {
-                                    out.push(Damage {
-                                        path: format!("{name}{}", d.path),
-                                        key: d.key.clone(),
-                                        why: d.why.clone(),
-                                    });
-                                }
-                            }
-                            (NodeKind::File, _) => {
-                                for id in &n.content {
-                                    if let Some((key, why)) = self.content_damage(id) {
-                                        out.push(Damage { path: name.clone(), key, why });
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
+        self.out.clear();
+        self.open.clear();
+        if let Some(d) = self.tree_damage(tree) {
+            self.out.push(d);
+        } else if let Err(e) = walk(self.repo, tree, b"", self) {
+            self.out.push(Damage {
+                path: String::new(),
+                key: format!("blob {}", tree.short()),
+                why: Bad { object: tree_object(tree), message: e.to_string() },
+            });
         }
-        let out = Arc::new(out);
+        let out = Arc::new(std::mem::take(&mut self.out));
         self.memo.insert(*tree, out.clone());
         out
     }
 
+    /// Why the tree `id` cannot be walked, as far as the index and the data
+    /// check tell (missing, or a damaged blob), with an empty path.
+    fn tree_damage(&self, id: &BlobId) -> Option<Damage> {
+        if !self.repo.index().contains(id) {
+            let object = tree_object(id);
+            return Some(Damage {
+                path: String::new(),
+                key: object.clone(),
+                why: Bad { object, message: "missing: in no index".into() },
+            });
+        }
+        let why = self.bad.get(id)?.clone();
+        Some(Damage { path: String::new(), key: format!("blob {}", id.short()), why })
+    }
+
+    /// Adds `below` (paths relative to a folder) under the folder's `path`.
+    fn add_below(&mut self, path: &str, below: &[Damage]) {
+        for d in below {
+            self.out.push(Damage { path: format!("{path}{}", d.path), key: d.key.clone(), why: d.why.clone() });
+        }
+    }
     /// Why a data blob cannot be read, if it cannot: it or a blob down its
     /// delta chain is missing or damaged.
     fn content_damage(&self, id: &BlobId) -> Option<(String, Bad)> {
@@ -643,5 +649,66 @@ impl TreeWalker<'_> {
         }
         let blob = format!("data blob {}", id.short());
         Some((blob.clone(), Bad { object: blob, message: "delta chain too deep or circular".into() }))
+    }
+}
+
+impl Visitor for TreeWalker<'_> {
+    type Error = RepoError;
+
+    fn visit(&mut self, path: &Bytes, n: &Node) -> Result<Step, RepoError> {
+        let shown = path.display().into_owned();
+        match (n.kind, n.subtree) {
+            (NodeKind::Dir, Some(sub)) => {
+                if let Some(known) = self.memo.get(&sub).cloned() {
+                    self.add_below(&shown, &known);
+                    return Ok(Step::Skip);
+                }
+                if let Some(d) = self.tree_damage(&sub) {
+                    self.memo.insert(sub, Arc::new(vec![d.clone()]));
+                    self.out.push(Damage { path: shown, ..d });
+                    return Ok(Step::Skip);
+                }
+                // Cut by the shown path's length: damage paths are shown paths.
+                self.open.push((sub, self.out.len(), shown.len()));
+                Ok(Step::Descend)
+            }
+            (NodeKind::File, _) => {
+                for id in &n.content {
+                    if let Some((key, why)) = self.content_damage(id) {
+                        self.out.push(Damage { path: shown.clone(), key, why });
+                    }
+                }
+                Ok(Step::Skip)
+            }
+            _ => Ok(Step::Skip),
+        }
+    }
+
+    fn leave(&mut self, _path: &Bytes, _n: &Node) -> Result<(), RepoError> {
+        if let Some((sub, from, cut)) = self.open.pop() {
+            let below: Vec<Damage> = self.out[from..]
+                .iter()
+                .map(|d| Damage {
+                    path: d.path.get(cut..).unwrap_or("").to_string(),
+                    key: d.key.clone(),
+                    why: d.why.clone(),
+                })
+                .collect();
+            self.memo.insert(sub, Arc::new(below));
+        }
+        Ok(())
+    }
+
+    fn unreadable(&mut self, path: &Bytes, _n: &Node, e: RepoError) -> Result<(), RepoError> {
+        if let Some((sub, _, _)) = self.open.pop() {
+            let d = Damage {
+                path: String::new(),
+                key: format!("blob {}", sub.short()),
+                why: Bad { object: tree_object(&sub), message: e.to_string() },
+            };
+            self.out.push(Damage { path: path.display().into_owned(), ..d.clone() });
+            self.memo.insert(sub, Arc::new(vec![d]));
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //! is refused for every one of them alike.
 
 use cairn_format::BlobId;
-use cairn_format::tree::{Bytes, Node, NodeKind};
+use cairn_format::tree::{Bytes, Node, NodeKind, Tree};
 use cairn_repo::expansion::ExpansionGuard;
 use cairn_repo::{IndexedRepository, RepoError};
 
@@ -31,10 +31,19 @@ pub trait Visitor {
     fn leave(&mut self, _path: &Bytes, _node: &Node) -> Result<(), Self::Error> {
         Ok(())
     }
+
+    /// Called instead of going below a folder whose tree cannot be read
+    /// (damaged, missing, or refused as expanding without end). By default
+    /// the walk stops with that error; a visitor that reports damage
+    /// (`check`) notes it and lets the walk go on with the next entry.
+    fn unreadable(&mut self, _path: &Bytes, _node: &Node, error: RepoError) -> Result<(), Self::Error> {
+        Err(error.into())
+    }
 }
 
 /// Walks the tree `root`, whose own path is `prefix` (empty for a snapshot's
-/// root), calling `visitor` for every entry below it.
+/// root), calling `visitor` for every entry below it. A root tree that
+/// cannot be read is the walk's error.
 pub fn walk<V: Visitor>(
     repo: &IndexedRepository,
     root: &BlobId,
@@ -43,17 +52,17 @@ pub fn walk<V: Visitor>(
 ) -> Result<(), V::Error> {
     let mut guard = ExpansionGuard::default();
     let mut path = Bytes(prefix.to_vec());
-    walk_tree(repo, &mut guard, root, &mut path, visitor)
+    let tree = guard.load(repo, root)?;
+    walk_nodes(repo, &mut guard, &tree, &mut path, visitor)
 }
 
-fn walk_tree<V: Visitor>(
+fn walk_nodes<V: Visitor>(
     repo: &IndexedRepository,
     guard: &mut ExpansionGuard,
-    tree: &BlobId,
+    tree: &Tree,
     path: &mut Bytes,
     visitor: &mut V,
 ) -> Result<(), V::Error> {
-    let tree = guard.load(repo, tree)?;
     let len = path.0.len();
     for node in &tree.nodes {
         path.0.truncate(len);
@@ -61,8 +70,13 @@ fn walk_tree<V: Visitor>(
         path.0.extend_from_slice(&node.name.0);
         let step = visitor.visit(path, node)?;
         if let Some(sub) = node.subtree.filter(|_| node.kind == NodeKind::Dir && step == Step::Descend) {
-            walk_tree(repo, guard, &sub, path, visitor)?;
-            visitor.leave(path, node)?;
+            match guard.load(repo, &sub) {
+                Ok(subtree) => {
+                    walk_nodes(repo, guard, &subtree, path, visitor)?;
+                    visitor.leave(path, node)?;
+                }
+                Err(e) => visitor.unreadable(path, node, e)?,
+            }
         }
     }
     path.0.truncate(len);
