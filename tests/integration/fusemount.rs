@@ -299,6 +299,38 @@ cairn_test!(a_machine_without_dev_fuse_gets_a_one_line_error, |env| {
     assert!(err.contains("/dev/fuse is missing") && err.lines().count() == 1, "{err}");
 });
 
+cairn_test!(a_user_who_may_not_open_dev_fuse_is_told_so_in_one_line, |env| {
+    if !can_mount() {
+        return;
+    }
+    // Only where /dev/fuse is closed to other users (mode 0600 in some
+    // containers); on most machines it is 0666 and the user could mount.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&Path::new("/dev/fuse").metadata().unwrap().permissions());
+    if mode & 0o006 == 0o006 {
+        eprintln!("/dev/fuse is open to every user here; this test does not apply");
+        return;
+    }
+    env.init();
+    let at = env.path("mnt");
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::set_permissions(env.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    // Repository files are private to root: make them readable to the user.
+    for p in files_under(&env.repo) {
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    let mut dirs = vec![env.repo.clone()];
+    while let Some(d) = dirs.pop() {
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        dirs.extend(std::fs::read_dir(&d).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    let out = env.run_unprivileged(&["--no-cache", "mount", at.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.status.code(), err.lines().count()), (Some(1), 1), "{err}");
+    assert!(err.contains("may not open /dev/fuse"), "{err}");
+    assert!(!mounted(&at));
+});
+
 cairn_test!(a_damaged_blob_fails_its_own_file_with_eio_and_others_stay_readable, |env| {
     if !can_mount() {
         return;

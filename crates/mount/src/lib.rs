@@ -49,6 +49,11 @@ pub enum MountError {
         "FUSE is not available here: /dev/fuse is missing (install fuse3 and load the fuse module; in a container, pass --device /dev/fuse)"
     )]
     NoFuse,
+    /// This user may not use the FUSE device.
+    #[error(
+        "cannot mount at {0}: this user may not open /dev/fuse (it is usually mode 0666; here it is not): run as root, or ask for access to /dev/fuse"
+    )]
+    FuseDenied(PathBuf),
     /// The kernel or fusermount refused.
     #[error("cannot mount at {0}: {1}")]
     Mount(PathBuf, io::Error),
@@ -72,6 +77,11 @@ pub fn check_mountpoint(mountpoint: &Path) -> Result<(), MountError> {
         return Err(MountError::NoFuse);
     }
     Ok(())
+}
+
+/// Whether this process may open the FUSE device for reading and writing.
+fn fuse_device_usable() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").is_ok()
 }
 
 /// A mounted file system, served by threads of its own.
@@ -109,8 +119,10 @@ pub fn mount(view: Arc<View>, mountpoint: &Path, options: &MountOptions) -> Resu
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
     let fs = fs::SnapshotFs::new(view);
-    let mut session =
-        fuser::Session::new(fs, mountpoint, &config).map_err(|e| MountError::Mount(mountpoint.into(), e))?;
+    let mut session = fuser::Session::new(fs, mountpoint, &config).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied if !fuse_device_usable() => MountError::FuseDenied(mountpoint.into()),
+        _ => MountError::Mount(mountpoint.into(), e),
+    })?;
     let unmounter = session.unmount_callable();
     let (tx, ended) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
