@@ -36,8 +36,8 @@ use cairn_format::tree::{Bytes, Node, NodeKind};
 use cairn_format::{BlobId, BlobKind, FORMAT_VERSION, IndexId, PackId, PlanId, SnapshotId};
 use cairn_repo::lifecycle::is_live;
 use cairn_repo::{
-    Index, IndexedRepository, MAX_DELTA_DEPTH, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify,
-    open_blob, pack_file_kind,
+    Index, IndexedRepository, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify, open_blob,
+    pack_file_kind,
 };
 use cairn_view::walk::{Step, Visitor, walk};
 use serde::Serialize;
@@ -181,27 +181,12 @@ struct Used<'a> {
     used: &'a mut HashSet<BlobId>,
 }
 
-impl Used<'_> {
-    fn chain(&mut self, id: BlobId) {
-        let mut at = id;
-        for _ in 0..=MAX_DELTA_DEPTH {
-            if !self.used.insert(at) {
-                break;
-            }
-            match self.repo.index().get(&at).and_then(|l| l.base) {
-                Some(base) => at = base,
-                None => break,
-            }
-        }
-    }
-}
-
 impl Visitor for Used<'_> {
     type Error = RepoError;
 
     fn visit(&mut self, path: &Bytes, node: &Node) -> Result<Step, RepoError> {
         for id in &node.content {
-            self.chain(*id);
+            self.repo.add_with_bases(*id, self.used);
         }
         let Some(sub) = node.subtree else { return Ok(Step::Skip) };
         if !self.used.insert(sub) {

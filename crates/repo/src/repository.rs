@@ -773,6 +773,22 @@ impl IndexedRepository {
         depth
     }
 
+    /// Adds `id` and the bases down its delta chain (as the index tells) to
+    /// `set`, stopping at the first already there: what keeping a blob
+    /// readable needs (prune's used blobs, stats' needed blobs).
+    pub fn add_with_bases(&self, id: BlobId, set: &mut HashSet<BlobId>) {
+        let mut at = id;
+        for _ in 0..=blob::MAX_DELTA_DEPTH {
+            if !set.insert(at) {
+                return;
+            }
+            match self.index.get(&at).and_then(|l| l.base) {
+                Some(b) => at = b,
+                None => return,
+            }
+        }
+    }
+
     /// The blob at the end of `id`'s delta chain (`id` itself when stored whole).
     pub fn delta_root(&self, id: &BlobId) -> BlobId {
         let mut at = *id;

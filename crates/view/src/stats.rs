@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use cairn_format::BlobId;
 use cairn_format::tree::{Bytes, Node, NodeKind};
-use cairn_repo::{IndexedRepository, MAX_DELTA_DEPTH, RepoError};
+use cairn_repo::{IndexedRepository, RepoError};
 use serde::Serialize;
 
 use crate::walk::{Step, Visitor, walk};
@@ -59,16 +59,7 @@ struct Counter<'a> {
 impl Counter<'_> {
     /// Notes a blob as needed, and the bases of its delta chain.
     fn need(&mut self, id: BlobId) {
-        let mut at = id;
-        for _ in 0..=MAX_DELTA_DEPTH {
-            if !self.blobs.insert(at) {
-                return;
-            }
-            match self.repo.index().get(&at).and_then(|l| l.base) {
-                Some(b) => at = b,
-                None => return,
-            }
-        }
+        self.repo.add_with_bases(id, &mut self.blobs);
     }
 
     fn add(&mut self, t: Totals) {
