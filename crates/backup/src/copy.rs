@@ -11,13 +11,13 @@
 //! tags) are skipped, so copying twice adds nothing.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::Arc;
 
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Bytes, Node, NodeKind, Tree};
 use cairn_format::{BlobId, BlobKind, SnapshotId};
 use cairn_repo::IndexedRepository;
+use cairn_view::ContentReader;
 use cairn_view::walk::{Step, Visitor, walk};
 
 use crate::archiver::Stats;
@@ -47,28 +47,6 @@ fn identity(s: &Snapshot) -> (jiff::Timestamp, String, Vec<String>, String, Vec<
     (s.time, s.hostname.clone(), paths, s.username.clone(), tags)
 }
 
-/// Reads a file's content from the source repository blob by blob.
-struct ContentReader<'a> {
-    src: &'a IndexedRepository,
-    ids: std::slice::Iter<'a, BlobId>,
-    buf: Vec<u8>,
-    at: usize,
-}
-
-impl Read for ContentReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.buf.len() {
-            let Some(id) = self.ids.next() else { return Ok(0) };
-            self.buf = self.src.read_blob(id).map_err(std::io::Error::other)?;
-            self.at = 0;
-        }
-        let n = out.len().min(self.buf.len() - self.at);
-        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
 struct Copier<'a> {
     src: &'a IndexedRepository,
     sink: BlobSink,
@@ -95,7 +73,7 @@ impl Copier<'_> {
             }
             ids.to_vec()
         } else {
-            let reader = ContentReader { src: self.src, ids: ids.iter(), buf: Vec::new(), at: 0 };
+            let reader = ContentReader::new(self.src, ids);
             let chunker = self.sink.repo().repo().chunker().clone();
             match chunk_stream(reader, &self.sink, &chunker, None, &NoProgress, &self.stats) {
                 FileOutcome::Done { content, .. } => content,

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 
 use cairn_format::BlobId;
@@ -24,7 +24,7 @@ use cairn_repo::{IndexedRepository, RepoError};
 use tar::{EntryType, Header};
 
 use crate::walk::{Step, Visitor, walk};
-use crate::{FileContent, ViewError};
+use crate::{ContentReader, FileContent, ViewError};
 
 /// What a tar stream could not do.
 #[derive(Debug, thiserror::Error)]
@@ -140,9 +140,9 @@ impl<W: Write> Archive for Zip<'_, W> {
                     .compression_method(zip::CompressionMethod::Deflated)
                     .large_file(size >= u64::from(u32::MAX));
                 self.writer.start_file(name, options).map_err(zip_error)?;
-                let mut reader = Blobs::new(self.repo, n);
+                let mut reader = ContentReader::new(self.repo, &n.content);
                 let copied = io::copy(&mut reader, &mut self.writer);
-                if let Some(e) = reader.failed.take() {
+                if let Some(e) = reader.take_error() {
                     return Err(e.into());
                 }
                 copied?;
@@ -246,11 +246,9 @@ impl<W: Write> Archive for Tar<'_, W> {
                 }
                 let content = FileContent::new(self.repo, n)?;
                 h.set_size(content.len());
-                let reader =
-                    Blobs { repo: self.repo, blobs: n.content.iter(), current: Vec::new(), at: 0, failed: None };
-                let mut reader = reader;
+                let mut reader = ContentReader::new(self.repo, &n.content);
                 let written = self.builder.append_data(&mut h, name(path), &mut reader);
-                if let Some(e) = reader.failed.take() {
+                if let Some(e) = reader.take_error() {
                     return Err(e.into());
                 }
                 written?;
@@ -285,43 +283,6 @@ impl<W: Write> Visitor for Tar<'_, W> {
     fn visit(&mut self, path: &Bytes, node: &Node) -> Result<Step, ArchiveError> {
         self.entry(path, node)?;
         Ok(Step::Descend)
-    }
-}
-
-/// A file's content as a reader over its blobs, each verified as read. A
-/// repository failure is kept aside (io::Error would lose its type) and
-/// surfaces as the archive's error.
-struct Blobs<'a> {
-    repo: &'a IndexedRepository,
-    blobs: std::slice::Iter<'a, BlobId>,
-    current: Vec<u8>,
-    at: usize,
-    failed: Option<RepoError>,
-}
-
-impl<'a> Blobs<'a> {
-    fn new(repo: &'a IndexedRepository, n: &'a Node) -> Self {
-        Self { repo, blobs: n.content.iter(), current: Vec::new(), at: 0, failed: None }
-    }
-}
-
-impl Read for Blobs<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.current.len() {
-            let Some(id) = self.blobs.next() else { return Ok(0) };
-            match self.repo.read_blob(id) {
-                Ok(b) => (self.current, self.at) = (b, 0),
-                Err(e) => {
-                    let text = e.to_string();
-                    self.failed = Some(e);
-                    return Err(io::Error::other(text));
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 

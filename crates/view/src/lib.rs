@@ -67,7 +67,7 @@ use cairn_repo::{IndexedRepository, PackWindows, RepoError, Repository, select::
 
 pub use cairn_repo::lru::Lru;
 pub use layout::{Entry, Folder, Layout, SnapshotRef};
-pub use reader::{BlobSource, FileContent, ViewError};
+pub use reader::{BlobSource, ContentReader, FileContent, ViewError};
 
 /// How a view caches and how often it looks for new snapshots.
 #[derive(Debug, Clone)]

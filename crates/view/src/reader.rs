@@ -112,6 +112,52 @@ impl FileContent {
     }
 }
 
+/// A file's content as a sequential reader over its blobs, each verified
+/// as read (tar and zip streams, copy's re-chunking). A repository failure
+/// is kept aside, since io::Error would lose its type: [`take_error`]
+/// gives it back.
+///
+/// [`take_error`]: ContentReader::take_error
+pub struct ContentReader<'a> {
+    repo: &'a IndexedRepository,
+    blobs: std::slice::Iter<'a, BlobId>,
+    current: Vec<u8>,
+    at: usize,
+    failed: Option<RepoError>,
+}
+
+impl<'a> ContentReader<'a> {
+    /// A reader of the blobs `blobs`, in order.
+    pub fn new(repo: &'a IndexedRepository, blobs: &'a [BlobId]) -> Self {
+        Self { repo, blobs: blobs.iter(), current: Vec::new(), at: 0, failed: None }
+    }
+
+    /// The repository failure that ended a read, if one did.
+    pub fn take_error(&mut self) -> Option<RepoError> {
+        self.failed.take()
+    }
+}
+
+impl std::io::Read for ContentReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            let Some(id) = self.blobs.next() else { return Ok(0) };
+            match self.repo.read_blob(id) {
+                Ok(b) => (self.current, self.at) = (b, 0),
+                Err(e) => {
+                    let text = e.to_string();
+                    self.failed = Some(e);
+                    return Err(std::io::Error::other(text));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
