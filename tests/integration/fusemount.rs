@@ -252,6 +252,20 @@ cairn_test!(unmount_sigterm_and_ctrl_c_each_end_with_exit_0_and_no_mount_left, |
         assert!(!mounted(&mnt), "{signal}: still mounted");
         assert!(m.log().contains("unmounted"), "{}", m.log());
     }
+    // Ctrl-C while a program is inside the mount: it says so and keeps
+    // serving (leaving would strand a dead mount); once that program is
+    // gone, Ctrl-C again ends it cleanly.
+    let mut m = Mount::start(&env, &mnt, &[]);
+    let mut holder = Command::new("sleep").arg("30").current_dir(&mnt).spawn().unwrap();
+    let pid = nix::unistd::Pid::from_raw(m.child.as_ref().unwrap().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    wait_for("the busy message", || m.log().contains("it is in use"));
+    assert!(m.child.as_mut().unwrap().try_wait().unwrap().is_none(), "still running: {}", m.log());
+    assert!(mounted(&mnt) && std::fs::read_dir(mnt.join("snapshots")).is_ok(), "still served");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(m.end_with(nix::sys::signal::Signal::SIGINT), Some(0), "{}", m.log());
+    assert!(!mounted(&mnt));
     // umount from outside: the process notices and ends too.
     let mut m = Mount::start(&env, &mnt, &[]);
     assert!(Command::new("umount").arg(&mnt).status().unwrap().success());

@@ -33,22 +33,37 @@ pub fn run(g: &Global, a: &MountArgs) -> Result<i32> {
     eprintln!("cairn: snapshots mounted at {shown}; press Ctrl-C or run `umount {shown}` to end");
     let (tx, caught) = crossbeam_channel::bounded(1);
     std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Ok(s) = signals.wait() {
-            let _ = tx.send(s);
+        while let Ok(s) = signals.wait() {
+            if tx.send(s).is_err() {
+                return;
+            }
         }
     })?;
-    crossbeam_channel::select! {
-        recv(caught) -> signal => {
-            if let Ok(s) = signal {
-                eprintln!("cairn: {s}: unmounting {shown}");
+    loop {
+        crossbeam_channel::select! {
+            recv(caught) -> signal => {
+                if let Ok(s) = signal {
+                    eprintln!("cairn: {s}: unmounting {shown}");
+                }
+                match mounted.unmount() {
+                    Ok(()) => {
+                        // The session ends once the kernel has let go.
+                        let _ = mounted.ended.recv_timeout(Duration::from_secs(10));
+                        break;
+                    }
+                    // Still served: leaving now would strand the mount.
+                    Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => eprintln!(
+                        "cairn: cannot unmount {shown}: it is in use (a shell or program has something open there); \
+                         close that, then press Ctrl-C again or run `umount {shown}`"
+                    ),
+                    Err(e) => return Err(e.into()),
+                }
             }
-            mounted.unmount()?;
-            // The session ends once the kernel has let go.
-            let _ = mounted.ended.recv_timeout(Duration::from_secs(10));
-        }
-        recv(mounted.ended) -> ended => {
-            if let Ok(Err(e)) = ended {
-                anyhow::bail!("mount at {shown} ended with an error: {e}");
+            recv(mounted.ended) -> ended => {
+                if let Ok(Err(e)) = ended {
+                    anyhow::bail!("mount at {shown} ended with an error: {e}");
+                }
+                break;
             }
         }
     }

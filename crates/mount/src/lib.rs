@@ -79,6 +79,11 @@ pub fn check_mountpoint(mountpoint: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Whether this process may open the FUSE device for reading and writing.
 fn fuse_device_usable() -> bool {
     std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").is_ok()
@@ -87,15 +92,33 @@ fn fuse_device_usable() -> bool {
 /// A mounted file system, served by threads of its own.
 pub struct Mounted {
     unmounter: SessionUnmounter,
+    at: PathBuf,
+    /// Whether fuser's own unmount was tried (it gives up its handle then).
+    tried: bool,
     /// Gets the session's end: after an unmount, by [`Mounted::unmount`] or
     /// by `umount`/`fusermount -u` from outside.
     pub ended: Receiver<io::Result<()>>,
 }
 
 impl Mounted {
-    /// Unmounts; the session then ends and `ended` gets its result.
+    /// Unmounts; the session then ends and `ended` gets its result. A
+    /// mount in use (a shell inside it) fails with `ResourceBusy` and stays
+    /// served; a later call tries again.
     pub fn unmount(&mut self) -> io::Result<()> {
-        self.unmounter.unmount()
+        if !self.tried {
+            self.tried = true;
+            return self.unmounter.unmount();
+        }
+        // fuser gives up its handle after a failed attempt: ask the system.
+        let mut cmd = if nix_is_root() {
+            std::process::Command::new("umount")
+        } else {
+            let mut c = std::process::Command::new("fusermount3");
+            c.arg("-u");
+            c
+        };
+        let status = cmd.arg(&self.at).stderr(std::process::Stdio::null()).status()?;
+        if status.success() { Ok(()) } else { Err(io::Error::from(io::ErrorKind::ResourceBusy)) }
     }
 }
 
@@ -131,5 +154,5 @@ pub fn mount(view: Arc<View>, mountpoint: &Path, options: &MountOptions) -> Resu
             let _ = tx.send(session.run());
         })
         .map_err(|e| MountError::Mount(mountpoint.into(), e))?;
-    Ok(Mounted { unmounter, ended })
+    Ok(Mounted { unmounter, at: mountpoint.to_path_buf(), tried: false, ended })
 }
