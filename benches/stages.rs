@@ -5,12 +5,13 @@
 //! `cargo bench --bench stages`. The throughputs bound what the pipeline can
 //! reach on two cores (docs/BENCHMARKS.md shows the computation).
 
+use cairn_backend::Backend;
 use cairn_chunk::{Chunker, ChunkerParams};
 use cairn_crypto::{Keyring, ObjectKind};
 use cairn_format::config::DEFAULT_COMPRESSION_LEVEL;
 use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
 use cairn_format::{BlobId, BlobKind, Compression, PackId, payload};
-use cairn_repo::{Index, PackWriter};
+use cairn_repo::{Index, InitOptions, Repository};
 use divan::Bencher;
 use divan::counter::BytesCount;
 
@@ -126,10 +127,13 @@ fn decrypt(b: Bencher) {
 
 #[divan::bench]
 fn pack_write_16_mib(b: Bencher) {
-    let ring = Keyring::generate().expect("keyring");
-    let blob = ring.seal(ObjectKind::DataBlob, &[1; 32], &media(MIB)).expect("seal");
+    // A repository in memory whose packs are 16 MiB, the default.
+    let opts = InitOptions { pack_size: 16 * MIB as u32, ..InitOptions::fast_for_tests() };
+    let repo =
+        Repository::init(Backend::memory().expect("memory"), b"pw", &opts).expect("init").load_index().expect("index");
+    let blob = repo.seal_blob(BlobKind::Data, BlobId::from_bytes([1; 32]), &media(MIB)).expect("seal").envelope;
     b.counter(BytesCount::new(16 * blob.len())).bench(|| {
-        let mut w = PackWriter::new(BlobKind::Data, 16 * MIB);
+        let mut w = repo.repo().pack_writer(BlobKind::Data);
         for i in 0..16u8 {
             w.add(cairn_repo::SealedBlob {
                 kind: BlobKind::Data,
@@ -140,7 +144,7 @@ fn pack_write_16_mib(b: Bencher) {
             })
             .expect("add");
         }
-        w.finish(&ring).expect("finish")
+        w.finish().expect("finish")
     });
 }
 

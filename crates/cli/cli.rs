@@ -36,8 +36,8 @@ pub struct Global {
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "REPO")]
     pub repo: Option<String>,
     /// A storage option, e.g. `-o s3.endpoint=http://127.0.0.1:9000` (repeatable).
-    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
-    pub options: Vec<String>,
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE", value_parser = cairn_backend::parse_option)]
+    pub options: Vec<(String, String)>,
     /// Read the password from this file.
     #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
@@ -69,8 +69,8 @@ pub struct Global {
     #[arg(long, env = "CAIRN_COLD_REPOSITORY", global = true, value_name = "REPO")]
     pub cold_repo: Option<String>,
     /// A storage option of the cold location (repeatable).
-    #[arg(long = "cold-option", global = true, value_name = "KEY=VALUE")]
-    pub cold_options: Vec<String>,
+    #[arg(long = "cold-option", global = true, value_name = "KEY=VALUE", value_parser = cairn_backend::parse_option)]
+    pub cold_options: Vec<(String, String)>,
     /// Keep no local cache of a remote repository's metadata.
     #[arg(long, global = true)]
     pub no_cache: bool,
@@ -98,7 +98,7 @@ pub enum Command {
     /// Verify the repository's structure and (optionally) its data.
     Check(CheckArgs),
     /// Remove snapshots by a retention policy (data is freed by prune).
-    Forget(ForgetArgs),
+    Forget(Box<ForgetArgs>),
     /// Add, remove or set tags; protect snapshots from forget.
     Tag(TagArgs),
     /// Free the space of data no snapshot uses (safe while backups run).
@@ -157,58 +157,13 @@ impl Command {
     }
 }
 
-/// A count for `--keep-*`: a number, or -1 / `unlimited` for every period.
-fn keep_count(s: &str) -> Result<u32, String> {
-    match s {
-        "-1" | "unlimited" => Ok(cairn_forget::policy::UNLIMITED),
-        _ => s.parse().map_err(|_| format!("invalid count {s:?}: use a number, or -1 for unlimited")),
-    }
-}
-
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
     /// Remove these snapshots (ids or prefixes), in addition to any policy.
     #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<String>,
-    /// Keep the newest N snapshots.
-    #[arg(long, value_name = "N", value_parser = keep_count)]
-    pub keep_last: Option<u32>,
-    /// Keep the newest snapshot of each of the last N hours that have one.
-    #[arg(long, value_name = "N", value_parser = keep_count)]
-    pub keep_hourly: Option<u32>,
-    /// ... of the last N days.
-    #[arg(long, value_name = "N", value_parser = keep_count)]
-    pub keep_daily: Option<u32>,
-    /// ... of the last N ISO weeks.
-    #[arg(long, value_name = "N", value_parser = keep_count)]
-    pub keep_weekly: Option<u32>,
-    /// ... of the last N months.
-    #[arg(long, value_name = "N", value_parser = keep_count)]
-    pub keep_monthly: Option<u32>,
-    /// ... of the last N years.
-    #[arg(long, value_name = "N", value_parser = keep_count)]
-    pub keep_yearly: Option<u32>,
-    /// Keep all snapshots within this duration of the newest (e.g. 7d, 1y6m, 36h).
-    #[arg(long, value_name = "DURATION")]
-    pub keep_within: Option<String>,
-    /// Keep the newest snapshot of each hour within this duration of the newest.
-    #[arg(long, value_name = "DURATION")]
-    pub keep_within_hourly: Option<String>,
-    /// ... of each day.
-    #[arg(long, value_name = "DURATION")]
-    pub keep_within_daily: Option<String>,
-    /// ... of each ISO week.
-    #[arg(long, value_name = "DURATION")]
-    pub keep_within_weekly: Option<String>,
-    /// ... of each month.
-    #[arg(long, value_name = "DURATION")]
-    pub keep_within_monthly: Option<String>,
-    /// ... of each year.
-    #[arg(long, value_name = "DURATION")]
-    pub keep_within_yearly: Option<String>,
-    /// Keep snapshots with this tag (repeatable).
-    #[arg(long, value_name = "TAG")]
-    pub keep_tag: Vec<String>,
+    #[command(flatten)]
+    pub keep: cairn_forget::KeepOptions,
     /// Apply the policy separately to each group of snapshots sharing these
     /// fields: a list of host, paths, tags; empty for one group.
     #[arg(long, default_value = "host,paths", value_name = "FIELDS")]
@@ -220,59 +175,16 @@ pub struct ForgetArgs {
     #[arg(long)]
     pub prune: bool,
     #[command(flatten)]
-    pub prune_opts: PruneOpts,
+    pub prune_opts: cairn_prune::RepackOptions,
     /// Only consider snapshots passing these filters.
     #[command(flatten)]
     pub filter: FilterArgs,
 }
 
-/// A share like `5%` or `0.05`.
-fn share(s: &str) -> Result<f64, String> {
-    let v = match s.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
-        None => s.trim().parse::<f64>(),
-    }
-    .map_err(|_| format!("invalid share {s:?}: use a percentage such as 5%"))?;
-    if !(0.0..=1.0).contains(&v) {
-        return Err(format!("invalid share {s:?}: between 0% and 100%"));
-    }
-    Ok(v)
-}
-
-/// A size like `500M`, `2G` or `1048576`.
-fn size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('m' | 'M') => (&s[..s.len() - 1], 1 << 20),
-        Some('g' | 'G') => (&s[..s.len() - 1], 1 << 30),
-        Some('t' | 'T') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("invalid size {s:?}: e.g. 500M or 2G"))
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct PruneOpts {
-    /// Repack packs whose unused share is above this.
-    #[arg(long, default_value = "5%", value_parser = share, value_name = "SHARE")]
-    pub max_unused: f64,
-    /// Copy at most this much still-used data per run when repacking.
-    #[arg(long, value_parser = size, value_name = "SIZE")]
-    pub max_repack_size: Option<u64>,
-    /// Rewrite packs sealed under an older key epoch (after `key rotate`)
-    /// under the current one; the old packs go like unused ones.
-    #[arg(long)]
-    pub reencrypt: bool,
-}
-
 #[derive(Args, Debug)]
 pub struct PruneArgs {
     #[command(flatten)]
-    pub opts: PruneOpts,
+    pub opts: cairn_prune::RepackOptions,
     /// Report what would be freed; change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -326,8 +238,8 @@ pub struct CopyArgs {
     pub from_repo: String,
     /// A storage option of the source repository (repeatable; -o applies
     /// to the destination).
-    #[arg(long = "from-option", value_name = "KEY=VALUE")]
-    pub from_options: Vec<String>,
+    #[arg(long = "from-option", value_name = "KEY=VALUE", value_parser = cairn_backend::parse_option)]
+    pub from_options: Vec<(String, String)>,
     /// Read the source repository's password from this file.
     #[arg(long, env = "CAIRN_FROM_PASSWORD_FILE", value_name = "FILE")]
     pub from_password_file: Option<PathBuf>,
@@ -539,7 +451,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub exclude_caches: bool,
     /// Exclude files larger than this (`500M`, `2G`; K, M, G, T are 1024-based).
-    #[arg(long, value_name = "SIZE", value_parser = size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn_repo::units::parse_size)]
     pub exclude_larger_than: Option<u64>,
     /// Read the paths to back up from this file, one per line (blank lines
     /// and lines starting with `#` are skipped); with paths on the command
@@ -605,7 +517,7 @@ pub struct DumpArgs {
     pub path: Option<String>,
     /// Write the path and everything below it as an archive in this format.
     #[arg(long, value_name = "FORMAT")]
-    pub archive: Option<ArchiveFormat>,
+    pub archive: Option<cairn_view::archive::ArchiveFormat>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -625,24 +537,6 @@ pub struct MountArgs {
     /// derivation's memory while unlocking).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..))]
     pub cache_size: u64,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArchiveFormat {
-    /// POSIX tar with GNU and PAX extensions (nanosecond times, xattrs).
-    Tar,
-    /// zip (deflated; modes, times and symlinks; no owners, xattrs, hard links).
-    Zip,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OverwriteArg {
-    /// Keep existing files (default).
-    Never,
-    /// Replace existing files.
-    Always,
-    /// Replace existing files whose size or mtime differ.
-    IfChanged,
 }
 
 #[derive(Args, Debug)]
@@ -680,7 +574,7 @@ pub struct RestoreArgs {
     pub iexcludes: Vec<String>,
     /// What to do with files that already exist.
     #[arg(long, value_enum, default_value = "never")]
-    pub overwrite: OverwriteArg,
+    pub overwrite: cairn_restore::Overwrite,
     /// Read restored files back and compare them with the snapshot.
     #[arg(long)]
     pub verify: bool,
@@ -697,8 +591,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub read_data: bool,
     /// Read a subset of the data: `N/M` (group N of M) or `P%`.
-    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
-    pub read_data_subset: Option<String>,
+    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data", value_parser = cairn_check::ReadData::parse_subset)]
+    pub read_data_subset: Option<cairn_check::ReadData>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

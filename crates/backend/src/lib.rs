@@ -356,6 +356,14 @@ pub struct Options {
     pub must_exist: bool,
 }
 
+/// A service option as a user writes it, `KEY=VALUE` (`s3.endpoint=...`).
+pub fn parse_option(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("invalid option {s:?}: use KEY=VALUE, e.g. s3.endpoint=http://127.0.0.1:9000")),
+    }
+}
+
 /// Concurrent requests to a remote service; enough to keep a long fat
 /// pipe busy with packs, few enough not to trip rate limits.
 const REMOTE_CONCURRENCY: usize = 16;
@@ -575,6 +583,8 @@ impl Backend {
             Location::Local(root) => root.clone(),
             _ => location.to_string(),
         };
+        // A local repository is its own cache.
+        let cache_dir = options.cache_dir.clone().filter(|_| place.is_remote());
         Ok(Self {
             op,
             rt,
@@ -582,7 +592,7 @@ impl Backend {
             place,
             upload: options.limit_upload.map(|r| Arc::new(Pacer::new(r))),
             download: options.limit_download.map(|r| Arc::new(Pacer::new(r))),
-            cache_dir: options.cache_dir.clone(),
+            cache_dir,
             cache_max_bytes: if options.cache_max_bytes == 0 {
                 DEFAULT_CACHE_MAX_BYTES
             } else {

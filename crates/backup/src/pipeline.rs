@@ -130,14 +130,13 @@ impl Pipeline {
         drop(sealed_tx);
         {
             let (repo, shared) = (repo.clone(), shared.clone());
-            let pack_size = repo.repo().config().pack_size as usize;
-            threads.push(spawn("packer", move || pack_loop(sealed_rx, pack_tx, &repo, &shared, pack_size, writes))?);
+            threads.push(spawn("packer", move || pack_loop(sealed_rx, pack_tx, &repo, &shared, writes))?);
         }
         // Remote storage: two uploads in flight hide a request's latency. A
         // local folder takes a pack in a few tens of milliseconds, less than
         // the workers take to fill the next one, so a second uploader would
         // only hold one more pack (16 MiB) in memory.
-        let uploaders = if repo.repo().backend().is_remote() { 2 } else { 1 };
+        let uploaders = if repo.repo().is_remote() { 2 } else { 1 };
         for i in 0..uploaders {
             let (rx, repo, shared) = (pack_rx.clone(), repo.clone(), shared.clone());
             threads.push(spawn(&format!("upload-{i}"), move || upload_loop(rx, &repo, &shared, writes))?);
@@ -203,22 +202,17 @@ fn pack_loop(
     tx: Sender<FinishedPack>,
     repo: &IndexedRepository,
     shared: &Shared,
-    pack_size: usize,
     writes: Writes,
 ) {
-    let keyring = repo.repo().keyring().clone();
     // Staged where the storage allows (a local folder): the pack being
     // built is written out blob by blob instead of held in memory. A dry
     // run writes nothing, not even there.
-    let storage = repo.repo().backend().clone();
-    let (mut data, mut tree) = match writes {
-        Writes::Store => (
-            PackWriter::staged(BlobKind::Data, pack_size, storage.clone()),
-            PackWriter::staged(BlobKind::Tree, pack_size, storage),
-        ),
-        Writes::DryRun => (PackWriter::new(BlobKind::Data, pack_size), PackWriter::new(BlobKind::Tree, pack_size)),
+    let writer = |kind| match writes {
+        Writes::Store => repo.repo().staged_pack_writer(kind),
+        Writes::DryRun => repo.repo().pack_writer(kind),
     };
-    let emit = |w: &mut PackWriter| match w.finish(&keyring) {
+    let (mut data, mut tree) = (writer(BlobKind::Data), writer(BlobKind::Tree));
+    let emit = |w: &mut PackWriter| match w.finish() {
         Ok(Some(p)) => {
             let _ = tx.send(p);
         }

@@ -30,7 +30,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use cairn_backend::FileKind;
 use cairn_format::index::{IndexBlob, IndexFile};
 use cairn_format::tree::{Bytes, Node, NodeKind};
 use cairn_format::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
@@ -50,6 +49,28 @@ pub enum ReadData {
     Subset(u32, u32),
     /// A random share of the packs, in percent.
     Percent(f64),
+}
+
+impl ReadData {
+    /// A subset as a user writes it: `N/M` (group N of M) or `P%` (a random
+    /// share of the packs).
+    pub fn parse_subset(s: &str) -> Result<ReadData, String> {
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| format!("invalid subset {s:?}: use N/M or P%"))?;
+            if !(0.0..=100.0).contains(&p) || p == 0.0 {
+                return Err(format!("invalid subset {s:?}: the percentage must be above 0 and at most 100"));
+            }
+            return Ok(ReadData::Percent(p));
+        }
+        if let Some((n, m)) = s.split_once('/')
+            && let (Ok(n), Ok(m)) = (n.trim().parse::<u32>(), m.trim().parse::<u32>())
+            && m > 0
+            && (1..=m).contains(&n)
+        {
+            return Ok(ReadData::Subset(n, m));
+        }
+        Err(format!("invalid subset {s:?}: use N/M (1 <= N <= M) or P%"))
+    }
 }
 
 /// One problem found.
@@ -112,7 +133,7 @@ fn selected(read: ReadData, id: &PackId, seed: &std::hash::RandomState) -> bool 
 pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> Result<CheckReport, RepoError> {
     let mut report = CheckReport::default();
     // Key files: one damaged locks out its password (the others still open).
-    for (name, key) in cairn_repo::key_files(repo.backend())? {
+    for (name, key) in repo.key_files()? {
         if let Err(e) = key {
             let why = match e {
                 RepoError::Corrupt { reason, .. } => reason,
@@ -158,22 +179,18 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     // Packs: present, header agrees with the index. Data packs in a cold
     // tier are left alone unless data is to be read: commands that need no
     // file content never touch the cold tier.
-    let skip_cold = repo.repo().backend().cold().is_some() && read == ReadData::None;
+    let skip_cold = repo.repo().has_cold_tier() && read == ReadData::None;
     if skip_cold {
         report
             .notes
             .push("data packs are in the cold tier and were not looked at; `check --read-data` reads them".into());
     }
     let mut stored: HashMap<PackId, (BlobKind, u64)> = HashMap::new();
-    for (kind, fk) in [(BlobKind::Data, FileKind::DataPack), (BlobKind::Tree, FileKind::TreePack)] {
+    for kind in [BlobKind::Data, BlobKind::Tree] {
         if skip_cold && kind == BlobKind::Data {
             continue;
         }
-        for (name, size) in repo.repo().backend().list(fk)? {
-            if let Ok(id) = name.parse::<PackId>() {
-                stored.insert(id, (kind, size));
-            }
-        }
+        stored.extend(repo.repo().list_packs(kind)?.into_iter().map(|p| (p.id, (kind, p.size))));
     }
     report.packs = stored.len() as u64;
     let indexed: HashSet<PackId> = repo.index().packs().iter().map(|(id, _)| *id).collect();
@@ -369,9 +386,7 @@ impl Deltas {
             if !self.claim(*pack, d) {
                 continue;
             }
-            let name = pack.to_hex();
-            let read =
-                repo.repo().backend().read_range(FileKind::DataPack, &name, u64::from(d.offset), u64::from(d.length));
+            let read = repo.repo().read_pack_bytes(BlobKind::Data, pack, u64::from(d.offset), u64::from(d.length));
             // Claimed, it is this reader's to report: its own pack's reader
             // may have passed it already.
             let result = match read {
@@ -410,7 +425,8 @@ fn open_checked(
         }
         base(id)
     };
-    cairn_repo::open_blob(repo.repo().keyring(), kind, &b.id, envelope, b.raw_length, Verify::Full, &mut checked)
+    repo.repo()
+        .open_envelope(kind, &b.id, envelope, b.raw_length, Verify::Full, &mut checked)
         .map_err(|e| e.to_string())
 }
 
@@ -423,8 +439,8 @@ const LOCAL_WINDOW: u64 = 4 << 20;
 /// out the byte ranges the index places blobs at.
 struct PackReader<'a> {
     repo: &'a IndexedRepository,
-    kind: FileKind,
-    name: String,
+    kind: BlobKind,
+    id: PackId,
     /// Its size as listed by the storage.
     size: u64,
     window: u64,
@@ -437,10 +453,10 @@ struct PackReader<'a> {
 }
 
 impl<'a> PackReader<'a> {
-    fn new(repo: &'a IndexedRepository, kind: FileKind, id: PackId, size: u64, buf: &'a mut Vec<u8>) -> Self {
-        let window = if repo.repo().backend().is_remote() { size } else { LOCAL_WINDOW };
+    fn new(repo: &'a IndexedRepository, kind: BlobKind, id: PackId, size: u64, buf: &'a mut Vec<u8>) -> Self {
+        let window = if repo.repo().is_remote() { size } else { LOCAL_WINDOW };
         buf.clear();
-        Self { repo, kind, name: id.to_hex(), size, window, buf, start: 0, hasher: Default::default(), short: false }
+        Self { repo, kind, id, size, window, buf, start: 0, hasher: Default::default(), short: false }
     }
 
     fn end(&self) -> u64 {
@@ -448,11 +464,11 @@ impl<'a> PackReader<'a> {
     }
 
     /// Reads on from the end of the buffer, at least up to `to`.
-    fn read_on(&mut self, to: u64) -> Result<(), cairn_backend::BackendError> {
+    fn read_on(&mut self, to: u64) -> Result<(), RepoError> {
         let from = self.end();
         let upto = to.max(from + self.window).min(self.size);
         let before = self.buf.len();
-        self.repo.repo().backend().read_range_onto(self.kind, &self.name, from, upto - from, self.buf)?;
+        self.repo.repo().read_pack_bytes_onto(self.kind, &self.id, from, upto - from, self.buf)?;
         self.hasher.update(&self.buf[before..]);
         if self.end() < upto {
             self.short = true;
@@ -462,7 +478,7 @@ impl<'a> PackReader<'a> {
 
     /// The pack's bytes `from..to`; `None` when they are beyond its end or
     /// before what has been passed (a damaged index's overlapping entries).
-    fn get(&mut self, from: u64, to: u64) -> Result<Option<&[u8]>, cairn_backend::BackendError> {
+    fn get(&mut self, from: u64, to: u64) -> Result<Option<&[u8]>, RepoError> {
         if from < self.start || to > self.size || from > to {
             return Ok(None);
         }
@@ -481,7 +497,7 @@ impl<'a> PackReader<'a> {
     }
 
     /// Reads (and hashes) the rest; the hash of the whole pack and its size.
-    fn finish(mut self) -> Result<([u8; 32], u64), cairn_backend::BackendError> {
+    fn finish(mut self) -> Result<([u8; 32], u64), RepoError> {
         while self.end() < self.size && !self.short {
             self.start = self.end();
             self.buf.clear();
@@ -506,13 +522,9 @@ fn read_pack(
     bytes: &mut Vec<u8>,
 ) -> (Vec<Problem>, u64, u64) {
     let object = format!("{} pack {}", kind.name(), id.short());
-    let fk = if kind == BlobKind::Data { FileKind::DataPack } else { FileKind::TreePack };
-    let unreadable = |e: cairn_backend::BackendError| Problem {
-        object: object.clone(),
-        message: format!("unreadable: {e}"),
-        affects: vec![],
-    };
-    let mut pack = PackReader::new(repo, fk, id, size, bytes);
+    let unreadable =
+        |e: RepoError| Problem { object: object.clone(), message: format!("unreadable: {e}"), affects: vec![] };
+    let mut pack = PackReader::new(repo, kind, id, size, bytes);
     // Each blob the index lists for this pack, at the index's location, in
     // the order they lie in the pack.
     let mut listed: Vec<&IndexBlob> = by_pack.get(&id).into_iter().flatten().collect();

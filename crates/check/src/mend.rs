@@ -109,7 +109,7 @@ impl Mender<'_> {
     }
 
     fn flush(&mut self) -> Result<()> {
-        if let Some(p) = self.writer.finish(self.repo.repo().keyring())? {
+        if let Some(p) = self.writer.finish()? {
             self.packs.push(self.repo.repo().save_pack(p)?.0);
         }
         Ok(())
@@ -125,10 +125,9 @@ pub fn repair_snapshots(
     original: Original,
     dry_run: bool,
 ) -> Result<Vec<Repaired>> {
-    let pack_size = repo.repo().config().pack_size as usize;
     let mut m = Mender {
         repo,
-        writer: PackWriter::new(BlobKind::Tree, pack_size),
+        writer: repo.repo().pack_writer(BlobKind::Tree),
         packs: Vec::new(),
         memo: HashMap::new(),
         written: HashSet::new(),
@@ -183,9 +182,9 @@ mod tests {
     fn save_tree(repo: &mut IndexedRepository, nodes: Vec<Node>) -> BlobId {
         let plain = Tree { nodes }.encode();
         let id = repo.repo().blob_id(&plain);
-        let mut w = PackWriter::new(BlobKind::Tree, 1 << 20);
+        let mut w = repo.repo().pack_writer(BlobKind::Tree);
         w.add(repo.seal_blob(BlobKind::Tree, id, &plain).expect("seal")).expect("add");
-        let pack = w.finish(repo.repo().keyring()).expect("finish").expect("pack");
+        let pack = w.finish().expect("finish").expect("pack");
         let (entry, _) = repo.repo().save_pack(pack).expect("save");
         repo.index_mut().add_pack(&entry);
         id

@@ -8,10 +8,9 @@
 
 use std::collections::HashSet;
 
-use cairn_backend::FileKind;
 use cairn_format::index::{IndexFile, IndexPack};
 use cairn_format::{BlobId, BlobKind, IndexId, PackId};
-use cairn_repo::{BlobLocation, IndexedRepository, PackWriter, RepoError, pack_file_kind};
+use cairn_repo::{BlobLocation, IndexedRepository, RepoError};
 
 /// A pack with blobs that do not read back.
 #[derive(Debug, Clone)]
@@ -114,23 +113,22 @@ pub fn repair_packs(
     }
     let damaged: HashSet<PackId> = plan.damaged.iter().map(|d| d.id).collect();
     // 1. Salvage, reading each blob again from its damaged pack.
-    let pack_size = repo.repo().config().pack_size as usize;
     let mut new_packs = Vec::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut writer = PackWriter::new(kind, pack_size);
+        let mut writer = repo.repo().pack_writer(kind);
         for d in plan.damaged.iter().filter(|d| d.kind == kind) {
             let Some(p) = files.iter().flat_map(|(_, f)| &f.packs).find(|p| p.id == d.id) else { continue };
             for (id, loc) in locations(p).filter(|(id, _)| d.salvage.contains(id)) {
                 let plain = repo.read_blob_at(&id, &loc)?;
                 if writer.add(repo.seal_blob(kind, id, &plain)?)?
-                    && let Some(pack) = writer.finish(repo.repo().keyring())?
+                    && let Some(pack) = writer.finish()?
                 {
                     new_packs.push(repo.repo().save_pack(pack)?.0);
                 }
                 outcome.salvaged += 1;
             }
         }
-        if let Some(pack) = writer.finish(repo.repo().keyring())? {
+        if let Some(pack) = writer.finish()? {
             new_packs.push(repo.repo().save_pack(pack)?.0);
         }
     }
@@ -163,11 +161,11 @@ pub fn repair_packs(
     let new = repo.repo().save_index(&IndexFile { supersedes: old.clone(), packs })?;
     outcome.index = Some(new);
     for id in old.iter().filter(|id| **id != new) {
-        repo.repo().backend().delete(FileKind::Index, &id.to_hex())?;
+        repo.repo().delete_index(id)?;
     }
     // 3. The damaged packs, now that no index names them.
     for d in &plan.damaged {
-        repo.repo().backend().delete(pack_file_kind(d.kind), &d.id.to_hex())?;
+        repo.repo().delete_pack(d.kind, &d.id)?;
         outcome.deleted.push(d.id);
     }
     Ok(outcome)

@@ -1,6 +1,6 @@
 //! `cairn check`: structure, and data with --read-data.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use cairn_check::ReadData;
 
 use crate::cli::{CheckArgs, Global};
@@ -8,33 +8,8 @@ use crate::errors::{EXIT_ERROR, EXIT_OK};
 use crate::output::bytes;
 use crate::progress;
 
-fn read_data(a: &CheckArgs) -> Result<ReadData> {
-    if a.read_data {
-        return Ok(ReadData::All);
-    }
-    let Some(s) = a.read_data_subset.as_deref() else {
-        return Ok(ReadData::None);
-    };
-    if let Some(p) = s.strip_suffix('%') {
-        let p: f64 =
-            p.trim().parse().map_err(|_| anyhow::anyhow!("invalid --read-data-subset {s:?}: use N/M or P%"))?;
-        if !(0.0..=100.0).contains(&p) || p == 0.0 {
-            bail!("invalid --read-data-subset {s:?}: the percentage must be above 0 and at most 100");
-        }
-        return Ok(ReadData::Percent(p));
-    }
-    if let Some((n, m)) = s.split_once('/')
-        && let (Ok(n), Ok(m)) = (n.trim().parse::<u32>(), m.trim().parse::<u32>())
-        && m > 0
-        && (1..=m).contains(&n)
-    {
-        return Ok(ReadData::Subset(n, m));
-    }
-    bail!("invalid --read-data-subset {s:?}: use N/M (1 <= N <= M) or P%")
-}
-
 pub fn run(g: &Global, a: &CheckArgs) -> Result<i32> {
-    let read = read_data(a)?;
+    let read = if a.read_data { ReadData::All } else { a.read_data_subset.unwrap_or(ReadData::None) };
     let repo = super::open(g)?;
     let bar = progress::bar(progress::enabled(g.quiet, g.json) && read != ReadData::None, "check");
     let report = cairn_check::check(repo, read, &progress::CheckProgress { bar: bar.clone() })?;

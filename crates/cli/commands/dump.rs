@@ -2,9 +2,9 @@
 //! (or the whole snapshot) as an archive stream, to standard output.
 
 use anyhow::{Result, bail};
-use cairn_view::archive::{Start, write_tar, write_zip};
+use cairn_view::archive::{Start, write_archive};
 
-use crate::cli::{ArchiveFormat, DumpArgs, Global};
+use crate::cli::{DumpArgs, Global};
 
 pub fn run(g: &Global, a: &DumpArgs) -> Result<i32> {
     let (spec, inline_path) = super::split_spec(&a.snapshot);
@@ -25,8 +25,7 @@ pub fn run(g: &Global, a: &DumpArgs) -> Result<i32> {
         Some(n) => Start::Node(shown.as_bytes(), n),
     };
     match (a.archive, &node) {
-        (Some(ArchiveFormat::Tar), _) => drop(write_tar(&repo, start, &mut out)?),
-        (Some(ArchiveFormat::Zip), _) => drop(write_zip(&repo, start, &mut out)?),
+        (Some(format), _) => drop(write_archive(format, &repo, start, &mut out)?),
         (None, None) => bail!("{path} is the snapshot's root folder: add --archive tar, or use `cairn restore`"),
         (None, Some(n)) if n.kind == cairn_format::tree::NodeKind::Dir => {
             bail!("{path} is a folder: add --archive tar, or use `cairn restore`")

@@ -2,42 +2,14 @@
 //! snapshot files are deleted; prune frees the data no snapshot uses.
 
 use anyhow::{Result, bail};
-use cairn_forget::policy::{Period, Policy, parse_span};
 use cairn_forget::{GroupBy, plan};
 use cairn_repo::select;
 
 use crate::cli::{ForgetArgs, Global};
 use crate::output::{local_time, table};
 
-fn policy(a: &ForgetArgs) -> Result<Policy> {
-    let span = |s: &Option<String>| s.as_deref().map(parse_span).transpose().map_err(anyhow::Error::msg);
-    let mut within_periods = Vec::new();
-    for (period, arg) in [
-        (Period::Hourly, &a.keep_within_hourly),
-        (Period::Daily, &a.keep_within_daily),
-        (Period::Weekly, &a.keep_within_weekly),
-        (Period::Monthly, &a.keep_within_monthly),
-        (Period::Yearly, &a.keep_within_yearly),
-    ] {
-        if let Some(s) = span(arg)? {
-            within_periods.push((period, s));
-        }
-    }
-    Ok(Policy {
-        last: a.keep_last.unwrap_or(0),
-        hourly: a.keep_hourly.unwrap_or(0),
-        daily: a.keep_daily.unwrap_or(0),
-        weekly: a.keep_weekly.unwrap_or(0),
-        monthly: a.keep_monthly.unwrap_or(0),
-        yearly: a.keep_yearly.unwrap_or(0),
-        within: span(&a.keep_within)?,
-        within_periods,
-        tags: a.keep_tag.iter().flat_map(|t| t.split(',')).filter(|t| !t.is_empty()).map(str::to_string).collect(),
-    })
-}
-
 pub fn run(g: &Global, a: &ForgetArgs) -> Result<i32> {
-    let policy = policy(a)?;
+    let policy = a.keep.policy();
     let group_by = GroupBy::parse(&a.group_by).map_err(anyhow::Error::msg)?;
     if policy.is_empty() && a.snapshots.is_empty() {
         bail!("no policy given, so nothing would be kept: give --keep-* options, or the snapshots to remove");

@@ -86,21 +86,13 @@ pub fn backend_for(g: &Global, create: Create) -> Result<Backend> {
 }
 
 /// The backend at `loc` with the global limits and the given `-o` options.
-pub fn open_backend(g: &Global, loc: &str, raw_options: &[String], create: Create) -> Result<Backend> {
-    let mut service = Vec::new();
-    for o in raw_options {
-        let Some((k, v)) = o.split_once('=') else {
-            bail!("invalid option {o:?}: use -o KEY=VALUE, e.g. -o s3.endpoint=http://127.0.0.1:9000");
-        };
-        service.push((k.trim().to_string(), v.trim().to_string()));
-    }
+pub fn open_backend(g: &Global, loc: &str, service: &[(String, String)], create: Create) -> Result<Backend> {
     let options = cairn_backend::Options {
-        service,
+        service: service.to_vec(),
         limit_upload: g.limit_upload.map(|k| k * 1024),
         limit_download: g.limit_download.map(|k| k * 1024),
         log_requests: g.verbose >= 2,
-        // A local repository is its own cache.
-        cache_dir: if g.no_cache || !cairn_backend::Location::parse(loc)?.is_remote() { None } else { cache_root(g) },
+        cache_dir: if g.no_cache { None } else { cache_root(g) },
         cache_max_bytes: 0,
         must_exist: create == Create::Never,
     };

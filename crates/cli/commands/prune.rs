@@ -5,22 +5,18 @@ use anyhow::Result;
 use cairn_prune::{PruneOptions, PruneReport, prune};
 use cairn_repo::Repository;
 
-use crate::cli::{Global, PruneOpts};
+use cairn_prune::RepackOptions;
+
+use crate::cli::Global;
 use crate::output::bytes;
 
 /// Prunes `repo` with the command-line options.
-pub fn prune_repo(repo: Repository, o: &PruneOpts, dry_run: bool) -> Result<PruneReport> {
-    let opts = PruneOptions {
-        max_unused: o.max_unused,
-        max_repack_bytes: o.max_repack_size,
-        dry_run,
-        reencrypt: o.reencrypt,
-        hostname: super::backup::hostname(),
-    };
+pub fn prune_repo(repo: Repository, o: &RepackOptions, dry_run: bool) -> Result<PruneReport> {
+    let opts = PruneOptions { repack: o.clone(), dry_run, hostname: super::backup::hostname() };
     Ok(prune(repo, &opts)?)
 }
 
-pub fn run(g: &Global, o: &PruneOpts, dry_run: bool) -> Result<i32> {
+pub fn run(g: &Global, o: &RepackOptions, dry_run: bool) -> Result<i32> {
     let r = prune_repo(super::open(g)?, o, dry_run)?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use cairn_restore::{Action, Found, ItemKind, Matcher, Overwrite, Plan, RestoreOptions, Select};
 
-use crate::cli::{Global, OverwriteArg, RestoreArgs};
+use crate::cli::{Global, RestoreArgs};
 use crate::errors::{EXIT_ERROR, EXIT_OK};
 use crate::output::bytes;
 use crate::progress;
@@ -89,14 +89,7 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     if a.delete {
         plan.delete = cairn_restore::extras(&plan, &a.target, &select)?;
     }
-    let opts = RestoreOptions {
-        overwrite: match a.overwrite {
-            OverwriteArg::Never => Overwrite::Never,
-            OverwriteArg::Always => Overwrite::Always,
-            OverwriteArg::IfChanged => Overwrite::IfChanged,
-        },
-        verify: a.verify,
-    };
+    let opts = RestoreOptions { overwrite: a.overwrite, verify: a.verify };
     if a.dry_run {
         return dry_run(g, &plan, &a.target, opts.overwrite);
     }

@@ -11,7 +11,10 @@
 //! assert_eq!(keep[0].len(), 1);
 //! ```
 
+pub mod options;
 pub mod policy;
+
+pub use options::KeepOptions;
 
 use std::collections::BTreeMap;
 

@@ -28,17 +28,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use cairn_backend::FileKind;
 use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
 use cairn_format::lifecycle::{DeletionPlan, MarkedPack, RunKind, RunMarker};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Bytes, Node, NodeKind};
 use cairn_format::{BlobId, BlobKind, FORMAT_VERSION, IndexId, PackId, PlanId, SnapshotId};
 use cairn_repo::lifecycle::is_live;
-use cairn_repo::{
-    Index, IndexedRepository, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify, open_blob,
-    pack_file_kind,
-};
+use cairn_repo::{Index, IndexedRepository, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify};
 use cairn_view::walk::{Step, Visitor, walk};
 use serde::Serialize;
 
@@ -66,38 +62,39 @@ pub enum PruneError {
     Repo(#[from] RepoError),
 }
 
-impl From<cairn_backend::BackendError> for PruneError {
-    fn from(e: cairn_backend::BackendError) -> Self {
-        PruneError::Repo(e.into())
-    }
-}
-
 /// How much to reclaim.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PruneOptions {
-    /// Largest share of a pack that may be unused before its needed blobs
-    /// are copied out and the pack deleted (0.05 = 5%).
-    pub max_unused: f64,
-    /// Copy at most this many bytes of needed blobs in one run.
-    pub max_repack_bytes: Option<u64>,
+    /// Which packs to rewrite.
+    pub repack: RepackOptions,
     /// Report what would be done; change nothing.
     pub dry_run: bool,
-    /// Also rewrite every pack holding blobs sealed under an older key epoch
-    /// (after `key rotate`), sealing them under the current one.
-    pub reencrypt: bool,
     /// Host name for the run marker and the plan.
     pub hostname: String,
 }
 
-impl Default for PruneOptions {
+/// Which packs a prune rewrites, as a user gives it (`--max-unused 5%`).
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct RepackOptions {
+    /// Repack packs whose unused share is above this.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value = "5%", value_parser = cairn_repo::units::parse_share, value_name = "SHARE")
+    )]
+    pub max_unused: f64,
+    /// Copy at most this much still-used data per run when repacking.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = cairn_repo::units::parse_size, value_name = "SIZE"))]
+    pub max_repack_size: Option<u64>,
+    /// Rewrite packs sealed under an older key epoch (after `key rotate`)
+    /// under the current one; the old packs go like unused ones.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub reencrypt: bool,
+}
+
+impl Default for RepackOptions {
     fn default() -> Self {
-        PruneOptions {
-            max_unused: 0.05,
-            max_repack_bytes: None,
-            dry_run: false,
-            reencrypt: false,
-            hostname: String::new(),
-        }
+        RepackOptions { max_unused: 0.05, max_repack_size: None, reencrypt: false }
     }
 }
 
@@ -293,12 +290,8 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     report.packs = packs.len();
 
     let mut stored: HashMap<PackId, u64> = HashMap::new();
-    for kind in [FileKind::DataPack, FileKind::TreePack] {
-        for (name, size) in repo.repo().backend().list(kind)? {
-            if let Ok(id) = name.parse() {
-                stored.insert(id, size);
-            }
-        }
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        stored.extend(repo.repo().list_packs(kind)?.into_iter().map(|p| (p.id, p.size)));
     }
     report.packs_unindexed = stored.keys().filter(|id| !packs.contains_key(id)).count();
 
@@ -342,14 +335,14 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
             // look worth repacking.
             let blobs = p.blob_bytes();
             let unused = 1.0 - kept as f64 / blobs.max(1) as f64;
-            if unused > opts.max_unused || opts.reencrypt {
+            if unused > opts.repack.max_unused || opts.repack.reencrypt {
                 repack.push((unused, *id));
             }
         }
     }
     // Emptiest first, within the copy budget.
     repack.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
+    let mut budget = opts.repack.max_repack_size.unwrap_or(u64::MAX);
     let mut chosen: Vec<PackId> = Vec::new();
     for (_, id) in repack {
         let kept = packs[&id].kept_bytes(&id, &home);
@@ -368,7 +361,8 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
         return Ok(report);
     }
     if !chosen.is_empty() {
-        let (new_packs, copied) = copy_needed(&repo, &packs, &home, &chosen, opts.max_unused, opts.reencrypt)?;
+        let (new_packs, copied) =
+            copy_needed(&repo, &packs, &home, &chosen, opts.repack.max_unused, opts.repack.reencrypt)?;
         chosen = copied;
         for id in &chosen {
             let kept = packs[id].kept_bytes(id, &home);
@@ -376,7 +370,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
             report.bytes_repacked += stored[id];
             report.bytes_copied += kept;
         }
-        if opts.reencrypt {
+        if opts.repack.reencrypt {
             report.packs_reencrypted = chosen.len();
         }
         let file = IndexFile { supersedes: Vec::new(), packs: new_packs };
@@ -477,18 +471,18 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
             .collect();
         repo.repo().save_index(&IndexFile { supersedes: superseded.clone(), packs: remaining })?;
         for id in &superseded {
-            repo.repo().backend().delete(FileKind::Index, &id.to_hex())?;
+            repo.repo().delete_index(id)?;
         }
     } else {
         // Superseded files a dead prune left behind.
         for id in &dead_files {
-            repo.repo().backend().delete(FileKind::Index, &id.to_hex())?;
+            repo.repo().delete_index(id)?;
         }
     }
     for (_, plan) in &ready {
         for m in plan.packs.iter().filter(|m| doomed.contains(&m.id)) {
             let size = stored.get(&m.id).copied().unwrap_or(0);
-            repo.repo().backend().delete(pack_file_kind(m.kind), &m.id.to_hex())?;
+            repo.repo().delete_pack(m.kind, &m.id)?;
             report.packs_deleted += 1;
             report.bytes_deleted += size;
         }
@@ -520,9 +514,9 @@ fn remove_staging_leftovers(
         return Ok(());
     }
     let before = std::time::SystemTime::now() - STAGING_GRACE;
-    for (path, size) in repo.repo().backend().staging_leftovers(before)? {
+    for (path, size) in repo.repo().staging_leftovers(before)? {
         if !opts.dry_run {
-            repo.repo().backend().delete_staging(&path)?;
+            repo.repo().delete_staging(&path)?;
         }
         report.staging_removed += 1;
         report.staging_bytes += size;
@@ -543,22 +537,19 @@ fn copy_needed(
     max_unused: f64,
     reencrypt: bool,
 ) -> Result<(Vec<IndexPack>, Vec<PackId>), RepoError> {
-    let pack_size = repo.repo().config().pack_size as usize;
-    let keyring = repo.repo().keyring().clone();
-    let mut writers = [PackWriter::new(BlobKind::Data, pack_size), PackWriter::new(BlobKind::Tree, pack_size)];
+    let mut writers = [repo.repo().pack_writer(BlobKind::Data), repo.repo().pack_writer(BlobKind::Tree)];
     let mut out = Vec::new();
     let flush = |w: &mut PackWriter, out: &mut Vec<IndexPack>| -> Result<(), RepoError> {
-        if let Some(p) = w.finish(&keyring)? {
+        if let Some(p) = w.finish()? {
             out.push(repo.repo().save_pack(p)?.0);
         }
         Ok(())
     };
     let mut copied = Vec::new();
-    let current = keyring.current_epoch();
     for id in chosen {
         let p = &packs[id];
         let object = || format!("{} pack {}", p.kind.name(), id.short());
-        let bytes = repo.repo().backend().read(pack_file_kind(p.kind), &id.to_hex())?;
+        let bytes = repo.repo().read_pack(p.kind, id)?;
         if cairn_format::id::file_hash(&bytes) != *id.as_bytes() {
             return Err(RepoError::corrupt(object(), "content does not match its name; run `cairn check --read-data`"));
         }
@@ -573,7 +564,7 @@ fn copy_needed(
             let worth_repacking = 1.0 - kept as f64 / blobs.max(1) as f64 > max_unused;
             let mut all_current = true;
             for b in &p.blobs {
-                all_current &= cairn_crypto::envelope::epoch_of(envelope_of(b)?).is_ok_and(|e| e == current);
+                all_current &= repo.repo().envelope_is_current(envelope_of(b)?);
             }
             if all_current && !worth_repacking {
                 continue;
@@ -583,19 +574,13 @@ fn copy_needed(
         let w = &mut writers[if p.kind == BlobKind::Data { 0 } else { 1 }];
         for b in p.blobs.iter().filter(|b| home.get(&b.id) == Some(id)) {
             let envelope = envelope_of(b)?;
-            open_blob(&keyring, p.kind, &b.id, envelope, b.raw_length, Verify::Full, &mut |base| {
+            repo.repo().open_envelope(p.kind, &b.id, envelope, b.raw_length, Verify::Full, &mut |base| {
                 repo.read_delta_base(base)
             })?;
             // The envelope binds kind and blob id, not the pack: it moves as
             // is, unless it is to be sealed under the current epoch.
-            let envelope = if reencrypt {
-                let payload = keyring
-                    .open(p.kind.object_kind(), b.id.as_bytes(), envelope)
-                    .map_err(|e| RepoError::corrupt(object(), e))?;
-                keyring.seal(p.kind.object_kind(), b.id.as_bytes(), &payload)?
-            } else {
-                envelope.to_vec()
-            };
+            let envelope =
+                if reencrypt { repo.repo().reseal_envelope(p.kind, &b.id, envelope)? } else { envelope.to_vec() };
             let sealed = SealedBlob { kind: p.kind, id: b.id, envelope, raw_length: b.raw_length, base: b.base };
             if w.add(sealed)? {
                 flush(w, &mut out)?;

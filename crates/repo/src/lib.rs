@@ -1,4 +1,5 @@
-//! A cairn repository: the only crate that touches keys, packs and the index.
+//! A cairn repository: the only crate that touches keys, storage, packs and
+//! the index.
 //!
 //! Input: a [`Backend`](cairn_backend::Backend) and a password. Output: typed
 //! access to what is stored. Backup, restore and check see the repository
@@ -10,6 +11,7 @@
 //!   has not loaded its index cannot read blobs.
 //! - [`select`]: snapshot selectors (`latest`, id prefixes, filters, `--at`).
 //! - [`pattern`]: path patterns for excludes and includes.
+//! - [`units`]: sizes and shares as users write them.
 //!
 //! ```
 //! use cairn_backend::Backend;
@@ -32,18 +34,21 @@ pub mod pattern;
 mod rebuild;
 mod repository;
 pub mod select;
+mod stored;
+pub mod units;
 mod windows;
 
-pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify, open as open_blob};
+pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify};
 pub use error::RepoError;
 pub use index::{BlobLocation, Index};
-pub use keys::{KeyInfo, RotateReport, key_files};
+pub use keys::{KeyInfo, RotateReport};
 pub use lifecycle::RunGuard;
 pub use pack::{FinishedPack, PackBytes, PackWriter};
 pub use rebuild::RebuiltIndex;
 pub use repository::{
     IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, SharedPacks, pack_file_kind,
 };
+pub use stored::StoredPack;
 pub use windows::PackWindows;
 
 /// Result of this crate.

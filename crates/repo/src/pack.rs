@@ -1,5 +1,7 @@
 //! Assembling pack files from sealed blobs (docs/FORMAT.md, "Packs").
 
+use std::sync::Arc;
+
 use cairn_backend::{Backend, StagedFile};
 use cairn_crypto::{Keyring, ObjectKind};
 use cairn_format::id::{FileHasher, file_hash};
@@ -66,8 +68,11 @@ impl Body {
 }
 
 /// Accumulates blobs of one kind until the pack reaches its target size.
+/// Made by [`Repository::pack_writer`](crate::Repository::pack_writer), which
+/// gives it the keys its header is sealed with.
 pub struct PackWriter {
     kind: BlobKind,
+    keyring: Arc<Keyring>,
     target_size: usize,
     /// Where to stage packs, if the storage allows it ([`PackWriter::staged`]).
     storage: Option<Backend>,
@@ -87,16 +92,11 @@ impl std::fmt::Debug for PackWriter {
 
 impl PackWriter {
     /// A writer for blobs of `kind` making packs of about `target_size`
-    /// bytes, each built in memory.
-    pub fn new(kind: BlobKind, target_size: usize) -> Self {
-        Self { kind, target_size, storage: None, body: None, entries: Vec::new(), raw_bytes: 0 }
-    }
-
-    /// Like [`PackWriter::new`], but each pack is written to `storage` as
-    /// it is built where the storage can stage files (a local folder; see
-    /// [`Backend::stage`]), so the pack is not held in memory.
-    pub fn staged(kind: BlobKind, target_size: usize, storage: Backend) -> Self {
-        Self { storage: Some(storage), ..Self::new(kind, target_size) }
+    /// bytes, each built in memory, or, given `storage` that can stage files
+    /// (a local folder; see [`Backend::stage`]), written there as it is built
+    /// so the pack is not held in memory.
+    pub(crate) fn new(kind: BlobKind, target_size: usize, keyring: Arc<Keyring>, storage: Option<Backend>) -> Self {
+        Self { kind, keyring, target_size, storage, body: None, entries: Vec::new(), raw_bytes: 0 }
     }
 
     /// Appends a blob; returns true when the pack has reached its target size
@@ -136,13 +136,16 @@ impl PackWriter {
 
     /// Seals the header, appends it and the trailer, and hands out the pack.
     /// Returns `None` when no blob is pending.
-    pub fn finish(&mut self, keyring: &Keyring) -> Result<Option<FinishedPack>> {
+    pub fn finish(&mut self) -> Result<Option<FinishedPack>> {
         let Some(body) = self.body.take() else {
             return Ok(None);
         };
         let header = PackHeader { kind: self.kind, entries: std::mem::take(&mut self.entries) };
-        let sealed =
-            keyring.seal(ObjectKind::PackHeader, &[0; 32], &payload::encode(&header.encode(), Compression::None))?;
+        let sealed = self.keyring.seal(
+            ObjectKind::PackHeader,
+            &[0; 32],
+            &payload::encode(&header.encode(), Compression::None),
+        )?;
         let mut tail = sealed;
         tail.extend_from_slice(&(tail.len() as u32).to_le_bytes());
         let (id, bytes) = match body {

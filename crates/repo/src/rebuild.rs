@@ -67,7 +67,7 @@ impl Repository {
 
 #[cfg(test)]
 mod tests {
-    use crate::{InitOptions, PackWriter, Repository};
+    use crate::{InitOptions, Repository};
     use cairn_backend::Backend;
     use cairn_format::BlobKind;
     use cairn_format::index::IndexFile;
@@ -78,15 +78,13 @@ mod tests {
         let repo = repo.expect("init").load_index().expect("index");
         let mut listed = Vec::new();
         for n in 0..2u8 {
-            let mut w = PackWriter::new(BlobKind::Data, 1 << 20);
+            let mut w = repo.repo().pack_writer(BlobKind::Data);
             for i in 0..3u8 {
                 let plain = vec![n * 10 + i; 100];
                 let id = repo.repo().blob_id(&plain);
                 w.add(repo.seal_blob(BlobKind::Data, id, &plain).expect("seal")).expect("add");
             }
-            listed.push(
-                repo.repo().save_pack(w.finish(repo.repo().keyring()).expect("finish").expect("pack")).expect("save").0,
-            );
+            listed.push(repo.repo().save_pack(w.finish().expect("finish").expect("pack")).expect("save").0);
         }
         // An index that lists only the first pack: the second is unknown.
         let stale =

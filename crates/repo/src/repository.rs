@@ -172,16 +172,6 @@ impl Repository {
         Ok(Self { backend, keyring: Arc::new(keyring), key_id, config, chunker })
     }
 
-    /// The storage.
-    pub fn backend(&self) -> &Backend {
-        &self.backend
-    }
-
-    /// The unlocked secrets.
-    pub fn keyring(&self) -> &Arc<Keyring> {
-        &self.keyring
-    }
-
     /// The key file that was used to unlock.
     pub fn key_id(&self) -> KeyId {
         self.key_id
@@ -373,7 +363,7 @@ impl Repository {
     }
 
     /// Decodes a sealed pack header found at `start` and checks it is consistent.
-    pub fn decode_pack_header(
+    fn decode_pack_header(
         keyring: &Keyring,
         kind: BlobKind,
         id: &PackId,

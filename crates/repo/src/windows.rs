@@ -61,7 +61,7 @@ impl IndexedRepository {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InitOptions, PackWriter, Repository};
+    use crate::{InitOptions, Repository};
     use cairn_backend::Backend;
 
     #[test]
@@ -69,13 +69,12 @@ mod tests {
         let repo = Repository::init(Backend::memory().expect("memory"), b"pw", &InitOptions::fast_for_tests());
         let mut repo = repo.expect("init").load_index().expect("index");
         let parts: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 100 + usize::from(i) * 37]).collect();
-        let mut w = PackWriter::new(BlobKind::Data, 1 << 20);
+        let mut w = repo.repo().pack_writer(BlobKind::Data);
         let ids: Vec<BlobId> = parts.iter().map(|p| repo.repo().blob_id(p)).collect();
         for (p, id) in parts.iter().zip(&ids) {
             w.add(repo.seal_blob(BlobKind::Data, *id, p).expect("seal")).expect("add");
         }
-        let (entry, _) =
-            repo.repo().save_pack(w.finish(repo.repo().keyring()).expect("finish").expect("pack")).expect("save");
+        let (entry, _) = repo.repo().save_pack(w.finish().expect("finish").expect("pack")).expect("save");
         repo.index_mut().add_pack(&entry);
         // Windows smaller than the pack, so blobs straddle their edges too.
         let windows = PackWindows::new(4096, 1 << 20);

@@ -27,9 +27,9 @@
 //! let tree = Tree { nodes: vec![node] }.encode();
 //! let tree_id = repo.repo().blob_id(&tree);
 //! for (kind, id, plain) in [(BlobKind::Data, data_id, &data), (BlobKind::Tree, tree_id, &tree)] {
-//!     let mut w = PackWriter::new(kind, 1 << 20);
+//!     let mut w = repo.repo().pack_writer(kind);
 //!     w.add(repo.seal_blob(kind, id, plain).unwrap()).unwrap();
-//!     let pack = w.finish(repo.repo().keyring()).unwrap().unwrap();
+//!     let pack = w.finish().unwrap().unwrap();
 //!     let (entry, _) = repo.repo().save_pack(pack).unwrap();
 //!     repo.index_mut().add_pack(&entry);
 //! }

@@ -23,13 +23,14 @@ use crate::plan::{ItemKind, Plan};
 
 /// What to do when a file already exists at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Overwrite {
-    /// Keep the existing file (default): nothing is ever lost.
+    /// Keep existing files (default): nothing is ever lost.
     #[default]
     Never,
-    /// Replace it.
+    /// Replace existing files.
     Always,
-    /// Replace it unless size and mtime already match the snapshot.
+    /// Replace existing files whose size or mtime differ from the snapshot's.
     IfChanged,
 }
 
@@ -585,7 +586,7 @@ pub fn restore(
     // once and shared, files whose data spans packs are cut at pack
     // boundaries, and the workers take the work in pack order from one
     // cursor: they stay within the same few packs.
-    let remote = repo.repo().backend().is_remote();
+    let remote = repo.repo().is_remote();
     let spans_packs = |node: &Node| {
         let mut packs = node.content.iter().filter_map(|id| repo.index().get(id).map(|l| l.pack));
         packs.next().is_some_and(|first| packs.any(|p| p != first))

@@ -71,6 +71,30 @@ fn write_from(repo: &IndexedRepository, start: Start<'_>, archive: &mut impl Arc
     }
 }
 
+/// The archive formats a folder can be written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ArchiveFormat {
+    /// POSIX tar with GNU and PAX extensions (nanosecond times, xattrs).
+    Tar,
+    /// zip (deflated; modes, times and symlinks; no owners, xattrs, hard links).
+    Zip,
+}
+
+/// Writes the entries from `start` on in `format` to `out`; returns the
+/// number of entries written.
+pub fn write_archive(
+    format: ArchiveFormat,
+    repo: &IndexedRepository,
+    start: Start<'_>,
+    out: impl Write,
+) -> Result<u64, ArchiveError> {
+    match format {
+        ArchiveFormat::Tar => write_tar(repo, start, out),
+        ArchiveFormat::Zip => write_zip(repo, start, out),
+    }
+}
+
 /// Writes the entries from `start` on as a tar stream to `out`; names in
 /// the archive are their paths in the snapshot without the leading `/`.
 /// Returns the number of entries written.

@@ -28,14 +28,14 @@
 //! let repo = Repository::init(Backend::memory().unwrap(), b"pw", &InitOptions::fast_for_tests()).unwrap();
 //! let mut repo = repo.load_index().unwrap();
 //! let (a, b) = (b"hello, ".to_vec(), b"world".to_vec());
-//! let mut w = PackWriter::new(BlobKind::Data, 1 << 20);
+//! let mut w = repo.repo().pack_writer(BlobKind::Data);
 //! let mut content = Vec::new();
 //! for part in [&a, &b] {
 //!     let id = repo.repo().blob_id(part);
 //!     w.add(repo.seal_blob(BlobKind::Data, id, part).unwrap()).unwrap();
 //!     content.push(id);
 //! }
-//! let (entry, _) = repo.repo().save_pack(w.finish(repo.repo().keyring()).unwrap().unwrap()).unwrap();
+//! let (entry, _) = repo.repo().save_pack(w.finish().unwrap().unwrap()).unwrap();
 //! repo.index_mut().add_pack(&entry);
 //!
 //! let node = Node { content, size: 12, ..Node::new(b"greeting", NodeKind::File) };

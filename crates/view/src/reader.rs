@@ -163,7 +163,7 @@ mod tests {
     use super::*;
     use cairn_backend::Backend;
     use cairn_format::BlobKind;
-    use cairn_repo::{InitOptions, PackWriter, Repository};
+    use cairn_repo::{InitOptions, Repository};
     use proptest::prelude::*;
 
     /// A repository holding `parts` as data blobs, and the file node of them in order.
@@ -171,7 +171,7 @@ mod tests {
         let repo =
             Repository::init(Backend::memory().expect("memory"), b"pw", &InitOptions::fast_for_tests()).expect("init");
         let mut repo = repo.load_index().expect("index");
-        let mut w = PackWriter::new(BlobKind::Data, 1 << 20);
+        let mut w = repo.repo().pack_writer(BlobKind::Data);
         let mut content = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for p in parts {
@@ -181,7 +181,7 @@ mod tests {
             }
             content.push(id);
         }
-        if let Some(pack) = w.finish(repo.repo().keyring()).expect("finish") {
+        if let Some(pack) = w.finish().expect("finish") {
             let (entry, _) = repo.repo().save_pack(pack).expect("save");
             repo.index_mut().add_pack(&entry);
         }

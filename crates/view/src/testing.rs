@@ -3,7 +3,7 @@
 use cairn_backend::Backend;
 use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, BlobKind};
-use cairn_repo::{IndexedRepository, InitOptions, PackWriter, Repository};
+use cairn_repo::{IndexedRepository, InitOptions, Repository};
 
 /// An empty repository in memory, its index loaded.
 pub fn test_repo() -> IndexedRepository {
@@ -15,9 +15,9 @@ pub fn test_repo() -> IndexedRepository {
 pub fn save_tree(repo: &mut IndexedRepository, nodes: Vec<Node>) -> BlobId {
     let plain = Tree { nodes }.encode();
     let id = repo.repo().blob_id(&plain);
-    let mut w = PackWriter::new(BlobKind::Tree, 1 << 20);
+    let mut w = repo.repo().pack_writer(BlobKind::Tree);
     w.add(repo.seal_blob(BlobKind::Tree, id, &plain).expect("seal")).expect("add");
-    let pack = w.finish(repo.repo().keyring()).expect("finish").expect("pack");
+    let pack = w.finish().expect("finish").expect("pack");
     let (entry, _) = repo.repo().save_pack(pack).expect("save");
     repo.index_mut().add_pack(&entry);
     id

@@ -204,12 +204,12 @@ fn save_by_hand(
     use cairn_format::BlobKind;
     let mut packs = Vec::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut writer = cairn_repo::PackWriter::new(kind, 1 << 20);
+        let mut writer = repo.repo().pack_writer(kind);
         for (_, plain) in blobs.iter().filter(|(k, _)| *k == kind) {
             let id = repo.repo().blob_id(plain);
             writer.add(repo.seal_blob(kind, id, plain).unwrap()).unwrap();
         }
-        if let Some(pack) = writer.finish(repo.repo().keyring()).unwrap() {
+        if let Some(pack) = writer.finish().unwrap() {
             packs.push(repo.repo().save_pack(pack).unwrap().0);
         }
     }
