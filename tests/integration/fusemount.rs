@@ -168,6 +168,14 @@ cairn_test!(a_mounted_snapshot_equals_its_source, |env| {
         (meta(&shown.join("big")).size(), meta(&shown.join("big")).uid()),
         (3 << 20, meta(&src.join("big")).uid())
     );
+    // As root, sequential readers get a read-ahead of 4 MiB (the kernel
+    // gives FUSE 128 KiB, and a file system may only lower that itself).
+    if nix::unistd::geteuid().is_root() {
+        let dev = meta(&mnt).dev();
+        let setting =
+            format!("/sys/class/bdi/{}:{}/read_ahead_kb", nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+        assert_eq!(std::fs::read_to_string(&setting).unwrap().trim(), "4096", "{setting}");
+    }
     // Read-only.
     let write = std::fs::OpenOptions::new().write(true).open(shown.join("big"));
     assert!(write.is_err(), "a mounted snapshot must not be writable");
