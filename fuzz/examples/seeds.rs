@@ -49,8 +49,8 @@ fn main() {
     std::os::unix::fs::symlink("hosts", root.join("etc/link")).expect("symlink");
 
     let opts = InitOptions { kdf: FAST_KDF, ..InitOptions::fast_for_tests() };
-    let repo = Repository::init(Backend::memory().expect("memory"), PASSWORD, &opts).expect("init");
-    let backend = repo.backend().clone();
+    let backend = Backend::memory().expect("memory");
+    let repo = Repository::init(backend.clone(), PASSWORD, &opts).expect("init");
     let backup_opts = BackupOptions {
         source: Source::Paths(vec![root.to_path_buf()]),
         excludes: Excludes::default(),
@@ -80,8 +80,7 @@ fn main() {
     }
     let repo = repo.load_index().expect("index");
     for (i, (pack, kind)) in repo.index().packs().iter().enumerate() {
-        let file = cairn_repo::pack_file_kind(*kind);
-        let size = repo.repo().backend().size(file, &pack.to_hex()).expect("pack size");
+        let (_, size) = repo.repo().find_pack(pack).expect("pack size").expect("the pack is stored");
         let header = repo.repo().read_pack_header(*kind, pack, size).expect("pack header");
         let kind_byte = if *kind == BlobKind::Data { 0 } else { 1 };
         put("pack", &format!("pack{i}-plain"), &[PLAIN, kind_byte], &header.encode());

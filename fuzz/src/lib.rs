@@ -29,7 +29,7 @@ use cairn_format::pack::{PackHeader, TRAILER_LEN, header_len_from_trailer};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::Tree;
 use cairn_format::{BlobId, BlobKind, Compression, IndexId, PackId, SnapshotId, id::file_hash, payload};
-use cairn_repo::{Index, InitOptions, Repository, Verify, open_blob};
+use cairn_repo::{Index, InitOptions, Repository, Verify};
 
 const PASSWORD: &[u8] = b"fuzz";
 /// The cheapest Argon2id settings, so a key-file case costs microseconds.
@@ -56,9 +56,13 @@ fn split(data: &[u8]) -> Option<(Mode, &[u8])> {
     Some((mode, rest))
 }
 
-/// A repository in memory, made once per fuzzing process.
+/// A repository in memory, made once per fuzzing process, with its
+/// storage and its keys at hand to plant hostile objects (the repository
+/// keeps both to itself).
 struct Fixture {
     repo: Repository,
+    backend: Backend,
+    keyring: Keyring,
 }
 
 thread_local! {
@@ -71,7 +75,13 @@ fn with_fixture<R>(f: impl FnOnce(&Fixture) -> R) -> R {
         let fx = slot.get_or_insert_with(|| {
             let backend = Backend::memory().expect("memory backend");
             let opts = InitOptions { kdf: FAST_KDF, ..InitOptions::fast_for_tests() };
-            Fixture { repo: Repository::init(backend, PASSWORD, &opts).expect("init") }
+            let repo = Repository::init(backend.clone(), PASSWORD, &opts).expect("init");
+            // The keys, unwrapped from the key file as the repository did.
+            let (name, _) = backend.list(FileKind::Key).expect("list keys").pop().expect("a key file");
+            let file = KeyFile::decode(&backend.read(FileKind::Key, &name).expect("key file")).expect("key file");
+            let (salt, wrapped) = (file.salt().expect("salt"), file.wrapped().expect("wrapped"));
+            let keyring = Keyring::unwrap(PASSWORD, &salt, file.params(), &wrapped).expect("unwrap");
+            Fixture { repo, backend, keyring }
         });
         f(fx)
     })
@@ -97,12 +107,12 @@ fn round_trip_file<T>(
     read: impl FnOnce(&Repository, [u8; 32]) -> T,
 ) {
     with_fixture(|fx| {
-        let bytes = stored(fx.repo.keyring(), mode, kind, &[0; 32], rest);
+        let bytes = stored(&fx.keyring, mode, kind, &[0; 32], rest);
         let id = file_hash(&bytes);
         let name = hex(&id);
-        fx.repo.backend().write(file, &name, bytes).expect("memory write");
+        fx.backend.write(file, &name, bytes).expect("memory write");
         let _ = read(&fx.repo, id);
-        let _ = fx.repo.backend().delete(file, &name);
+        let _ = fx.backend.delete(file, &name);
     });
 }
 
@@ -132,7 +142,7 @@ pub fn envelope(data: &[u8]) {
         for kind in kinds {
             let _ = envelope::open(&key, kind, &[0; 32], rest);
         }
-        with_fixture(|fx| fx.repo.keyring().open(ObjectKind::Index, &[0; 32], rest).is_ok());
+        with_fixture(|fx| fx.keyring.open(ObjectKind::Index, &[0; 32], rest).is_ok());
         return;
     }
     let sealed = envelope::seal(&key, 3, ObjectKind::DataBlob, &[1; 32], rest).expect("seal");
@@ -178,9 +188,9 @@ pub fn config(data: &[u8]) {
     with_fixture(|fx| {
         // A second repository sharing the fixture's keys would need its key
         // file; overwrite the fixture's config and put it back afterwards.
-        let backend = fx.repo.backend();
+        let backend = &fx.backend;
         let original = backend.read(FileKind::Config, "").expect("config");
-        let bytes = stored(fx.repo.keyring(), mode, ObjectKind::Config, &[0; 32], rest);
+        let bytes = stored(&fx.keyring, mode, ObjectKind::Config, &[0; 32], rest);
         backend.write(FileKind::Config, "", bytes).expect("memory write");
         let _ = Repository::open(backend.clone(), PASSWORD);
         backend.write(FileKind::Config, "", original).expect("memory write");
@@ -218,7 +228,7 @@ pub fn index(data: &[u8]) {
 pub fn tree(data: &[u8]) {
     let Some((mode, rest)) = split(data) else { return };
     with_fixture(|fx| {
-        let keyring = fx.repo.keyring();
+        let keyring = &fx.keyring;
         let id = BlobId::from_bytes([9; 32]);
         let sealed = stored(keyring, mode, ObjectKind::TreeBlob, id.as_bytes(), rest);
         // The length the index would give: the decoded length when there is
@@ -229,7 +239,7 @@ pub fn tree(data: &[u8]) {
         };
         let mut no_base = |_: &BlobId| Err(cairn_repo::RepoError::Invalid("no base".into()));
         let Ok(plain) =
-            open_blob(keyring, BlobKind::Tree, &id, &sealed, raw_length, Verify::Authenticated, &mut no_base)
+            fx.repo.open_envelope(BlobKind::Tree, &id, &sealed, raw_length, Verify::Authenticated, &mut no_base)
         else {
             return;
         };
@@ -248,7 +258,7 @@ pub fn pack(data: &[u8]) {
     let Some((&kind_byte, rest)) = rest.split_first() else { return };
     let kind = if kind_byte & 1 == 0 { BlobKind::Data } else { BlobKind::Tree };
     with_fixture(|fx| {
-        let keyring = fx.repo.keyring();
+        let keyring = &fx.keyring;
         let bytes = match mode {
             Mode::Raw => rest.to_vec(),
             Mode::Sealed | Mode::Plain => {
@@ -273,17 +283,17 @@ pub fn pack(data: &[u8]) {
         let name = id.to_hex();
         let file = cairn_repo::pack_file_kind(kind);
         let size = bytes.len() as u64;
-        fx.repo.backend().write(file, &name, bytes).expect("memory write");
+        fx.backend.write(file, &name, bytes).expect("memory write");
         if let Ok(header) = fx.repo.read_pack_header(kind, &id, size) {
             let mut no_base = |_: &BlobId| Err(cairn_repo::RepoError::Invalid("no base".into()));
             for (offset, entry) in header.with_offsets() {
-                let Ok(envelope) = fx.repo.backend().read_range(file, &name, offset.into(), entry.length.into()) else {
+                let Ok(envelope) = fx.backend.read_range(file, &name, offset.into(), entry.length.into()) else {
                     continue;
                 };
-                let _ = open_blob(keyring, kind, &entry.id, &envelope, entry.raw_length, Verify::Full, &mut no_base);
+                let _ = fx.repo.open_envelope(kind, &entry.id, &envelope, entry.raw_length, Verify::Full, &mut no_base);
             }
         }
-        let _ = fx.repo.backend().delete(file, &name);
+        let _ = fx.backend.delete(file, &name);
     });
 }
 
@@ -314,9 +324,9 @@ pub fn lifecycle(data: &[u8]) {
     with_fixture(|fx| {
         // Markers are sealed under their own (random) id, not a hash.
         let id = [7u8; 32];
-        let bytes = stored(fx.repo.keyring(), mode, ObjectKind::RunMarker, &id, rest);
-        fx.repo.backend().write(FileKind::Marker, &hex(&id), bytes).expect("memory write");
+        let bytes = stored(&fx.keyring, mode, ObjectKind::RunMarker, &id, rest);
+        fx.backend.write(FileKind::Marker, &hex(&id), bytes).expect("memory write");
         let _ = fx.repo.run_markers();
-        let _ = fx.repo.backend().delete(FileKind::Marker, &hex(&id));
+        let _ = fx.backend.delete(FileKind::Marker, &hex(&id));
     });
 }

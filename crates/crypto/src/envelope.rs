@@ -129,19 +129,53 @@ pub fn epoch_of(sealed: &[u8]) -> Result<u32, CryptoError> {
 
 /// Opens an envelope sealed by [`seal`] with the same key, kind and id.
 pub fn open(key: &AeadKey, kind: ObjectKind, id: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    epoch_of(sealed)?;
-    let mut header = [0u8; HEADER_LEN];
-    header.copy_from_slice(&sealed[..HEADER_LEN]);
-    let mut nonce = [0u8; NONCE_LEN];
-    nonce.copy_from_slice(&sealed[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
-    let tag_start = sealed.len() - TAG_LEN;
-    let tag = Tag::try_from(&sealed[tag_start..]).map_err(|_| CryptoError::Malformed("tag length"))?;
-    let mut body = sealed[HEADER_LEN + NONCE_LEN..tag_start].to_vec();
-    let ad = associated_data(kind, id, &header);
-    key.cipher
-        .decrypt_inout_detached(&XNonce::from(nonce), &ad, (&mut body[..]).into(), &tag)
-        .map_err(|_| CryptoError::Authentication)?;
+    let frame = Frame::of(sealed)?;
+    let mut body = sealed[frame.body.clone()].to_vec();
+    frame.decrypt(key, kind, id, &mut body)?;
     Ok(body)
+}
+
+/// Like [`open`], but decrypts in `sealed` itself, sparing a copy of the
+/// body: on success `sealed[range]` is the plaintext. On failure the
+/// buffer's content is unspecified.
+pub fn open_in_place(
+    key: &AeadKey,
+    kind: ObjectKind,
+    id: &[u8; 32],
+    sealed: &mut [u8],
+) -> Result<std::ops::Range<usize>, CryptoError> {
+    let frame = Frame::of(sealed)?;
+    frame.decrypt(key, kind, id, &mut sealed[frame.body.clone()])?;
+    Ok(frame.body)
+}
+
+/// An envelope's framing, read and checked.
+struct Frame {
+    header: [u8; HEADER_LEN],
+    nonce: [u8; NONCE_LEN],
+    tag: Tag,
+    body: std::ops::Range<usize>,
+}
+
+impl Frame {
+    fn of(sealed: &[u8]) -> Result<Frame, CryptoError> {
+        epoch_of(sealed)?;
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&sealed[..HEADER_LEN]);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
+        let tag_start = sealed.len() - TAG_LEN;
+        let tag = Tag::try_from(&sealed[tag_start..]).map_err(|_| CryptoError::Malformed("tag length"))?;
+        Ok(Frame { header, nonce, tag, body: HEADER_LEN + NONCE_LEN..tag_start })
+    }
+
+    /// Authenticates and decrypts `body` (this frame's body bytes) in place.
+    fn decrypt(&self, key: &AeadKey, kind: ObjectKind, id: &[u8; 32], body: &mut [u8]) -> Result<(), CryptoError> {
+        let ad = associated_data(kind, id, &self.header);
+        key.cipher
+            .decrypt_inout_detached(&XNonce::from(self.nonce), &ad, body.into(), &self.tag)
+            .map_err(|_| CryptoError::Authentication)
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +191,10 @@ mod tests {
             let sealed = seal(&key, 5, ObjectKind::DataBlob, &id, &data).unwrap();
             prop_assert_eq!(sealed.len(), data.len() + ENVELOPE_OVERHEAD);
             prop_assert_eq!(epoch_of(&sealed).unwrap(), 5);
-            prop_assert_eq!(open(&key, ObjectKind::DataBlob, &id, &sealed).unwrap(), data);
+            prop_assert_eq!(open(&key, ObjectKind::DataBlob, &id, &sealed).unwrap(), data.clone());
+            let mut in_place = sealed.clone();
+            let range = open_in_place(&key, ObjectKind::DataBlob, &id, &mut in_place).unwrap();
+            prop_assert_eq!(&in_place[range], &data[..]);
             let mut bad = sealed.clone();
             let i = flip % bad.len();
             bad[i] ^= 0x40;

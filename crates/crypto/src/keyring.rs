@@ -136,6 +136,19 @@ impl Keyring {
         envelope::open(key, kind, id, sealed)
     }
 
+    /// Like [`Keyring::open`], decrypting in `sealed` itself; on success
+    /// `sealed[range]` is the plaintext.
+    pub fn open_in_place(
+        &self,
+        kind: ObjectKind,
+        id: &[u8; 32],
+        sealed: &mut [u8],
+    ) -> Result<std::ops::Range<usize>, CryptoError> {
+        let epoch = envelope::epoch_of(sealed)?;
+        let key = self.cipher(epoch).ok_or(CryptoError::UnknownEpoch(epoch))?;
+        envelope::open_in_place(key, kind, id, sealed)
+    }
+
     /// Serializes the secrets: `version u8 | content [32] | count u32 LE |
     /// (epoch u32 LE | secret [32])*`.
     fn to_bytes(&self) -> Zeroizing<Vec<u8>> {

@@ -195,6 +195,22 @@ fn frame_capacity(frame: &[u8], limit: usize) -> Result<usize, FormatError> {
     }
 }
 
+/// Decodes the payload `buf[range]`, reusing `buf` for a stored payload
+/// (moved to its front rather than copied out), refusing to produce more
+/// than `limit` bytes. Delta payloads need their base: see [`decode_delta`].
+pub fn decode_in(mut buf: Vec<u8>, range: std::ops::Range<usize>, limit: usize) -> Result<Vec<u8>, FormatError> {
+    let payload = buf.get(range.clone()).ok_or(FormatError::Truncated("payload"))?;
+    if payload.first() != Some(&FLAG_STORED) {
+        return decode(payload, limit);
+    }
+    if payload.len() - 1 > limit {
+        return Err(FormatError::Invalid("payload larger than allowed"));
+    }
+    buf.copy_within(range.start + 1..range.end, 0);
+    buf.truncate(range.len() - 1);
+    Ok(buf)
+}
+
 /// Decodes a payload, refusing to produce more than `limit` bytes. Delta
 /// payloads need their base: see [`decode_delta`].
 pub fn decode(payload: &[u8], limit: usize) -> Result<Vec<u8>, FormatError> {
@@ -236,6 +252,18 @@ mod tests {
         let p = encode(&data, Compression::Zstd(3));
         assert_eq!(p[0], FLAG_STORED);
         assert_eq!(p.len(), data.len() + 1);
+        // Decoded in a larger buffer (an envelope's), as decode does.
+        let mut buf = vec![7u8; 5];
+        buf.extend_from_slice(&p);
+        buf.extend_from_slice(&[9; 3]);
+        let range = 5..5 + p.len();
+        assert_eq!(decode_in(buf.clone(), range.clone(), data.len()).unwrap(), data);
+        assert!(decode_in(buf.clone(), range.clone(), data.len() - 1).is_err(), "the limit holds");
+        assert!(decode_in(buf, 5..5 + p.len() + 4, data.len()).is_err(), "a range past the end");
+        let z = encode(&[0u8; 10_000], Compression::Zstd(3));
+        let mut zbuf = vec![1, 2];
+        zbuf.extend_from_slice(&z);
+        assert_eq!(decode_in(zbuf, 2..2 + z.len(), 10_000).unwrap(), vec![0u8; 10_000]);
     }
 
     #[test]

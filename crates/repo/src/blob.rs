@@ -105,14 +105,50 @@ pub fn open(
     let object = || format!("{} blob {}", kind.name(), id.short());
     let payload =
         keyring.open(kind.object_kind(), id.as_bytes(), envelope).map_err(|e| RepoError::corrupt(object(), e))?;
+    let range = 0..payload.len();
+    decode(keyring, kind, id, payload, range, raw_length, verify, base)
+}
+
+/// Like [`open`], decrypting in the envelope's own buffer: a blob read
+/// from storage into a buffer of its own then costs no copy of its body
+/// (and a stored one no second buffer).
+pub(crate) fn open_owned(
+    keyring: &Keyring,
+    kind: BlobKind,
+    id: &BlobId,
+    mut envelope: Vec<u8>,
+    raw_length: u32,
+    verify: Verify,
+    base: &mut dyn FnMut(&BlobId) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let range = keyring
+        .open_in_place(kind.object_kind(), id.as_bytes(), &mut envelope)
+        .map_err(|e| RepoError::corrupt(format!("{} blob {}", kind.name(), id.short()), e))?;
+    decode(keyring, kind, id, envelope, range, raw_length, verify, base)
+}
+
+/// Decodes and verifies the decrypted payload `buf[range]`.
+#[allow(clippy::too_many_arguments)]
+fn decode(
+    keyring: &Keyring,
+    kind: BlobKind,
+    id: &BlobId,
+    buf: Vec<u8>,
+    range: std::ops::Range<usize>,
+    raw_length: u32,
+    verify: Verify,
+    base: &mut dyn FnMut(&BlobId) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let object = || format!("{} blob {}", kind.name(), id.short());
+    let payload = &buf[range.clone()];
     let limit = (raw_length as usize).min(crate::MAX_BLOB_SIZE);
-    let plain = match payload::delta_base(&payload).map_err(|e| RepoError::format(object(), e))? {
-        None => payload::decode(&payload, limit).map_err(|e| RepoError::format(object(), e))?,
+    let plain = match payload::delta_base(payload).map_err(|e| RepoError::format(object(), e))? {
+        None => payload::decode_in(buf, range, limit).map_err(|e| RepoError::format(object(), e))?,
         Some(_) if kind != BlobKind::Data => return Err(RepoError::corrupt(object(), "a tree blob coded as a delta")),
         Some(base_id) if base_id == *id => return Err(RepoError::corrupt(object(), "a delta against itself")),
         Some(base_id) => {
             let base_plain = base(&base_id)?;
-            payload::decode_delta(&payload, &base_plain, limit).map_err(|e| RepoError::format(object(), e))?
+            payload::decode_delta(payload, &base_plain, limit).map_err(|e| RepoError::format(object(), e))?
         }
     };
     if plain.len() != raw_length as usize {

@@ -703,7 +703,7 @@ impl IndexedRepository {
     /// damaged pack). A delta blob's bases are found through the index.
     pub fn read_blob_at(&self, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
         let envelope = self.read_pack_range(loc, loc.offset, loc.length)?;
-        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length, Verify::Full, &mut |b| {
+        blob::open_owned(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, Verify::Full, &mut |b| {
             self.read_base(b, id, 0)
         })
     }
@@ -726,7 +726,7 @@ impl IndexedRepository {
             return blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, verify, &mut base);
         }
         let envelope = self.read_pack_range(&loc, loc.offset, loc.length)?;
-        blob::open(&self.repo.keyring, loc.kind, id, &envelope, loc.raw_length, verify, &mut base)
+        blob::open_owned(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, verify, &mut base)
     }
 
     /// The plaintext of `base`, which the delta blob `of`, `depth` steps
