@@ -23,7 +23,8 @@ Environment:
   CAIRN_PASSWORD_FILE     as --password-file
   CAIRN_PASSWORD_COMMAND  as --password-command
   CAIRN_CACHE_DIR         as --cache-dir
-  CAIRN_COLD_REPOSITORY   as --cold-repo";
+  CAIRN_COLD_REPOSITORY   as --cold-repo
+  CAIRN_CONFIG            as --config";
 
 /// Options every command takes (shown under their own heading in every
 /// command's `--help`, apart from the command's own).
@@ -35,6 +36,10 @@ pub struct Global {
     /// sftp:USER@HOST[:PORT]/PATH, or opendal:SCHEME?key=value&...
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "REPO")]
     pub repo: Option<String>,
+    /// The config file of repositories and jobs (default
+    /// /etc/cairn/cairn.toml for root, else ~/.config/cairn/cairn.toml).
+    #[arg(long, env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// A storage option, e.g. `-o s3.endpoint=http://127.0.0.1:9000` (repeatable).
     #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE", value_parser = cairn_backend::parse_option)]
     pub options: Vec<(String, String)>,
@@ -121,6 +126,8 @@ pub enum Command {
     Cache(CacheArgs),
     /// Write shell completions or man pages.
     Generate(GenerateArgs),
+    /// Check the config file of repositories and jobs.
+    Config(ConfigArgs),
 }
 
 impl Command {
@@ -153,6 +160,7 @@ impl Command {
             Command::Cat(_) => "cat",
             Command::Cache(_) => "cache",
             Command::Generate(_) => "generate",
+            Command::Config(_) => "config",
         }
     }
 }
@@ -323,6 +331,19 @@ pub struct GenerateArgs {
     /// Write man pages (cairn.1 and one per command) into this folder.
     #[arg(long, value_name = "DIR", group = "what")]
     pub man: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Read the config file and check it: every mistake is one line with
+    /// the file, the line and the key; exit 0 when it is sound.
+    Check,
 }
 
 #[derive(Args, Debug)]

@@ -17,6 +17,7 @@ mod errors;
 mod flags;
 mod fusemount;
 mod inspect;
+mod jobs;
 mod keys;
 mod lifecycle;
 mod mounts;

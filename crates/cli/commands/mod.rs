@@ -5,6 +5,7 @@ mod backup;
 mod cache;
 mod cat;
 mod check;
+mod config;
 mod copy;
 mod diff;
 mod dump;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cat(a) => cat::run(g, &a),
         Command::Cache(a) => cache::run(g, &a),
         Command::Generate(a) => generate::run(&a),
+        Command::Config(a) => config::run(g, &a),
     }
 }
 

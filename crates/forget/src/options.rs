@@ -1,53 +1,68 @@
-//! The retention options as a user gives them (`--keep-daily 7`, and the
-//! same names in a config file), defined once and turned into a
-//! [`Policy`].
+//! The retention options as a user gives them (`--keep-daily 7` on the
+//! command line, `keep = { daily = 7 }` in the config file), defined once
+//! and turned into a [`Policy`].
 
 use jiff::Span;
+use serde::Deserialize;
 
 use crate::policy::{Period, Policy, UNLIMITED, parse_span};
 
 /// `--keep-*`: which snapshots a retention run keeps.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
 pub struct KeepOptions {
     /// Keep the newest N snapshots.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", value_parser = parse_count))]
+    #[serde(rename = "last", default, deserialize_with = "count")]
     pub keep_last: Option<u32>,
     /// Keep the newest snapshot of each of the last N hours that have one.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", value_parser = parse_count))]
+    #[serde(rename = "hourly", default, deserialize_with = "count")]
     pub keep_hourly: Option<u32>,
     /// ... of the last N days.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", value_parser = parse_count))]
+    #[serde(rename = "daily", default, deserialize_with = "count")]
     pub keep_daily: Option<u32>,
     /// ... of the last N ISO weeks.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", value_parser = parse_count))]
+    #[serde(rename = "weekly", default, deserialize_with = "count")]
     pub keep_weekly: Option<u32>,
     /// ... of the last N months.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", value_parser = parse_count))]
+    #[serde(rename = "monthly", default, deserialize_with = "count")]
     pub keep_monthly: Option<u32>,
     /// ... of the last N years.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", value_parser = parse_count))]
+    #[serde(rename = "yearly", default, deserialize_with = "count")]
     pub keep_yearly: Option<u32>,
     /// Keep all snapshots within this duration of the newest (e.g. 7d, 1y6m, 36h).
     #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION", value_parser = parse_span))]
+    #[serde(rename = "within", default, deserialize_with = "span")]
     pub keep_within: Option<Span>,
     /// Keep the newest snapshot of each hour within this duration of the newest.
     #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION", value_parser = parse_span))]
+    #[serde(rename = "within-hourly", default, deserialize_with = "span")]
     pub keep_within_hourly: Option<Span>,
     /// ... of each day.
     #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION", value_parser = parse_span))]
+    #[serde(rename = "within-daily", default, deserialize_with = "span")]
     pub keep_within_daily: Option<Span>,
     /// ... of each ISO week.
     #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION", value_parser = parse_span))]
+    #[serde(rename = "within-weekly", default, deserialize_with = "span")]
     pub keep_within_weekly: Option<Span>,
     /// ... of each month.
     #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION", value_parser = parse_span))]
+    #[serde(rename = "within-monthly", default, deserialize_with = "span")]
     pub keep_within_monthly: Option<Span>,
     /// ... of each year.
     #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION", value_parser = parse_span))]
+    #[serde(rename = "within-yearly", default, deserialize_with = "span")]
     pub keep_within_yearly: Option<Span>,
     /// Keep snapshots with this tag (repeatable; `a,b` gives two).
     #[cfg_attr(feature = "clap", arg(long, value_name = "TAG"))]
+    #[serde(rename = "tags", default)]
     pub keep_tag: Vec<String>,
 }
 
@@ -57,6 +72,26 @@ pub fn parse_count(s: &str) -> Result<u32, String> {
         "-1" | "unlimited" => Ok(UNLIMITED),
         t => t.parse().map_err(|_| format!("invalid count {s:?}: use a number, or -1 for unlimited")),
     }
+}
+
+/// A count in a config file: a number, `-1` or `"unlimited"`.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Count {
+        Number(i64),
+        Word(String),
+    }
+    let text = match Count::deserialize(d)? {
+        Count::Number(n) => n.to_string(),
+        Count::Word(w) => w,
+    };
+    parse_count(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// A duration in a config file (`"1y6m"`).
+fn span<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+    parse_span(&String::deserialize(d)?).map(Some).map_err(serde::de::Error::custom)
 }
 
 impl KeepOptions {

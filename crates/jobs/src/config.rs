@@ -1,0 +1,406 @@
+//! The config file (TOML): named repositories and the jobs that back up
+//! into them. Loading reads and decodes it, then checks what a decoder
+//! cannot (a job naming a repository that is not there, a password in a
+//! file others may read); every failure is one line naming the file, the
+//! line and the key (docs/CONFIG.md has every key).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use cairn_check::ReadData;
+use cairn_forget::KeepOptions;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Repositories by name.
+    #[serde(default)]
+    pub repository: BTreeMap<String, Spanned<RepositoryConfig>>,
+    /// Jobs by name.
+    #[serde(default)]
+    pub job: BTreeMap<String, Spanned<JobConfig>>,
+}
+
+/// `[repository.NAME]`: where a repository is, how to unlock it, and what
+/// its retention keeps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RepositoryConfig {
+    /// A folder, or a URL such as `s3:bucket/path` or `sftp://host/path`.
+    pub location: String,
+    /// Storage options (`s3.endpoint`, `retries`...), as `-o` takes them.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// The password itself (the file must then be private to its owner).
+    pub password: Option<Spanned<String>>,
+    /// A file holding the password.
+    pub password_file: Option<PathBuf>,
+    /// A shell command printing the password.
+    pub password_command: Option<String>,
+    /// What this repository's retention keeps.
+    #[serde(default)]
+    pub keep: KeepOptions,
+}
+
+/// `[job.NAME]`: what to back up, into which repositories, and when.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobConfig {
+    /// Repositories by name: the backup goes into the first, and is copied
+    /// to the others.
+    pub repositories: Spanned<Vec<String>>,
+    /// When it runs (`daily 02:00`, or a cron expression).
+    pub schedule: Option<String>,
+    /// Folders and files to back up.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// Exclude patterns, as `backup --exclude`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Tags of the job's snapshots.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Databases dumped into the snapshot.
+    #[serde(default)]
+    pub database: Vec<DatabaseSource>,
+    /// Commands whose output is a file of the snapshot.
+    #[serde(default)]
+    pub command: Vec<CommandSource>,
+    /// Commands run around the job.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// A check after the job.
+    pub check: Option<CheckConfig>,
+}
+
+/// Which database server a source dumps from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    /// PostgreSQL, through `pg_dump`.
+    Postgresql,
+    /// MySQL, through `mysqldump`.
+    Mysql,
+    /// MariaDB, through `mariadb-dump` (or `mysqldump`).
+    Mariadb,
+    /// An SQLite file, through SQLite's online backup.
+    Sqlite,
+}
+
+/// `database = [{ name = "appdb", kind = "postgresql", ... }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DatabaseSource {
+    /// Its name in the snapshot and for `db restore`.
+    pub name: String,
+    /// The server kind.
+    pub kind: DatabaseKind,
+    /// The database on the server (PostgreSQL, MySQL, MariaDB).
+    pub database: Option<String>,
+    /// Host name or socket folder.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// User to connect as.
+    pub user: Option<String>,
+    /// The database file (SQLite).
+    pub path: Option<PathBuf>,
+}
+
+/// `command = [{ name = "redis.rdb", run = ["redis-cli", "--rdb", "-"] }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSource {
+    /// Its file name in the snapshot.
+    pub name: String,
+    /// The program and its arguments (no shell).
+    pub run: Vec<String>,
+}
+
+/// `hooks = { before = [...], finally = [...] }`: shell commands.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Hooks {
+    /// Before the backup; one failing fails the job.
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// After a successful job.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// After a failed job.
+    #[serde(default)]
+    pub on_failure: Vec<String>,
+    /// After the job, whatever its outcome.
+    #[serde(default)]
+    pub finally: Vec<String>,
+}
+
+/// `check = { read-data-subset = "1/7" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CheckConfig {
+    /// Which data the check reads, as `check --read-data-subset`.
+    #[serde(default, deserialize_with = "read_data")]
+    pub read_data_subset: Option<ReadData>,
+}
+
+fn read_data<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ReadData>, D::Error> {
+    ReadData::parse_subset(&String::deserialize(d)?).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// A config that cannot be used; the message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {file}: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid config.
+    #[error("{}:{line}: {key}: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line of the mistake.
+        line: usize,
+        /// The key (or table) at fault.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A password in a file others may read.
+    #[error(
+        "{}: holds a password and others may read it (mode {mode:04o}): run chmod 600 {} (or use password-file)",
+        file.display(),
+        file.display()
+    )]
+    Loose {
+        /// The file.
+        file: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+/// The config file to use: `given`, else `/etc/cairn/cairn.toml` for root
+/// and `$XDG_CONFIG_HOME/cairn/cairn.toml` (or `~/.config/...`) otherwise.
+pub fn default_path(given: Option<&Path>, is_root: bool) -> Option<PathBuf> {
+    if let Some(p) = given {
+        return Some(p.to_path_buf());
+    }
+    if is_root {
+        return Some(PathBuf::from("/etc/cairn/cairn.toml"));
+    }
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("XDG_CONFIG_HOME").or_else(|| var("HOME").map(|h| h.join(".config"))).map(|d| d.join("cairn/cairn.toml"))
+}
+
+impl Config {
+    /// Reads, decodes and checks the config at `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.into(), source })?;
+        let config = Config::parse(file, &text)?;
+        if config.repository.values().any(|r| r.get_ref().password.is_some()) {
+            use std::os::unix::fs::MetadataExt;
+            let mode =
+                std::fs::metadata(file).map_err(|source| ConfigError::Read { file: file.into(), source })?.mode();
+            if mode & 0o077 != 0 {
+                return Err(ConfigError::Loose { file: file.into(), mode: mode & 0o7777 });
+            }
+        }
+        Ok(config)
+    }
+
+    /// Decodes and checks `text`, the content of `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let at = |span: Option<Range<usize>>, key: Option<String>, message: String| {
+            let start = span.map_or(0, |s| s.start.min(text.len()));
+            let line = text[..start].matches('\n').count() + 1;
+            let key = key.unwrap_or_else(|| key_at(text, start));
+            ConfigError::Invalid { file: file.into(), line, key, message }
+        };
+        let config: Config = toml::from_str(text).map_err(|e| at(e.span(), None, e.message().trim().to_string()))?;
+        for (name, repo) in &config.repository {
+            let r = repo.get_ref();
+            let sources = [r.password.is_some(), r.password_file.is_some(), r.password_command.is_some()];
+            let key = format!("repository.{name}");
+            match sources.iter().filter(|s| **s).count() {
+                0 => {
+                    return Err(at(
+                        Some(repo.span()),
+                        Some(key),
+                        "no password: give password-file, password-command or password".into(),
+                    ));
+                }
+                1 => {}
+                _ => {
+                    return Err(at(
+                        Some(repo.span()),
+                        Some(key),
+                        "more than one of password, password-file and password-command: keep one".into(),
+                    ));
+                }
+            }
+        }
+        for (name, job) in &config.job {
+            let j = job.get_ref();
+            let key = format!("job.{name}.repositories");
+            let repos = &j.repositories;
+            if repos.get_ref().is_empty() {
+                return Err(at(Some(repos.span()), Some(key), "no repository: name at least one".into()));
+            }
+            for r in repos.get_ref() {
+                if !config.repository.contains_key(r) {
+                    let known: Vec<&str> = config.repository.keys().map(String::as_str).collect();
+                    let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                    return Err(at(
+                        Some(repos.span()),
+                        Some(key),
+                        format!("no repository named {r:?} (the file defines: {known})"),
+                    ));
+                }
+            }
+            if j.paths.is_empty() && j.database.is_empty() && j.command.is_empty() {
+                return Err(at(
+                    Some(job.span()),
+                    Some(format!("job.{name}")),
+                    "nothing to back up: give paths, database or command".into(),
+                ));
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// The key written on the line holding byte `at` of `text`: the name
+/// before `=`, or a table header's name.
+fn key_at(text: &str, at: usize) -> String {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("").trim();
+    if let Some(header) = line.strip_prefix('[') {
+        return header.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+    }
+    line.split('=').next().unwrap_or("").trim().trim_matches('"').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[repository.local]
+location = "/srv/backup/cairn"
+password-file = "/etc/cairn/local.pass"
+keep = { daily = 30 }
+
+[repository.offsite]
+location = "s3:backups/app"
+options = { "s3.endpoint" = "https://s3.example.net" }
+password-command = "pass show cairn/offsite"
+keep = { daily = 90, monthly = 12, within = "2w", tags = ["keep"] }
+
+[job.app]
+repositories = ["local", "offsite"]
+schedule = "daily 02:00"
+paths = ["/etc", "/srv/uploads"]
+exclude = ["*.part"]
+database = [
+  { name = "appdb", kind = "postgresql", database = "app", host = "/run/postgresql" },
+  { name = "sessions", kind = "sqlite", path = "/var/lib/app/sessions.sqlite3" },
+]
+command = [{ name = "redis.rdb", run = ["redis-cli", "--rdb", "-"] }]
+hooks = { before = ["systemctl stop app-worker"], finally = ["systemctl start app-worker"] }
+check = { read-data-subset = "1/7" }
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(Path::new("/etc/cairn/cairn.toml"), text).map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_sample_decodes_into_what_it_says() {
+        let c = Config::parse(Path::new("c.toml"), GOOD).unwrap();
+        assert_eq!(c.repository.len(), 2);
+        let offsite = c.repository["offsite"].get_ref();
+        assert_eq!(offsite.options["s3.endpoint"], "https://s3.example.net");
+        let keep = offsite.keep.policy();
+        assert_eq!((keep.daily, keep.monthly, keep.tags.clone()), (90, 12, vec!["keep".to_string()]));
+        assert!(keep.within.is_some());
+        let app = c.job["app"].get_ref();
+        assert_eq!(app.repositories.get_ref(), &["local", "offsite"]);
+        assert_eq!(app.database[0].kind, DatabaseKind::Postgresql);
+        assert_eq!(app.database[1].path.as_deref(), Some(Path::new("/var/lib/app/sessions.sqlite3")));
+        assert_eq!(app.command[0].run, ["redis-cli", "--rdb", "-"]);
+        assert_eq!(app.hooks.finally, ["systemctl start app-worker"]);
+        assert_eq!(app.check.as_ref().and_then(|c| c.read_data_subset), Some(ReadData::Subset(1, 7)));
+    }
+
+    #[test]
+    fn the_documented_example_is_sound() {
+        let doc = include_str!("../../../docs/CONFIG.md");
+        let example = doc.split("```toml\n").nth(1).and_then(|s| s.split("```").next()).expect("a toml block");
+        let c = Config::parse(Path::new("docs/CONFIG.md"), example).unwrap_or_else(|e| panic!("{e}"));
+        let app = c.job["app"].get_ref();
+        assert_eq!((app.database.len(), app.command.len(), app.hooks.before.len()), (3, 1, 1));
+        assert_eq!(c.repository["offsite"].get_ref().keep.policy().yearly, cairn_forget::policy::UNLIMITED);
+    }
+
+    #[test]
+    fn mistakes_name_file_line_and_key_in_one_line() {
+        // An unknown key.
+        let e = err("[repository.a]\nlocation = \"/r\"\npasword-file = \"/p\"\n");
+        assert!(e.starts_with("/etc/cairn/cairn.toml:3: pasword-file: unknown field `pasword-file`"), "{e}");
+        // A wrong type.
+        let e = err("[repository.a]\nlocation = 5\npassword-file = \"/p\"\n");
+        assert!(e.starts_with("/etc/cairn/cairn.toml:2: location: invalid type: integer `5`"), "{e}");
+        // A bad value inside an inline table.
+        let e = err("[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\nkeep = { daily = \"many\" }\n");
+        assert!(e.starts_with("/etc/cairn/cairn.toml:4: keep:"), "{e}");
+        assert!(e.contains("invalid count"), "{e}");
+        // A missing repository.
+        let e = err(
+            "[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n\n[job.j]\nrepositories = [\"a\", \"b\"]\npaths = [\"/etc\"]\n",
+        );
+        assert_eq!(e, "/etc/cairn/cairn.toml:6: job.j.repositories: no repository named \"b\" (the file defines: a)");
+        // No password source, two sources.
+        let e = err("[repository.a]\nlocation = \"/r\"\n");
+        assert!(e.starts_with("/etc/cairn/cairn.toml:1: repository.a: no password"), "{e}");
+        let e = err("[repository.a]\nlocation = \"/r\"\npassword = \"x\"\npassword-file = \"/p\"\n");
+        assert!(e.contains("repository.a: more than one of password"), "{e}");
+        // A job with nothing to back up.
+        let e = err("[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n[job.j]\nrepositories = [\"a\"]\n");
+        assert!(e.starts_with("/etc/cairn/cairn.toml:4: job.j: nothing to back up"), "{e}");
+        // A subset that is not one.
+        let e = err(
+            "[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n[job.j]\nrepositories = [\"a\"]\npaths = [\"/\"]\ncheck = { read-data-subset = \"8/7\" }\n",
+        );
+        assert!(e.starts_with("/etc/cairn/cairn.toml:7: check: invalid subset"), "{e}");
+        for e in [err("x = "), err("[job.j]\nrepositories = \"a\"\n")] {
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn a_password_in_a_file_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cairn.toml");
+        std::fs::write(&file, "[repository.a]\nlocation = \"/r\"\npassword = \"hunter2\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Config::load(&file).unwrap_err().to_string();
+        assert!(e.contains("holds a password and others may read it (mode 0644): run chmod 600"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(&file).is_ok());
+        // Without a password in it, a readable config is fine.
+        std::fs::write(&file, "[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&file).is_ok());
+    }
+}
