@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cairn_backend::Backend;
-use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Source, backup};
+use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, backup};
 use cairn_crypto::envelope::{self, AeadKey};
 use cairn_crypto::{KdfParams, Keyring, ObjectKind, kdf};
 use cairn_format::keyfile::KeyFile;
@@ -52,7 +52,7 @@ fn main() {
     let backend = Backend::memory().expect("memory");
     let repo = Repository::init(backend.clone(), PASSWORD, &opts).expect("init");
     let backup_opts = BackupOptions {
-        source: Source::Paths(vec![root.to_path_buf()]),
+        sources: cairn_backup::Sources::paths(vec![root.to_path_buf()]),
         excludes: Excludes::default(),
         tags: vec!["seed".into()],
         hostname: "fuzz".into(),

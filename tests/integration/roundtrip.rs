@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cairn_backend::Backend;
-use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Source};
+use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice};
 use cairn_repo::{InitOptions, Repository};
 use cairn_restore::{Matcher, RestoreOptions};
 use proptest::prelude::*;
@@ -108,7 +108,7 @@ fn round_trip(entries: &[Entry]) {
     let backend = Backend::memory().unwrap();
     let repo = Repository::init(backend.clone(), b"pw", &InitOptions::fast_for_tests()).unwrap();
     let opts = BackupOptions {
-        source: Source::Paths(vec![src.clone()]),
+        sources: cairn_backup::Sources::paths(vec![src.clone()]),
         excludes: Excludes::default(),
         tags: vec![],
         hostname: "test".into(),

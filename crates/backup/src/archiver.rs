@@ -1,44 +1,44 @@
 //! Runs a backup: chooses the parent, starts the stages, writes index and snapshot.
 
-use std::ffi::OsString;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cairn_format::index::IndexFile;
 use cairn_format::snapshot::{Snapshot, Summary};
-use cairn_format::tree::{Node, NodeKind, Time, Tree, is_valid_name};
+use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{FORMAT_VERSION, SnapshotId};
 use cairn_repo::IndexedRepository;
 use crossbeam_channel::bounded;
 
-use crate::delta::BaseFinder;
 use crate::exclude::Excludes;
 use crate::metadata::NameCache;
 use crate::pipeline::Pipeline;
-use crate::reader::{FileOutcome, chunk_stream, read_loop};
-use crate::walker::{DirDone, Pending, SourceTrie, Walker, build_trees};
+use crate::reader::read_loop;
+use crate::stream::{self, Stream};
+use crate::walker::{DirDone, SourceTrie, Walker, build_trees};
 use crate::{BackupError, Progress};
 
-/// What to back up.
-#[derive(Debug, Clone)]
-pub enum Source {
+/// What to back up: folders and files, and streams stored as files of the
+/// same snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
     /// Files and directories (absolute paths).
-    Paths(Vec<PathBuf>),
-    /// Standard input, stored as one file with this name.
-    Stdin {
-        /// File name in the snapshot.
-        name: String,
-    },
-    /// A command's standard output, stored as one file with this name. A
-    /// command that exits non-zero fails the backup.
-    Command {
-        /// File name in the snapshot.
-        name: String,
-        /// Program and arguments.
-        argv: Vec<OsString>,
-    },
+    pub paths: Vec<PathBuf>,
+    /// Standard input or commands' output, each one file.
+    pub streams: Vec<Stream>,
+}
+
+impl Sources {
+    /// Only these files and directories.
+    pub fn paths(paths: Vec<PathBuf>) -> Self {
+        Self { paths, streams: Vec::new() }
+    }
+
+    /// Only one stream.
+    pub fn stream(stream: Stream) -> Self {
+        Self { paths: Vec::new(), streams: vec![stream] }
+    }
 }
 
 /// Which snapshot to compare against.
@@ -56,7 +56,7 @@ pub enum ParentChoice {
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
     /// The sources.
-    pub source: Source,
+    pub sources: Sources,
     /// Exclude rules.
     pub excludes: Excludes,
     /// Tags for the snapshot.
@@ -132,11 +132,27 @@ fn current_user() -> (String, u32, u32) {
     (name, uid.as_raw(), nix::unistd::getgid().as_raw())
 }
 
-fn snapshot_paths(source: &Source) -> Vec<String> {
-    match source {
-        Source::Paths(p) => p.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-        Source::Stdin { name } | Source::Command { name, .. } => vec![format!("/{name}")],
+fn snapshot_paths(sources: &Sources) -> Vec<String> {
+    sources
+        .paths
+        .iter()
+        .chain(sources.streams.iter().map(|s| &s.path))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The parent snapshot's node at the absolute `path`.
+fn node_at(repo: &IndexedRepository, root: &Tree, path: &std::path::Path) -> Option<Node> {
+    let mut names = path.components().filter_map(|c| match c {
+        std::path::Component::Normal(n) => Some(n.as_encoded_bytes()),
+        _ => None,
+    });
+    let mut node = root.find(names.next()?)?.clone();
+    for name in names {
+        let tree = repo.load_tree(&node.subtree?).ok()?;
+        node = tree.find(name)?.clone();
     }
+    Some(node)
 }
 
 fn find_parent(
@@ -148,7 +164,7 @@ fn find_parent(
         ParentChoice::None => return Ok(None),
         ParentChoice::Id(id) => Some((id, repo.repo().load_snapshot(&id)?)),
         ParentChoice::Auto => {
-            let mut want = snapshot_paths(&opts.source);
+            let mut want = snapshot_paths(&opts.sources);
             want.sort();
             repo.repo().snapshots()?.into_iter().rev().find(|(_, s)| {
                 let mut have = s.paths.clone();
@@ -169,23 +185,20 @@ fn find_parent(
     }
 }
 
-/// The node of a stream: owned by whoever runs the backup, timed now.
-fn stream_node(name: &str) -> Node {
-    let (_, uid, gid) = current_user();
-    let now = jiff::Timestamp::now();
-    let t = Time(now.as_second(), now.subsec_nanosecond() as u32);
-    Node { mode: 0o100644, uid, gid, mtime: t, ctime: t, ..Node::new(name.as_bytes(), NodeKind::File) }
-}
-
-/// Backs up `opts.source` into `repo` and writes a snapshot. Unreadable
+/// Backs up `opts.sources` into `repo` and writes a snapshot. Unreadable
 /// files are reported through `progress` and counted in the summary's
-/// `errors`; the snapshot is written all the same.
+/// `errors`; the snapshot is written all the same. A stream that fails or
+/// gives nothing fails the backup, and no snapshot is written.
 pub fn backup(
     repo: IndexedRepository,
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<BackupOutcome, BackupError> {
     let start = jiff::Timestamp::now();
+    if opts.sources.paths.is_empty() && opts.sources.streams.is_empty() {
+        return Err(BackupError::Io("nothing to back up: give paths or streams".into()));
+    }
+    stream::check_overlaps(&opts.sources.paths, &opts.sources.streams)?;
     let parent = find_parent(&repo, opts, &*progress)?;
     let repo = Arc::new(repo);
     let workers =
@@ -203,122 +216,74 @@ pub fn backup(
             .map_err(|e| BackupError::Io(e.to_string()))?
     };
 
-    let mut child = None;
-    // Set when a stream gave no bytes: refused below, after the command's
-    // own exit status (the more precise message) has been looked at.
-    let mut empty_stream = None;
-    let root_rx = match &opts.source {
-        Source::Paths(paths) => {
-            let (file_tx, file_rx) = bounded(workers * 4);
-            let mut readers = Vec::new();
-            for i in 0..workers {
-                let (rx, sink, chunker, progress, stats) =
-                    (file_rx.clone(), sink.clone(), repo.repo().chunker().clone(), progress.clone(), stats.clone());
-                readers.push(
-                    std::thread::Builder::new()
-                        .name(format!("read-{i}"))
-                        .spawn(move || read_loop(rx, sink, chunker, progress, stats))
-                        .map_err(|e| BackupError::Io(e.to_string()))?,
-                );
-            }
-            let trie = SourceTrie::new(paths);
-            let walker = Walker {
-                sink: &sink,
-                excludes: &opts.excludes,
-                names: &names,
-                force: opts.force,
-                progress: &*progress,
-                stats: &stats,
-                file_tx,
-                dir_tx: dir_tx.clone(),
-            };
-            let parent_tree = parent.as_ref().map(|(_, t)| t);
-            // Deep trees recurse deeply; give the walk a large stack.
-            let rx = std::thread::scope(|s| {
+    let mut running = Vec::new();
+    for stream in &opts.sources.streams {
+        let previous =
+            parent.as_ref().and_then(|(_, t)| node_at(&repo, t, &stream.path)).filter(|n| n.kind == NodeKind::File);
+        let shared = stream::Shared {
+            sink: sink.clone(),
+            chunker: repo.repo().chunker().clone(),
+            progress: progress.clone(),
+            stats: stats.clone(),
+        };
+        running.push(stream::start(stream, previous.as_ref(), shared)?);
+    }
+    let (slots, stream_threads): (Vec<_>, Vec<_>) = running.into_iter().map(|r| (r.slot, r.thread)).unzip();
+    let root_rx = {
+        let (file_tx, file_rx) = bounded(workers * 4);
+        let mut readers = Vec::new();
+        for i in 0..workers {
+            let (rx, sink, chunker, progress, stats) =
+                (file_rx.clone(), sink.clone(), repo.repo().chunker().clone(), progress.clone(), stats.clone());
+            readers.push(
                 std::thread::Builder::new()
-                    .name("walk".into())
-                    .stack_size(256 << 20)
-                    .spawn_scoped(s, move || walker.walk_virtual(&trie, std::path::Path::new("/"), parent_tree))
-                    .map_err(|e| BackupError::Io(e.to_string()))?
-                    .join()
-                    .map_err(|_| BackupError::Io("the walker thread panicked".into()))
-            })?;
-            for r in readers {
-                let _ = r.join();
-            }
-            rx
+                    .name(format!("read-{i}"))
+                    .spawn(move || read_loop(rx, sink, chunker, progress, stats))
+                    .map_err(|e| BackupError::Io(e.to_string()))?,
+            );
         }
-        Source::Stdin { name } | Source::Command { name, .. } => {
-            if !is_valid_name(name.as_bytes()) {
-                return Err(BackupError::Io(format!(
-                    "invalid --stdin-filename {name:?}: give a file name without '/'"
-                )));
-            }
-            let reader: Box<dyn Read + Send> = match &opts.source {
-                Source::Command { argv, .. } => {
-                    let (prog, args) = argv
-                        .split_first()
-                        .ok_or_else(|| BackupError::Io("--stdin-from-command needs a command".into()))?;
-                    let mut cmd = std::process::Command::new(prog);
-                    // The dump command is the user's, not a reader of cairn's secrets.
-                    for (k, _) in std::env::vars_os() {
-                        if k.to_string_lossy().starts_with("CAIRN_") && k.to_string_lossy().contains("PASSWORD") {
-                            cmd.env_remove(k);
-                        }
-                    }
-                    let mut c = cmd
-                        .args(args)
-                        .stdin(std::process::Stdio::null())
-                        .stdout(std::process::Stdio::piped())
-                        .spawn()
-                        .map_err(|e| BackupError::Io(format!("cannot run {}: {e}", prog.to_string_lossy())))?;
-                    let out = c.stdout.take().ok_or_else(|| BackupError::Io("no stdout pipe".into()))?;
-                    child = Some(c);
-                    Box::new(out)
-                }
-                _ => Box::new(std::io::stdin()),
-            };
-            let mut node = stream_node(name);
-            let previous =
-                parent.as_ref().and_then(|(_, t)| t.find(name.as_bytes())).filter(|n| n.kind == NodeKind::File);
-            let bases = previous.and_then(|n| BaseFinder::new(&n.content, repo.index()));
-            let outcome = chunk_stream(reader, &sink, repo.repo().chunker(), bases, &*progress, &stats);
-            let entry = match outcome {
-                FileOutcome::Done { content, size, .. } => {
-                    if size == 0 {
-                        empty_stream = Some(name.clone());
-                    }
-                    node.content = content;
-                    node.size = size;
-                    if previous.is_some() {
-                        stats.add_changed()
-                    } else {
-                        stats.add_new()
-                    }
-                    stats.add_total(size);
-                    Pending::Ready(node)
-                }
-                FileOutcome::Failed(e) => {
-                    if let Some(mut c) = child.take() {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                    }
-                    drop((sink, dir_tx));
-                    let _ = builder.join();
-                    let _ = pipeline.finish();
-                    return Err(BackupError::Stream { name: name.clone(), source: std::io::Error::other(e) });
-                }
-                FileOutcome::Aborted => Pending::Ready(node),
-            };
-            let (reply, rx) = bounded(1);
-            let _ = dir_tx.send(DirDone { entries: vec![entry], reply });
-            rx
+        let stream_paths: Vec<&std::path::Path> = opts.sources.streams.iter().map(|s| s.path.as_path()).collect();
+        let trie = SourceTrie::new(&opts.sources.paths, &stream_paths);
+        let walker = Walker {
+            sink: &sink,
+            excludes: &opts.excludes,
+            names: &names,
+            force: opts.force,
+            progress: &*progress,
+            stats: &stats,
+            file_tx,
+            dir_tx: dir_tx.clone(),
+            streams: &slots,
+        };
+        let parent_tree = parent.as_ref().map(|(_, t)| t);
+        // Deep trees recurse deeply; give the walk a large stack.
+        let rx = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("walk".into())
+                .stack_size(256 << 20)
+                .spawn_scoped(s, move || walker.walk_virtual(&trie, std::path::Path::new("/"), parent_tree))
+                .map_err(|e| BackupError::Io(e.to_string()))?
+                .join()
+                .map_err(|_| BackupError::Io("the walker thread panicked".into()))
+        })?;
+        for r in readers {
+            let _ = r.join();
         }
+        rx
     };
     drop(dir_tx);
     let root = root_rx.recv().ok().flatten();
     drop(sink);
     let _ = builder.join();
+    // Every stream's verdict, its command's exit included; the first
+    // failure wins, after the index is written below.
+    let mut stream_failure = None;
+    for t in stream_threads {
+        let verdict = t.join().unwrap_or_else(|_| Err(BackupError::Io("a stream thread panicked".into())));
+        if let Err(e) = verdict {
+            stream_failure.get_or_insert(e);
+        }
+    }
     let written = pipeline.finish()?;
 
     // Index before snapshot: a snapshot must never name blobs no index lists.
@@ -327,26 +292,16 @@ pub fn backup(
     if !written.packs.is_empty() && opts.writes == Writes::Store {
         repo.repo().save_index(&IndexFile { supersedes: Vec::new(), packs: written.packs.clone() })?;
     }
-    if let (Some(mut c), Source::Command { argv, .. }) = (child, &opts.source) {
-        let status = c.wait().map_err(|e| BackupError::Io(e.to_string()))?;
-        if !status.success() {
-            let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-            return Err(BackupError::CommandFailed { command, status: status.to_string() });
-        }
-    }
-    if let Some(name) = empty_stream {
-        return Err(BackupError::EmptyStream { name, from_command: matches!(opts.source, Source::Command { .. }) });
+    if let Some(e) = stream_failure {
+        return Err(e);
     }
     let root = root.ok_or_else(|| BackupError::Io("the backup was aborted".into()))?;
     let errors = stats.errors.load(Ordering::SeqCst);
     let total_files = stats.files_new.load(Ordering::SeqCst)
         + stats.files_changed.load(Ordering::SeqCst)
         + stats.files_unchanged.load(Ordering::SeqCst);
-    if let Source::Paths(paths) = &opts.source
-        && errors > 0
-        && total_files == 0
-        && stats.dirs.load(Ordering::SeqCst) == 0
-    {
+    let paths = &opts.sources.paths;
+    if opts.sources.streams.is_empty() && errors > 0 && total_files == 0 && stats.dirs.load(Ordering::SeqCst) == 0 {
         let tree = repo.load_tree(&root).map(|t| t.nodes.len()).unwrap_or(0);
         if tree == 0 {
             let list = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
@@ -372,7 +327,7 @@ pub fn backup(
         version: FORMAT_VERSION,
         time: opts.time.unwrap_or(start),
         tree: root,
-        paths: snapshot_paths(&opts.source),
+        paths: snapshot_paths(&opts.sources),
         hostname: opts.hostname.clone(),
         username,
         uid,

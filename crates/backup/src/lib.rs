@@ -18,14 +18,14 @@
 //! ```
 //! use std::sync::Arc;
 //! use cairn_backend::Backend;
-//! use cairn_backup::{backup, BackupOptions, Excludes, NoProgress, ParentChoice, Source};
+//! use cairn_backup::{backup, BackupOptions, Excludes, NoProgress, ParentChoice, Sources};
 //! use cairn_repo::{InitOptions, Repository};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("notes.txt"), "remember the milk").unwrap();
 //! let repo = Repository::init(Backend::memory().unwrap(), b"pw", &InitOptions::fast_for_tests()).unwrap();
 //! let opts = BackupOptions {
-//!     source: Source::Paths(vec![dir.path().to_path_buf()]),
+//!     sources: Sources::paths(vec![dir.path().to_path_buf()]),
 //!     excludes: Excludes::default(),
 //!     tags: vec![],
 //!     hostname: "example".into(),
@@ -49,13 +49,15 @@ mod pipeline;
 mod progress;
 mod reader;
 mod source;
+mod stream;
 mod walker;
 
-pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Source, Writes, backup};
+pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Sources, Writes, backup};
 pub use copy::{CopyOutcome, copy};
 pub use exclude::Excludes;
 pub use progress::{NoProgress, Progress};
 pub use source::{absolute_source, absolute_sources};
+pub use stream::{Stream, StreamFrom};
 pub use walker::is_pseudo_fs;
 
 /// A backup failed and wrote no snapshot.

@@ -23,6 +23,7 @@ use crate::exclude::Excludes;
 use crate::metadata::{self, NameCache};
 use crate::pipeline::BlobSink;
 use crate::reader::{FileJob, FileOutcome, Stamp};
+use crate::stream::{StreamSlot, stream_node};
 
 /// An entry of a directory whose content may not be known yet.
 pub enum Pending {
@@ -50,6 +51,8 @@ pub struct Walker<'a> {
     pub stats: &'a Stats,
     pub file_tx: Sender<FileJob>,
     pub dir_tx: Sender<DirDone>,
+    /// The streams being read, by their index in the trie.
+    pub streams: &'a [StreamSlot],
 }
 
 /// Paths longer than this are reached through an open directory instead
@@ -94,16 +97,19 @@ impl Place {
 }
 
 /// The source paths as a tree of path components, so the snapshot's root
-/// holds the full absolute paths (`/home/me/docs` as `home` > `me` > `docs`).
+/// holds the full absolute paths (`/home/me/docs` as `home` > `me` > `docs`);
+/// streams are leaves naming their index.
 #[derive(Default, Debug)]
 pub struct SourceTrie {
     pub is_source: bool,
+    pub stream: Option<usize>,
     pub children: BTreeMap<Vec<u8>, SourceTrie>,
 }
 
 impl SourceTrie {
-    /// Builds the trie; a path below another source is covered by it.
-    pub fn new(paths: &[PathBuf]) -> Self {
+    /// Builds the trie of `paths` (a path below another is covered by it)
+    /// and of the stream paths `streams` (checked apart not to overlap them).
+    pub fn new(paths: &[PathBuf], streams: &[&Path]) -> Self {
         let mut root = SourceTrie::default();
         for p in paths {
             let mut node = &mut root;
@@ -117,6 +123,15 @@ impl SourceTrie {
             }
             node.is_source = true;
             node.children.clear();
+        }
+        for (i, p) in streams.iter().enumerate() {
+            let mut node = &mut root;
+            for c in p.components() {
+                if let std::path::Component::Normal(name) = c {
+                    node = node.children.entry(name.as_bytes().to_vec()).or_default();
+                }
+            }
+            node.stream = Some(i);
         }
         root
     }
@@ -164,6 +179,14 @@ impl Walker<'_> {
         for (name, child) in &trie.children {
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
             let parent_node = parent.and_then(|t| t.find(name));
+            if let Some(i) = child.stream {
+                let slot = &self.streams[i];
+                let taken = slot.rx.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(rx) = taken {
+                    entries.push(Pending::File { node: stream_node(name), rx, is_new: slot.is_new });
+                }
+                continue;
+            }
             if child.is_source {
                 // A source named on the command line is followed when it is
                 // a symlink (as `cp -H`, `tar -H`): the user asked for what it

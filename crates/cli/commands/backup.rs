@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
-use cairn_backup::{BackupOptions, Excludes, ParentChoice, Source, Writes};
+use cairn_backup::{BackupOptions, Excludes, ParentChoice, Sources, Stream, StreamFrom, Writes};
 
 use crate::cli::{BackupArgs, Global};
 use crate::errors::{EXIT_INCOMPLETE, EXIT_OK};
@@ -86,6 +86,14 @@ fn scan_total(paths: Vec<PathBuf>, prog: Arc<progress::BackupProgress>) {
     });
 }
 
+/// Where `--stdin-filename NAME` puts the stream: `/NAME`.
+fn stream_path(name: &str) -> Result<PathBuf> {
+    if !cairn_format::tree::is_valid_name(name.as_bytes()) {
+        bail!("invalid --stdin-filename {name:?}: give a file name without '/'");
+    }
+    Ok(PathBuf::from("/").join(name))
+}
+
 pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     let source = if a.stdin_from_command {
         if a.command.is_empty() || !a.paths.is_empty() {
@@ -93,7 +101,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
                 "--stdin-from-command takes a command after `--` and no paths, e.g. cairn backup --stdin-from-command -- pg_dump mydb"
             );
         }
-        Source::Command { name: a.stdin_filename.clone(), argv: a.command.clone() }
+        Sources::stream(Stream { path: stream_path(&a.stdin_filename)?, from: StreamFrom::Command(a.command.clone()) })
     } else if a.stdin {
         if !a.paths.is_empty() || !a.command.is_empty() {
             bail!("--stdin takes no paths");
@@ -104,7 +112,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
                 "--stdin reads a stream, and standard input is a terminal: pipe the data in, e.g. pg_dump app | cairn backup --stdin --stdin-filename app.sql"
             );
         }
-        Source::Stdin { name: a.stdin_filename.clone() }
+        Sources::stream(Stream { path: stream_path(&a.stdin_filename)?, from: StreamFrom::Stdin })
     } else {
         if !a.command.is_empty() {
             bail!("a command after `--` needs --stdin-from-command");
@@ -123,7 +131,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         if paths.iter().any(|p| p.as_os_str().is_empty()) {
             bail!("an empty path was given as a source (an unset variable?); give the folder to back up");
         }
-        Source::Paths(cairn_backup::absolute_sources(&paths).context("finding the current directory")?)
+        Sources::paths(cairn_backup::absolute_sources(&paths).context("finding the current directory")?)
     };
     let repo = super::open(g)?;
     let parent = match &a.parent {
@@ -131,7 +139,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         None => ParentChoice::Auto,
     };
     let opts = BackupOptions {
-        source: source.clone(),
+        sources: source.clone(),
         excludes: excludes(g, a)?,
         tags: a.tags.iter().flat_map(|t| t.split(',')).filter(|t| !t.is_empty()).map(str::to_string).collect(),
         hostname: a.host.clone().unwrap_or_else(hostname),
@@ -148,8 +156,8 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     let bar = progress::bar(progress::enabled(g.quiet, g.json), "backup");
     let prog = Arc::new(progress::BackupProgress { bar: bar.clone(), ..Default::default() });
     let status = g.json && !g.quiet;
-    if let (true, Source::Paths(paths)) = (bar.is_some() || status, &source) {
-        scan_total(paths.clone(), prog.clone());
+    if (bar.is_some() || status) && !source.paths.is_empty() {
+        scan_total(source.paths.clone(), prog.clone());
     }
     // With --json, a status line a second while it runs (as restic).
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);

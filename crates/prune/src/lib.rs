@@ -598,7 +598,7 @@ mod tests {
     use std::sync::Arc;
 
     use cairn_backend::Backend;
-    use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Source};
+    use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice};
     use cairn_repo::InitOptions;
 
     use super::*;
@@ -634,7 +634,7 @@ mod tests {
     fn backup(backend: &Backend, dir: &std::path::Path) -> (SnapshotId, Snapshot) {
         let repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
         let opts = BackupOptions {
-            source: Source::Paths(vec![dir.to_path_buf()]),
+            sources: cairn_backup::Sources::paths(vec![dir.to_path_buf()]),
             excludes: Excludes::default(),
             tags: vec![],
             hostname: "test".into(),
