@@ -128,6 +128,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Check the config file of repositories and jobs.
     Config(ConfigArgs),
+    /// Run the jobs of the config file.
+    Job(JobArgs),
 }
 
 impl Command {
@@ -161,6 +163,7 @@ impl Command {
             Command::Cache(_) => "cache",
             Command::Generate(_) => "generate",
             Command::Config(_) => "config",
+            Command::Job(_) => "job",
         }
     }
 }
@@ -331,6 +334,32 @@ pub struct GenerateArgs {
     /// Write man pages (cairn.1 and one per command) into this folder.
     #[arg(long, value_name = "DIR", group = "what")]
     pub man: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct JobArgs {
+    #[command(subcommand)]
+    pub action: JobAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobAction {
+    /// Run jobs now: before-hooks, one snapshot of all the job's folders,
+    /// databases and commands in its first repository (none if a source
+    /// fails), retention, copies to its other repositories, then the
+    /// after/on-failure and finally hooks.
+    Run {
+        /// The jobs to run (default: every job, in name order).
+        #[arg(value_name = "JOB")]
+        jobs: Vec<String>,
+        /// Say what would run; run nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Where job locks are kept (default /var/lib/cairn for root,
+        /// else ~/.local/state/cairn).
+        #[arg(long, env = "CAIRN_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]

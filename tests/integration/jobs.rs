@@ -66,3 +66,123 @@ cairn_test!(config_check_accepts_a_sound_file_and_names_file_line_and_key_of_a_m
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot read config") && err.contains("missing.toml"), "{err}");
 });
+
+/// A config of two repositories and one job over `src`, a SQLite file and
+/// a command whose output is `command`; hooks append to `log`.
+fn job_config(env: &crate::util::Env, src: &std::path::Path, db: &std::path::Path, command: &str) -> String {
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let log = env.path("hooks.log");
+    let hook = |what: &str| format!("echo {what} >> {}", log.display());
+    format!(
+        r#"
+[repository.a]
+location = "{a}"
+password-file = "{pass}"
+keep = {{ last = 1 }}
+
+[repository.b]
+location = "{b}"
+password-command = "cat {pass}"
+keep = {{ last = 2 }}
+
+[job.app]
+repositories = ["a", "b"]
+paths = ["{src}"]
+database = [{{ name = "sessions", kind = "sqlite", path = "{db}" }}]
+command = [{{ name = "redis.rdb", run = ["sh", "-c", "{command}"] }}]
+hooks = {{ before = ["{before}"], after = ["{after}"], on-failure = ["{failure}"], finally = ["{finally}"] }}
+"#,
+        a = env.repo.display(),
+        b = env.path("repo-b").display(),
+        pass = pass.display(),
+        src = src.display(),
+        db = db.display(),
+        command = command,
+        before = hook("before"),
+        after = hook("after"),
+        failure = hook("on-failure"),
+        finally = hook("finally"),
+    )
+}
+
+cairn_test!(a_job_puts_folders_a_database_and_a_command_in_one_snapshot_or_none, |env| {
+    if std::process::Command::new("sqlite3").arg("-version").output().is_err() {
+        panic!("sqlite3 is missing; tests/run installs it");
+    }
+    env.init();
+    let b = env.path("repo-b");
+    let out = env.cmd().args(["init", "-r", b.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("app.conf"), "listen 8080\n").unwrap();
+    let db = env.path("sessions.sqlite3");
+    let sql = "CREATE TABLE s(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO s(v) VALUES ('alpha'), ('beta');";
+    assert!(std::process::Command::new("sqlite3").arg(&db).arg(sql).status().unwrap().success());
+    let config = env.path("cairn.toml");
+    std::fs::write(&config, job_config(&env, &src, &db, "printf REDIS0011")).unwrap();
+    let state = env.path("state");
+    let job = |extra: &[&str]| {
+        let mut args = vec!["job", "run", "--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+    let snapshots = |repo: &std::path::Path| {
+        let out = env.cmd().args(["snapshots", "--json", "-r", repo.to_str().unwrap()]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().len()
+    };
+
+    // A dry run says what would run and runs nothing.
+    let out = job(&["--dry-run"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("/databases/sessions.sql <- sqlite3 -readonly -bail"), "{said}");
+    assert_eq!(snapshots(&env.repo), 0);
+
+    // Two runs: one snapshot each, with everything in it; retention keeps
+    // 1 in a and 2 in b, as configured.
+    for round in 0..2 {
+        std::fs::write(src.join("app.conf"), format!("listen 808{round}\n")).unwrap();
+        let out = job(&[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("copied to b") && said.contains("retention: a -"), "{said}");
+    }
+    assert_eq!((snapshots(&env.repo), snapshots(&b)), (1, 2));
+    let dump = env.ok(&["dump", "latest", "/databases/sessions.sql"]);
+    assert!(dump.contains("INSERT INTO s VALUES(2,'beta');"), "{dump}");
+    assert_eq!(env.ok(&["dump", "latest", "/commands/redis.rdb"]), "REDIS0011");
+    let conf = env.ok(&["dump", "latest", src.join("app.conf").to_str().unwrap()]);
+    assert_eq!(conf, "listen 8081\n");
+    let hooks = std::fs::read_to_string(env.path("hooks.log")).unwrap();
+    assert_eq!(hooks, "before\nafter\nfinally\nbefore\nafter\nfinally\n");
+
+    // A source failing half-way: exit 1, one line, no snapshot anywhere,
+    // the on-failure and finally hooks run.
+    std::fs::write(&config, job_config(&env, &src, &db, "printf partial; exit 4")).unwrap();
+    let out = job(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("job app:") && err.contains("failed") && err.contains("no snapshot"), "{err}");
+    assert_eq!((snapshots(&env.repo), snapshots(&b)), (1, 2));
+    let hooks = std::fs::read_to_string(env.path("hooks.log")).unwrap();
+    assert!(hooks.ends_with("before\non-failure\nfinally\n"), "{hooks}");
+
+    // Two runs of one job never overlap: the second is refused at once.
+    let slow = job_config(&env, &src, &db, "printf REDIS0011").replacen("before = [\"", "before = [\"sleep 3; ", 1);
+    std::fs::write(&config, slow).unwrap();
+    let mut first = env
+        .cmd()
+        .args(["job", "run", "--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let out = job(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("job app is already running"), "{err}");
+    assert!(first.wait().unwrap().success());
+    // The lock went with the process: the job runs again.
+    assert!(job(&[]).status.success());
+});

@@ -13,6 +13,7 @@ mod find;
 mod forget;
 mod generate;
 mod init;
+mod job;
 mod key;
 mod ls;
 mod mount;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cache(a) => cache::run(g, &a),
         Command::Generate(a) => generate::run(&a),
         Command::Config(a) => config::run(g, &a),
+        Command::Job(a) => job::run(g, &a),
     }
 }
 

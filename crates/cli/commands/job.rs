@@ -1,0 +1,103 @@
+//! `cairn job run`: runs jobs of the config file now (crates/jobs runs
+//! them; this prints one line per job and sets the exit code).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cairn_jobs::config::default_path;
+use cairn_jobs::run::{command_path, database_path, dump_command};
+use cairn_jobs::{Config, RunOptions, run_job};
+
+use crate::cli::{Global, JobAction, JobArgs};
+use crate::errors::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
+
+pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
+    let JobAction::Run { jobs, dry_run, state_dir } = &a.action;
+    let root = nix::unistd::geteuid().is_root();
+    let path = default_path(g.config.as_deref(), root).context("no config file: give --config FILE")?;
+    let config = Config::load(&path)?;
+    let names: Vec<String> = if jobs.is_empty() { config.job.keys().cloned().collect() } else { jobs.clone() };
+    for n in &names {
+        if !config.job.contains_key(n) {
+            anyhow::bail!("no job named {n:?} in {}", path.display());
+        }
+    }
+    if *dry_run {
+        for n in &names {
+            describe(&config, n)?;
+        }
+        return Ok(EXIT_OK);
+    }
+    let opts = RunOptions {
+        hostname: super::backup::hostname(),
+        state_dir: state_dir.clone().or_else(|| state_root(root)).context("no state folder: give --state-dir")?,
+        cache_dir: if g.no_cache { None } else { super::cache_root(g) },
+    };
+    let mut code = EXIT_OK;
+    for n in &names {
+        match run_job(&config, n, &opts) {
+            Ok(r) => {
+                let id = r.snapshot.map(|s| s.short()).unwrap_or_default();
+                let forgotten: Vec<String> = r.forgotten.iter().map(|(repo, k)| format!("{repo} -{k}")).collect();
+                if !g.quiet {
+                    println!(
+                        "job {n}: snapshot {id}{}{}; retention: {}",
+                        if r.copied.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", copied to {}", r.copied.join(", "))
+                        },
+                        if r.warnings > 0 { format!(", {} file(s) unreadable", r.warnings) } else { String::new() },
+                        forgotten.join(", ")
+                    );
+                }
+                if r.warnings > 0 && code == EXIT_OK {
+                    code = EXIT_INCOMPLETE;
+                }
+            }
+            Err(e) => {
+                eprintln!("cairn: error: {e}");
+                code = EXIT_ERROR;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// The folder for job locks: /var/lib/cairn for root, else
+/// $XDG_STATE_HOME/cairn or ~/.local/state/cairn.
+fn state_root(root: bool) -> Option<PathBuf> {
+    if root {
+        return Some(PathBuf::from("/var/lib/cairn"));
+    }
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("XDG_STATE_HOME").or_else(|| var("HOME").map(|h| h.join(".local/state"))).map(|d| d.join("cairn"))
+}
+
+/// Prints what `job run` would do for job `name`.
+fn describe(config: &Config, name: &str) -> Result<()> {
+    let job = config.job[name].get_ref();
+    println!("job {name}: into {}", job.repositories.get_ref().join(", then copied to "));
+    for h in &job.hooks.before {
+        println!("  before: sh -c {h:?}");
+    }
+    for p in &job.paths {
+        println!("  folder {}", p.display());
+    }
+    for db in &job.database {
+        let argv = dump_command(db).map_err(anyhow::Error::msg)?;
+        let shown: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        println!("  {} <- {}", database_path(&db.name).display(), shown.join(" "));
+    }
+    for c in &job.command {
+        println!("  {} <- {}", command_path(&c.name).display(), c.run.join(" "));
+    }
+    for (when, hooks) in
+        [("after", &job.hooks.after), ("on-failure", &job.hooks.on_failure), ("finally", &job.hooks.finally)]
+    {
+        for h in hooks {
+            println!("  {when}: sh -c {h:?}");
+        }
+    }
+    Ok(())
+}

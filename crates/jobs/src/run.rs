@@ -1,0 +1,262 @@
+//! Running a job: its before-hooks; one backup of all its sources (folders,
+//! database dumps and commands, streamed) into its first repository, or no
+//! snapshot at all if any source fails; that repository's retention; a
+//! copy into each other repository and its retention; then the after- or
+//! on-failure hooks and the finally-hooks. Two runs of one job never
+//! overlap: each holds a lock on a file of the job's own, which the kernel
+//! releases when the process dies.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Sources, Stream, StreamFrom, Writes};
+use cairn_forget::GroupBy;
+use cairn_format::SnapshotId;
+use cairn_repo::Repository;
+
+use crate::JobError;
+use crate::config::{Config, DatabaseKind, DatabaseSource, JobConfig, RepositoryConfig};
+
+/// How jobs run on this machine.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Host name recorded in snapshots (and for parents and retention).
+    pub hostname: String,
+    /// Where the jobs' lock files live.
+    pub state_dir: PathBuf,
+    /// Where remote repositories keep their metadata caches.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// What a job run did.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// The snapshot written into the first repository.
+    pub snapshot: Option<SnapshotId>,
+    /// Files that could not be read (the snapshot holds the rest).
+    pub warnings: u64,
+    /// Snapshots removed by retention, per repository.
+    pub forgotten: Vec<(String, usize)>,
+    /// Repositories the snapshot was copied into.
+    pub copied: Vec<String>,
+}
+
+/// The snapshot file where a database's dump goes.
+pub fn database_path(name: &str) -> PathBuf {
+    PathBuf::from("/databases").join(format!("{name}.sql"))
+}
+
+/// The snapshot file where a command's output goes.
+pub fn command_path(name: &str) -> PathBuf {
+    PathBuf::from("/commands").join(name)
+}
+
+/// The dump command of a database source, writing SQL text to stdout:
+/// plain text, not a compressed archive format (`pg_dump -Fc` compresses
+/// with zlib, which defeats deduplication between days).
+pub fn dump_command(db: &DatabaseSource) -> Result<Vec<OsString>, String> {
+    let need = |v: &Option<String>, what: &str| {
+        v.clone().ok_or_else(|| format!("database {}: give `{what}` for a {:?} source", db.name, db.kind))
+    };
+    let mut argv: Vec<String> = match db.kind {
+        DatabaseKind::Postgresql => {
+            let mut a = vec!["pg_dump".into(), "--format=plain".into(), "--no-password".into()];
+            if let Some(h) = &db.host {
+                a.push(format!("--host={h}"));
+            }
+            if let Some(p) = db.port {
+                a.push(format!("--port={p}"));
+            }
+            if let Some(u) = &db.user {
+                a.push(format!("--username={u}"));
+            }
+            a.push(format!("--dbname={}", need(&db.database, "database")?));
+            a
+        }
+        DatabaseKind::Mysql | DatabaseKind::Mariadb => {
+            let prog =
+                if db.kind == DatabaseKind::Mariadb && on_path("mariadb-dump") { "mariadb-dump" } else { "mysqldump" };
+            let mut a = vec![prog.into(), "--single-transaction".into(), "--routines".into(), "--events".into()];
+            match &db.host {
+                Some(h) if h.starts_with('/') => a.push(format!("--socket={h}")),
+                Some(h) => a.push(format!("--host={h}")),
+                None => {}
+            }
+            if let Some(p) = db.port {
+                a.push(format!("--port={p}"));
+            }
+            if let Some(u) = &db.user {
+                a.push(format!("--user={u}"));
+            }
+            a.push("--databases".into());
+            a.push(need(&db.database, "database")?);
+            a
+        }
+        DatabaseKind::Sqlite => {
+            let path =
+                db.path.as_ref().ok_or_else(|| format!("database {}: give `path` for a sqlite source", db.name))?;
+            // sqlite3 would create a missing file; a missing database is an error.
+            if !path.is_file() {
+                return Err(format!("database {}: {} is not a file", db.name, path.display()));
+            }
+            // `.dump` reads in one transaction: a consistent copy while
+            // writers go on, never the file copied under them.
+            vec![
+                "sqlite3".into(),
+                "-readonly".into(),
+                "-bail".into(),
+                path.to_string_lossy().into_owned(),
+                ".dump".into(),
+            ]
+        }
+    };
+    Ok(argv.drain(..).map(OsString::from).collect())
+}
+
+fn on_path(prog: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}
+
+/// The sources of `job`: its folders, and a stream per database and command.
+pub fn sources(job: &JobConfig) -> Result<Sources, String> {
+    let mut streams = Vec::new();
+    for db in &job.database {
+        streams.push(Stream { path: database_path(&db.name), from: StreamFrom::Command(dump_command(db)?) });
+    }
+    for c in &job.command {
+        if c.run.is_empty() {
+            return Err(format!("command {}: `run` is empty", c.name));
+        }
+        streams.push(Stream {
+            path: command_path(&c.name),
+            from: StreamFrom::Command(c.run.iter().map(OsString::from).collect()),
+        });
+    }
+    let paths = cairn_backup::absolute_sources(&job.paths).map_err(|e| format!("finding the current folder: {e}"))?;
+    Ok(Sources { paths, streams })
+}
+
+/// The tag every snapshot of job `name` carries, so retention and parents
+/// look at the job's own snapshots.
+pub fn job_tag(name: &str) -> String {
+    format!("job:{name}")
+}
+
+/// Runs job `name` of `config`.
+pub fn run_job(config: &Config, name: &str, opts: &RunOptions) -> Result<RunReport, JobError> {
+    let job = config.job.get(name).ok_or_else(|| JobError::NoSuchJob(name.to_string()))?.get_ref();
+    let _lock = lock(&opts.state_dir, name)?;
+    let failed = |message: String| JobError::Failed { job: name.to_string(), message };
+    let result = hooks(name, "before", &job.hooks.before).and_then(|()| back_up(config, name, job, opts));
+    let after = match &result {
+        Ok(_) => hooks(name, "after", &job.hooks.after),
+        Err(_) => hooks(name, "on-failure", &job.hooks.on_failure),
+    };
+    let finally = hooks(name, "finally", &job.hooks.finally);
+    let report = result?;
+    after.and(finally).map_err(|e| failed(e.to_string()))?;
+    Ok(report)
+}
+
+fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> Result<RunReport, JobError> {
+    let failed = |message: String| JobError::Failed { job: name.to_string(), message };
+    let repos = job.repositories.get_ref();
+    let first_name = &repos[0];
+    let first_cfg = config.repository[first_name].get_ref();
+    let repo = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
+    let mut excludes = Excludes::new(&job.exclude).map_err(|e| failed(e.to_string()))?;
+    if let Ok(cairn_backend::Location::Local(p)) = cairn_backend::Location::parse(&first_cfg.location) {
+        // The repository is never its own backup's source.
+        excludes.skip.extend(std::fs::canonicalize(&p).ok());
+        excludes.skip.extend(cairn_backup::absolute_sources(&[PathBuf::from(p)]).unwrap_or_default());
+    }
+    let mut tags = job.tags.clone();
+    tags.push(job_tag(name));
+    let backup = BackupOptions {
+        sources: sources(job).map_err(failed)?,
+        excludes,
+        tags,
+        hostname: opts.hostname.clone(),
+        parent: ParentChoice::Auto,
+        force: false,
+        time: None,
+        workers: None,
+        writes: Writes::Store,
+    };
+    let indexed = repo.load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
+    let out = cairn_backup::backup(indexed, &backup, Arc::new(NoProgress)).map_err(|e| failed(e.to_string()))?;
+    let mut report = RunReport {
+        snapshot: Some(out.id),
+        warnings: out.snapshot.summary.as_ref().map_or(0, |s| s.errors),
+        ..Default::default()
+    };
+    let repo = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
+    report.forgotten.push((first_name.clone(), retention(&repo, first_cfg, name, opts).map_err(failed)?));
+    let src = repo.load_index().map_err(|e| failed(e.to_string()))?;
+    for other in &repos[1..] {
+        let cfg = config.repository[other].get_ref();
+        let dst = crate::repository::open(other, cfg, opts.cache_dir.clone())?;
+        let dst_indexed = dst.load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
+        cairn_backup::copy(&src, dst_indexed, &[(out.id, out.snapshot.clone())])
+            .map_err(|e| failed(format!("copying into repository {other}: {e}")))?;
+        report.copied.push(other.clone());
+        let dst = crate::repository::open(other, cfg, opts.cache_dir.clone())?;
+        report.forgotten.push((other.clone(), retention(&dst, cfg, name, opts).map_err(failed)?));
+    }
+    Ok(report)
+}
+
+/// Applies the repository's retention to this job's snapshots from this
+/// host; returns how many were removed. No policy: nothing is removed.
+fn retention(repo: &Repository, cfg: &RepositoryConfig, job: &str, opts: &RunOptions) -> Result<usize, String> {
+    let policy = cfg.keep.policy();
+    if policy.is_empty() {
+        return Ok(0);
+    }
+    let tag = job_tag(job);
+    let mine: Vec<_> = repo
+        .snapshots()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|(_, s)| s.hostname == opts.hostname && s.tags.contains(&tag))
+        .collect();
+    let by = GroupBy { host: true, paths: true, tags: false };
+    let groups = cairn_forget::plan(&mine, &policy, by, &jiff::tz::TimeZone::system());
+    let mut removed = 0;
+    for d in groups.iter().flat_map(|g| &g.snapshots).filter(|d| !d.keep()) {
+        repo.delete_snapshot(&d.id).map_err(|e| e.to_string())?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Runs shell commands one after the other; the first that fails stops
+/// them. Their output goes where cairn's goes.
+fn hooks(job: &str, when: &str, commands: &[String]) -> Result<(), JobError> {
+    for cmd in commands {
+        let status = std::process::Command::new("sh").arg("-c").arg(cmd).stdin(std::process::Stdio::null()).status();
+        let failure = match status {
+            Ok(s) if s.success() => continue,
+            Ok(s) => format!("{s}"),
+            Err(e) => e.to_string(),
+        };
+        return Err(JobError::Hook { job: job.to_string(), when: when.to_string(), command: cmd.clone(), failure });
+    }
+    Ok(())
+}
+
+/// Holds the job's lock until dropped; fails at once if another run holds it.
+fn lock(state_dir: &Path, job: &str) -> Result<nix::fcntl::Flock<std::fs::File>, JobError> {
+    let dir = state_dir.join("jobs");
+    std::fs::create_dir_all(&dir).map_err(|e| JobError::State(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(format!("{job}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| JobError::State(format!("{}: {e}", path.display())))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| JobError::Running(job.to_string()))
+}
