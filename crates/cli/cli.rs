@@ -130,6 +130,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Run the jobs of the config file.
     Job(JobArgs),
+    /// Hand the jobs' schedules to systemd (or cron).
+    Schedule(ScheduleArgs),
 }
 
 impl Command {
@@ -164,6 +166,7 @@ impl Command {
             Command::Generate(_) => "generate",
             Command::Config(_) => "config",
             Command::Job(_) => "job",
+            Command::Schedule(_) => "schedule",
         }
     }
 }
@@ -334,6 +337,45 @@ pub struct GenerateArgs {
     /// Write man pages (cairn.1 and one per command) into this folder.
     #[arg(long, value_name = "DIR", group = "what")]
     pub man: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub action: ScheduleAction,
+}
+
+/// Where systemd units go, and whether systemctl is asked to act on them.
+#[derive(Args, Debug)]
+pub struct UnitArgs {
+    /// Folder for the units (default /etc/systemd/system for root, else
+    /// ~/.config/systemd/user).
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Write or delete the unit files only; do not run systemctl.
+    #[arg(long)]
+    pub no_enable: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleAction {
+    /// Write a systemd service and timer per scheduled job (Persistent=true:
+    /// a run missed while the machine was off happens when it is back) and
+    /// enable the timers; with --cron, print crontab lines instead.
+    Install {
+        #[command(flatten)]
+        units: UnitArgs,
+        /// Print crontab lines (for `crontab -e`) instead of systemd units.
+        #[arg(long)]
+        cron: bool,
+    },
+    /// Disable and delete the units `schedule install` wrote.
+    Remove {
+        #[command(flatten)]
+        units: UnitArgs,
+    },
+    /// List the scheduled jobs and when each runs next.
+    List,
 }
 
 #[derive(Args, Debug)]

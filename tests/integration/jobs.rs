@@ -186,3 +186,69 @@ cairn_test!(a_job_puts_folders_a_database_and_a_command_in_one_snapshot_or_none,
     // The lock went with the process: the job runs again.
     assert!(job(&[]).status.success());
 });
+
+cairn_test!(schedules_become_systemd_units_that_systemd_accepts_and_agrees_with, |env| {
+    let file = env.path("cairn.toml");
+    let schedules =
+        ["daily 02:00", "hourly :15", "weekly mon 03:30", "monthly 1 04:00", "0,30 8-9 * * sat,sun", "*/20 * * * *"];
+    let mut text = String::from("[repository.a]\nlocation = \"/srv/backup\"\npassword-file = \"/etc/cairn/pass\"\n");
+    for (i, s) in schedules.iter().enumerate() {
+        text += &format!("[job.j{i}]\nrepositories = [\"a\"]\npaths = [\"/etc\"]\nschedule = \"{s}\"\n");
+    }
+    text += "[job.manual]\nrepositories = [\"a\"]\npaths = [\"/etc\"]\n";
+    std::fs::write(&file, text).unwrap();
+    let f = file.to_str().unwrap();
+
+    // systemd computes the same next run as `schedule list` (both in UTC here).
+    let list = env.cmd().env("TZ", "UTC").args(["--config", f, "schedule", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert_eq!(list.lines().count(), schedules.len(), "the unscheduled job is not listed: {list}");
+    for line in list.lines() {
+        let next = line.split("(next ").nth(1).and_then(|r| r.split(';').next()).unwrap();
+        let calendar = line.split("systemd ").nth(1).unwrap().trim_end_matches(')');
+        let out = std::process::Command::new("systemd-analyze")
+            .env("TZ", "UTC")
+            .args(["calendar", calendar])
+            .output()
+            .expect("systemd-analyze (package systemd; tests/run installs it)");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{calendar}: {said}");
+        let elapse = said.lines().find_map(|l| l.trim().strip_prefix("Next elapse: ")).unwrap();
+        // "Sun 2026-12-06 08:30:00 UTC" against "2026-12-06 08:30:00".
+        assert!(elapse.contains(next), "{line}: systemd says {elapse}");
+    }
+
+    // The units: written 0644, accepted by systemd-analyze verify.
+    let units = env.path("units");
+    env.ok(&["--config", f, "schedule", "install", "--unit-dir", units.to_str().unwrap(), "--no-enable"]);
+    let mut written: Vec<String> =
+        std::fs::read_dir(&units).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    written.sort();
+    assert_eq!(written.len(), 2 * schedules.len(), "{written:?}");
+    for n in &written {
+        let mode = std::fs::metadata(units.join(n)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{n}");
+    }
+    let timer = std::fs::read_to_string(units.join("cairn-job-j0.timer")).unwrap();
+    assert!(timer.contains("OnCalendar=*-*-* 02:00:00\n") && timer.contains("Persistent=true"), "{timer}");
+    let service = std::fs::read_to_string(units.join("cairn-job-j0.service")).unwrap();
+    assert!(service.contains(&format!("--config {f} job run j0\n")), "{service}");
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .args(written.iter().map(|n| units.join(n)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    // Crontab lines instead.
+    let cron = env.ok(&["--config", f, "schedule", "install", "--cron"]);
+    assert!(
+        cron.lines().any(|l| l.starts_with("0 2 * * * ") && l.ends_with(&format!("--config {f} job run j0"))),
+        "{cron}"
+    );
+    assert!(cron.contains("15 * * * * "), "{cron}");
+
+    // Removed again.
+    env.ok(&["--config", f, "schedule", "remove", "--unit-dir", units.to_str().unwrap(), "--no-enable"]);
+    assert_eq!(std::fs::read_dir(&units).unwrap().count(), 0);
+});

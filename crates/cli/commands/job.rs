@@ -1,10 +1,8 @@
 //! `cairn job run`: runs jobs of the config file now (crates/jobs runs
 //! them; this prints one line per job and sets the exit code).
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
-use cairn_jobs::config::default_path;
+use cairn_jobs::config::{default_path, default_state_dir};
 use cairn_jobs::run::{command_path, database_path, dump_command};
 use cairn_jobs::{Config, RunOptions, run_job};
 
@@ -30,7 +28,10 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
     }
     let opts = RunOptions {
         hostname: super::backup::hostname(),
-        state_dir: state_dir.clone().or_else(|| state_root(root)).context("no state folder: give --state-dir")?,
+        state_dir: state_dir
+            .clone()
+            .or_else(|| default_state_dir(root))
+            .context("no state folder: give --state-dir")?,
         cache_dir: if g.no_cache { None } else { super::cache_root(g) },
     };
     let mut code = EXIT_OK;
@@ -62,16 +63,6 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
         }
     }
     Ok(code)
-}
-
-/// The folder for job locks: /var/lib/cairn for root, else
-/// $XDG_STATE_HOME/cairn or ~/.local/state/cairn.
-fn state_root(root: bool) -> Option<PathBuf> {
-    if root {
-        return Some(PathBuf::from("/var/lib/cairn"));
-    }
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var("XDG_STATE_HOME").or_else(|| var("HOME").map(|h| h.join(".local/state"))).map(|d| d.join("cairn"))
 }
 
 /// Prints what `job run` would do for job `name`.

@@ -20,6 +20,7 @@ mod mount;
 mod prune;
 mod repair;
 mod restore;
+mod schedule;
 mod snapshots;
 mod stats;
 mod tag;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Generate(a) => generate::run(&a),
         Command::Config(a) => config::run(g, &a),
         Command::Job(a) => job::run(g, &a),
+        Command::Schedule(a) => schedule::run(g, &a),
     }
 }
 

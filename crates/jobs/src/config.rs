@@ -13,6 +13,8 @@ use cairn_forget::KeepOptions;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::schedule::Schedule;
+
 /// A whole config file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +56,8 @@ pub struct JobConfig {
     /// to the others.
     pub repositories: Spanned<Vec<String>>,
     /// When it runs (`daily 02:00`, or a cron expression).
-    pub schedule: Option<String>,
+    #[serde(default, deserialize_with = "schedule")]
+    pub schedule: Option<Schedule>,
     /// Folders and files to back up.
     #[serde(default)]
     pub paths: Vec<PathBuf>,
@@ -148,6 +151,10 @@ pub struct CheckConfig {
     pub read_data_subset: Option<ReadData>,
 }
 
+fn schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Schedule>, D::Error> {
+    Schedule::parse(&String::deserialize(d)?).map(Some).map_err(serde::de::Error::custom)
+}
+
 fn read_data<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ReadData>, D::Error> {
     ReadData::parse_subset(&String::deserialize(d)?).map(Some).map_err(serde::de::Error::custom)
 }
@@ -202,6 +209,24 @@ pub fn default_path(given: Option<&Path>, is_root: bool) -> Option<PathBuf> {
     var("XDG_CONFIG_HOME").or_else(|| var("HOME").map(|h| h.join(".config"))).map(|d| d.join("cairn/cairn.toml"))
 }
 
+/// The folder for job locks: `/var/lib/cairn` for root, else
+/// `$XDG_STATE_HOME/cairn` or `~/.local/state/cairn`.
+pub fn default_state_dir(is_root: bool) -> Option<PathBuf> {
+    if is_root {
+        return Some(PathBuf::from("/var/lib/cairn"));
+    }
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("XDG_STATE_HOME").or_else(|| var("HOME").map(|h| h.join(".local/state"))).map(|d| d.join("cairn"))
+}
+
+/// Whether `name` may name a job or repository: it becomes part of file,
+/// unit and tag names.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['.', '-'])
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
 impl Config {
     /// Reads, decodes and checks the config at `file`.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
@@ -227,6 +252,16 @@ impl Config {
             ConfigError::Invalid { file: file.into(), line, key, message }
         };
         let config: Config = toml::from_str(text).map_err(|e| at(e.span(), None, e.message().trim().to_string()))?;
+        let named = config.repository.iter().map(|(n, r)| (n, r.span(), "repository"));
+        for (name, span, what) in named.chain(config.job.iter().map(|(n, j)| (n, j.span(), "job"))) {
+            if !is_plain_name(name) {
+                return Err(at(
+                    Some(span),
+                    Some(format!("{what}.{name}")),
+                    "a name of letters, digits, '_', '.' and '-' (not first) only".into(),
+                ));
+            }
+        }
         for (name, repo) in &config.repository {
             let r = repo.get_ref();
             let sources = [r.password.is_some(), r.password_file.is_some(), r.password_command.is_some()];
@@ -377,6 +412,16 @@ check = { read-data-subset = "1/7" }
         // A job with nothing to back up.
         let e = err("[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n[job.j]\nrepositories = [\"a\"]\n");
         assert!(e.starts_with("/etc/cairn/cairn.toml:4: job.j: nothing to back up"), "{e}");
+        // A name that cannot be a file or unit name.
+        let e = err(
+            "[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n[job.\"my job\"]\nrepositories = [\"a\"]\npaths = [\"/\"]\n",
+        );
+        assert!(e.starts_with("/etc/cairn/cairn.toml:4: job.my job: a name of letters"), "{e}");
+        // A schedule that is not one.
+        let e = err(
+            "[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n[job.j]\nrepositories = [\"a\"]\npaths = [\"/\"]\nschedule = \"daily 2am\"\n",
+        );
+        assert!(e.starts_with("/etc/cairn/cairn.toml:7: schedule: invalid schedule \"daily 2am\""), "{e}");
         // A subset that is not one.
         let e = err(
             "[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n[job.j]\nrepositories = [\"a\"]\npaths = [\"/\"]\ncheck = { read-data-subset = \"8/7\" }\n",

@@ -13,6 +13,8 @@
 pub mod config;
 pub mod repository;
 pub mod run;
+pub mod schedule;
+pub mod units;
 
 pub use config::{Config, ConfigError};
 pub use run::{RunOptions, RunReport, run_job};

@@ -1,0 +1,108 @@
+//! Schedules handed to the system: a systemd service and timer per job
+//! (`Persistent=true`, so a run missed while the machine was off happens
+//! at the next boot; the service sandboxed), or crontab lines.
+
+use std::path::{Path, PathBuf};
+
+use crate::schedule::Schedule;
+
+/// The unit name of job `name`, without suffix.
+pub fn unit_name(name: &str) -> String {
+    format!("cairn-job-{name}")
+}
+
+/// What a job's units run and may write.
+#[derive(Debug, Clone)]
+pub struct UnitSpec<'a> {
+    /// The job.
+    pub job: &'a str,
+    /// When.
+    pub schedule: &'a Schedule,
+    /// The cairn binary.
+    pub binary: &'a Path,
+    /// The config file.
+    pub config: &'a Path,
+    /// Folders the run writes: its state and cache folders and local
+    /// repositories. Everything else is read-only to it.
+    pub writable: &'a [PathBuf],
+}
+
+/// A job's systemd service, then its timer.
+pub fn systemd_units(spec: &UnitSpec) -> (String, String) {
+    let writable: Vec<String> = spec.writable.iter().map(|p| format!("-{}", p.display())).collect();
+    let service = format!(
+        "# Written by `cairn schedule install`; `cairn schedule remove` deletes it.\n\
+         [Unit]\n\
+         Description=cairn backup job {job}\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         ExecStart={binary} --config {config} job run {job}\n\
+         Nice=10\n\
+         IOSchedulingClass=idle\n\
+         # Reads everything, writes only where the job writes (hooks that\n\
+         # write elsewhere need a drop-in with more ReadWritePaths=).\n\
+         ProtectSystem=strict\n\
+         ReadWritePaths={writable}\n\
+         PrivateTmp=true\n\
+         NoNewPrivileges=true\n",
+        job = spec.job,
+        binary = spec.binary.display(),
+        config = spec.config.display(),
+        writable = writable.join(" "),
+    );
+    let timer = format!(
+        "# Written by `cairn schedule install`; `cairn schedule remove` deletes it.\n\
+         [Unit]\n\
+         Description=Schedule of cairn backup job {job} ({schedule})\n\
+         \n\
+         [Timer]\n\
+         OnCalendar={calendar}\n\
+         # A run missed while the machine was off happens when it is back.\n\
+         Persistent=true\n\
+         \n\
+         [Install]\n\
+         WantedBy=timers.target\n",
+        job = spec.job,
+        schedule = spec.schedule,
+        calendar = spec.schedule.on_calendar(),
+    );
+    (service, timer)
+}
+
+/// A crontab line running the job.
+pub fn crontab_line(spec: &UnitSpec) -> String {
+    format!(
+        "{} {} --config {} job run {}",
+        spec.schedule.cron(),
+        spec.binary.display(),
+        spec.config.display(),
+        spec.job
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_run_the_job_at_its_times_and_write_only_where_it_writes() {
+        let schedule = Schedule::parse("weekly mon 03:30").unwrap();
+        let writable = [PathBuf::from("/var/lib/cairn"), PathBuf::from("/srv/backup")];
+        let spec = UnitSpec {
+            job: "app",
+            schedule: &schedule,
+            binary: Path::new("/usr/bin/cairn"),
+            config: Path::new("/etc/cairn/cairn.toml"),
+            writable: &writable,
+        };
+        let (service, timer) = systemd_units(&spec);
+        assert!(service.contains("ExecStart=/usr/bin/cairn --config /etc/cairn/cairn.toml job run app\n"), "{service}");
+        assert!(service.contains("ReadWritePaths=-/var/lib/cairn -/srv/backup\n"), "{service}");
+        assert!(service.contains("ProtectSystem=strict\n") && service.contains("NoNewPrivileges=true\n"));
+        assert!(timer.contains("OnCalendar=Mon *-*-* 03:30:00\n") && timer.contains("Persistent=true\n"), "{timer}");
+        assert_eq!(crontab_line(&spec), "30 3 * * 1 /usr/bin/cairn --config /etc/cairn/cairn.toml job run app");
+    }
+}
