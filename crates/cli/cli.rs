@@ -132,13 +132,17 @@ pub enum Command {
     Job(JobArgs),
     /// Hand the jobs' schedules to systemd (or cron).
     Schedule(ScheduleArgs),
+    /// Run the jobs' schedules in the foreground (without systemd), one
+    /// JSON line per event; Ctrl-C or SIGTERM lets a running job finish,
+    /// then stops.
+    Daemon(DaemonArgs),
 }
 
 impl Command {
     /// Whether the command answers SIGINT and SIGTERM itself: `mount` ends
     /// by unmounting, not by exiting at once.
     pub fn handles_signals(&self) -> bool {
-        matches!(self, Command::Mount(_))
+        matches!(self, Command::Mount(_) | Command::Daemon(_))
     }
 
     /// The command's name, for messages.
@@ -167,6 +171,7 @@ impl Command {
             Command::Config(_) => "config",
             Command::Job(_) => "job",
             Command::Schedule(_) => "schedule",
+            Command::Daemon(_) => "daemon",
         }
     }
 }
@@ -337,6 +342,14 @@ pub struct GenerateArgs {
     /// Write man pages (cairn.1 and one per command) into this folder.
     #[arg(long, value_name = "DIR", group = "what")]
     pub man: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Where job locks and last-run times are kept (default /var/lib/cairn
+    /// for root, else ~/.local/state/cairn).
+    #[arg(long, env = "CAIRN_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

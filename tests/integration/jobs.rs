@@ -252,3 +252,132 @@ cairn_test!(schedules_become_systemd_units_that_systemd_accepts_and_agrees_with,
     env.ok(&["--config", f, "schedule", "remove", "--unit-dir", units.to_str().unwrap(), "--no-enable"]);
     assert_eq!(std::fs::read_dir(&units).unwrap().count(), 0);
 });
+
+/// The daemon's event lines, as they come.
+struct Daemon {
+    child: std::process::Child,
+    lines: crossbeam_channel::Receiver<serde_json::Value>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A failed test leaves no daemon behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(env: &crate::util::Env, config: &std::path::Path, state: &std::path::Path) -> Daemon {
+        let mut child = env
+            .cmd()
+            .args(["--config", config.to_str().unwrap(), "daemon", "--state-dir", state.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}")));
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    /// Events up to and including the first `event`.
+    fn until(&self, event: &str) -> Vec<serde_json::Value> {
+        let mut seen = Vec::new();
+        loop {
+            let e = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {event} in {seen:?}"));
+            let done = e["event"] == event;
+            seen.push(e);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    fn term(mut self) -> (i32, Vec<serde_json::Value>) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        let rest = self.until("stopped");
+        (self.child.wait().unwrap().code().unwrap_or(-1), rest)
+    }
+}
+
+cairn_test!(the_daemon_catches_up_a_missed_run_never_overlaps_a_job_and_stops_cleanly, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), "alpha").unwrap();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let config = env.path("cairn.toml");
+    let text = format!(
+        "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nschedule = \"daily 02:00\"\nhooks = {{ before = [\"sleep 2\"] }}\n",
+        env.repo.display(),
+        pass.display(),
+        src.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let state = env.path("state");
+    std::fs::create_dir_all(state.join("jobs")).unwrap();
+    let three_days_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(72);
+    let snapshots = || env.json(&["snapshots"]).as_array().unwrap().len();
+
+    // Last run three days ago: the missed run happens at once. SIGTERM while
+    // it runs (in its 2 s hook) lets it finish; then the daemon stops, 0.
+    std::fs::write(state.join("jobs/app.last"), format!("{three_days_ago}\n")).unwrap();
+    let d = Daemon::start(&env, &config, &state);
+    let seen = d.until("run");
+    assert_eq!(seen[0]["event"], "started");
+    let (code, rest) = d.term();
+    assert_eq!(code, 0, "{rest:?}");
+    let events: Vec<&str> = rest.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["stopping", "finished", "stopped"], "{rest:?}");
+    assert!(rest[1]["snapshot"].is_string(), "{rest:?}");
+    assert_eq!(snapshots(), 1);
+    env.ok(&["check"]);
+
+    // Caught up, it is not due again before tomorrow 02:00: idle, it stops at once.
+    let d = Daemon::start(&env, &config, &state);
+    d.until("started");
+    let (code, rest) = d.term();
+    assert_eq!((code, rest.len()), (0, 1), "{rest:?}");
+
+    // A manual run in progress counts as the run that was due: the daemon
+    // starts none beside it.
+    std::fs::write(state.join("jobs/app.last"), format!("{three_days_ago}\n")).unwrap();
+    let mut manual = env
+        .cmd()
+        .args(["--config", config.to_str().unwrap(), "job", "run", "--state-dir", state.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let d = Daemon::start(&env, &config, &state);
+    d.until("started");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (code, rest) = d.term();
+    assert_eq!((code, rest.len()), (0, 1), "only stopped: {rest:?}");
+    assert!(manual.wait().unwrap().success());
+    assert_eq!(snapshots(), 2, "the manual run's snapshot, and no other");
+
+    // Whoever holds the job's lock when its time comes (here this test),
+    // the daemon skips that time rather than run the job twice at once.
+    std::fs::write(state.join("jobs/app.last"), format!("{three_days_ago}\n")).unwrap();
+    let lock = std::fs::OpenOptions::new().write(true).open(state.join("jobs/app.lock")).unwrap();
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+    let d = Daemon::start(&env, &config, &state);
+    let seen = d.until("skipped");
+    assert_eq!(seen.last().unwrap()["reason"], "already running", "{seen:?}");
+    let (code, _) = d.term();
+    assert_eq!(code, 0);
+    drop(held);
+    assert_eq!(snapshots(), 2);
+});

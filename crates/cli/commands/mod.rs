@@ -7,6 +7,7 @@ mod cat;
 mod check;
 mod config;
 mod copy;
+mod daemon;
 mod diff;
 mod dump;
 mod find;
@@ -60,6 +61,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Config(a) => config::run(g, &a),
         Command::Job(a) => job::run(g, &a),
         Command::Schedule(a) => schedule::run(g, &a),
+        Command::Daemon(a) => daemon::run(g, &a),
     }
 }
 

@@ -7,10 +7,13 @@
 //! - [`run`]: running a job (hooks, one atomic snapshot of folders,
 //!   database dumps and commands, retention, copies).
 //!
-//! Schedules, the daemon and `db restore` build on this (issue 17); they
-//! are not here yet.
+//! - [`schedule`]: when a job runs; [`units`]: systemd units and crontab
+//!   lines for it; [`daemon`]: running the schedules without systemd.
+//!
+//! `db restore` builds on this (issue 17); it is not here yet.
 
 pub mod config;
+pub mod daemon;
 pub mod repository;
 pub mod run;
 pub mod schedule;

@@ -147,6 +147,7 @@ pub fn job_tag(name: &str) -> String {
 pub fn run_job(config: &Config, name: &str, opts: &RunOptions) -> Result<RunReport, JobError> {
     let job = config.job.get(name).ok_or_else(|| JobError::NoSuchJob(name.to_string()))?.get_ref();
     let _lock = lock(&opts.state_dir, name)?;
+    record_start(&opts.state_dir, name, jiff::Timestamp::now())?;
     let failed = |message: String| JobError::Failed { job: name.to_string(), message };
     let result = hooks(name, "before", &job.hooks.before).and_then(|()| back_up(config, name, job, opts));
     let after = match &result {
@@ -244,6 +245,22 @@ fn hooks(job: &str, when: &str, commands: &[String]) -> Result<(), JobError> {
         return Err(JobError::Hook { job: job.to_string(), when: when.to_string(), command: cmd.clone(), failure });
     }
     Ok(())
+}
+
+/// The file holding when job `job` last started (the daemon's catch-up
+/// counts from it).
+fn last_start_file(state_dir: &Path, job: &str) -> PathBuf {
+    state_dir.join("jobs").join(format!("{job}.last"))
+}
+
+fn record_start(state_dir: &Path, job: &str, at: jiff::Timestamp) -> Result<(), JobError> {
+    let file = last_start_file(state_dir, job);
+    std::fs::write(&file, format!("{at}\n")).map_err(|e| JobError::State(format!("{}: {e}", file.display())))
+}
+
+/// When job `job` last started on this machine, if it ever did.
+pub fn last_start(state_dir: &Path, job: &str) -> Option<jiff::Timestamp> {
+    std::fs::read_to_string(last_start_file(state_dir, job)).ok()?.trim().parse().ok()
 }
 
 /// Holds the job's lock until dropped; fails at once if another run holds it.

@@ -1,0 +1,55 @@
+//! `cairn daemon`: the jobs' schedules run in the foreground (crates/jobs
+//! has the loop); this handles the signals and prints the event lines.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use cairn_jobs::config::{default_path, default_state_dir};
+use cairn_jobs::daemon::Stop;
+use cairn_jobs::{Config, RunOptions};
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::cli::{DaemonArgs, Global};
+
+pub fn run(g: &Global, a: &DaemonArgs) -> Result<i32> {
+    // Blocked here, before any thread starts, so every thread inherits it
+    // and only the waiting thread below sees the signals.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block()?;
+    let (tx, stop) = crossbeam_channel::unbounded();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut seen = 0;
+        while let Ok(s) = signals.wait() {
+            seen += 1;
+            if seen > 1 {
+                // A second signal: stop now, as any interrupted command does.
+                let removed = cairn_backend::interrupt::remove_all();
+                eprintln!("cairn: daemon stopped by a second {s}; the repository is intact ({removed} unfinished file(s) removed)");
+                std::process::exit(128 + s as i32);
+            }
+            let _ = tx.send(Stop);
+        }
+    })?;
+    let root = nix::unistd::geteuid().is_root();
+    let path = default_path(g.config.as_deref(), root).context("no config file: give --config FILE")?;
+    let config = Config::load(&path)?;
+    let opts = RunOptions {
+        hostname: super::backup::hostname(),
+        state_dir: a
+            .state_dir
+            .clone()
+            .or_else(|| default_state_dir(root))
+            .context("no state folder: give --state-dir")?,
+        cache_dir: if g.no_cache { None } else { super::cache_root(g) },
+    };
+    let mut log = |mut event: serde_json::Value| {
+        event["time"] = serde_json::Value::String(jiff::Timestamp::now().to_string());
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{event}");
+        let _ = out.flush();
+    };
+    cairn_jobs::daemon::run(&config, &opts, &stop, &mut log);
+    Ok(0)
+}
