@@ -136,6 +136,8 @@ pub enum Command {
     /// JSON line per event; Ctrl-C or SIGTERM lets a running job finish,
     /// then stops.
     Daemon(DaemonArgs),
+    /// The databases in jobs' snapshots: list them, load one back.
+    Db(DbArgs),
 }
 
 impl Command {
@@ -172,6 +174,7 @@ impl Command {
             Command::Job(_) => "job",
             Command::Schedule(_) => "schedule",
             Command::Daemon(_) => "daemon",
+            Command::Db(_) => "db",
         }
     }
 }
@@ -342,6 +345,51 @@ pub struct GenerateArgs {
     /// Write man pages (cairn.1 and one per command) into this folder.
     #[arg(long, value_name = "DIR", group = "what")]
     pub man: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    pub action: DbAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbAction {
+    /// List the database dumps in a job's snapshot.
+    List {
+        /// The job (default: every job with databases).
+        #[arg(long)]
+        job: Option<String>,
+        /// Which of the job's snapshots: `latest` or an id prefix.
+        #[arg(default_value = "latest")]
+        snapshot: String,
+    },
+    /// Load a database back from a job's snapshot into its server
+    /// (PostgreSQL) or a SQLite file, streamed. A target holding data is
+    /// refused unless --replace, which first saves it as a snapshot tagged
+    /// pre-restore.
+    Restore {
+        /// The database's name in the config.
+        name: String,
+        /// Which of its job's snapshots: `latest` or an id prefix.
+        #[arg(long, value_name = "SNAPSHOT", conflicts_with = "at")]
+        snapshot: Option<String>,
+        /// The newest snapshot at or before this time.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Load into this database (PostgreSQL) or file (SQLite) instead.
+        #[arg(long, value_name = "NEWNAME")]
+        into: Option<String>,
+        /// Create the PostgreSQL database if it does not exist.
+        #[arg(long)]
+        create: bool,
+        /// Replace a target holding data (saved as a pre-restore snapshot first).
+        #[arg(long)]
+        replace: bool,
+        /// Print the commands; run nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args, Debug)]

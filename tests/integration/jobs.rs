@@ -157,6 +157,19 @@ cairn_test!(a_job_puts_folders_a_database_and_a_command_in_one_snapshot_or_none,
     let hooks = std::fs::read_to_string(env.path("hooks.log")).unwrap();
     assert_eq!(hooks, "before\nafter\nfinally\nbefore\nafter\nfinally\n");
 
+    // The SQLite dump back into a new file: the same rows, and sound.
+    let copy = env.path("restored.sqlite3");
+    env.ok(&["--config", config.to_str().unwrap(), "db", "restore", "sessions", "--into", copy.to_str().unwrap()]);
+    let query = |file: &std::path::Path, sql: &str| {
+        let out = std::process::Command::new("sqlite3").arg(file).arg(sql).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(query(&copy, "PRAGMA integrity_check"), "ok");
+    assert_eq!(query(&copy, "SELECT group_concat(v) FROM s"), query(&db, "SELECT group_concat(v) FROM s"));
+    // Over the live file only with --replace.
+    let out = env.run(&["--config", config.to_str().unwrap(), "db", "restore", "sessions"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+
     // A source failing half-way: exit 1, one line, no snapshot anywhere,
     // the on-failure and finally hooks run.
     std::fs::write(&config, job_config(&env, &src, &db, "printf partial; exit 4")).unwrap();
@@ -380,4 +393,70 @@ cairn_test!(the_daemon_catches_up_a_missed_run_never_overlaps_a_job_and_stops_cl
     assert_eq!(code, 0);
     drop(held);
     assert_eq!(snapshots(), 2);
+});
+
+cairn_test!(postgresql_databases_back_up_in_a_job_and_restore_by_name_with_the_same_rows, |env| {
+    let pg = crate::databases::Postgres::start();
+    for (db, rows) in [("app", 2000), ("crm", 300)] {
+        pg.psql("postgres", &format!("CREATE DATABASE {db}")).unwrap();
+        let sql = format!(
+            "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, {rows}) i"
+        );
+        pg.psql(db, &sql).unwrap();
+    }
+    let checksum =
+        |db: &str| pg.psql(db, "SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY id)) FROM t").unwrap();
+    let (app, crm) = (checksum("app"), checksum("crm"));
+    env.init();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    let config = env.path("cairn.toml");
+    let host = pg.socket.display();
+    let text = format!(
+        "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\ndatabase = [\n  {{ name = \"appdb\", kind = \"postgresql\", database = \"app\", host = \"{host}\", user = \"postgres\" }},\n  {{ name = \"crmdb\", kind = \"postgresql\", database = \"crm\", host = \"{host}\", user = \"postgres\" }},\n]\n",
+        env.repo.display(),
+        pass.display(),
+        src.display()
+    );
+    std::fs::write(&config, &text).unwrap();
+    let c = config.to_str().unwrap();
+    let state = env.path("state");
+    let job = env.run(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    assert!(job.status.success(), "{}", String::from_utf8_lossy(&job.stderr));
+    let listed = env.ok(&["--config", c, "db", "list"]);
+    assert!(listed.contains("appdb\tjob app") && listed.contains("crmdb\tjob app"), "{listed}");
+
+    // Each database into a new one: the same rows.
+    for (name, db, want) in [("appdb", "app", &app), ("crmdb", "crm", &crm)] {
+        let into = format!("{db}_restored");
+        env.ok(&["--config", c, "db", "restore", name, "--into", &into, "--create"]);
+        assert_eq!(&checksum(&into), want, "{name}");
+    }
+
+    // Changes after the backup; a restore over the live database is refused
+    // without --replace, and with it the replaced rows are kept in a
+    // pre-restore snapshot first.
+    pg.psql("app", "INSERT INTO t VALUES (1000001, 'written after the backup')").unwrap();
+    let out = env.run(&["--config", c, "db", "restore", "appdb"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("app holds data: give --replace"), "{err}");
+    assert_eq!(pg.psql("app", "SELECT count(*) FROM t").unwrap(), "2001", "nothing changed");
+    let said = env.ok(&["--config", c, "db", "restore", "appdb", "--replace"]);
+    assert!(said.contains("tag pre-restore"), "{said}");
+    assert_eq!(checksum("app"), app, "the snapshot's rows are back");
+    let saved = env.json(&["snapshots", "--tag", "pre-restore"]);
+    let saved = saved[0]["id"].as_str().unwrap().to_string();
+    let kept = env.ok(&["dump", &saved, "/databases/appdb.sql"]);
+    assert!(kept.contains("written after the backup"), "the replaced rows are in the pre-restore snapshot");
+
+    // A database that cannot be dumped: no snapshot, exit 1.
+    let before = env.json(&["snapshots"]).as_array().unwrap().len();
+    std::fs::write(&config, text.replace("database = \"crm\"", "database = \"missing\"")).unwrap();
+    let out = env.run(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), before);
 });

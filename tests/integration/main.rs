@@ -11,6 +11,7 @@ mod cli;
 mod cold;
 mod corruption;
 mod crash;
+mod databases;
 mod dedup;
 mod delta;
 mod errors;

@@ -8,6 +8,7 @@ mod check;
 mod config;
 mod copy;
 mod daemon;
+mod db;
 mod diff;
 mod dump;
 mod find;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Job(a) => job::run(g, &a),
         Command::Schedule(a) => schedule::run(g, &a),
         Command::Daemon(a) => daemon::run(g, &a),
+        Command::Db(a) => db::run(g, &a),
     }
 }
 

@@ -95,7 +95,7 @@ pub enum DatabaseKind {
 }
 
 /// `database = [{ name = "appdb", kind = "postgresql", ... }]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DatabaseSource {
     /// Its name in the snapshot and for `db restore`.

@@ -9,11 +9,11 @@
 //!
 //! - [`schedule`]: when a job runs; [`units`]: systemd units and crontab
 //!   lines for it; [`daemon`]: running the schedules without systemd.
-//!
-//! `db restore` builds on this (issue 17); it is not here yet.
+//! - [`db`]: the databases in a job's snapshots, and loading one back.
 
 pub mod config;
 pub mod daemon;
+pub mod db;
 pub mod repository;
 pub mod run;
 pub mod schedule;

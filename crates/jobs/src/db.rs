@@ -1,0 +1,310 @@
+//! Databases in a job's snapshots: listing the dumps a snapshot holds, and
+//! loading one back into PostgreSQL or a new SQLite file, streamed from the
+//! repository into the server's client. A target that already holds data
+//! is refused unless `replace` says so; then what it holds is first saved
+//! as a snapshot tagged `pre-restore`, so a restore never loses data.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Sources, Stream, StreamFrom, Writes};
+use cairn_format::SnapshotId;
+use cairn_format::snapshot::Snapshot;
+use cairn_repo::select::{self, Filter};
+
+use crate::JobError;
+use crate::config::{Config, DatabaseKind, DatabaseSource};
+use crate::run::{RunOptions, database_path, dump_command, job_tag};
+
+/// The tag of the snapshot a replacing restore saves first.
+pub const PRE_RESTORE_TAG: &str = "pre-restore";
+
+/// What to restore and where.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreRequest {
+    /// The database source's name in the config.
+    pub name: String,
+    /// Which snapshot of its job (`latest`, an id prefix).
+    pub snapshot: Option<String>,
+    /// The newest snapshot at or before this time instead.
+    pub at: Option<jiff::Timestamp>,
+    /// Another database name (PostgreSQL) or file (SQLite) to load into.
+    pub into: Option<String>,
+    /// Create the PostgreSQL database if it does not exist.
+    pub create: bool,
+    /// Replace a target that holds data, after saving it.
+    pub replace: bool,
+    /// Say what would be done; do nothing.
+    pub dry_run: bool,
+}
+
+/// What a restore did (or, in a dry run, would do).
+#[derive(Debug, Default)]
+pub struct RestoreReport {
+    /// The snapshot the dump came from.
+    pub from: Option<SnapshotId>,
+    /// The snapshot holding what the target held before, if it held data.
+    pub saved: Option<SnapshotId>,
+    /// Bytes of dump loaded.
+    pub bytes: u64,
+    /// The commands run, in order (all a dry run does is list them).
+    pub commands: Vec<String>,
+}
+
+fn fail(name: &str, message: impl Into<String>) -> JobError {
+    JobError::Failed { job: format!("db {name}"), message: message.into() }
+}
+
+/// The job and database source named `name`.
+fn find<'a>(config: &'a Config, name: &str) -> Result<(&'a String, &'a DatabaseSource), JobError> {
+    let mut found = config
+        .job
+        .iter()
+        .flat_map(|(j, job)| job.get_ref().database.iter().filter(|d| d.name == name).map(move |d| (j, d)));
+    let first =
+        found.next().ok_or_else(|| fail(name, "no job has a database of that name (`cairn db list` shows them)"))?;
+    if found.next().is_some() {
+        return Err(fail(name, "two jobs have a database of that name; give them different names"));
+    }
+    Ok(first)
+}
+
+/// The job's snapshots in its first repository, oldest first.
+fn snapshots(
+    config: &Config,
+    job: &str,
+    opts: &RunOptions,
+) -> Result<(cairn_repo::Repository, Vec<(SnapshotId, Snapshot)>), JobError> {
+    let repo_name = &config.job[job].get_ref().repositories.get_ref()[0];
+    let repo = crate::repository::open(repo_name, config.repository[repo_name].get_ref(), opts.cache_dir.clone())?;
+    let all = repo.snapshots().map_err(|e| fail(job, e.to_string()))?;
+    let tag = job_tag(job);
+    let mine = all.into_iter().filter(|(_, s)| s.tags.contains(&tag)).collect();
+    Ok((repo, mine))
+}
+
+/// The databases (config name, kind, size) in a job's snapshot.
+pub fn list(
+    config: &Config,
+    job: &str,
+    spec: &str,
+    opts: &RunOptions,
+) -> Result<(SnapshotId, Vec<(String, u64)>), JobError> {
+    let (repo, mine) = snapshots(config, job, opts)?;
+    let (id, snap) = select::select(&mine, spec, &Filter::default()).map_err(|e| fail(job, e.to_string()))?;
+    let repo = repo.load_index().map_err(|e| fail(job, e.to_string()))?;
+    let mut out = Vec::new();
+    for db in &config.job[job].get_ref().database {
+        let path = database_path(&db.name);
+        if let Ok(Some(node)) = repo.find_node(&snap.tree, path.as_os_str().as_encoded_bytes()) {
+            out.push((db.name.clone(), node.size));
+        }
+    }
+    Ok((id, out))
+}
+
+/// The PostgreSQL client options reaching `db`'s server.
+fn pg_connection(db: &DatabaseSource) -> Vec<String> {
+    let mut a = vec!["--no-password".to_string()];
+    if let Some(h) = &db.host {
+        a.push(format!("--host={h}"));
+    }
+    if let Some(p) = db.port {
+        a.push(format!("--port={p}"));
+    }
+    if let Some(u) = &db.user {
+        a.push(format!("--username={u}"));
+    }
+    a
+}
+
+/// Runs `argv`, returning its stdout; a failure is one line.
+fn output(name: &str, argv: &[String]) -> Result<String, JobError> {
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| fail(name, format!("cannot run {}: {e}", argv[0])))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or_default().to_string();
+        return Err(fail(name, format!("{} failed ({}): {why}", argv.join(" "), out.status)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// What the target is now.
+enum Target {
+    /// Not there (a PostgreSQL database to create, a SQLite file to make).
+    Missing,
+    /// There and holding no table.
+    Empty,
+    /// There with tables.
+    Holding,
+}
+
+fn pg_target(name: &str, db: &DatabaseSource, target: &str) -> Result<Target, JobError> {
+    let mut argv = vec!["psql".to_string()];
+    argv.extend(pg_connection(db));
+    argv.extend(["--dbname=postgres", "-Atc"].map(String::from));
+    argv.push(format!("SELECT count(*) FROM pg_database WHERE datname = '{}'", target.replace('\'', "''")));
+    if output(name, &argv)?.trim() == "0" {
+        return Ok(Target::Missing);
+    }
+    let mut argv = vec!["psql".to_string()];
+    argv.extend(pg_connection(db));
+    argv.push(format!("--dbname={target}"));
+    argv.push("-Atc".into());
+    argv.push("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'".into());
+    Ok(if output(name, &argv)?.trim() == "0" { Target::Empty } else { Target::Holding })
+}
+
+/// Restores database `req.name` from a snapshot of its job.
+pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Result<RestoreReport, JobError> {
+    let name = req.name.as_str();
+    let (job, db) = find(config, name)?;
+    let (repo, mine) = snapshots(config, job, opts)?;
+    let filter = Filter { at: req.at, ..Filter::default() };
+    let spec = req.snapshot.as_deref().unwrap_or("latest");
+    let (from, snap) = select::select(&mine, spec, &filter).map_err(|e| fail(name, e.to_string()))?;
+    let indexed = repo.load_index().map_err(|e| fail(name, e.to_string()))?;
+    let path = database_path(name);
+    let node = indexed
+        .find_node(&snap.tree, path.as_os_str().as_encoded_bytes())
+        .map_err(|e| fail(name, e.to_string()))?
+        .ok_or_else(|| fail(name, format!("snapshot {} holds no {}", from.short(), path.display())))?;
+    let mut report = RestoreReport { from: Some(from), ..Default::default() };
+
+    // Where it goes, and what is there.
+    let (target, state, load): (String, Target, Vec<String>) = match db.kind {
+        DatabaseKind::Postgresql => {
+            let target =
+                req.into.clone().or_else(|| db.database.clone()).ok_or_else(|| fail(name, "no database name"))?;
+            let state = pg_target(name, db, &target)?;
+            let mut load = vec!["psql".to_string()];
+            load.extend(pg_connection(db));
+            load.extend([
+                format!("--dbname={target}"),
+                "--quiet".into(),
+                "--set=ON_ERROR_STOP=1".into(),
+                "--single-transaction".into(),
+            ]);
+            (target, state, load)
+        }
+        DatabaseKind::Sqlite => {
+            let target = match &req.into {
+                Some(t) => PathBuf::from(t),
+                None => db.path.clone().ok_or_else(|| fail(name, "no path"))?,
+            };
+            let state = match std::fs::metadata(&target) {
+                Err(_) => Target::Missing,
+                Ok(m) if m.len() == 0 => Target::Empty,
+                Ok(_) => Target::Holding,
+            };
+            let shown = target.to_string_lossy().into_owned();
+            (shown.clone(), state, vec!["sqlite3".into(), "-bail".into(), shown])
+        }
+        DatabaseKind::Mysql | DatabaseKind::Mariadb => {
+            return Err(fail(
+                name,
+                "restoring MySQL/MariaDB dumps is not built yet: load the file from `cairn dump` with mysql",
+            ));
+        }
+    };
+    match (&state, db.kind) {
+        (Target::Holding, _) if !req.replace => {
+            return Err(fail(
+                name,
+                format!(
+                    "{target} holds data: give --replace (it is saved as a pre-restore snapshot first) or --into another"
+                ),
+            ));
+        }
+        (Target::Missing, DatabaseKind::Postgresql) if !req.create => {
+            return Err(fail(name, format!("database {target} does not exist: give --create")));
+        }
+        _ => {}
+    }
+    let mut prepare: Vec<Vec<String>> = Vec::new();
+    let mut saver = None;
+    if let Target::Holding = state {
+        // Saved first, with the same dump command the job uses.
+        let mut source = db.clone();
+        match db.kind {
+            DatabaseKind::Postgresql => source.database = Some(target.clone()),
+            _ => source.path = Some(PathBuf::from(&target)),
+        }
+        saver = Some(dump_command(&source).map_err(|e| fail(name, e))?);
+        match db.kind {
+            DatabaseKind::Postgresql => {
+                let mut drop = vec!["dropdb".to_string()];
+                drop.extend(pg_connection(db));
+                drop.push(target.clone());
+                prepare.push(drop);
+            }
+            _ => prepare.push(vec!["rm".into(), "--".into(), target.clone()]),
+        }
+    }
+    if db.kind == DatabaseKind::Postgresql && !matches!(state, Target::Empty) {
+        let mut create = vec!["createdb".to_string()];
+        create.extend(pg_connection(db));
+        create.push(target.clone());
+        prepare.push(create);
+    }
+    if let Some(s) = &saver {
+        report.commands.push(format!("{} | cairn backup (tag {PRE_RESTORE_TAG})", join(s)));
+    }
+    report.commands.extend(prepare.iter().map(|c| join_str(c)));
+    report.commands.push(format!("cairn dump {} {} | {}", from.short(), path.display(), join_str(&load)));
+    if req.dry_run {
+        return Ok(report);
+    }
+
+    if let Some(argv) = saver {
+        let backup = BackupOptions {
+            sources: Sources::stream(Stream { path: path.clone(), from: StreamFrom::Command(argv) }),
+            excludes: Excludes::default(),
+            tags: vec![PRE_RESTORE_TAG.to_string(), format!("db:{name}")],
+            hostname: opts.hostname.clone(),
+            parent: ParentChoice::Auto,
+            force: false,
+            time: None,
+            workers: None,
+            writes: Writes::Store,
+        };
+        let repo_name = &config.job[job].get_ref().repositories.get_ref()[0];
+        let r = crate::repository::open(repo_name, config.repository[repo_name].get_ref(), opts.cache_dir.clone())?;
+        let r = r.load_index_for_backup(&opts.hostname).map_err(|e| fail(name, e.to_string()))?;
+        let out = cairn_backup::backup(r, &backup, Arc::new(NoProgress))
+            .map_err(|e| fail(name, format!("saving what {target} holds first: {e}; nothing was changed")))?;
+        report.saved = Some(out.id);
+    }
+    for c in &prepare {
+        output(name, c)?;
+    }
+    let mut child = Command::new(&load[0])
+        .args(&load[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(name, format!("cannot run {}: {e}", load[0])))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| fail(name, "no pipe"))?;
+    let written = cairn_restore::dump(&indexed, &node, &mut stdin);
+    drop(stdin);
+    let out = child.wait_with_output().map_err(|e| fail(name, e.to_string()))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or_default().to_string();
+        return Err(fail(name, format!("{} failed ({}): {why}", join_str(&load), out.status)));
+    }
+    report.bytes = written.map_err(|e| fail(name, format!("reading the dump: {e}")))?;
+    Ok(report)
+}
+
+fn join(argv: &[std::ffi::OsString]) -> String {
+    argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+}
+
+fn join_str(argv: &[String]) -> String {
+    argv.join(" ")
+}
