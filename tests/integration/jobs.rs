@@ -140,7 +140,14 @@ cairn_test!(a_job_puts_folders_a_database_and_a_command_in_one_snapshot_or_none,
     assert_eq!(snapshots(&env.repo), 0);
 
     // Two runs: one snapshot each, with everything in it; retention keeps
-    // 1 in a and 2 in b, as configured.
+    // 1 in a and 2 in b, as configured. A writer keeps inserting into the
+    // SQLite database meanwhile.
+    let writer_script = format!(
+        "i=0; while true; do sqlite3 {} \"INSERT INTO s(v) VALUES ('w$i')\" || exit 1; i=$((i+1)); done",
+        db.display()
+    );
+    let mut writer = std::process::Command::new("sh").args(["-c", &writer_script]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
     for round in 0..2 {
         std::fs::write(src.join("app.conf"), format!("listen 808{round}\n")).unwrap();
         let out = job(&[]);
@@ -148,6 +155,8 @@ cairn_test!(a_job_puts_folders_a_database_and_a_command_in_one_snapshot_or_none,
         let said = String::from_utf8_lossy(&out.stdout);
         assert!(said.contains("copied to b") && said.contains("retention: a -"), "{said}");
     }
+    let _ = writer.kill();
+    let _ = writer.wait();
     assert_eq!((snapshots(&env.repo), snapshots(&b)), (1, 2));
     let dump = env.ok(&["dump", "latest", "/databases/sessions.sql"]);
     assert!(dump.contains("INSERT INTO s VALUES(2,'beta');"), "{dump}");
@@ -165,7 +174,13 @@ cairn_test!(a_job_puts_folders_a_database_and_a_command_in_one_snapshot_or_none,
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(query(&copy, "PRAGMA integrity_check"), "ok");
-    assert_eq!(query(&copy, "SELECT group_concat(v) FROM s"), query(&db, "SELECT group_concat(v) FROM s"));
+    // A consistent copy taken while the writer went on: every row up to
+    // some point, none missing in between, fewer than there are now.
+    let (copied, live) = (query(&copy, "SELECT count(*) FROM s"), query(&db, "SELECT count(*) FROM s"));
+    assert_eq!(query(&copy, "SELECT count(*) = max(id) FROM s"), "1", "{copied} rows");
+    assert!(copied.parse::<u64>().unwrap() > 2, "the writer's rows are in: {copied}");
+    assert!(copied.parse::<u64>().unwrap() <= live.parse::<u64>().unwrap(), "{copied} vs {live}");
+    assert_eq!(query(&copy, "SELECT v FROM s WHERE id <= 2 ORDER BY id"), "alpha\nbeta");
     // Over the live file only with --replace.
     let out = env.run(&["--config", config.to_str().unwrap(), "db", "restore", "sessions"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));

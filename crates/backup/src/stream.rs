@@ -30,6 +30,31 @@ pub struct Stream {
     pub path: PathBuf,
     /// Where its bytes come from.
     pub from: StreamFrom,
+    /// Text the stream's last [`TAIL`] bytes must hold (a dump's completion
+    /// line), so that a dump cut short, or one whose tool writes its error
+    /// into the output and exits 0 (`sqlite3 .dump` on a locked database
+    /// does), fails the backup instead of being stored as good.
+    pub trailer: Option<Vec<u8>>,
+}
+
+/// How many of a stream's last bytes are kept to look for its trailer.
+pub const TAIL: usize = 512;
+
+/// A reader keeping the last [`TAIL`] bytes it passed on.
+struct Tail<R> {
+    inner: R,
+    last: Vec<u8>,
+}
+
+impl<R: Read> Read for Tail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.last.extend_from_slice(&buf[..n]);
+        if self.last.len() > 2 * TAIL {
+            self.last.drain(..self.last.len() - TAIL);
+        }
+        Ok(n)
+    }
 }
 
 /// Where a stream's bytes come from.
@@ -121,12 +146,27 @@ pub(crate) fn start(stream: &Stream, previous: Option<&Node>, shared: Shared) ->
     };
     let bases = previous.and_then(|n| BaseFinder::new(&n.content, shared.sink.repo().index()));
     let (tx, rx) = bounded(1);
-    let (name, from) = (stream.name(), stream.from.clone());
+    let (name, from, trailer) = (stream.name(), stream.from.clone(), stream.trailer.clone());
     let thread = std::thread::Builder::new()
         .name(format!("stream {name}"))
         .spawn(move || {
-            let outcome = chunk_stream(reader, &shared.sink, &shared.chunker, bases, &*shared.progress, &shared.stats);
-            let verdict = verdict(&name, &from, &outcome, child);
+            let mut reader = Tail { inner: reader, last: Vec::new() };
+            let outcome =
+                chunk_stream(&mut reader, &shared.sink, &shared.chunker, bases, &*shared.progress, &shared.stats);
+            let mut verdict = verdict(&name, &from, &outcome, child);
+            if let (Ok(()), Some(t), FileOutcome::Done { size, .. }) = (&verdict, &trailer, &outcome) {
+                let tail = &reader.last[reader.last.len().saturating_sub(TAIL)..];
+                if *size > 0 && !tail.windows(t.len()).any(|w| w == t.as_slice()) {
+                    let last = String::from_utf8_lossy(tail).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+                    verdict = Err(BackupError::Stream {
+                        name: name.clone(),
+                        source: std::io::Error::other(format!(
+                            "it did not end as a complete dump does ({:?} missing; its last line: {last:?}); no snapshot was written",
+                            String::from_utf8_lossy(t)
+                        )),
+                    });
+                }
+            }
             if let FileOutcome::Done { size, .. } = &outcome {
                 shared.stats.add_total(*size);
             }
@@ -230,8 +270,12 @@ mod tests {
         let repo = Repository::init(backend.clone(), b"pw", &InitOptions::fast_for_tests()).unwrap();
         let dump = "INSERT INTO t VALUES (1);\n".repeat(1000);
         let streams = vec![
-            Stream { path: "/databases/app.sql".into(), from: command(&format!("printf '{dump}'")) },
-            Stream { path: "/redis.rdb".into(), from: command("printf REDIS0011") },
+            Stream {
+                path: "/databases/app.sql".into(),
+                from: command(&format!("printf '{dump}COMMIT;\\n'")),
+                trailer: Some(b"\nCOMMIT;\n".to_vec()),
+            },
+            Stream { path: "/redis.rdb".into(), from: command("printf REDIS0011"), trailer: None },
         ];
         let sources = Sources { paths: vec![dir.path().to_path_buf()], streams };
         let out = backup(repo.load_index().unwrap(), &opts(sources.clone()), Arc::new(NoProgress)).unwrap();
@@ -246,15 +290,26 @@ mod tests {
             let node = repo.find_node(&out.snapshot.tree, path.as_bytes()).unwrap().unwrap();
             node.content.iter().flat_map(|b| repo.read_blob(b).unwrap()).collect::<Vec<u8>>()
         };
-        assert_eq!(read("/databases/app.sql"), dump.as_bytes());
+        assert_eq!(read("/databases/app.sql"), format!("{dump}COMMIT;\n").as_bytes());
         assert_eq!(read("/redis.rdb"), b"REDIS0011");
         assert_eq!(read(&format!("{}/notes.txt", dir.path().display())), b"remember the milk");
 
         // One stream failing half-way: no snapshot, whatever the others did.
         let before = repo.repo().snapshot_ids().unwrap().len();
-        for (script, want) in [("printf partial; exit 3", "failed"), ("true", "gave no data")] {
+        let cases = [
+            (1, "printf partial; exit 3", "failed"),
+            (1, "true", "gave no data"),
+            // Exit 0, but the dump ends with its tool's error, as
+            // `sqlite3 .dump` does on a locked database.
+            (
+                0,
+                "printf 'BEGIN TRANSACTION;\\n/**** ERROR: (5) database is locked *****/\\nROLLBACK; -- due to errors\\n'",
+                "did not end as a complete dump",
+            ),
+        ];
+        for (which, script, want) in cases {
             let mut failing = sources.clone();
-            failing.streams[1].from = command(script);
+            failing.streams[which].from = command(script);
             let e = backup(repo_again(&backend), &opts(failing), Arc::new(NoProgress)).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
             assert_eq!(repo.repo().snapshot_ids().unwrap().len(), before, "no snapshot after: {e}");
@@ -267,7 +322,7 @@ mod tests {
 
     #[test]
     fn streams_may_not_overlap_sources_or_each_other() {
-        let s = |p: &str| Stream { path: p.into(), from: StreamFrom::Stdin };
+        let s = |p: &str| Stream { path: p.into(), from: StreamFrom::Stdin, trailer: None };
         let paths = vec![PathBuf::from("/etc")];
         assert!(check_overlaps(&paths, &[s("/db.sql"), s("/dumps/a.sql"), s("/dumps/b.sql")]).is_ok());
         for bad in [vec![s("/etc/x.sql")], vec![s("/etc")], vec![s("/a.sql"), s("/a.sql")], vec![s("/a"), s("/a/b")]] {

@@ -101,7 +101,11 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
                 "--stdin-from-command takes a command after `--` and no paths, e.g. cairn backup --stdin-from-command -- pg_dump mydb"
             );
         }
-        Sources::stream(Stream { path: stream_path(&a.stdin_filename)?, from: StreamFrom::Command(a.command.clone()) })
+        Sources::stream(Stream {
+            path: stream_path(&a.stdin_filename)?,
+            from: StreamFrom::Command(a.command.clone()),
+            trailer: None,
+        })
     } else if a.stdin {
         if !a.paths.is_empty() || !a.command.is_empty() {
             bail!("--stdin takes no paths");
@@ -112,7 +116,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
                 "--stdin reads a stream, and standard input is a terminal: pipe the data in, e.g. pg_dump app | cairn backup --stdin --stdin-filename app.sql"
             );
         }
-        Sources::stream(Stream { path: stream_path(&a.stdin_filename)?, from: StreamFrom::Stdin })
+        Sources::stream(Stream { path: stream_path(&a.stdin_filename)?, from: StreamFrom::Stdin, trailer: None })
     } else {
         if !a.command.is_empty() {
             bail!("a command after `--` needs --stdin-from-command");

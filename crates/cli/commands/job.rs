@@ -21,10 +21,11 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
         }
     }
     if *dry_run {
+        let mut problems = 0;
         for n in &names {
-            describe(&config, n)?;
+            problems += describe(&config, n)?;
         }
-        return Ok(EXIT_OK);
+        return Ok(if problems == 0 { EXIT_OK } else { EXIT_ERROR });
     }
     let opts = RunOptions {
         hostname: super::backup::hostname(),
@@ -65,8 +66,9 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// Prints what `job run` would do for job `name`.
-fn describe(config: &Config, name: &str) -> Result<()> {
+/// Prints what `job run` would do for job `name`; the number of sources
+/// that could not run.
+fn describe(config: &Config, name: &str) -> Result<usize> {
     let job = config.job[name].get_ref();
     println!("job {name}: into {}", job.repositories.get_ref().join(", then copied to "));
     for h in &job.hooks.before {
@@ -75,10 +77,18 @@ fn describe(config: &Config, name: &str) -> Result<()> {
     for p in &job.paths {
         println!("  folder {}", p.display());
     }
+    let mut problems = 0;
     for db in &job.database {
-        let argv = dump_command(db).map_err(anyhow::Error::msg)?;
-        let shown: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        println!("  {} <- {}", database_path(&db.name).display(), shown.join(" "));
+        match dump_command(db) {
+            Ok(dump) => {
+                let shown: Vec<String> = dump.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+                println!("  {} <- {}", database_path(&db.name).display(), shown.join(" "));
+            }
+            Err(e) => {
+                println!("  {} <- cannot run: {e}", database_path(&db.name).display());
+                problems += 1;
+            }
+        }
     }
     for c in &job.command {
         println!("  {} <- {}", command_path(&c.name).display(), c.run.join(" "));
@@ -90,5 +100,5 @@ fn describe(config: &Config, name: &str) -> Result<()> {
             println!("  {when}: sh -c {h:?}");
         }
     }
-    Ok(())
+    Ok(problems)
 }

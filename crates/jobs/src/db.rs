@@ -252,7 +252,7 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
         prepare.push(create);
     }
     if let Some(s) = &saver {
-        report.commands.push(format!("{} | cairn backup (tag {PRE_RESTORE_TAG})", join(s)));
+        report.commands.push(format!("{} | cairn backup (tag {PRE_RESTORE_TAG})", join(&s.argv)));
     }
     report.commands.extend(prepare.iter().map(|c| join_str(c)));
     report.commands.push(format!("cairn dump {} {} | {}", from.short(), path.display(), join_str(&load)));
@@ -260,9 +260,11 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
         return Ok(report);
     }
 
-    if let Some(argv) = saver {
+    if let Some(dump) = saver {
+        let stream =
+            Stream { path: path.clone(), from: StreamFrom::Command(dump.argv), trailer: Some(dump.trailer.to_vec()) };
         let backup = BackupOptions {
-            sources: Sources::stream(Stream { path: path.clone(), from: StreamFrom::Command(argv) }),
+            sources: Sources::stream(stream),
             excludes: Excludes::default(),
             tags: vec![PRE_RESTORE_TAG.to_string(), format!("db:{name}")],
             hostname: opts.hostname.clone(),

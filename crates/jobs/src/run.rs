@@ -52,14 +52,23 @@ pub fn command_path(name: &str) -> PathBuf {
     PathBuf::from("/commands").join(name)
 }
 
+/// How a database source is dumped.
+#[derive(Debug, Clone)]
+pub struct Dump {
+    /// The command writing SQL text to stdout.
+    pub argv: Vec<OsString>,
+    /// What a complete dump's end holds.
+    pub trailer: &'static [u8],
+}
+
 /// The dump command of a database source, writing SQL text to stdout:
 /// plain text, not a compressed archive format (`pg_dump -Fc` compresses
 /// with zlib, which defeats deduplication between days).
-pub fn dump_command(db: &DatabaseSource) -> Result<Vec<OsString>, String> {
+pub fn dump_command(db: &DatabaseSource) -> Result<Dump, String> {
     let need = |v: &Option<String>, what: &str| {
         v.clone().ok_or_else(|| format!("database {}: give `{what}` for a {:?} source", db.name, db.kind))
     };
-    let mut argv: Vec<String> = match db.kind {
+    let (mut argv, trailer): (Vec<String>, &'static [u8]) = match db.kind {
         DatabaseKind::Postgresql => {
             let mut a = vec!["pg_dump".into(), "--format=plain".into(), "--no-password".into()];
             if let Some(h) = &db.host {
@@ -72,7 +81,7 @@ pub fn dump_command(db: &DatabaseSource) -> Result<Vec<OsString>, String> {
                 a.push(format!("--username={u}"));
             }
             a.push(format!("--dbname={}", need(&db.database, "database")?));
-            a
+            (a, b"-- PostgreSQL database dump complete")
         }
         DatabaseKind::Mysql | DatabaseKind::Mariadb => {
             let prog =
@@ -91,7 +100,7 @@ pub fn dump_command(db: &DatabaseSource) -> Result<Vec<OsString>, String> {
             }
             a.push("--databases".into());
             a.push(need(&db.database, "database")?);
-            a
+            (a, b"-- Dump completed")
         }
         DatabaseKind::Sqlite => {
             let path =
@@ -101,17 +110,22 @@ pub fn dump_command(db: &DatabaseSource) -> Result<Vec<OsString>, String> {
                 return Err(format!("database {}: {} is not a file", db.name, path.display()));
             }
             // `.dump` reads in one transaction: a consistent copy while
-            // writers go on, never the file copied under them.
-            vec![
+            // writers go on, never the file copied under them. It waits up
+            // to a minute for a writer's lock; past that it writes an error
+            // into its output and exits 0, which the trailer catches.
+            let argv = vec![
                 "sqlite3".into(),
                 "-readonly".into(),
                 "-bail".into(),
+                "-cmd".into(),
+                ".timeout 60000".into(),
                 path.to_string_lossy().into_owned(),
                 ".dump".into(),
-            ]
+            ];
+            (argv, b"\nCOMMIT;\n")
         }
     };
-    Ok(argv.drain(..).map(OsString::from).collect())
+    Ok(Dump { argv: argv.drain(..).map(OsString::from).collect(), trailer })
 }
 
 fn on_path(prog: &str) -> bool {
@@ -122,7 +136,12 @@ fn on_path(prog: &str) -> bool {
 pub fn sources(job: &JobConfig) -> Result<Sources, String> {
     let mut streams = Vec::new();
     for db in &job.database {
-        streams.push(Stream { path: database_path(&db.name), from: StreamFrom::Command(dump_command(db)?) });
+        let dump = dump_command(db)?;
+        streams.push(Stream {
+            path: database_path(&db.name),
+            from: StreamFrom::Command(dump.argv),
+            trailer: Some(dump.trailer.to_vec()),
+        });
     }
     for c in &job.command {
         if c.run.is_empty() {
@@ -131,6 +150,7 @@ pub fn sources(job: &JobConfig) -> Result<Sources, String> {
         streams.push(Stream {
             path: command_path(&c.name),
             from: StreamFrom::Command(c.run.iter().map(OsString::from).collect()),
+            trailer: None,
         });
     }
     let paths = cairn_backup::absolute_sources(&job.paths).map_err(|e| format!("finding the current folder: {e}"))?;
