@@ -475,3 +475,52 @@ cairn_test!(postgresql_databases_back_up_in_a_job_and_restore_by_name_with_the_s
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), before);
 });
+
+cairn_test!(a_job_checks_its_repository_after_the_backup_and_stops_a_hook_at_its_time_out, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big"), crate::util::random_bytes(3 << 20, 7)).unwrap();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let config = env.path("cairn.toml");
+    let base = format!(
+        "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\n",
+        env.repo.display(),
+        pass.display(),
+        src.display()
+    );
+    let state = env.path("state");
+    let run = |extra: &str| {
+        std::fs::write(&config, format!("{base}{extra}")).unwrap();
+        env.run(&["--config", config.to_str().unwrap(), "job", "run", "--state-dir", state.to_str().unwrap()])
+    };
+    // The check's group moves on each run: 1/2, then 2/2, then 1/2.
+    for want in ["checked 1/2 of the data", "checked 2/2 of the data", "checked 1/2 of the data"] {
+        let out = run("check = { read-data-subset = \"1/2\" }\n");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && said.contains(want), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Damage in a data pack: the job's check finds it and the job fails.
+    let pack = env.repo_files("data").into_iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&pack, bytes).unwrap();
+    let out = run("check = { read-data-subset = \"100%\" }\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the check after the backup found") && err.contains("cairn check --read-data"), "{err}");
+
+    // A hook past its time-out is stopped, with what it started, and the
+    // job fails without a snapshot.
+    let before = env.json(&["snapshots"]).as_array().unwrap().len();
+    let started = std::time::Instant::now();
+    let out = run("hooks = { before = [\"sleep 31.5 & wait\"], timeout = \"1s\" }\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("before hook") && err.contains("stopped after 1s, its time-out"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
+    let left = std::process::Command::new("pgrep").args(["-f", "sleep 31.5"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the hook's own process is gone too");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), before);
+});

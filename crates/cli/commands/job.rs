@@ -43,14 +43,17 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
                 let forgotten: Vec<String> = r.forgotten.iter().map(|(repo, k)| format!("{repo} -{k}")).collect();
                 if !g.quiet {
                     println!(
-                        "job {n}: snapshot {id}{}{}; retention: {}",
+                        "job {n}: snapshot {id}{}{}; retention: {}{}",
                         if r.copied.is_empty() {
                             String::new()
                         } else {
                             format!(", copied to {}", r.copied.join(", "))
                         },
                         if r.warnings > 0 { format!(", {} file(s) unreadable", r.warnings) } else { String::new() },
-                        forgotten.join(", ")
+                        forgotten.join(", "),
+                        r.checked
+                            .map(|(what, packs)| format!("; checked {what} ({packs} packs read)"))
+                            .unwrap_or_default()
                     );
                 }
                 if r.warnings > 0 && code == EXIT_OK {

@@ -124,10 +124,14 @@ pub struct CommandSource {
     pub run: Vec<String>,
 }
 
-/// `hooks = { before = [...], finally = [...] }`: shell commands.
+/// `hooks = { before = [...], finally = [...], timeout = "10m" }`: shell
+/// commands, each stopped after the time-out (default one hour).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Hooks {
+    /// How long one hook may run (`90s`, `10m`, `2h`).
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<std::time::Duration>,
     /// Before the backup; one failing fails the job.
     #[serde(default)]
     pub before: Vec<String>,
@@ -149,6 +153,28 @@ pub struct CheckConfig {
     /// Which data the check reads, as `check --read-data-subset`.
     #[serde(default, deserialize_with = "read_data")]
     pub read_data_subset: Option<ReadData>,
+}
+
+/// A duration such as `90s`, `10m` or `2h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}: a number and s, m or h, e.g. 90s, 10m, 2h");
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(bad()),
+    };
+    if secs == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
+    parse_duration(&String::deserialize(d)?).map(Some).map_err(serde::de::Error::custom)
 }
 
 fn schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Schedule>, D::Error> {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Sources, Stream, StreamFrom, Writes};
+use cairn_check::ReadData;
 use cairn_forget::GroupBy;
 use cairn_format::SnapshotId;
 use cairn_repo::Repository;
@@ -40,6 +41,8 @@ pub struct RunReport {
     pub forgotten: Vec<(String, usize)>,
     /// Repositories the snapshot was copied into.
     pub copied: Vec<String>,
+    /// The check after the job: which data it read, and packs read.
+    pub checked: Option<(String, u64)>,
 }
 
 /// The snapshot file where a database's dump goes.
@@ -169,12 +172,13 @@ pub fn run_job(config: &Config, name: &str, opts: &RunOptions) -> Result<RunRepo
     let _lock = lock(&opts.state_dir, name)?;
     record_start(&opts.state_dir, name, jiff::Timestamp::now())?;
     let failed = |message: String| JobError::Failed { job: name.to_string(), message };
-    let result = hooks(name, "before", &job.hooks.before).and_then(|()| back_up(config, name, job, opts));
+    let limit = job.hooks.timeout.unwrap_or(HOOK_TIMEOUT);
+    let result = hooks(name, "before", &job.hooks.before, limit).and_then(|()| back_up(config, name, job, opts));
     let after = match &result {
-        Ok(_) => hooks(name, "after", &job.hooks.after),
-        Err(_) => hooks(name, "on-failure", &job.hooks.on_failure),
+        Ok(_) => hooks(name, "after", &job.hooks.after, limit),
+        Err(_) => hooks(name, "on-failure", &job.hooks.on_failure, limit),
     };
-    let finally = hooks(name, "finally", &job.hooks.finally);
+    let finally = hooks(name, "finally", &job.hooks.finally, limit);
     let report = result?;
     after.and(finally).map_err(|e| failed(e.to_string()))?;
     Ok(report)
@@ -214,6 +218,21 @@ fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> R
     };
     let repo = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
     report.forgotten.push((first_name.clone(), retention(&repo, first_cfg, name, opts).map_err(failed)?));
+    if let Some(read) = job.check.as_ref().and_then(|c| c.read_data_subset) {
+        let read = rotate(read, &opts.state_dir, name);
+        let checked = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
+        let found =
+            cairn_check::check(checked, read, &()).map_err(|e| failed(format!("checking {first_name}: {e}")))?;
+        if let Some(p) = found.problems.first() {
+            return Err(failed(format!(
+                "the check after the backup found {} problem(s) in repository {first_name}, first {}: {}; run `cairn check --read-data` on it",
+                found.problems.len(),
+                p.object,
+                p.message
+            )));
+        }
+        report.checked = Some((describe_read(read), found.packs_read));
+    }
     let src = repo.load_index().map_err(|e| failed(e.to_string()))?;
     for other in &repos[1..] {
         let cfg = config.repository[other].get_ref();
@@ -226,6 +245,26 @@ fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> R
         report.forgotten.push((other.clone(), retention(&dst, cfg, name, opts).map_err(failed)?));
     }
     Ok(report)
+}
+
+/// The group a job's check reads this time: `1/7` reads group 1, then 2,
+/// ... 7 on the following runs (the count is kept in the state folder),
+/// so every pack is read once a cycle. Other subsets are read as given.
+fn rotate(read: ReadData, state_dir: &Path, job: &str) -> ReadData {
+    let ReadData::Subset(n, m) = read else { return read };
+    let file = state_dir.join("jobs").join(format!("{job}.checks"));
+    let done: u32 = std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let _ = std::fs::write(&file, format!("{}\n", done.wrapping_add(1)));
+    ReadData::Subset((n - 1 + done % m) % m + 1, m)
+}
+
+fn describe_read(read: ReadData) -> String {
+    match read {
+        ReadData::None => "structure".into(),
+        ReadData::All => "all data".into(),
+        ReadData::Subset(n, m) => format!("{n}/{m} of the data"),
+        ReadData::Percent(p) => format!("{p}% of the data"),
+    }
 }
 
 /// Applies the repository's retention to this job's snapshots from this
@@ -252,19 +291,50 @@ fn retention(repo: &Repository, cfg: &RepositoryConfig, job: &str, opts: &RunOpt
     Ok(removed)
 }
 
-/// Runs shell commands one after the other; the first that fails stops
-/// them. Their output goes where cairn's goes.
-fn hooks(job: &str, when: &str, commands: &[String]) -> Result<(), JobError> {
+/// How long a hook may run unless the config says otherwise.
+pub const HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Runs shell commands one after the other; the first that fails (or runs
+/// past `limit`: it and what it started are stopped) stops them. Their
+/// output goes where cairn's goes.
+fn hooks(job: &str, when: &str, commands: &[String], limit: std::time::Duration) -> Result<(), JobError> {
     for cmd in commands {
-        let status = std::process::Command::new("sh").arg("-c").arg(cmd).stdin(std::process::Stdio::null()).status();
-        let failure = match status {
-            Ok(s) if s.success() => continue,
-            Ok(s) => format!("{s}"),
-            Err(e) => e.to_string(),
+        let failure = match run_hook(cmd, limit) {
+            Ok(()) => continue,
+            Err(f) => f,
         };
         return Err(JobError::Hook { job: job.to_string(), when: when.to_string(), command: cmd.clone(), failure });
     }
     Ok(())
+}
+
+/// One hook, in a process group of its own so that a time-out stops the
+/// commands it started too.
+fn run_hook(cmd: &str, limit: std::time::Duration) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let start = std::time::Instant::now();
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(s) if s.success() => return Ok(()),
+            Some(s) => return Err(s.to_string()),
+            None if start.elapsed() >= limit => {
+                let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(format!("stopped after {}s, its time-out", limit.as_secs()));
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
 }
 
 /// The file holding when job `job` last started (the daemon's catch-up
