@@ -102,3 +102,71 @@ impl Drop for Postgres {
         let _ = self.child.wait();
     }
 }
+
+/// A MariaDB server, stopped on drop.
+pub struct Mariadb {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// Its socket file.
+    pub socket: PathBuf,
+}
+
+impl Mariadb {
+    pub fn start() -> Mariadb {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, socket) = (dir.path().join("data"), dir.path().join("mysqld.sock"));
+        let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).unwrap().unwrap().name;
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--user={user}"))
+            .output()
+            .expect("mariadb-install-db (package mariadb-server; tests/run installs it)");
+        assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
+        let child = Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .arg(format!("--user={user}"))
+            .args(["--skip-networking", "--innodb-flush-log-at-trx-commit=0"])
+            .arg(format!("--log-error={}", dir.path().join("error.log").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let db = Mariadb { child, _dir: dir, socket };
+        for _ in 0..600 {
+            if db.sql("", "SELECT 1").is_ok() {
+                return db;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("MariaDB did not start");
+    }
+
+    /// Runs SQL in database `db` (none if empty); its tab-separated output.
+    pub fn sql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let mut c = Command::new("mariadb");
+        c.arg(format!("--socket={}", self.socket.display())).args(["--user=root", "--batch", "--skip-column-names"]);
+        if !db.is_empty() {
+            c.arg(format!("--database={db}"));
+        }
+        let out = c.args(["-e", sql]).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}

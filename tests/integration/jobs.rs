@@ -524,3 +524,44 @@ cairn_test!(a_job_checks_its_repository_after_the_backup_and_stops_a_hook_at_its
     assert!(left.stdout.is_empty(), "the hook's own process is gone too");
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), before);
 });
+
+cairn_test!(a_mariadb_database_backs_up_in_a_job_and_restores_by_name_with_the_same_rows, |env| {
+    let my = crate::databases::Mariadb::start();
+    my.sql("", "CREATE DATABASE shop").unwrap();
+    my.sql("shop", "CREATE TABLE t(id INT PRIMARY KEY, v TEXT); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_3000")
+        .unwrap();
+    let checksum = |db: &str| my.sql(db, "SELECT COUNT(*), MD5(GROUP_CONCAT(id, v ORDER BY id)) FROM t").unwrap();
+    let want = checksum("shop");
+    env.init();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n[job.shop]\nrepositories = [\"a\"]\npaths = [\"{}\"]\ndatabase = [{{ name = \"shopdb\", kind = \"mariadb\", database = \"shop\", host = \"{}\", user = \"root\" }}]\n",
+            env.repo.display(),
+            pass.display(),
+            src.display(),
+            my.socket.display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let state = env.path("state");
+    let out = env.run(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.ok(&["--config", c, "db", "restore", "shopdb", "--into", "shop_restored", "--create"]);
+    assert_eq!(checksum("shop_restored"), want);
+    // Over the live one: refused, then saved first with --replace.
+    my.sql("shop", "INSERT INTO t VALUES (999999, 'written after the backup')").unwrap();
+    let out = env.run(&["--config", c, "db", "restore", "shopdb"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    env.ok(&["--config", c, "db", "restore", "shopdb", "--replace"]);
+    assert_eq!(checksum("shop"), want);
+    let saved = env.json(&["snapshots", "--tag", "pre-restore"]);
+    let kept = env.ok(&["dump", saved[0]["id"].as_str().unwrap(), "/databases/shopdb.sql"]);
+    assert!(kept.contains("written after the backup"));
+});

@@ -1,6 +1,6 @@
 //! Databases in a job's snapshots: listing the dumps a snapshot holds, and
-//! loading one back into PostgreSQL or a new SQLite file, streamed from the
-//! repository into the server's client. A target that already holds data
+//! loading one back into PostgreSQL, MySQL/MariaDB or a new SQLite file,
+//! streamed from the repository into the server's client. A target that already holds data
 //! is refused unless `replace` says so; then what it holds is first saved
 //! as a snapshot tagged `pre-restore`, so a restore never loses data.
 
@@ -15,7 +15,7 @@ use cairn_repo::select::{self, Filter};
 
 use crate::JobError;
 use crate::config::{Config, DatabaseKind, DatabaseSource};
-use crate::run::{RunOptions, database_path, dump_command, job_tag};
+use crate::run::{RunOptions, database_path, dump_command, job_tag, my_connection, on_path};
 
 /// The tag of the snapshot a replacing restore saves first.
 pub const PRE_RESTORE_TAG: &str = "pre-restore";
@@ -159,6 +159,31 @@ fn pg_target(name: &str, db: &DatabaseSource, target: &str) -> Result<Target, Jo
     Ok(if output(name, &argv)?.trim() == "0" { Target::Empty } else { Target::Holding })
 }
 
+/// The MySQL/MariaDB client reaching `db`'s server.
+fn my_client(db: &DatabaseSource) -> Vec<String> {
+    let prog = if on_path("mariadb") { "mariadb" } else { "mysql" };
+    let mut a = vec![prog.to_string()];
+    a.extend(my_connection(db));
+    a
+}
+
+/// The client running one statement.
+fn my_sql(db: &DatabaseSource, sql: &str) -> Vec<String> {
+    let mut a = my_client(db);
+    a.extend(["--batch".into(), "--skip-column-names".into(), "-e".into(), sql.into()]);
+    a
+}
+
+fn my_target(name: &str, db: &DatabaseSource, target: &str) -> Result<Target, JobError> {
+    let quoted = target.replace('\\', "\\\\").replace('\'', "''");
+    let sql = format!("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '{quoted}'");
+    if output(name, &my_sql(db, &sql))?.trim() == "0" {
+        return Ok(Target::Missing);
+    }
+    let sql = format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{quoted}'");
+    Ok(if output(name, &my_sql(db, &sql))?.trim() == "0" { Target::Empty } else { Target::Holding })
+}
+
 /// Restores database `req.name` from a snapshot of its job.
 pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Result<RestoreReport, JobError> {
     let name = req.name.as_str();
@@ -205,10 +230,12 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
             (shown.clone(), state, vec!["sqlite3".into(), "-bail".into(), shown])
         }
         DatabaseKind::Mysql | DatabaseKind::Mariadb => {
-            return Err(fail(
-                name,
-                "restoring MySQL/MariaDB dumps is not built yet: load the file from `cairn dump` with mysql",
-            ));
+            let target =
+                req.into.clone().or_else(|| db.database.clone()).ok_or_else(|| fail(name, "no database name"))?;
+            let state = my_target(name, db, &target)?;
+            let mut load = my_client(db);
+            load.push(format!("--database={target}"));
+            (target, state, load)
         }
     };
     match (&state, db.kind) {
@@ -220,7 +247,7 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
                 ),
             ));
         }
-        (Target::Missing, DatabaseKind::Postgresql) if !req.create => {
+        (Target::Missing, DatabaseKind::Postgresql | DatabaseKind::Mysql | DatabaseKind::Mariadb) if !req.create => {
             return Err(fail(name, format!("database {target} does not exist: give --create")));
         }
         _ => {}
@@ -231,8 +258,8 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
         // Saved first, with the same dump command the job uses.
         let mut source = db.clone();
         match db.kind {
-            DatabaseKind::Postgresql => source.database = Some(target.clone()),
-            _ => source.path = Some(PathBuf::from(&target)),
+            DatabaseKind::Sqlite => source.path = Some(PathBuf::from(&target)),
+            _ => source.database = Some(target.clone()),
         }
         saver = Some(dump_command(&source).map_err(|e| fail(name, e))?);
         match db.kind {
@@ -242,14 +269,25 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
                 drop.push(target.clone());
                 prepare.push(drop);
             }
-            _ => prepare.push(vec!["rm".into(), "--".into(), target.clone()]),
+            DatabaseKind::Mysql | DatabaseKind::Mariadb => {
+                prepare.push(my_sql(db, &format!("DROP DATABASE `{}`", target.replace('`', "``"))));
+            }
+            DatabaseKind::Sqlite => prepare.push(vec!["rm".into(), "--".into(), target.clone()]),
         }
     }
-    if db.kind == DatabaseKind::Postgresql && !matches!(state, Target::Empty) {
-        let mut create = vec!["createdb".to_string()];
-        create.extend(pg_connection(db));
-        create.push(target.clone());
-        prepare.push(create);
+    if !matches!(state, Target::Empty) {
+        match db.kind {
+            DatabaseKind::Postgresql => {
+                let mut create = vec!["createdb".to_string()];
+                create.extend(pg_connection(db));
+                create.push(target.clone());
+                prepare.push(create);
+            }
+            DatabaseKind::Mysql | DatabaseKind::Mariadb => {
+                prepare.push(my_sql(db, &format!("CREATE DATABASE `{}`", target.replace('`', "``"))));
+            }
+            DatabaseKind::Sqlite => {}
+        }
     }
     if let Some(s) = &saver {
         report.commands.push(format!("{} | cairn backup (tag {PRE_RESTORE_TAG})", join(&s.argv)));

@@ -90,18 +90,9 @@ pub fn dump_command(db: &DatabaseSource) -> Result<Dump, String> {
             let prog =
                 if db.kind == DatabaseKind::Mariadb && on_path("mariadb-dump") { "mariadb-dump" } else { "mysqldump" };
             let mut a = vec![prog.into(), "--single-transaction".into(), "--routines".into(), "--events".into()];
-            match &db.host {
-                Some(h) if h.starts_with('/') => a.push(format!("--socket={h}")),
-                Some(h) => a.push(format!("--host={h}")),
-                None => {}
-            }
-            if let Some(p) = db.port {
-                a.push(format!("--port={p}"));
-            }
-            if let Some(u) = &db.user {
-                a.push(format!("--user={u}"));
-            }
-            a.push("--databases".into());
+            a.extend(my_connection(db));
+            // One database without CREATE DATABASE and USE, so that it
+            // loads into any database (`db restore --into`).
             a.push(need(&db.database, "database")?);
             (a, b"-- Dump completed")
         }
@@ -131,7 +122,26 @@ pub fn dump_command(db: &DatabaseSource) -> Result<Dump, String> {
     Ok(Dump { argv: argv.drain(..).map(OsString::from).collect(), trailer })
 }
 
-fn on_path(prog: &str) -> bool {
+/// The MySQL/MariaDB client options reaching `db`'s server: a host that is
+/// a path is its socket.
+pub fn my_connection(db: &DatabaseSource) -> Vec<String> {
+    let mut a = Vec::new();
+    match &db.host {
+        Some(h) if h.starts_with('/') => a.push(format!("--socket={h}")),
+        Some(h) => a.push(format!("--host={h}")),
+        None => {}
+    }
+    if let Some(p) = db.port {
+        a.push(format!("--port={p}"));
+    }
+    if let Some(u) = &db.user {
+        a.push(format!("--user={u}"));
+    }
+    a
+}
+
+/// Whether `prog` is a program on the PATH.
+pub fn on_path(prog: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
 }
 
