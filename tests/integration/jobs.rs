@@ -565,3 +565,99 @@ cairn_test!(a_mariadb_database_backs_up_in_a_job_and_restores_by_name_with_the_s
     let kept = env.ok(&["dump", saved[0]["id"].as_str().unwrap(), "/databases/shopdb.sql"]);
     assert!(kept.contains("written after the backup"));
 });
+
+cairn_test!(one_job_holds_two_postgresql_a_mariadb_and_a_live_sqlite_database_a_folder_and_a_command, |env| {
+    let pg = crate::databases::Postgres::start();
+    let my = crate::databases::Mariadb::start();
+    for db in ["app", "crm"] {
+        pg.psql("postgres", &format!("CREATE DATABASE {db}")).unwrap();
+        pg.psql(db, "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 500) i")
+            .unwrap();
+    }
+    my.sql("", "CREATE DATABASE shop").unwrap();
+    my.sql("shop", "CREATE TABLE t(id INT PRIMARY KEY, v TEXT); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_500")
+        .unwrap();
+    let lite = env.path("live.sqlite3");
+    let ok = std::process::Command::new("sqlite3")
+        .arg(&lite)
+        .arg("CREATE TABLE s(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO s(v) VALUES ('first');")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("app.conf"), "listen 8080\n").unwrap();
+    env.init();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let (pg_host, my_host) = (pg.socket.display().to_string(), my.socket.display().to_string());
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[repository.a]
+location = "{repo}"
+password-file = "{pass}"
+[job.all]
+repositories = ["a"]
+paths = ["{src}"]
+database = [
+  {{ name = "app", kind = "postgresql", database = "app", host = "{pg_host}", user = "postgres" }},
+  {{ name = "crm", kind = "postgresql", database = "crm", host = "{pg_host}", user = "postgres" }},
+  {{ name = "shop", kind = "mariadb", database = "shop", host = "{my_host}", user = "root" }},
+  {{ name = "live", kind = "sqlite", path = "{lite}" }},
+]
+command = [{{ name = "motd", run = ["printf", "hello"] }}]
+"#,
+            repo = env.repo.display(),
+            pass = pass.display(),
+            src = src.display(),
+            lite = lite.display(),
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let writer_script =
+        format!("while true; do sqlite3 {} \"INSERT INTO s(v) VALUES ('w')\" || exit 1; done", lite.display());
+    let mut writer = std::process::Command::new("sh").args(["-c", &writer_script]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let state = env.path("state");
+    let out = env.run(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let snaps = env.json(&["snapshots"]);
+    assert_eq!(snaps.as_array().unwrap().len(), 1, "one snapshot for everything");
+    let mut paths: Vec<String> =
+        snaps[0]["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    paths.sort();
+    let mut want = vec![
+        "/commands/motd".to_string(),
+        "/databases/app.sql".into(),
+        "/databases/crm.sql".into(),
+        "/databases/live.sql".into(),
+        "/databases/shop.sql".into(),
+        src.display().to_string(),
+    ];
+    want.sort();
+    assert_eq!(paths, want);
+    assert_eq!(env.ok(&["dump", "latest", "/commands/motd"]), "hello");
+    // Each database back under a new name: the same rows.
+    let pg_sum =
+        |db: &str| pg.psql(db, "SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY id)) FROM t").unwrap();
+    for db in ["app", "crm"] {
+        env.ok(&["--config", c, "db", "restore", db, "--into", &format!("{db}_copy"), "--create"]);
+        assert_eq!(pg_sum(&format!("{db}_copy")), pg_sum(db));
+    }
+    let my_sum = |db: &str| my.sql(db, "SELECT COUNT(*), MD5(GROUP_CONCAT(id, v ORDER BY id)) FROM t").unwrap();
+    env.ok(&["--config", c, "db", "restore", "shop", "--into", "shop_copy", "--create"]);
+    assert_eq!(my_sum("shop_copy"), my_sum("shop"));
+    let copy = env.path("copy.sqlite3");
+    env.ok(&["--config", c, "db", "restore", "live", "--into", copy.to_str().unwrap()]);
+    let q = |sql: &str| {
+        let out = std::process::Command::new("sqlite3").arg(&copy).arg(sql).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(q("PRAGMA integrity_check"), "ok");
+    assert_eq!(q("SELECT count(*) = max(id) FROM s"), "1");
+});
