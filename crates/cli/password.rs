@@ -7,6 +7,8 @@ use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
 
+use cairn_jobs::repository::first_line;
+
 use crate::cli::Global;
 
 /// The repository password; `confirm` asks twice at a prompt (init).
@@ -50,14 +52,4 @@ pub fn password(g: &Global, confirm: bool) -> Result<Vec<u8>> {
         );
     }
     Ok(p)
-}
-
-fn first_line(mut s: Vec<u8>) -> Vec<u8> {
-    if let Some(i) = s.iter().position(|b| *b == b'\n') {
-        s.truncate(i);
-    }
-    if s.last() == Some(&b'\r') {
-        s.pop();
-    }
-    s
 }

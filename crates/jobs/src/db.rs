@@ -15,7 +15,7 @@ use cairn_repo::select::{self, Filter};
 
 use crate::JobError;
 use crate::config::{Config, DatabaseKind, DatabaseSource};
-use crate::run::{RunOptions, database_path, dump_command, job_tag, my_connection, on_path};
+use crate::run::{RunOptions, database_path, dump_command, job_tag, my_connection, on_path, pg_connection};
 
 /// The tag of the snapshot a replacing restore saves first.
 pub const PRE_RESTORE_TAG: &str = "pre-restore";
@@ -102,21 +102,6 @@ pub fn list(
         }
     }
     Ok((id, out))
-}
-
-/// The PostgreSQL client options reaching `db`'s server.
-fn pg_connection(db: &DatabaseSource) -> Vec<String> {
-    let mut a = vec!["--no-password".to_string()];
-    if let Some(h) = &db.host {
-        a.push(format!("--host={h}"));
-    }
-    if let Some(p) = db.port {
-        a.push(format!("--port={p}"));
-    }
-    if let Some(u) = &db.user {
-        a.push(format!("--username={u}"));
-    }
-    a
 }
 
 /// Runs `argv`, returning its stdout; a failure is one line.

@@ -54,7 +54,8 @@ fn password(cfg: &RepositoryConfig) -> Result<Vec<u8>, String> {
     Ok(p)
 }
 
-fn first_line(mut s: Vec<u8>) -> Vec<u8> {
+/// A password file's or command's first line, without its line ending.
+pub fn first_line(mut s: Vec<u8>) -> Vec<u8> {
     if let Some(i) = s.iter().position(|b| *b == b'\n') {
         s.truncate(i);
     }

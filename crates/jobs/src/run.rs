@@ -73,16 +73,8 @@ pub fn dump_command(db: &DatabaseSource) -> Result<Dump, String> {
     };
     let (mut argv, trailer): (Vec<String>, &'static [u8]) = match db.kind {
         DatabaseKind::Postgresql => {
-            let mut a = vec!["pg_dump".into(), "--format=plain".into(), "--no-password".into()];
-            if let Some(h) = &db.host {
-                a.push(format!("--host={h}"));
-            }
-            if let Some(p) = db.port {
-                a.push(format!("--port={p}"));
-            }
-            if let Some(u) = &db.user {
-                a.push(format!("--username={u}"));
-            }
+            let mut a = vec!["pg_dump".into(), "--format=plain".into()];
+            a.extend(pg_connection(db));
             a.push(format!("--dbname={}", need(&db.database, "database")?));
             (a, b"-- PostgreSQL database dump complete")
         }
@@ -120,6 +112,22 @@ pub fn dump_command(db: &DatabaseSource) -> Result<Dump, String> {
         }
     };
     Ok(Dump { argv: argv.drain(..).map(OsString::from).collect(), trailer })
+}
+
+/// The PostgreSQL client options reaching `db`'s server (never a password
+/// prompt: authentication through ~/.pgpass or the socket's peer).
+pub fn pg_connection(db: &DatabaseSource) -> Vec<String> {
+    let mut a = vec!["--no-password".to_string()];
+    if let Some(h) = &db.host {
+        a.push(format!("--host={h}"));
+    }
+    if let Some(p) = db.port {
+        a.push(format!("--port={p}"));
+    }
+    if let Some(u) = &db.user {
+        a.push(format!("--username={u}"));
+    }
+    a
 }
 
 /// The MySQL/MariaDB client options reaching `db`'s server: a host that is
