@@ -56,7 +56,12 @@ cairn_test!(config_check_accepts_a_sound_file_and_names_file_line_and_key_of_a_m
     let out = env.run(&["config", "check", "--config", f]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("holds a password and others may read it (mode 0644): run chmod 600"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{f}:4: repository.local.password: a password in a file others may read (mode 0644): run chmod 600"
+        )),
+        "{err}"
+    );
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     env.ok(&["config", "check", "--config", f]);
 
@@ -660,4 +665,44 @@ command = [{{ name = "motd", run = ["printf", "hello"] }}]
     };
     assert_eq!(q("PRAGMA integrity_check"), "ok");
     assert_eq!(q("SELECT count(*) = max(id) FROM s"), "1");
+});
+
+cairn_test!(a_repository_is_pruned_after_a_job_when_its_prune_schedule_is_due, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\nkeep = {{ last = 1 }}\nprune = \"monthly 1 04:00\"\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\n",
+            env.repo.display(),
+            pass.display(),
+            src.display()
+        ),
+    )
+    .unwrap();
+    let state = env.path("state");
+    let run = |seed: u64| {
+        std::fs::write(src.join("big"), crate::util::random_bytes(2 << 20, seed)).unwrap();
+        let out =
+            env.run(&["--config", config.to_str().unwrap(), "job", "run", "--state-dir", state.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // Never pruned here: the first run prunes.
+    assert!(run(1).contains("; pruned a ("), "first run");
+    // Just pruned, and monthly: not again before the 1st.
+    let second = run(2);
+    assert!(!second.contains("pruned"), "{second}");
+    // The last prune 40 days ago: due; the first snapshot's data, which
+    // retention dropped, is found unused.
+    let long_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(40 * 24);
+    std::fs::write(state.join("repositories/a.pruned"), format!("{long_ago}\n")).unwrap();
+    let third = run(3);
+    let unused: usize = third.split("; pruned a (").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!(unused > 0, "{third}");
+    env.ok(&["check"]);
 });

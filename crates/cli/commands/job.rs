@@ -8,6 +8,7 @@ use cairn_jobs::{Config, RunOptions, run_job};
 
 use crate::cli::{Global, JobAction, JobArgs};
 use crate::errors::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
+use crate::output::bytes;
 
 pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
     let JobAction::Run { jobs, dry_run, state_dir } = &a.action;
@@ -41,6 +42,13 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
             Ok(r) => {
                 let id = r.snapshot.map(|s| s.short()).unwrap_or_default();
                 let forgotten: Vec<String> = r.forgotten.iter().map(|(repo, k)| format!("{repo} -{k}")).collect();
+                let pruned: String = r
+                    .pruned
+                    .iter()
+                    .map(|(repo, unused, deleted)| {
+                        format!("; pruned {repo} ({unused} packs unused, {} deleted)", bytes(*deleted))
+                    })
+                    .collect();
                 if !g.quiet {
                     println!(
                         "job {n}: snapshot {id}{}{}; retention: {}{}",
@@ -54,6 +62,7 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
                         r.checked
                             .map(|(what, packs)| format!("; checked {what} ({packs} packs read)"))
                             .unwrap_or_default()
+                            + &pruned
                     );
                 }
                 if r.warnings > 0 && code == EXIT_OK {

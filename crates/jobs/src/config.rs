@@ -46,6 +46,10 @@ pub struct RepositoryConfig {
     /// What this repository's retention keeps.
     #[serde(default)]
     pub keep: KeepOptions,
+    /// When a job run also prunes it (a schedule: `weekly sun 04:00`): the
+    /// first job run after each of these times does.
+    #[serde(default, deserialize_with = "schedule")]
+    pub prune: Option<Schedule>,
 }
 
 /// `[job.NAME]`: what to back up, into which repositories, and when.
@@ -208,18 +212,6 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
-    /// A password in a file others may read.
-    #[error(
-        "{}: holds a password and others may read it (mode {mode:04o}): run chmod 600 {} (or use password-file)",
-        file.display(),
-        file.display()
-    )]
-    Loose {
-        /// The file.
-        file: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
 }
 
 /// The config file to use: `given`, else `/etc/cairn/cairn.toml` for root
@@ -258,12 +250,22 @@ impl Config {
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.into(), source })?;
         let config = Config::parse(file, &text)?;
-        if config.repository.values().any(|r| r.get_ref().password.is_some()) {
+        let with_password = config.repository.iter().find_map(|(n, r)| r.get_ref().password.as_ref().map(|p| (n, p)));
+        if let Some((name, password)) = with_password {
             use std::os::unix::fs::MetadataExt;
             let mode =
                 std::fs::metadata(file).map_err(|source| ConfigError::Read { file: file.into(), source })?.mode();
             if mode & 0o077 != 0 {
-                return Err(ConfigError::Loose { file: file.into(), mode: mode & 0o7777 });
+                return Err(ConfigError::Invalid {
+                    file: file.into(),
+                    line: line_of(&text, password.span().start),
+                    key: format!("repository.{name}.password"),
+                    message: format!(
+                        "a password in a file others may read (mode {:04o}): run chmod 600 {}, or use password-file",
+                        mode & 0o7777,
+                        file.display()
+                    ),
+                });
             }
         }
         Ok(config)
@@ -273,7 +275,7 @@ impl Config {
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let at = |span: Option<Range<usize>>, key: Option<String>, message: String| {
             let start = span.map_or(0, |s| s.start.min(text.len()));
-            let line = text[..start].matches('\n').count() + 1;
+            let line = line_of(text, start);
             let key = key.unwrap_or_else(|| key_at(text, start));
             ConfigError::Invalid { file: file.into(), line, key, message }
         };
@@ -338,6 +340,11 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The 1-based line of byte `at` of `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
 }
 
 /// The key written on the line holding byte `at` of `text`: the name
@@ -466,7 +473,11 @@ check = { read-data-subset = "1/7" }
         std::fs::write(&file, "[repository.a]\nlocation = \"/r\"\npassword = \"hunter2\"\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = Config::load(&file).unwrap_err().to_string();
-        assert!(e.contains("holds a password and others may read it (mode 0644): run chmod 600"), "{e}");
+        let want = format!(
+            "{}:3: repository.a.password: a password in a file others may read (mode 0644): run chmod 600",
+            file.display()
+        );
+        assert!(e.starts_with(&want), "{e}");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Config::load(&file).is_ok());
         // Without a password in it, a readable config is fine.

@@ -43,6 +43,9 @@ pub struct RunReport {
     pub copied: Vec<String>,
     /// The check after the job: which data it read, and packs read.
     pub checked: Option<(String, u64)>,
+    /// Repositories pruned (their prune schedule was due): packs marked
+    /// unused and bytes deleted.
+    pub pruned: Vec<(String, usize, u64)>,
 }
 
 /// The snapshot file where a database's dump goes.
@@ -236,6 +239,7 @@ fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> R
     };
     let repo = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
     report.forgotten.push((first_name.clone(), retention(&repo, first_cfg, name, opts).map_err(failed)?));
+    report.pruned.extend(maybe_prune(first_name, first_cfg, opts).map_err(failed)?);
     if let Some(read) = job.check.as_ref().and_then(|c| c.read_data_subset) {
         let read = rotate(read, &opts.state_dir, name);
         let checked = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
@@ -261,6 +265,7 @@ fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> R
         report.copied.push(other.clone());
         let dst = crate::repository::open(other, cfg, opts.cache_dir.clone())?;
         report.forgotten.push((other.clone(), retention(&dst, cfg, name, opts).map_err(failed)?));
+        report.pruned.extend(maybe_prune(other, cfg, opts).map_err(failed)?);
     }
     Ok(report)
 }
@@ -283,6 +288,29 @@ fn describe_read(read: ReadData) -> String {
         ReadData::Subset(n, m) => format!("{n}/{m} of the data"),
         ReadData::Percent(p) => format!("{p}% of the data"),
     }
+}
+
+/// Prunes repository `name` when its prune schedule has a time after its
+/// last prune from this machine (never pruned: now); returns packs marked
+/// unused and bytes deleted. Prune is safe beside running backups
+/// (crates/prune), so other jobs need not wait.
+fn maybe_prune(name: &str, cfg: &RepositoryConfig, opts: &RunOptions) -> Result<Option<(String, usize, u64)>, String> {
+    let Some(schedule) = &cfg.prune else { return Ok(None) };
+    let file = opts.state_dir.join("repositories").join(format!("{name}.pruned"));
+    let tz = jiff::tz::TimeZone::system();
+    let now = jiff::Timestamp::now();
+    let last: Option<jiff::Timestamp> = std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse().ok());
+    if let Some(last) = last
+        && schedule.next_after(tz.to_datetime(last)).is_none_or(|t| t > tz.to_datetime(now))
+    {
+        return Ok(None);
+    }
+    let repo = crate::repository::open(name, cfg, opts.cache_dir.clone()).map_err(|e| e.to_string())?;
+    let popts = cairn_prune::PruneOptions { hostname: opts.hostname.clone(), ..Default::default() };
+    let r = cairn_prune::prune(repo, &popts).map_err(|e| format!("pruning {name}: {e}"))?;
+    std::fs::create_dir_all(file.parent().unwrap_or(&opts.state_dir)).map_err(|e| e.to_string())?;
+    std::fs::write(&file, format!("{now}\n")).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(Some((name.to_string(), r.packs_unused, r.bytes_deleted)))
 }
 
 /// Applies the repository's retention to this job's snapshots from this
