@@ -273,6 +273,15 @@ cairn_test!(schedules_become_systemd_units_that_systemd_accepts_and_agrees_with,
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 
+    // Where systemd is not running (a container), enabling fails with a
+    // line that says what to do instead.
+    if !std::path::Path::new("/run/systemd/system").exists() {
+        let out = env.run(&["--config", f, "schedule", "install", "--unit-dir", units.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("run the schedules with `cairn daemon` or install them with --cron"), "{err}");
+    }
+
     // Crontab lines instead.
     let cron = env.ok(&["--config", f, "schedule", "install", "--cron"]);
     assert!(

@@ -60,7 +60,10 @@ fn systemctl(root: bool, args: &[&str]) -> Result<()> {
     }
     let status = c.args(args).status().context("running systemctl (or give --no-enable)")?;
     if !status.success() {
-        bail!("systemctl {} failed ({status})", args.join(" "));
+        bail!(
+            "systemctl {} failed ({status}); without systemd, run the schedules with `cairn daemon` or install them with --cron",
+            args.join(" ")
+        );
     }
     Ok(())
 }
