@@ -177,7 +177,7 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
     let filter = Filter { at: req.at, ..Filter::default() };
     let spec = req.snapshot.as_deref().unwrap_or("latest");
     let (from, snap) = select::select(&mine, spec, &filter).map_err(|e| fail(name, e.to_string()))?;
-    let indexed = repo.load_index().map_err(|e| fail(name, e.to_string()))?;
+    let indexed = repo.clone().load_index().map_err(|e| fail(name, e.to_string()))?;
     let path = database_path(name);
     let node = indexed
         .find_node(&snap.tree, path.as_os_str().as_encoded_bytes())
@@ -297,9 +297,7 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
             workers: None,
             writes: Writes::Store,
         };
-        let repo_name = &config.job[job].get_ref().repositories.get_ref()[0];
-        let r = crate::repository::open(repo_name, config.repository[repo_name].get_ref(), opts.cache_dir.clone())?;
-        let r = r.load_index_for_backup(&opts.hostname).map_err(|e| fail(name, e.to_string()))?;
+        let r = repo.load_index_for_backup(&opts.hostname).map_err(|e| fail(name, e.to_string()))?;
         let out = cairn_backup::backup(r, &backup, Arc::new(NoProgress))
             .map_err(|e| fail(name, format!("saving what {target} holds first: {e}; nothing was changed")))?;
         report.saved = Some(out.id);

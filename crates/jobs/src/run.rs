@@ -210,6 +210,7 @@ fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> R
     let repos = job.repositories.get_ref();
     let first_name = &repos[0];
     let first_cfg = config.repository[first_name].get_ref();
+    // Unlocked once; each step below takes its own handle.
     let repo = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
     let mut excludes = Excludes::new(&job.exclude).map_err(|e| failed(e.to_string()))?;
     if let Ok(cairn_backend::Location::Local(p)) = cairn_backend::Location::parse(&first_cfg.location) {
@@ -230,21 +231,19 @@ fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> R
         workers: None,
         writes: Writes::Store,
     };
-    let indexed = repo.load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
+    let indexed = repo.clone().load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
     let out = cairn_backup::backup(indexed, &backup, Arc::new(NoProgress)).map_err(|e| failed(e.to_string()))?;
     let mut report = RunReport {
         snapshot: Some(out.id),
         warnings: out.snapshot.summary.as_ref().map_or(0, |s| s.errors),
         ..Default::default()
     };
-    let repo = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
     report.forgotten.push((first_name.clone(), retention(&repo, first_cfg, name, opts).map_err(failed)?));
-    report.pruned.extend(maybe_prune(first_name, first_cfg, opts).map_err(failed)?);
+    report.pruned.extend(maybe_prune(&repo, first_name, first_cfg, opts).map_err(failed)?);
     if let Some(read) = job.check.as_ref().and_then(|c| c.read_data_subset) {
         let read = rotate(read, &opts.state_dir, name);
-        let checked = crate::repository::open(first_name, first_cfg, opts.cache_dir.clone())?;
         let found =
-            cairn_check::check(checked, read, &()).map_err(|e| failed(format!("checking {first_name}: {e}")))?;
+            cairn_check::check(repo.clone(), read, &()).map_err(|e| failed(format!("checking {first_name}: {e}")))?;
         if let Some(p) = found.problems.first() {
             return Err(failed(format!(
                 "the check after the backup found {} problem(s) in repository {first_name}, first {}: {}; run `cairn check --read-data` on it",
@@ -259,13 +258,12 @@ fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> R
     for other in &repos[1..] {
         let cfg = config.repository[other].get_ref();
         let dst = crate::repository::open(other, cfg, opts.cache_dir.clone())?;
-        let dst_indexed = dst.load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
+        let dst_indexed = dst.clone().load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
         cairn_backup::copy(&src, dst_indexed, &[(out.id, out.snapshot.clone())])
             .map_err(|e| failed(format!("copying into repository {other}: {e}")))?;
         report.copied.push(other.clone());
-        let dst = crate::repository::open(other, cfg, opts.cache_dir.clone())?;
         report.forgotten.push((other.clone(), retention(&dst, cfg, name, opts).map_err(failed)?));
-        report.pruned.extend(maybe_prune(other, cfg, opts).map_err(failed)?);
+        report.pruned.extend(maybe_prune(&dst, other, cfg, opts).map_err(failed)?);
     }
     Ok(report)
 }
@@ -294,7 +292,12 @@ fn describe_read(read: ReadData) -> String {
 /// last prune from this machine (never pruned: now); returns packs marked
 /// unused and bytes deleted. Prune is safe beside running backups
 /// (crates/prune), so other jobs need not wait.
-fn maybe_prune(name: &str, cfg: &RepositoryConfig, opts: &RunOptions) -> Result<Option<(String, usize, u64)>, String> {
+fn maybe_prune(
+    repo: &Repository,
+    name: &str,
+    cfg: &RepositoryConfig,
+    opts: &RunOptions,
+) -> Result<Option<(String, usize, u64)>, String> {
     let Some(schedule) = &cfg.prune else { return Ok(None) };
     let file = opts.state_dir.join("repositories").join(format!("{name}.pruned"));
     let tz = jiff::tz::TimeZone::system();
@@ -305,9 +308,8 @@ fn maybe_prune(name: &str, cfg: &RepositoryConfig, opts: &RunOptions) -> Result<
     {
         return Ok(None);
     }
-    let repo = crate::repository::open(name, cfg, opts.cache_dir.clone()).map_err(|e| e.to_string())?;
     let popts = cairn_prune::PruneOptions { hostname: opts.hostname.clone(), ..Default::default() };
-    let r = cairn_prune::prune(repo, &popts).map_err(|e| format!("pruning {name}: {e}"))?;
+    let r = cairn_prune::prune(repo.clone(), &popts).map_err(|e| format!("pruning {name}: {e}"))?;
     std::fs::create_dir_all(file.parent().unwrap_or(&opts.state_dir)).map_err(|e| e.to_string())?;
     std::fs::write(&file, format!("{now}\n")).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Some((name.to_string(), r.packs_unused, r.bytes_deleted)))

@@ -62,7 +62,10 @@ impl InitOptions {
     }
 }
 
-/// An unlocked repository: keys and config, no index yet.
+/// An unlocked repository: keys and config, no index yet. A clone is
+/// another handle on the same storage and keys, without unlocking again
+/// (the key derivation is the expensive part of opening).
+#[derive(Clone)]
 pub struct Repository {
     pub(crate) backend: Backend,
     pub(crate) keyring: Arc<Keyring>,
