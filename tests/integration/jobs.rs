@@ -490,6 +490,76 @@ cairn_test!(postgresql_databases_back_up_in_a_job_and_restore_by_name_with_the_s
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), before);
 });
 
+cairn_test!(a_postgresql_cluster_and_the_roles_beside_a_database_restore_onto_another_server, |env| {
+    let (old, new) = (crate::databases::Postgres::start(), crate::databases::Postgres::start());
+    old.psql("postgres", "CREATE ROLE app_owner LOGIN PASSWORD 'secret'").unwrap();
+    for db in ["app", "crm"] {
+        old.psql("postgres", &format!("CREATE DATABASE {db} OWNER app_owner")).unwrap();
+        old.psql(db, "SET ROLE app_owner; CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 700) i")
+            .unwrap();
+    }
+    let sum = |pg: &crate::databases::Postgres, db: &str| {
+        pg.psql(db, "SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY id)) || ':' || pg_get_userbyid(relowner) FROM t, pg_class WHERE relname = 't' GROUP BY relowner")
+            .unwrap()
+    };
+    let (app, crm) = (sum(&old, "app"), sum(&old, "crm"));
+    assert!(app.ends_with(":app_owner"), "{app}");
+    env.init();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let config = |host: &std::path::Path| {
+        let file = env.path(&format!("{}.toml", host.parent().unwrap().file_name().unwrap().to_string_lossy()));
+        let host = host.display();
+        let text = format!(
+            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n[job.pg]\nrepositories = [\"a\"]\ndatabase = [\n  {{ name = \"cluster\", kind = \"postgresql\", database = \"all\", host = \"{host}\", user = \"postgres\" }},\n  {{ name = \"appdb\", kind = \"postgresql\", database = \"app\", host = \"{host}\", user = \"postgres\" }},\n]\n",
+            env.repo.display(),
+            pass.display(),
+        );
+        std::fs::write(&file, text).unwrap();
+        file.to_str().unwrap().to_string()
+    };
+    let (on_old, on_new) = (config(&old.socket), config(&new.socket));
+    let state = env.path("state");
+    let out = env.run(&["--config", &on_old, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = env.ok(&["--config", &on_old, "db", "list"]);
+    for name in ["cluster\t", "appdb\t", "appdb.globals\t"] {
+        assert!(listed.contains(name), "{name}: {listed}");
+    }
+    assert!(env.ok(&["dump", "latest", "/databases/appdb.globals.sql"]).contains("CREATE ROLE app_owner"));
+
+    // On a new server the database alone cannot load: its owner is missing.
+    let out = env.run(&["--config", &on_new, "db", "restore", "appdb", "--create"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("role \"app_owner\" does not exist"), "{err}");
+    // The roles first (the server's own superuser already exists: not an
+    // error), then the database: the same rows, the same owner.
+    env.ok(&["--config", &on_new, "db", "restore", "appdb.globals"]);
+    assert_eq!(new.psql("postgres", "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app_owner'").unwrap(), "t");
+    env.ok(&["--config", &on_new, "db", "restore", "appdb"]);
+    assert_eq!(sum(&new, "app"), app);
+    // The roles again: they exist now, so that is a replacement.
+    let out = env.run(&["--config", &on_new, "db", "restore", "appdb.globals"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds data: give --replace"));
+
+    // The whole cluster onto the new server: it holds `app` now, so only
+    // with --replace, and what it held is saved first.
+    new.psql("app", "INSERT INTO t VALUES (1000001, 'only on the new server')").unwrap();
+    let out = env.run(&["--config", &on_new, "db", "restore", "cluster"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan = env.ok(&["--config", &on_new, "db", "restore", "cluster", "--replace", "--dry-run"]);
+    assert!(plan.contains("pg_dumpall") && plan.contains("dropdb") && plan.contains(" app"), "{plan}");
+    env.ok(&["--config", &on_new, "db", "restore", "cluster", "--replace"]);
+    assert_eq!((sum(&new, "app"), sum(&new, "crm")), (app, crm));
+    let saved = env.json(&["snapshots", "--tag", "pre-restore"]);
+    let kept = env.ok(&["dump", saved[0]["id"].as_str().unwrap(), "/databases/cluster.sql"]);
+    assert!(kept.contains("only on the new server"), "the replaced cluster is in the pre-restore snapshot");
+    // --into makes no sense for a cluster.
+    let out = env.run(&["--config", &on_new, "db", "restore", "cluster", "--into", "x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--into is for a single database"));
+});
+
 cairn_test!(a_job_checks_its_repository_after_the_backup_and_stops_a_hook_at_its_time_out, |env| {
     env.init();
     let src = env.path("src");
@@ -647,7 +717,9 @@ command = [{{ name = "motd", run = ["printf", "hello"] }}]
     paths.sort();
     let mut want = vec![
         "/commands/motd".to_string(),
+        "/databases/app.globals.sql".into(),
         "/databases/app.sql".into(),
+        "/databases/crm.globals.sql".into(),
         "/databases/crm.sql".into(),
         "/databases/live.sql".into(),
         "/databases/shop.sql".into(),

@@ -106,7 +106,8 @@ pub struct DatabaseSource {
     pub name: String,
     /// The server kind.
     pub kind: DatabaseKind,
-    /// The database on the server (PostgreSQL, MySQL, MariaDB).
+    /// The database on the server (PostgreSQL, MySQL, MariaDB); for
+    /// PostgreSQL, `all` is the whole cluster (`pg_dumpall`).
     pub database: Option<String>,
     /// Host name or socket folder.
     pub host: Option<String>,
@@ -116,6 +117,49 @@ pub struct DatabaseSource {
     pub user: Option<String>,
     /// The database file (SQLite).
     pub path: Option<PathBuf>,
+    /// PostgreSQL: also dump the cluster's roles and tablespaces
+    /// (`pg_dumpall --globals-only`) beside the database, which its
+    /// owners and grants need on another server. On unless set false.
+    pub globals: Option<bool>,
+}
+
+/// The `database` value meaning a PostgreSQL server's whole cluster.
+pub const ALL_DATABASES: &str = "all";
+
+impl DatabaseSource {
+    /// Whether this source dumps a whole PostgreSQL cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.kind == DatabaseKind::Postgresql && self.database.as_deref() == Some(ALL_DATABASES)
+    }
+
+    /// Whether the cluster's globals are dumped beside the database.
+    pub fn dumps_globals(&self) -> bool {
+        self.kind == DatabaseKind::Postgresql && !self.is_cluster() && self.globals.unwrap_or(true)
+    }
+
+    /// Why the source cannot be dumped as written, if it cannot.
+    fn problem(&self) -> Option<String> {
+        let kind = format!("{:?}", self.kind).to_lowercase();
+        match self.kind {
+            DatabaseKind::Sqlite if self.path.is_none() => Some("give `path` for a sqlite source".into()),
+            DatabaseKind::Sqlite if self.database.is_some() => {
+                Some("a sqlite source has a `path`, not a `database`".into())
+            }
+            DatabaseKind::Postgresql | DatabaseKind::Mysql | DatabaseKind::Mariadb if self.database.is_none() => {
+                Some(format!("give `database` for a {kind} source"))
+            }
+            DatabaseKind::Mysql | DatabaseKind::Mariadb if self.database.as_deref() == Some(ALL_DATABASES) => {
+                Some(format!("`database = \"all\"` is for PostgreSQL; list each {kind} database as a source"))
+            }
+            _ if self.globals.is_some() && self.kind != DatabaseKind::Postgresql => {
+                Some("`globals` is for PostgreSQL sources".into())
+            }
+            _ if self.globals.is_some() && self.is_cluster() => {
+                Some("`globals` with `database = \"all\"`: the whole cluster's dump holds them already".into())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// `command = [{ name = "redis.rdb", run = ["redis-cli", "--rdb", "-"] }]`.
@@ -330,6 +374,35 @@ impl Config {
                     ));
                 }
             }
+            let names =
+                j.database.iter().map(|d| (&d.name, "database")).chain(j.command.iter().map(|c| (&c.name, "command")));
+            let mut seen = std::collections::BTreeSet::new();
+            for (n, what) in names {
+                let key = Some(format!("job.{name}.{what}"));
+                if !is_plain_name(n) {
+                    return Err(at(
+                        Some(job.span()),
+                        key,
+                        format!("{n:?}: a name of letters, digits, '_', '.' and '-' (not first) only"),
+                    ));
+                }
+                if !seen.insert((what, n)) {
+                    return Err(at(
+                        Some(job.span()),
+                        key,
+                        format!("two {what} sources named {n:?}: names are files of the snapshot, give each its own"),
+                    ));
+                }
+            }
+            for d in &j.database {
+                if let Some(problem) = d.problem() {
+                    return Err(at(
+                        Some(job.span()),
+                        Some(format!("job.{name}.database")),
+                        format!("{}: {problem}", d.name),
+                    ));
+                }
+            }
             if j.paths.is_empty() && j.database.is_empty() && j.command.is_empty() {
                 return Err(at(
                     Some(job.span()),
@@ -460,6 +533,22 @@ check = { read-data-subset = "1/7" }
             "[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n[job.j]\nrepositories = [\"a\"]\npaths = [\"/\"]\ncheck = { read-data-subset = \"8/7\" }\n",
         );
         assert!(e.starts_with("/etc/cairn/cairn.toml:7: check: invalid subset"), "{e}");
+        // Database sources that cannot be dumped as written.
+        let head = "[repository.a]\nlocation = \"/r\"\npassword-file = \"/p\"\n[job.j]\nrepositories = [\"a\"]\n";
+        for (db, want) in [
+            (r#"{ name = "../../etc/x", kind = "sqlite", path = "/d" }"#, "job.j.database: \"../../etc/x\": a name of"),
+            (r#"{ name = "s", kind = "mariadb", database = "all" }"#, "s: `database = \"all\"` is for PostgreSQL"),
+            (r#"{ name = "p", kind = "postgresql", database = "all", globals = true }"#, "p: `globals` with"),
+            (r#"{ name = "s", kind = "sqlite", path = "/d", globals = false }"#, "s: `globals` is for PostgreSQL"),
+            (r#"{ name = "p", kind = "postgresql" }"#, "p: give `database` for a postgresql source"),
+            (
+                r#"{ name = "s", kind = "sqlite", path = "/a" }, { name = "s", kind = "sqlite", path = "/b" }"#,
+                "two database sources named \"s\"",
+            ),
+        ] {
+            let e = err(&format!("{head}database = [{db}]\n"));
+            assert!(e.starts_with("/etc/cairn/cairn.toml:4: job.j.database: ") && e.contains(want), "{e}");
+        }
         for e in [err("x = "), err("[job.j]\nrepositories = \"a\"\n")] {
             assert!(!e.contains('\n'), "one line: {e}");
         }

@@ -15,7 +15,10 @@ use cairn_repo::select::{self, Filter};
 
 use crate::JobError;
 use crate::config::{Config, DatabaseKind, DatabaseSource};
-use crate::run::{RunOptions, database_path, dump_command, job_tag, my_connection, on_path, pg_connection};
+use crate::run::{
+    Dump, GLOBALS_SUFFIX, RunOptions, database_path, dump_command, globals_command, globals_path, job_tag,
+    my_connection, on_path, pg_connection,
+};
 
 /// The tag of the snapshot a replacing restore saves first.
 pub const PRE_RESTORE_TAG: &str = "pre-restore";
@@ -56,12 +59,42 @@ fn fail(name: &str, message: impl Into<String>) -> JobError {
     JobError::Failed { job: format!("db {name}"), message: message.into() }
 }
 
-/// The job and database source named `name`.
-fn find<'a>(config: &'a Config, name: &str) -> Result<(&'a String, &'a DatabaseSource), JobError> {
+/// What a name of `db list` stands for: a source's dump, or the globals
+/// dumped beside a PostgreSQL database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The source's dump (`/databases/NAME.sql`).
+    Dump,
+    /// Its cluster's roles and tablespaces (`/databases/NAME.globals.sql`).
+    Globals,
+}
+
+impl Part {
+    /// The snapshot file holding this part of source `name`.
+    pub fn path(self, name: &str) -> PathBuf {
+        match self {
+            Part::Dump => database_path(name),
+            Part::Globals => globals_path(name),
+        }
+    }
+}
+
+/// The job and database source named `name` (`NAME.globals` for the
+/// globals beside a PostgreSQL source), and which part of it.
+fn find<'a>(config: &'a Config, name: &str) -> Result<(&'a String, &'a DatabaseSource, Part), JobError> {
+    let wanted = |d: &DatabaseSource| {
+        if d.name == name {
+            Some(Part::Dump)
+        } else if d.dumps_globals() && name.strip_suffix(GLOBALS_SUFFIX) == Some(d.name.as_str()) {
+            Some(Part::Globals)
+        } else {
+            None
+        }
+    };
     let mut found = config
         .job
         .iter()
-        .flat_map(|(j, job)| job.get_ref().database.iter().filter(|d| d.name == name).map(move |d| (j, d)));
+        .flat_map(|(j, job)| job.get_ref().database.iter().filter_map(move |d| wanted(d).map(|part| (j, d, part))));
     let first =
         found.next().ok_or_else(|| fail(name, "no job has a database of that name (`cairn db list` shows them)"))?;
     if found.next().is_some() {
@@ -96,9 +129,11 @@ pub fn list(
     let repo = repo.load_index().map_err(|e| fail(job, e.to_string()))?;
     let mut out = Vec::new();
     for db in &config.job[job].get_ref().database {
-        let path = database_path(&db.name);
-        if let Ok(Some(node)) = repo.find_node(&snap.tree, path.as_os_str().as_encoded_bytes()) {
-            out.push((db.name.clone(), node.size));
+        for (part, name) in [(Part::Dump, db.name.clone()), (Part::Globals, format!("{}{GLOBALS_SUFFIX}", db.name))] {
+            let path = part.path(&db.name);
+            if let Ok(Some(node)) = repo.find_node(&snap.tree, path.as_os_str().as_encoded_bytes()) {
+                out.push((name, node.size));
+            }
         }
     }
     Ok((id, out))
@@ -129,15 +164,13 @@ enum Target {
 }
 
 fn pg_target(name: &str, db: &DatabaseSource, target: &str) -> Result<Target, JobError> {
-    let mut argv = vec!["psql".to_string()];
-    argv.extend(pg_connection(db));
+    let mut argv = psql(db);
     argv.extend(["--dbname=postgres", "-Atc"].map(String::from));
     argv.push(format!("SELECT count(*) FROM pg_database WHERE datname = '{}'", target.replace('\'', "''")));
     if output(name, &argv)?.trim() == "0" {
         return Ok(Target::Missing);
     }
-    let mut argv = vec!["psql".to_string()];
-    argv.extend(pg_connection(db));
+    let mut argv = psql(db);
     argv.push(format!("--dbname={target}"));
     argv.push("-Atc".into());
     argv.push("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'".into());
@@ -169,30 +202,56 @@ fn my_target(name: &str, db: &DatabaseSource, target: &str) -> Result<Target, Jo
     Ok(if output(name, &my_sql(db, &sql))?.trim() == "0" { Target::Empty } else { Target::Holding })
 }
 
-/// Restores database `req.name` from a snapshot of its job.
-pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Result<RestoreReport, JobError> {
-    let name = req.name.as_str();
-    let (job, db) = find(config, name)?;
-    let (repo, mine) = snapshots(config, job, opts)?;
-    let filter = Filter { at: req.at, ..Filter::default() };
-    let spec = req.snapshot.as_deref().unwrap_or("latest");
-    let (from, snap) = select::select(&mine, spec, &filter).map_err(|e| fail(name, e.to_string()))?;
-    let indexed = repo.clone().load_index().map_err(|e| fail(name, e.to_string()))?;
-    let path = database_path(name);
-    let node = indexed
-        .find_node(&snap.tree, path.as_os_str().as_encoded_bytes())
-        .map_err(|e| fail(name, e.to_string()))?
-        .ok_or_else(|| fail(name, format!("snapshot {} holds no {}", from.short(), path.display())))?;
-    let mut report = RestoreReport { from: Some(from), ..Default::default() };
+/// How the loading client's errors are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Errors {
+    /// The client stops at the first error and exits non-zero.
+    Stop,
+    /// A `pg_dumpall` script creates every role, the one connecting too; on
+    /// a server that has a role, that statement fails and the script goes
+    /// on (as PostgreSQL's documentation says to expect). Any other error
+    /// fails the restore.
+    RolesMayExist,
+}
 
-    // Where it goes, and what is there.
-    let (target, state, load): (String, Target, Vec<String>) = match db.kind {
+/// What a restore will do, decided before anything is changed.
+struct Plan {
+    /// The database, file or server loaded into (for messages).
+    target: String,
+    state: Target,
+    /// The dump saving what the target holds, when it holds data.
+    save: Option<Dump>,
+    /// Commands readying the target (drop, create), in order.
+    prepare: Vec<Vec<String>>,
+    /// The client the dump is piped into.
+    load: Vec<String>,
+    errors: Errors,
+}
+
+/// `psql` reaching `db`'s server, before the database and commands.
+fn psql(db: &DatabaseSource) -> Vec<String> {
+    let mut a = vec!["psql".to_string(), "--no-psqlrc".into()];
+    a.extend(pg_connection(db));
+    a
+}
+
+/// A PostgreSQL client tool reaching `db`'s server from `template1`, so
+/// that it can drop and create `postgres` as well.
+fn pg_tool(prog: &str, db: &DatabaseSource, target: &str) -> Vec<String> {
+    let mut a = vec![prog.to_string()];
+    a.extend(pg_connection(db));
+    a.extend(["--maintenance-db=template1".into(), target.to_string()]);
+    a
+}
+
+/// The plan for one database: PostgreSQL, MySQL/MariaDB or SQLite.
+fn plan_database(name: &str, db: &DatabaseSource, req: &RestoreRequest) -> Result<Plan, JobError> {
+    let (target, state, load) = match db.kind {
         DatabaseKind::Postgresql => {
             let target =
                 req.into.clone().or_else(|| db.database.clone()).ok_or_else(|| fail(name, "no database name"))?;
             let state = pg_target(name, db, &target)?;
-            let mut load = vec!["psql".to_string()];
-            load.extend(pg_connection(db));
+            let mut load = psql(db);
             load.extend([
                 format!("--dbname={target}"),
                 "--quiet".into(),
@@ -223,8 +282,106 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
             (target, state, load)
         }
     };
-    match (&state, db.kind) {
-        (Target::Holding, _) if !req.replace => {
+    let mut plan = Plan { target, state, save: None, prepare: Vec::new(), load, errors: Errors::Stop };
+    let target = plan.target.clone();
+    if let Target::Holding = plan.state {
+        // Saved first, with the same dump command the job uses.
+        let mut source = db.clone();
+        match db.kind {
+            DatabaseKind::Sqlite => source.path = Some(PathBuf::from(&target)),
+            _ => source.database = Some(target.clone()),
+        }
+        plan.save = Some(dump_command(&source).map_err(|e| fail(name, e))?);
+        plan.prepare.push(match db.kind {
+            DatabaseKind::Postgresql => pg_tool("dropdb", db, &target),
+            DatabaseKind::Mysql | DatabaseKind::Mariadb => {
+                my_sql(db, &format!("DROP DATABASE `{}`", target.replace('`', "``")))
+            }
+            DatabaseKind::Sqlite => vec!["rm".into(), "--".into(), target.clone()],
+        });
+    }
+    if !matches!(plan.state, Target::Empty) {
+        match db.kind {
+            DatabaseKind::Postgresql => plan.prepare.push(pg_tool("createdb", db, &target)),
+            DatabaseKind::Mysql | DatabaseKind::Mariadb => {
+                plan.prepare.push(my_sql(db, &format!("CREATE DATABASE `{}`", target.replace('`', "``"))));
+            }
+            DatabaseKind::Sqlite => {}
+        }
+    }
+    Ok(plan)
+}
+
+/// The plan for a whole PostgreSQL cluster's dump, or the globals beside
+/// one database: loaded into the server, not into one database.
+fn plan_server(name: &str, db: &DatabaseSource, part: Part, req: &RestoreRequest) -> Result<Plan, JobError> {
+    if req.into.is_some() {
+        return Err(fail(name, "this dump loads into its server, not one database: --into is for a single database"));
+    }
+    let target = format!("the PostgreSQL server at {}", db.host.as_deref().unwrap_or("the default socket"));
+    let mut plan = Plan {
+        target,
+        state: Target::Empty,
+        save: None,
+        prepare: Vec::new(),
+        load: psql(db),
+        errors: Errors::RolesMayExist,
+    };
+    plan.load.extend(["--dbname=postgres".into(), "--quiet".into()]);
+    if part == Part::Globals {
+        // Roles other than the one connecting: loading would change them.
+        let sql = "SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> current_user";
+        if output(name, &[psql(db), vec!["--dbname=postgres".into(), "-Atc".into(), sql.into()]].concat())?.trim()
+            != "0"
+        {
+            plan.state = Target::Holding;
+            plan.save = Some(globals_command(db));
+        }
+        return Ok(plan);
+    }
+    // The whole cluster: every database but the templates is dropped, and
+    // `postgres` made again empty (the dump fills it without creating it).
+    let sql = "SELECT datname FROM pg_database WHERE datname NOT IN ('template0', 'template1') ORDER BY 1";
+    let databases = output(name, &[psql(db), vec!["--dbname=template1".into(), "-Atc".into(), sql.into()]].concat())?;
+    let databases: Vec<&str> = databases.lines().filter(|l| !l.is_empty()).collect();
+    let postgres_holds = matches!(pg_target(name, db, "postgres")?, Target::Holding);
+    if databases.iter().any(|d| *d != "postgres") || postgres_holds {
+        plan.state = Target::Holding;
+        plan.save = Some(dump_command(db).map_err(|e| fail(name, e))?);
+        for d in &databases {
+            plan.prepare.push(pg_tool("dropdb", db, d));
+        }
+        if databases.contains(&"postgres") {
+            plan.prepare.push(pg_tool("createdb", db, "postgres"));
+        }
+    }
+    Ok(plan)
+}
+
+/// Restores database `req.name` from a snapshot of its job.
+pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Result<RestoreReport, JobError> {
+    let name = req.name.as_str();
+    let (job, db, part) = find(config, name)?;
+    let (repo, mine) = snapshots(config, job, opts)?;
+    let filter = Filter { at: req.at, ..Filter::default() };
+    let spec = req.snapshot.as_deref().unwrap_or("latest");
+    let (from, snap) = select::select(&mine, spec, &filter).map_err(|e| fail(name, e.to_string()))?;
+    let indexed = repo.clone().load_index().map_err(|e| fail(name, e.to_string()))?;
+    let path = part.path(&db.name);
+    let node = indexed
+        .find_node(&snap.tree, path.as_os_str().as_encoded_bytes())
+        .map_err(|e| fail(name, e.to_string()))?
+        .ok_or_else(|| fail(name, format!("snapshot {} holds no {}", from.short(), path.display())))?;
+    let mut report = RestoreReport { from: Some(from), ..Default::default() };
+
+    let plan = if part == Part::Globals || db.is_cluster() {
+        plan_server(name, db, part, req)?
+    } else {
+        plan_database(name, db, req)?
+    };
+    let target = &plan.target;
+    match plan.state {
+        Target::Holding if !req.replace => {
             return Err(fail(
                 name,
                 format!(
@@ -232,58 +389,21 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
                 ),
             ));
         }
-        (Target::Missing, DatabaseKind::Postgresql | DatabaseKind::Mysql | DatabaseKind::Mariadb) if !req.create => {
+        Target::Missing if db.kind != DatabaseKind::Sqlite && !req.create => {
             return Err(fail(name, format!("database {target} does not exist: give --create")));
         }
         _ => {}
     }
-    let mut prepare: Vec<Vec<String>> = Vec::new();
-    let mut saver = None;
-    if let Target::Holding = state {
-        // Saved first, with the same dump command the job uses.
-        let mut source = db.clone();
-        match db.kind {
-            DatabaseKind::Sqlite => source.path = Some(PathBuf::from(&target)),
-            _ => source.database = Some(target.clone()),
-        }
-        saver = Some(dump_command(&source).map_err(|e| fail(name, e))?);
-        match db.kind {
-            DatabaseKind::Postgresql => {
-                let mut drop = vec!["dropdb".to_string()];
-                drop.extend(pg_connection(db));
-                drop.push(target.clone());
-                prepare.push(drop);
-            }
-            DatabaseKind::Mysql | DatabaseKind::Mariadb => {
-                prepare.push(my_sql(db, &format!("DROP DATABASE `{}`", target.replace('`', "``"))));
-            }
-            DatabaseKind::Sqlite => prepare.push(vec!["rm".into(), "--".into(), target.clone()]),
-        }
-    }
-    if !matches!(state, Target::Empty) {
-        match db.kind {
-            DatabaseKind::Postgresql => {
-                let mut create = vec!["createdb".to_string()];
-                create.extend(pg_connection(db));
-                create.push(target.clone());
-                prepare.push(create);
-            }
-            DatabaseKind::Mysql | DatabaseKind::Mariadb => {
-                prepare.push(my_sql(db, &format!("CREATE DATABASE `{}`", target.replace('`', "``"))));
-            }
-            DatabaseKind::Sqlite => {}
-        }
-    }
-    if let Some(s) = &saver {
+    if let Some(s) = &plan.save {
         report.commands.push(format!("{} | cairn backup (tag {PRE_RESTORE_TAG})", join(&s.argv)));
     }
-    report.commands.extend(prepare.iter().map(|c| join_str(c)));
-    report.commands.push(format!("cairn dump {} {} | {}", from.short(), path.display(), join_str(&load)));
+    report.commands.extend(plan.prepare.iter().map(|c| join_str(c)));
+    report.commands.push(format!("cairn dump {} {} | {}", from.short(), path.display(), join_str(&plan.load)));
     if req.dry_run {
         return Ok(report);
     }
 
-    if let Some(dump) = saver {
+    if let Some(dump) = plan.save {
         let stream =
             Stream { path: path.clone(), from: StreamFrom::Command(dump.argv), trailer: Some(dump.trailer.to_vec()) };
         let backup = BackupOptions {
@@ -302,26 +422,57 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
             .map_err(|e| fail(name, format!("saving what {target} holds first: {e}; nothing was changed")))?;
         report.saved = Some(out.id);
     }
-    for c in &prepare {
+    for c in &plan.prepare {
         output(name, c)?;
     }
-    let mut child = Command::new(&load[0])
-        .args(&load[1..])
+    report.bytes = load(name, &plan.load, plan.errors, &indexed, &node)?;
+    Ok(report)
+}
+
+/// Pipes the dump at `node` into the client `argv`; the bytes loaded.
+fn load(
+    name: &str,
+    argv: &[String],
+    errors: Errors,
+    repo: &cairn_repo::IndexedRepository,
+    node: &cairn_format::tree::Node,
+) -> Result<u64, JobError> {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| fail(name, format!("cannot run {}: {e}", load[0])))?;
+        .map_err(|e| fail(name, format!("cannot run {}: {e}", argv[0])))?;
     let mut stdin = child.stdin.take().ok_or_else(|| fail(name, "no pipe"))?;
-    let written = cairn_restore::dump(&indexed, &node, &mut stdin);
+    // Read beside the writing, so that a client with much to say never
+    // blocks on a full pipe while cairn blocks on its stdin.
+    let stderr = child.stderr.take().ok_or_else(|| fail(name, "no pipe"))?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text);
+        text
+    });
+    let written = cairn_restore::dump(repo, node, &mut stdin);
     drop(stdin);
-    let out = child.wait_with_output().map_err(|e| fail(name, e.to_string()))?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or_default().to_string();
-        return Err(fail(name, format!("{} failed ({}): {why}", join_str(&load), out.status)));
+    let status = child.wait().map_err(|e| fail(name, e.to_string()))?;
+    let said = reader.join().unwrap_or_default();
+    let client = join_str(argv);
+    if !status.success() {
+        let why = said.lines().find(|l| l.contains("ERROR")).or_else(|| said.lines().next()).unwrap_or_default();
+        return Err(fail(name, format!("{client} failed ({status}): {why}")));
     }
-    report.bytes = written.map_err(|e| fail(name, format!("reading the dump: {e}")))?;
-    Ok(report)
+    if errors == Errors::RolesMayExist {
+        let real: Vec<&str> = said
+            .lines()
+            .filter(|l| l.contains("ERROR:"))
+            .filter(|l| !(l.contains("ERROR:  role \"") && l.ends_with("\" already exists")))
+            .collect();
+        if let Some(first) = real.first() {
+            return Err(fail(name, format!("{client}: {} errors while loading, the first: {first}", real.len())));
+        }
+    }
+    written.map_err(|e| fail(name, format!("reading the dump: {e}")))
 }
 
 fn join(argv: &[std::ffi::OsString]) -> String {

@@ -53,6 +53,25 @@ pub fn database_path(name: &str) -> PathBuf {
     PathBuf::from("/databases").join(format!("{name}.sql"))
 }
 
+/// The snapshot file where the globals (roles, tablespaces) of a
+/// PostgreSQL database's cluster go, beside its dump.
+pub fn globals_path(name: &str) -> PathBuf {
+    PathBuf::from("/databases").join(format!("{name}{GLOBALS_SUFFIX}.sql"))
+}
+
+/// What `db list` and `db restore` add to a source's name for its globals.
+pub const GLOBALS_SUFFIX: &str = ".globals";
+
+/// How a `pg_dumpall` dump (whole cluster or globals only) ends.
+const PG_CLUSTER_TRAILER: &[u8] = b"-- PostgreSQL database cluster dump complete";
+
+/// The command dumping the roles and tablespaces of `db`'s cluster.
+pub fn globals_command(db: &DatabaseSource) -> Dump {
+    let mut argv = vec![OsString::from("pg_dumpall"), "--globals-only".into()];
+    argv.extend(pg_connection(db).into_iter().map(OsString::from));
+    Dump { argv, trailer: PG_CLUSTER_TRAILER }
+}
+
 /// The snapshot file where a command's output goes.
 pub fn command_path(name: &str) -> PathBuf {
     PathBuf::from("/commands").join(name)
@@ -75,6 +94,12 @@ pub fn dump_command(db: &DatabaseSource) -> Result<Dump, String> {
         v.clone().ok_or_else(|| format!("database {}: give `{what}` for a {:?} source", db.name, db.kind))
     };
     let (mut argv, trailer): (Vec<String>, &'static [u8]) = match db.kind {
+        DatabaseKind::Postgresql if db.is_cluster() => {
+            // Every database, with the roles and tablespaces.
+            let mut a = vec!["pg_dumpall".into()];
+            a.extend(pg_connection(db));
+            (a, PG_CLUSTER_TRAILER)
+        }
         DatabaseKind::Postgresql => {
             let mut a = vec!["pg_dump".into(), "--format=plain".into()];
             a.extend(pg_connection(db));
@@ -166,6 +191,14 @@ pub fn sources(job: &JobConfig) -> Result<Sources, String> {
             from: StreamFrom::Command(dump.argv),
             trailer: Some(dump.trailer.to_vec()),
         });
+        if db.dumps_globals() {
+            let globals = globals_command(db);
+            streams.push(Stream {
+                path: globals_path(&db.name),
+                from: StreamFrom::Command(globals.argv),
+                trailer: Some(globals.trailer.to_vec()),
+            });
+        }
     }
     for c in &job.command {
         if c.run.is_empty() {
