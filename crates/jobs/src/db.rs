@@ -463,16 +463,19 @@ fn load(
         return Err(fail(name, format!("{client} failed ({status}): {why}")));
     }
     if errors == Errors::RolesMayExist {
-        let real: Vec<&str> = said
-            .lines()
-            .filter(|l| l.contains("ERROR:"))
-            .filter(|l| !(l.contains("ERROR:  role \"") && l.ends_with("\" already exists")))
-            .collect();
+        let real = unexpected_errors(&said);
         if let Some(first) = real.first() {
             return Err(fail(name, format!("{client}: {} errors while loading, the first: {first}", real.len())));
         }
     }
     written.map_err(|e| fail(name, format!("reading the dump: {e}")))
+}
+
+/// The errors in psql's output other than a role that already exists.
+fn unexpected_errors(said: &str) -> Vec<&str> {
+    let role_exists =
+        |l: &str| l.split_once("ERROR:  role \"").is_some_and(|(_, rest)| rest.ends_with("\" already exists"));
+    said.lines().filter(|l| l.contains("ERROR:") && !role_exists(l)).collect()
 }
 
 fn join(argv: &[std::ffi::OsString]) -> String {
@@ -481,4 +484,24 @@ fn join(argv: &[std::ffi::OsString]) -> String {
 
 fn join_str(argv: &[String]) -> String {
     argv.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_an_existing_role_is_an_expected_error() {
+        // As psql 15 writes them while loading a pg_dumpall script.
+        let said = "psql:<stdin>:14: ERROR:  role \"postgres\" already exists\n\
+                    psql:<stdin>:40: NOTICE:  something\n\
+                    psql:<stdin>:98: ERROR:  database \"a\" already exists\n\
+                    psql:<stdin>:99: ERROR:  role \"x\" does not exist\n";
+        assert_eq!(
+            super::unexpected_errors(said),
+            [
+                "psql:<stdin>:98: ERROR:  database \"a\" already exists",
+                "psql:<stdin>:99: ERROR:  role \"x\" does not exist"
+            ]
+        );
+        assert!(super::unexpected_errors("psql:<stdin>:14: ERROR:  role \"app\" already exists\n").is_empty());
+    }
 }
