@@ -728,6 +728,11 @@ pub struct RestoreArgs {
     /// What to do with files that already exist.
     #[arg(long, value_enum, default_value = "never")]
     pub overwrite: cairn_restore::Overwrite,
+    /// Before anything is replaced or deleted (--overwrite, --delete), back
+    /// up what would be into a snapshot tagged `pre-restore` in the same
+    /// repository; if that fails, nothing is restored.
+    #[arg(long)]
+    pub save_replaced: bool,
     /// Read restored files back and compare them with the snapshot.
     #[arg(long)]
     pub verify: bool,

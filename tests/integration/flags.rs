@@ -281,3 +281,97 @@ cairn_test!(backup_dry_run_reports_what_would_be_added_and_writes_nothing, |env|
     let text = env.ok(&["backup", "-n", src.to_str().unwrap()]);
     assert!(text.starts_with("dry run, nothing saved"), "{text}");
 });
+
+cairn_test!(restore_delete_leaves_alone_what_the_folders_above_the_backed_up_paths_hold, |env| {
+    env.init();
+    let src = env.path("data/docs");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"backed up").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    // The target already has a copy of the folders above the backed-up
+    // one, holding things the backup never saw.
+    let target = env.path("target");
+    let above = target.join(env.path("data").strip_prefix("/").unwrap());
+    std::fs::create_dir_all(above.join("docs")).unwrap();
+    std::fs::write(above.join("sibling"), b"never backed up").unwrap();
+    std::fs::write(target.join("unrelated"), b"never backed up").unwrap();
+    std::fs::write(above.join("docs/stray"), b"not in the snapshot").unwrap();
+    let done = env.ok(&["restore", "latest", "--target", target.to_str().unwrap(), "--delete"]);
+    assert!(done.contains("1 extra entries deleted"), "{done}");
+    assert!(!above.join("docs/stray").exists(), "inside the backed-up folder, --delete deletes");
+    assert_eq!(std::fs::read(above.join("docs/f")).unwrap(), b"backed up");
+    assert!(above.join("sibling").exists() && target.join("unrelated").exists(), "above it, nothing is deleted");
+});
+
+cairn_test!(restore_delete_never_deletes_the_repository_it_reads_from, |env| {
+    // A site folder backed up into a repository inside it, excluded from
+    // the backup; restoring the folder onto itself with --delete would
+    // delete the repository as an extra.
+    let site = env.path("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), b"v1").unwrap();
+    let repo = site.join("backup/repo");
+    let r = repo.to_str().unwrap();
+    env.ok(&["-r", r, "init", "--kdf-memory-mib", "1", "--kdf-iterations", "1"]);
+    env.ok(&["-r", r, "backup", site.to_str().unwrap(), "--exclude", site.join("backup").to_str().unwrap()]);
+    std::fs::write(site.join("index.html"), b"v2 broken").unwrap();
+    let spec = format!("latest:{}", site.display());
+    let out =
+        env.run(&["-r", r, "restore", &spec, "--target", site.to_str().unwrap(), "--delete", "--overwrite", "always"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds the repository being restored from"), "{err}");
+    assert_eq!(std::fs::read(site.join("index.html")).unwrap(), b"v2 broken", "nothing was restored");
+    env.ok(&["-r", r, "check"]);
+    // Without --delete the restore goes ahead.
+    env.ok(&["-r", r, "restore", &spec, "--target", site.to_str().unwrap(), "--overwrite", "always"]);
+    assert_eq!(std::fs::read(site.join("index.html")).unwrap(), b"v1");
+});
+
+cairn_test!(restore_save_replaced_keeps_what_it_overwrites_and_deletes_in_a_snapshot, |env| {
+    env.init();
+    let live = env.path("live");
+    std::fs::create_dir_all(live.join("sub")).unwrap();
+    std::fs::write(live.join("a"), b"v1").unwrap();
+    std::fs::write(live.join("sub/b"), b"unchanged").unwrap();
+    env.ok(&["backup", live.to_str().unwrap()]);
+    std::fs::write(live.join("a"), b"edited since").unwrap();
+    std::fs::write(live.join("sub/new"), b"made since").unwrap();
+    let spec = format!("latest:{}", live.display());
+    let restore = |extra: &[&str]| {
+        let mut v = vec!["restore", spec.as_str(), "--target", live.to_str().unwrap(), "--save-replaced"];
+        v.extend_from_slice(extra);
+        env.run(&v)
+    };
+    // Nothing can be replaced without --overwrite or --delete: said, not ignored.
+    let out = restore(&[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give one of them"), "{out:?}");
+    let plan =
+        String::from_utf8_lossy(&restore(&["--overwrite", "always", "--delete", "--dry-run"]).stdout).to_string();
+    // `always` replaces even the unchanged file.
+    assert!(plan.contains("would first save 3 replaced or deleted path(s)"), "{plan}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1, "a dry run saves nothing");
+    // `if-changed` keeps the unchanged file, and the dry run says so (it
+    // said "replace").
+    let plan =
+        String::from_utf8_lossy(&restore(&["--overwrite", "if-changed", "--delete", "--dry-run"]).stdout).to_string();
+    assert!(plan.contains("would first save 2 replaced or deleted path(s)"), "{plan}");
+    assert!(plan.contains(&format!("would keep {}", live.join("sub/b").display())), "{plan}");
+    let out = restore(&["--overwrite", "if-changed", "--delete"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("(tag pre-restore)"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(live.join("a")).unwrap(), b"v1");
+    assert!(!live.join("sub/new").exists());
+    // What was replaced and deleted comes back from the pre-restore snapshot.
+    let saved = env.json(&["snapshots", "--tag", "pre-restore"]);
+    let saved = saved[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(env.ok(&["dump", &saved, live.join("a").to_str().unwrap()]), "edited since");
+    assert_eq!(env.ok(&["dump", &saved, live.join("sub/new").to_str().unwrap()]), "made since");
+    // Only those: the unchanged file, which `if-changed` kept, was not part of it.
+    let listed = env.ok(&["ls", &saved]);
+    assert!(!listed.contains("sub/b"), "{listed}");
+});

@@ -1,9 +1,14 @@
 //! `cairn restore`: a snapshot (or `SNAPSHOT:PATH`) into a target folder.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use cairn_backup::{BackupOptions, Excludes, ParentChoice, Sources, Writes};
+use cairn_format::SnapshotId;
+use cairn_jobs::db::PRE_RESTORE_TAG;
+use cairn_repo::Repository;
 use cairn_restore::{Action, Found, ItemKind, Matcher, Overwrite, Plan, RestoreOptions, Select};
 
 use crate::cli::{Global, RestoreArgs};
@@ -76,22 +81,120 @@ fn dry_run(g: &Global, plan: &Plan, target: &Path, overwrite: Overwrite) -> Resu
     Ok(EXIT_OK)
 }
 
+/// Refuses a `--delete` that would delete the (local) repository being
+/// read, or a folder holding it: restoring a snapshot taken before the
+/// repository existed into a folder above it would otherwise do exactly
+/// that, and take every snapshot with it.
+fn spare_the_repository(plan: &Plan, target: &Path, repo: &Repository) -> Result<()> {
+    if repo.is_remote() {
+        return Ok(());
+    }
+    let Ok(repo_dir) = std::fs::canonicalize(repo.location()) else { return Ok(()) };
+    for x in &plan.delete {
+        let path = target.join(&x.rel);
+        // The folder above resolved, the name itself not: deleting a
+        // symlink removes the link, never what it points to.
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { continue };
+        let Ok(parent) = std::fs::canonicalize(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })
+        else {
+            continue;
+        };
+        let resolved = parent.join(name);
+        if repo_dir.starts_with(&resolved) {
+            bail!(
+                "--delete would delete {}, which holds the repository being restored from ({}); restore into another folder, or leave out --delete",
+                path.display(),
+                repo_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What the restore would replace or delete in `target`, as absolute
+/// paths, none below another; an error if nothing can be replaced.
+fn replaced_paths(plan: &Plan, target: &Path, overwrite: Overwrite, delete: bool) -> Result<Vec<PathBuf>> {
+    if overwrite == Overwrite::Never && !delete {
+        bail!("--save-replaced saves what --overwrite or --delete would replace; give one of them");
+    }
+    let actions = cairn_restore::preview(plan, target, overwrite);
+    let replaced =
+        plan.items.iter().zip(&actions).filter(|(_, a)| **a == Action::Replace).map(|(i, _)| target.join(&i.rel));
+    let deleted = plan.delete.iter().map(|x| target.join(&x.rel));
+    let mut paths = cairn_backup::absolute_sources(&replaced.chain(deleted).collect::<Vec<_>>())
+        .context("finding the current folder")?;
+    paths.sort();
+    // Sorted, a path below another comes right after it (or after others below it).
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        if !kept.last().is_some_and(|k| p.starts_with(k)) {
+            kept.push(p);
+        }
+    }
+    Ok(kept)
+}
+
+/// Backs up `paths` as they are now into a snapshot tagged `pre-restore`.
+/// Any of them that could not be read fails it: a partial copy would look
+/// like a safety net that is not there.
+fn save_replaced(repo: &Repository, paths: Vec<PathBuf>) -> Result<SnapshotId> {
+    let hostname = super::backup::hostname();
+    let opts = BackupOptions {
+        sources: Sources { paths, streams: vec![] },
+        excludes: Excludes::default(),
+        tags: vec![PRE_RESTORE_TAG.to_string()],
+        hostname: hostname.clone(),
+        parent: ParentChoice::Auto,
+        force: false,
+        time: None,
+        workers: None,
+        writes: Writes::Store,
+    };
+    let indexed = repo.clone().load_index_for_backup(&hostname)?;
+    let out = cairn_backup::backup(indexed, &opts, Arc::new(progress::BackupProgress::default()))
+        .context("saving what the restore would replace (--save-replaced); nothing was restored")?;
+    let unread = out.snapshot.summary.as_ref().map_or(0, |s| s.errors);
+    if unread > 0 {
+        bail!(
+            "saving what the restore would replace: {unread} path(s) could not be read (see the warnings above), so snapshot {} is incomplete; nothing was restored",
+            out.id.short()
+        );
+    }
+    Ok(out.id)
+}
+
 pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let (spec, path) = super::split_spec(&a.snapshot);
     let include = Matcher::from_lists(&a.includes, &a.iincludes)?;
     let exclude = Matcher::from_lists(&a.excludes, &a.iexcludes)?;
     let repo = super::open(g)?;
     let (id, snap) = super::find_snapshot(&repo, spec, &a.filter)?;
+    // Kept for --save-replaced's backup, which loads the index its own way.
+    let unindexed = repo.clone();
     let repo = repo.load_index()?;
     let select = Select { path, include: &include, exclude: &exclude, strip_components: a.strip_components };
     let mut plan = cairn_restore::plan(&repo, &snap.tree, &select, &a.target)?;
     // Planned before anything is written, so the list is of what was there.
     if a.delete {
-        plan.delete = cairn_restore::extras(&plan, &a.target, &select)?;
+        plan.delete = cairn_restore::extras(&plan, &a.target, &select, &snap.paths)?;
+        spare_the_repository(&plan, &a.target, &unindexed)?;
     }
     let opts = RestoreOptions { overwrite: a.overwrite, verify: a.verify };
+    let replaced = if a.save_replaced { replaced_paths(&plan, &a.target, opts.overwrite, a.delete)? } else { vec![] };
     if a.dry_run {
+        if !replaced.is_empty() && !g.json {
+            println!(
+                "would first save {} replaced or deleted path(s) in a snapshot tagged {PRE_RESTORE_TAG}",
+                replaced.len()
+            );
+        }
         return dry_run(g, &plan, &a.target, opts.overwrite);
+    }
+    if !replaced.is_empty() {
+        let saved = save_replaced(&unindexed, replaced)?;
+        if !g.quiet && !g.json {
+            println!("saved what the restore replaces in snapshot {} (tag {PRE_RESTORE_TAG})", saved.short());
+        }
     }
     let bar = progress::bar(progress::enabled(g.quiet, g.json), "restore");
     if let Some(pb) = &bar {

@@ -41,8 +41,14 @@ fn names_in(fd: &OwnedFd) -> io::Result<Vec<OsString>> {
 /// The entries to delete so that the folders `plan` restores hold only
 /// what the snapshot has. Folders not there yet, or not reachable without
 /// a symlink, have nothing to delete.
-pub fn extras(plan: &Plan, target: &Path, select: &Select<'_>) -> io::Result<Vec<Extra>> {
+///
+/// `backed_up` are the snapshot's paths: only folders at or below one of
+/// them are the snapshot's. The folders above them (`/`, `/home` for a
+/// backup of `/home/me`) were only made to hold them; what else the target
+/// has there was never backed up, so it is left alone.
+pub fn extras(plan: &Plan, target: &Path, select: &Select<'_>, backed_up: &[String]) -> io::Result<Vec<Extra>> {
     let Ok(root) = Beneath::open_existing(target) else { return Ok(Vec::new()) };
+    let is_backed_up = |dir: &str| backed_up.iter().any(|p| at_or_below(dir, p));
     let wanted: HashSet<&Path> = plan.items.iter().map(|i| i.rel.as_path()).collect();
     // Each folder in scope and its path in the snapshot (for the patterns).
     let mut folders: HashMap<PathBuf, String> = HashMap::new();
@@ -56,6 +62,9 @@ pub fn extras(plan: &Plan, target: &Path, select: &Select<'_>) -> io::Result<Vec
     let mut ordered: Vec<(&PathBuf, &String)> = folders.iter().collect();
     ordered.sort();
     for (rel, snap_dir) in ordered {
+        if !is_backed_up(snap_dir) {
+            continue;
+        }
         let Ok(fd) = root.dir(rel) else { continue };
         let mut names = names_in(&fd)?;
         names.sort();
@@ -73,6 +82,13 @@ pub fn extras(plan: &Plan, target: &Path, select: &Select<'_>) -> io::Result<Vec
         }
     }
     Ok(out)
+}
+
+/// Whether snapshot path `dir` (`""` or `/` for the root) is `path` or
+/// below it.
+fn at_or_below(dir: &str, path: &str) -> bool {
+    let (dir, path) = (dir.trim_end_matches('/'), path.trim_end_matches('/'));
+    path.is_empty() || dir == path || dir.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Removes `name` in the folder `dir`, and for a folder everything in it
@@ -101,4 +117,16 @@ pub(crate) fn delete_extras(root: &Beneath, extras: &[Extra]) -> (u64, Vec<(Path
         }
     }
     (removed, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_folders_at_or_below_a_backed_up_path_are_the_snapshots() {
+        use super::at_or_below;
+        assert!(at_or_below("/home/me", "/home/me") && at_or_below("/home/me/docs", "/home/me"));
+        assert!(at_or_below("", "/") && at_or_below("/etc", "/"));
+        assert!(!at_or_below("/home", "/home/me") && !at_or_below("", "/home/me"));
+        assert!(!at_or_below("/home/meta", "/home/me"), "a name that only starts the same");
+    }
 }

@@ -58,6 +58,8 @@ pub fn preview(plan: &Plan, target: &Path, overwrite: Overwrite) -> Vec<Action> 
                 (ItemKind::Dir, _) if overwrite != Overwrite::Never => Action::Replace,
                 (ItemKind::Dir, _) => Action::Fail("something other than a folder is in the way".into()),
                 (ItemKind::File, _) if may_write(&at, &item.node, overwrite) => Action::Replace,
+                // `if-changed` with the same size and mtime keeps it.
+                (ItemKind::File, _) => Action::Keep,
                 (_, _) if overwrite == Overwrite::Never => Action::Keep,
                 (_, _) => Action::Replace,
             }
