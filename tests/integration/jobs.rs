@@ -787,3 +787,67 @@ cairn_test!(a_repository_is_pruned_after_a_job_when_its_prune_schedule_is_due, |
     assert!(unused > 0, "{third}");
     env.ok(&["check"]);
 });
+
+cairn_test!(two_daemons_on_an_every_minute_schedule_never_run_the_job_twice_at_once, |env| {
+    // A job due every minute that takes seconds, two daemons on the same
+    // state folder (as when one is started twice by mistake), three missed
+    // minutes: the runs never overlap, the missed minutes are caught up once,
+    // and at the next minute one daemon runs it while the other skips.
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), "alpha").unwrap();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let log = env.path("hook.log");
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nschedule = \"* * * * *\"\nhooks = {{ before = [\"echo start >> {log}; sleep 4; echo end >> {log}\"] }}\n",
+            env.repo.display(),
+            pass.display(),
+            src.display(),
+            log = log.display(),
+        ),
+    )
+    .unwrap();
+    let state = env.path("state");
+    std::fs::create_dir_all(state.join("jobs")).unwrap();
+    let three_minutes_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(3);
+    std::fs::write(state.join("jobs/app.last"), format!("{three_minutes_ago}\n")).unwrap();
+    let hook_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let first = Daemon::start(&env, &config, &state);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !hook_log().contains("start") {
+        assert!(std::time::Instant::now() < deadline, "the missed minutes were not caught up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The first run is recorded: a second daemon started now does not run
+    // the job again for those missed minutes.
+    let second = Daemon::start(&env, &config, &state);
+    // Until the next minute's run has ended too: both daemons wake for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(80);
+    while hook_log().matches("end").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no run at the next minute: {}", hook_log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (a, mut events) = first.term();
+    let (b, more) = second.term();
+    assert_eq!((a, b), (0, 0));
+    events.extend(more);
+    // Strictly start, end, start, end: never two at once.
+    let lines: Vec<String> = hook_log().lines().map(str::to_string).collect();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l, if i % 2 == 0 { "start" } else { "end" }, "{lines:?}");
+    }
+    let count = |what: &str| events.iter().filter(|e| e["event"] == what).count();
+    let runs = lines.len() / 2;
+    assert_eq!(count("finished"), runs, "{events:?}");
+    assert_eq!(count("run"), count("finished") + count("skipped"), "every due time ran or was skipped: {events:?}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), runs, "one snapshot per run");
+    // Three missed minutes, one catch-up run; then one per minute (a third
+    // if a minute passed while the test stopped the daemons).
+    assert!((2..=3).contains(&runs), "{lines:?} {events:?}");
+    env.ok(&["check"]);
+});
