@@ -144,7 +144,7 @@ impl Command {
     /// Whether the command answers SIGINT and SIGTERM itself: `mount` ends
     /// by unmounting, not by exiting at once.
     pub fn handles_signals(&self) -> bool {
-        matches!(self, Command::Mount(_) | Command::Daemon(_))
+        matches!(self, Command::Mount(_) | Command::Daemon(_) | Command::Job(_))
     }
 
     /// The command's name, for messages.

@@ -8,6 +8,7 @@ mod errors;
 mod output;
 mod password;
 mod progress;
+mod signals;
 
 use clap::Parser;
 
@@ -64,7 +65,8 @@ fn tune_allocator(command: &cli::Command) {
 /// them: on either, what this run left unfinished in the repository (staged
 /// packs, files being written, its run marker) is removed, one line says
 /// so, and the process exits 130 or 143 as a shell reports the signal.
-/// Commands cairn runs get the default mask back (std resets it at spawn).
+/// Commands cairn runs get the default mask back (std resets it at spawn);
+/// those in process groups of their own are stopped first.
 fn handle_interrupts(command: &'static str) {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
@@ -75,7 +77,7 @@ fn handle_interrupts(command: &'static str) {
     }
     let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || {
         let Ok(signal) = set.wait() else { return };
-        let removed = cairn_backend::interrupt::remove_all();
+        let removed = signals::stop_work();
         eprintln!(
             "cairn: {command} interrupted by {signal}; the repository is intact ({removed} unfinished file(s) of this run removed)"
         );

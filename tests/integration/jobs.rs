@@ -851,3 +851,78 @@ cairn_test!(two_daemons_on_an_every_minute_schedule_never_run_the_job_twice_at_o
     assert!((2..=3).contains(&runs), "{lines:?} {events:?}");
     env.ok(&["check"]);
 });
+
+cairn_test!(an_interrupted_job_run_stops_its_dump_runs_its_finally_hooks_and_leaves_no_snapshot, |env| {
+    // `before` stops a service and `finally` starts it again: SIGTERM in the
+    // middle of the backup must not leave it stopped, nor the dump running.
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), "alpha").unwrap();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let (started, failed, finally) = (env.path("started"), env.path("failed"), env.path("finally"));
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\ncommand = [{{ name = \"slow\", run = [\"sh\", \"-c\", \"head -c 3000000 /dev/urandom; touch {}; sleep 41.5\"] }}]\nhooks = {{ on-failure = [\"touch {}\"], finally = [\"touch {}\"] }}\n",
+            env.repo.display(),
+            pass.display(),
+            src.display(),
+            started.display(),
+            failed.display(),
+            finally.display(),
+        ),
+    )
+    .unwrap();
+    let state = env.path("state");
+    let c = config.to_str().unwrap();
+    let mut run = env
+        .cmd()
+        .args(["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < deadline, "the dump never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = std::time::Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(sent.elapsed() < std::time::Duration::from_secs(20), "{:?}", sent.elapsed());
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert!(failed.exists() && finally.exists(), "on-failure and finally ran: {err}");
+    let left = std::process::Command::new("pgrep").args(["-f", "sleep 41.5"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the dump command is stopped with cairn");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 0);
+    env.ok(&["check"]);
+    // The daemon's second signal stops the dump too.
+    std::fs::remove_file(&started).unwrap();
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).unwrap().replace("[job.app]\n", "[job.app]\nschedule = \"daily 02:00\"\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(state.join("jobs")).unwrap();
+    std::fs::write(state.join("jobs/app.last"), "2026-01-01T00:00:00Z\n").unwrap();
+    let d = Daemon::start(&env, &config, &state);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(30), "the dump never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(d.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    d.until("stopping");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut d = d;
+    assert_eq!(d.child.wait().unwrap().code(), Some(143));
+    let left = std::process::Command::new("pgrep").args(["-f", "sleep 41.5"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the dump command is stopped with the daemon");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 0);
+    env.ok(&["check"]);
+});

@@ -41,6 +41,7 @@
 //! ```
 
 mod archiver;
+pub mod children;
 mod copy;
 mod delta;
 mod exclude;

@@ -7,6 +7,7 @@
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use cairn_format::tree::{Node, NodeKind, Time, is_valid_name};
 use crossbeam_channel::{Receiver, bounded};
 
 use crate::archiver::Stats;
+use crate::children::Tracked;
 use crate::delta::BaseFinder;
 use crate::pipeline::BlobSink;
 use crate::reader::{FileOutcome, chunk_stream};
@@ -122,7 +124,7 @@ pub(crate) struct Shared {
 /// path (its chunks are the delta bases). A command that cannot be started
 /// fails here, before anything is read.
 pub(crate) fn start(stream: &Stream, previous: Option<&Node>, shared: Shared) -> Result<Running, BackupError> {
-    let (reader, child): (Box<dyn Read + Send>, Option<Child>) = match &stream.from {
+    let (reader, child): (Box<dyn Read + Send>, Option<(Child, Tracked)>) = match &stream.from {
         StreamFrom::Stdin => (Box::new(std::io::stdin()), None),
         StreamFrom::Command(argv) => {
             let (prog, args) =
@@ -138,10 +140,12 @@ pub(crate) fn start(stream: &Stream, previous: Option<&Node>, shared: Shared) ->
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
+                .process_group(0)
                 .spawn()
                 .map_err(|e| BackupError::Io(format!("cannot run {}: {e}", prog.to_string_lossy())))?;
+            let tracked = Tracked::new(&c);
             let out = c.stdout.take().ok_or_else(|| BackupError::Io("no stdout pipe".into()))?;
-            (Box::new(out), Some(c))
+            (Box::new(out), Some((c, tracked)))
         }
     };
     let bases = previous.and_then(|n| BaseFinder::new(&n.content, shared.sink.repo().index()));
@@ -179,11 +183,16 @@ pub(crate) fn start(stream: &Stream, previous: Option<&Node>, shared: Shared) ->
 
 /// Whether the stream succeeded: its command's exit status first (the more
 /// precise message), then a read failure, then no bytes at all.
-fn verdict(name: &str, from: &StreamFrom, outcome: &FileOutcome, child: Option<Child>) -> Result<(), BackupError> {
-    if let Some(mut c) = child {
+fn verdict(
+    name: &str,
+    from: &StreamFrom,
+    outcome: &FileOutcome,
+    child: Option<(Child, Tracked)>,
+) -> Result<(), BackupError> {
+    if let Some((mut c, tracked)) = child {
         if !matches!(outcome, FileOutcome::Done { .. }) {
             // Reading stopped early: the command would block on a full pipe.
-            let _ = c.kill();
+            tracked.kill();
         }
         let status = c.wait().map_err(|e| BackupError::Io(e.to_string()))?;
         if matches!(outcome, FileOutcome::Done { .. }) && !status.success() {

@@ -7,30 +7,14 @@ use anyhow::{Context, Result};
 use cairn_jobs::config::{default_path, default_state_dir};
 use cairn_jobs::daemon::Stop;
 use cairn_jobs::{Config, RunOptions};
-use nix::sys::signal::{SigSet, Signal};
 
 use crate::cli::{DaemonArgs, Global};
 
 pub fn run(g: &Global, a: &DaemonArgs) -> Result<i32> {
-    // Blocked here, before any thread starts, so every thread inherits it
-    // and only the waiting thread below sees the signals.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals.thread_block()?;
+    // The first signal lets a running job finish; the second ends it.
     let (tx, stop) = crossbeam_channel::unbounded();
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let mut seen = 0;
-        while let Ok(s) = signals.wait() {
-            seen += 1;
-            if seen > 1 {
-                // A second signal: stop now, as any interrupted command does.
-                let removed = cairn_backend::interrupt::remove_all();
-                eprintln!("cairn: daemon stopped by a second {s}; the repository is intact ({removed} unfinished file(s) removed)");
-                std::process::exit(128 + s as i32);
-            }
-            let _ = tx.send(Stop);
-        }
+    crate::signals::watch("daemon", move |_| {
+        let _ = tx.send(Stop);
     })?;
     let root = nix::unistd::geteuid().is_root();
     let path = default_path(g.config.as_deref(), root).context("no config file: give --config FILE")?;

@@ -1,16 +1,32 @@
 //! `cairn job run`: runs jobs of the config file now (crates/jobs runs
 //! them; this prints one line per job and sets the exit code).
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use anyhow::{Context, Result};
 use cairn_jobs::config::{default_path, default_state_dir};
-use cairn_jobs::run::{command_path, database_path, dump_command};
+use cairn_jobs::run::{command_path, database_path, dump_command, globals_command, globals_path};
 use cairn_jobs::{Config, RunOptions, run_job};
 
 use crate::cli::{Global, JobAction, JobArgs};
 use crate::errors::{EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
 use crate::output::bytes;
 
+/// The signal that interrupted the run (0: none).
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
 pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
+    // The first signal stops the backup (or copy, or check) under way, as
+    // an interrupt of `cairn backup` does; the job then fails, and its
+    // on-failure and finally hooks still run (`systemctl start app-worker`
+    // after a `before` that stopped it). The second ends cairn at once.
+    crate::signals::watch("job run", |s| {
+        INTERRUPTED.store(s as i32, Ordering::SeqCst);
+        let removed = crate::signals::stop_work();
+        eprintln!(
+            "cairn: job run interrupted by {s}: stopping ({removed} unfinished file(s) removed; the repository is intact); its on-failure and finally hooks still run, a second {s} ends cairn at once"
+        );
+    })?;
     let JobAction::Run { jobs, dry_run, state_dir } = &a.action;
     let root = nix::unistd::geteuid().is_root();
     let path = default_path(g.config.as_deref(), root).context("no config file: give --config FILE")?;
@@ -38,6 +54,9 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
     };
     let mut code = EXIT_OK;
     for n in &names {
+        if INTERRUPTED.load(Ordering::SeqCst) != 0 {
+            break;
+        }
         match run_job(&config, n, &opts) {
             Ok(r) => {
                 let id = r.snapshot.map(|s| s.short()).unwrap_or_default();
@@ -69,13 +88,19 @@ pub fn run(g: &Global, a: &JobArgs) -> Result<i32> {
                     code = EXIT_INCOMPLETE;
                 }
             }
+            Err(e) if INTERRUPTED.load(Ordering::SeqCst) != 0 => {
+                eprintln!("cairn: error: job {n} interrupted; what it was doing failed with: {e}");
+            }
             Err(e) => {
                 eprintln!("cairn: error: {e}");
                 code = EXIT_ERROR;
             }
         }
     }
-    Ok(code)
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => Ok(code),
+        s => Ok(128 + s),
+    }
 }
 
 /// Prints what `job run` would do for job `name`; the number of sources
@@ -95,6 +120,11 @@ fn describe(config: &Config, name: &str) -> Result<usize> {
             Ok(dump) => {
                 let shown: Vec<String> = dump.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
                 println!("  {} <- {}", database_path(&db.name).display(), shown.join(" "));
+                if db.dumps_globals() {
+                    let g = globals_command(db);
+                    let shown: Vec<String> = g.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+                    println!("  {} <- {}", globals_path(&db.name).display(), shown.join(" "));
+                }
             }
             Err(e) => {
                 println!("  {} <- cannot run: {e}", database_path(&db.name).display());

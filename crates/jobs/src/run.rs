@@ -400,6 +400,8 @@ fn run_hook(cmd: &str, limit: std::time::Duration) -> Result<(), String> {
         .process_group(0)
         .spawn()
         .map_err(|e| e.to_string())?;
+    // An interrupt of cairn stops it too.
+    let _tracked = cairn_backup::children::Tracked::new(&child);
     let start = std::time::Instant::now();
     loop {
         match child.try_wait().map_err(|e| e.to_string())? {
