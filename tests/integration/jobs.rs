@@ -878,7 +878,7 @@ cairn_test!(an_interrupted_job_run_stops_its_dump_runs_its_finally_hooks_and_lea
     .unwrap();
     let state = env.path("state");
     let c = config.to_str().unwrap();
-    let mut run = env
+    let run = env
         .cmd()
         .args(["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
