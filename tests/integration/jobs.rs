@@ -481,6 +481,11 @@ cairn_test!(postgresql_databases_back_up_in_a_job_and_restore_by_name_with_the_s
     let saved = saved[0]["id"].as_str().unwrap().to_string();
     let kept = env.ok(&["dump", &saved, "/databases/appdb.sql"]);
     assert!(kept.contains("written after the backup"), "the replaced rows are in the pre-restore snapshot");
+    // And they come back from it by name, as any snapshot's dump does.
+    env.ok(&["--config", c, "db", "restore", "appdb", "--snapshot", &saved, "--into", "app_before", "--create"]);
+    assert_eq!(pg.psql("app_before", "SELECT v FROM t WHERE id = 1000001").unwrap(), "written after the backup");
+    let plan = env.ok(&["--config", c, "db", "restore", "appdb", "--replace", "--dry-run"]);
+    assert!(!plan.contains(&saved[..8]), "`latest` is the job's own snapshot, not the pre-restore one: {plan}");
 
     // A database that cannot be dumped: no snapshot, exit 1.
     let before = env.json(&["snapshots"]).as_array().unwrap().len();

@@ -105,16 +105,28 @@ fn find<'a>(config: &'a Config, name: &str) -> Result<(&'a String, &'a DatabaseS
 }
 
 /// The job's snapshots in its first repository, oldest first.
+///
+/// With `saved_for`, an id may also name a pre-restore snapshot of that
+/// database (`db restore NAME --snapshot ID` brings back what a replacing
+/// restore saved); `latest` and `--at` still pick among the job's own.
 fn snapshots(
     config: &Config,
     job: &str,
     opts: &RunOptions,
+    saved_for: Option<&str>,
 ) -> Result<(cairn_repo::Repository, Vec<(SnapshotId, Snapshot)>), JobError> {
     let repo_name = &config.job[job].get_ref().repositories.get_ref()[0];
     let repo = crate::repository::open(repo_name, config.repository[repo_name].get_ref(), opts.cache_dir.clone())?;
     let all = repo.snapshots().map_err(|e| fail(job, e.to_string()))?;
     let tag = job_tag(job);
-    let mine = all.into_iter().filter(|(_, s)| s.tags.contains(&tag)).collect();
+    let saved = saved_for.map(|name| format!("db:{name}"));
+    let mine = all
+        .into_iter()
+        .filter(|(_, s)| {
+            s.tags.contains(&tag)
+                || saved.as_ref().is_some_and(|t| s.tags.contains(t) && s.tags.iter().any(|x| x == PRE_RESTORE_TAG))
+        })
+        .collect();
     Ok((repo, mine))
 }
 
@@ -125,7 +137,7 @@ pub fn list(
     spec: &str,
     opts: &RunOptions,
 ) -> Result<(SnapshotId, Vec<(String, u64)>), JobError> {
-    let (repo, mine) = snapshots(config, job, opts)?;
+    let (repo, mine) = snapshots(config, job, opts, None)?;
     let (id, snap) = select::select(&mine, spec, &Filter::default()).map_err(|e| fail(job, e.to_string()))?;
     let repo = repo.load_index().map_err(|e| fail(job, e.to_string()))?;
     let mut out = Vec::new();
@@ -363,9 +375,10 @@ fn plan_server(name: &str, db: &DatabaseSource, part: Part, req: &RestoreRequest
 pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Result<RestoreReport, JobError> {
     let name = req.name.as_str();
     let (job, db, part) = find(config, name)?;
-    let (repo, mine) = snapshots(config, job, opts)?;
-    let filter = Filter { at: req.at, ..Filter::default() };
     let spec = req.snapshot.as_deref().unwrap_or("latest");
+    let by_id = spec != "latest" && req.at.is_none();
+    let (repo, mine) = snapshots(config, job, opts, by_id.then_some(name))?;
+    let filter = Filter { at: req.at, ..Filter::default() };
     let (from, snap) = select::select(&mine, spec, &filter).map_err(|e| fail(name, e.to_string()))?;
     let indexed = repo.clone().load_index().map_err(|e| fail(name, e.to_string()))?;
     let path = part.path(&db.name);
