@@ -314,6 +314,7 @@ impl Daemon {
         let mut child = env
             .cmd()
             .args(["--config", config.to_str().unwrap(), "daemon", "--state-dir", state.to_str().unwrap()])
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -883,9 +884,12 @@ cairn_test!(an_interrupted_job_run_stops_its_dump_runs_its_finally_hooks_and_lea
     .unwrap();
     let state = env.path("state");
     let c = config.to_str().unwrap();
+    // Not from a terminal (as from a timer): the dump runs in a process
+    // group of its own, which cairn stops whole.
     let run = env
         .cmd()
         .args(["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -7,7 +7,6 @@
 
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -18,7 +17,7 @@ use cairn_format::tree::{Node, NodeKind, Time, is_valid_name};
 use crossbeam_channel::{Receiver, bounded};
 
 use crate::archiver::Stats;
-use crate::children::Tracked;
+use crate::children::{self, Tracked};
 use crate::delta::BaseFinder;
 use crate::pipeline::BlobSink;
 use crate::reader::{FileOutcome, chunk_stream};
@@ -136,14 +135,9 @@ pub(crate) fn start(stream: &Stream, previous: Option<&Node>, shared: Shared) ->
                     cmd.env_remove(k);
                 }
             }
-            let mut c = cmd
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .process_group(0)
-                .spawn()
+            cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+            let (mut c, tracked) = children::spawn(&mut cmd, children::unattended_or_terminal())
                 .map_err(|e| BackupError::Io(format!("cannot run {}: {e}", prog.to_string_lossy())))?;
-            let tracked = Tracked::new(&c);
             let out = c.stdout.take().ok_or_else(|| BackupError::Io("no stdout pipe".into()))?;
             (Box::new(out), Some((c, tracked)))
         }

@@ -4,11 +4,11 @@
 //! is refused unless `replace` says so; then what it holds is first saved
 //! as a snapshot tagged `pre-restore`, so a restore never loses data.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use cairn_backup::children;
 use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Sources, Stream, StreamFrom, Writes};
 use cairn_format::SnapshotId;
 use cairn_format::snapshot::Snapshot;
@@ -451,18 +451,13 @@ fn load(
     repo: &cairn_repo::IndexedRepository,
     node: &cairn_format::tree::Node,
 ) -> Result<u64, JobError> {
-    // In a group of its own and tracked, so that an interrupt of cairn
-    // stops it: `psql --single-transaction` then rolls back, where an input
-    // that merely ended would have committed what it had.
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+    // Tracked, so that an interrupt of cairn stops it: `psql
+    // --single-transaction` then rolls back, where an input that merely
+    // ended would have committed what it had.
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let (mut child, _tracked) = children::spawn(&mut cmd, children::unattended_or_terminal())
         .map_err(|e| fail(name, format!("cannot run {}: {e}", argv[0])))?;
-    let _tracked = cairn_backup::children::Tracked::new(&child);
     let mut stdin = child.stdin.take().ok_or_else(|| fail(name, "no pipe"))?;
     // Read beside the writing, so that a client with much to say never
     // blocks on a full pipe while cairn blocks on its stdin.

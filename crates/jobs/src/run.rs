@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cairn_backup::children::Grouping;
 use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Sources, Stream, StreamFrom, Writes};
 use cairn_check::ReadData;
 use cairn_forget::GroupBy;
@@ -392,16 +393,12 @@ fn hooks(job: &str, when: &str, commands: &[String], limit: std::time::Duration)
 /// One hook, in a process group of its own so that a time-out stops the
 /// commands it started too.
 fn run_hook(cmd: &str, limit: std::time::Duration) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    // An interrupt of cairn stops it too.
-    let _tracked = cairn_backup::children::Tracked::new(&child);
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(cmd).stdin(std::process::Stdio::null());
+    // Its own group always (the time-out stops the group); an interrupt of
+    // cairn stops it too.
+    let (mut child, _tracked) =
+        cairn_backup::children::spawn(&mut command, Grouping::Own).map_err(|e| e.to_string())?;
     let start = std::time::Instant::now();
     loop {
         match child.try_wait().map_err(|e| e.to_string())? {
