@@ -138,6 +138,65 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// The databases in jobs' snapshots: list them, load one back.
     Db(DbArgs),
+    /// The run history of the jobs: runs, checks, prunes, copies, drills.
+    History(HistoryArgs),
+    /// Whether each job is well: its last run, the age of its newest good
+    /// snapshot against its max-age (RPO), its last drill against its RTO.
+    /// Exit 0 when all is well, 1 otherwise (a Nagios or cron check).
+    Status(StatusArgs),
+    /// The notification channels of the config file.
+    Notify(NotifyArgs),
+}
+
+/// Where the state (history, locks) is kept.
+#[derive(Args, Debug, Clone)]
+pub struct StateArgs {
+    /// Where job locks and the run history are kept (default
+    /// /var/lib/cairn for root, else ~/.local/state/cairn).
+    #[arg(long, env = "CAIRN_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Only this job's runs.
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+    /// How many of the newest runs.
+    #[arg(long, default_value_t = 30)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Only this job.
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+    /// Also notify the jobs' channels of a change of freshness (stale, or
+    /// fresh again), once per change: for hosts without `cairn daemon`.
+    #[arg(long)]
+    pub notify: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub action: NotifyAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyAction {
+    /// Send a test message on every channel (or the one named); exit 1 if
+    /// one could not be reached.
+    Test {
+        /// Only this channel.
+        #[arg(value_name = "CHANNEL")]
+        channel: Option<String>,
+    },
 }
 
 impl Command {
@@ -175,6 +234,9 @@ impl Command {
             Command::Schedule(_) => "schedule",
             Command::Daemon(_) => "daemon",
             Command::Db(_) => "db",
+            Command::History(_) => "history",
+            Command::Status(_) => "status",
+            Command::Notify(_) => "notify",
         }
     }
 }

@@ -18,6 +18,7 @@ mod init;
 mod job;
 mod key;
 mod ls;
+mod monitor;
 mod mount;
 mod prune;
 mod repair;
@@ -64,6 +65,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Schedule(a) => schedule::run(g, &a),
         Command::Daemon(a) => daemon::run(g, &a),
         Command::Db(a) => db::run(g, &a),
+        Command::History(a) => monitor::history(g, &a),
+        Command::Status(a) => monitor::status(g, &a),
+        Command::Notify(a) => monitor::notify(g, &a),
     }
 }
 

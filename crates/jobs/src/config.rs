@@ -13,6 +13,8 @@ use cairn_forget::KeepOptions;
 use serde::Deserialize;
 use toml::Spanned;
 
+use cairn_monitor::notify::Channel;
+
 use crate::schedule::Schedule;
 
 /// A whole config file.
@@ -25,6 +27,37 @@ pub struct Config {
     /// Jobs by name.
     #[serde(default)]
     pub job: BTreeMap<String, Spanned<JobConfig>>,
+    /// Notification channels by name.
+    #[serde(default)]
+    pub notify: BTreeMap<String, Spanned<Channel>>,
+    /// Where metrics go.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: where the Prometheus metrics go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetricsConfig {
+    /// A file rewritten after every run (node_exporter's textfile
+    /// collector reads `*.prom` files from its folder).
+    pub textfile: Option<PathBuf>,
+    /// Where `cairn daemon` serves `/metrics` (`127.0.0.1:9898`).
+    pub listen: Option<Spanned<String>>,
+}
+
+/// A share such as `25%`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(pub f64);
+
+fn percent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Percent>, D::Error> {
+    let s = String::deserialize(d)?;
+    let bad = || serde::de::Error::custom(format!("invalid share {s:?}: a number and %, e.g. 25%"));
+    let n: f64 = s.trim().strip_suffix('%').ok_or_else(bad)?.trim().parse().map_err(|_| bad())?;
+    if !(n > 0.0 && n.is_finite()) {
+        return Err(bad());
+    }
+    Ok(Some(Percent(n)))
 }
 
 /// `[repository.NAME]`: where a repository is, how to unlock it, and what
@@ -50,6 +83,10 @@ pub struct RepositoryConfig {
     /// first job run after each of these times does.
     #[serde(default, deserialize_with = "schedule")]
     pub prune: Option<Schedule>,
+    /// A local repository's file system with less free space than this
+    /// (`20%`) raises a `low-space` notification after a run.
+    #[serde(default, deserialize_with = "percent")]
+    pub min_free: Option<Percent>,
 }
 
 /// `[job.NAME]`: what to back up, into which repositories, and when.
@@ -82,6 +119,36 @@ pub struct JobConfig {
     pub hooks: Hooks,
     /// A check after the job.
     pub check: Option<CheckConfig>,
+    /// The channels told about this job (default: every channel).
+    pub notify: Option<Spanned<Vec<String>>>,
+    /// The RPO: a newest good snapshot older than this is stale.
+    #[serde(default, deserialize_with = "duration")]
+    pub max_age: Option<std::time::Duration>,
+    /// A run longer than this raises `slow`.
+    #[serde(default, deserialize_with = "duration")]
+    pub slow: Option<std::time::Duration>,
+    /// A run adding more than this share over the median of the recent
+    /// runs raises `growth` (`25%`).
+    #[serde(default, deserialize_with = "percent")]
+    pub growth: Option<Percent>,
+    /// The restore drill.
+    pub drill: Option<DrillConfig>,
+}
+
+/// `drill = { ... }`: a timed restore of the job's newest snapshot.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DrillConfig {
+    /// When the daemon runs it (as a job's schedule).
+    #[serde(default, deserialize_with = "schedule")]
+    pub schedule: Option<Schedule>,
+    /// The RTO: a drill that takes longer fails.
+    #[serde(default, deserialize_with = "duration")]
+    pub rto: Option<std::time::Duration>,
+    /// Per database source, a query that must return at least one row in
+    /// the restored copy (`{ appdb = "SELECT 1 FROM users LIMIT 1" }`).
+    #[serde(default)]
+    pub verify: BTreeMap<String, String>,
 }
 
 /// Which database server a source dumps from.
@@ -203,9 +270,9 @@ pub struct CheckConfig {
     pub read_data_subset: Option<ReadData>,
 }
 
-/// A duration such as `90s`, `10m` or `2h`.
+/// A duration such as `90s`, `10m`, `2h` or `1d`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration {s:?}: a number and s, m or h, e.g. 90s, 10m, 2h");
+    let bad = || format!("invalid duration {s:?}: a number and s, m, h or d, e.g. 90s, 10m, 2h, 1d");
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: u64 = num.parse().map_err(|_| bad())?;
@@ -213,6 +280,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
+        "d" => n * 86_400,
         _ => return Err(bad()),
     };
     if secs == 0 {
@@ -334,6 +402,27 @@ impl Config {
                 ));
             }
         }
+        for (name, channel) in &config.notify {
+            if !is_plain_name(name) {
+                return Err(at(
+                    Some(channel.span()),
+                    Some(format!("notify.{name}")),
+                    "a name of letters, digits, '_', '.' and '-' (not first) only".into(),
+                ));
+            }
+            if let Some(problem) = channel.get_ref().problem() {
+                return Err(at(Some(channel.span()), Some(format!("notify.{name}")), problem));
+            }
+        }
+        if let Some(listen) = &config.metrics.listen
+            && listen.get_ref().parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(at(
+                Some(listen.span()),
+                Some("metrics.listen".into()),
+                format!("{:?}: give an address and port, such as 127.0.0.1:9898", listen.get_ref()),
+            ));
+        }
         for (name, repo) in &config.repository {
             let r = repo.get_ref();
             let sources = [r.password.is_some(), r.password_file.is_some(), r.password_command.is_some()];
@@ -401,6 +490,30 @@ impl Config {
                         Some(format!("job.{name}.database")),
                         format!("{}: {problem}", d.name),
                     ));
+                }
+            }
+            if let Some(names) = &j.notify {
+                for n in names.get_ref() {
+                    if !config.notify.contains_key(n) {
+                        let known: Vec<&str> = config.notify.keys().map(String::as_str).collect();
+                        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                        return Err(at(
+                            Some(names.span()),
+                            Some(format!("job.{name}.notify")),
+                            format!("no channel named {n:?} (the file defines: {known})"),
+                        ));
+                    }
+                }
+            }
+            if let Some(drill) = &j.drill {
+                for db in drill.verify.keys() {
+                    if !j.database.iter().any(|d| &d.name == db) {
+                        return Err(at(
+                            Some(job.span()),
+                            Some(format!("job.{name}.drill.verify")),
+                            format!("{db:?} is not one of the job's database sources"),
+                        ));
+                    }
                 }
             }
             if j.paths.is_empty() && j.database.is_empty() && j.command.is_empty() {

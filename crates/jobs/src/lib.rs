@@ -10,6 +10,8 @@
 //! - [`schedule`]: when a job runs; [`units`]: systemd units and crontab
 //!   lines for it; [`daemon`]: running the schedules without systemd.
 //! - [`db`]: the databases in a job's snapshots, and loading one back.
+//! - [`watch`]: what runs leave for those who watch them (history rows,
+//!   notifications, metrics); [`status`]: whether each job is well.
 
 pub mod config;
 pub mod daemon;
@@ -17,7 +19,9 @@ pub mod db;
 pub mod repository;
 pub mod run;
 pub mod schedule;
+pub mod status;
 pub mod units;
+pub mod watch;
 
 pub use config::{Config, ConfigError};
 pub use run::{RunOptions, RunReport, run_job};

@@ -18,7 +18,11 @@ use cairn_format::SnapshotId;
 use cairn_repo::Repository;
 
 use crate::JobError;
+use cairn_monitor::notify::Event;
+use cairn_monitor::{Outcome, RunKind};
+
 use crate::config::{Config, DatabaseKind, DatabaseSource, JobConfig, RepositoryConfig};
+use crate::watch::{self, Watch};
 
 /// How jobs run on this machine.
 #[derive(Debug, Clone)]
@@ -221,25 +225,74 @@ pub fn job_tag(name: &str) -> String {
     format!("job:{name}")
 }
 
-/// Runs job `name` of `config`.
+/// What a run did besides its result, for the history and notifications.
+#[derive(Default)]
+struct Trail {
+    /// Its steps (check, prune, copy), timed.
+    steps: Vec<cairn_monitor::Run>,
+    /// Events raised on the way (damage, low space).
+    raised: Vec<(Event, String)>,
+    /// The backup's figures.
+    summary: Option<cairn_format::snapshot::Summary>,
+    /// The figures of the repositories it used.
+    repositories: Vec<cairn_monitor::metrics::RepositoryState>,
+}
+
+/// Runs job `name` of `config`, recording it in the run history and
+/// telling its notification channels (see [`crate::watch`]).
 pub fn run_job(config: &Config, name: &str, opts: &RunOptions) -> Result<RunReport, JobError> {
     let job = config.job.get(name).ok_or_else(|| JobError::NoSuchJob(name.to_string()))?.get_ref();
     let _lock = lock(&opts.state_dir, name)?;
-    record_start(&opts.state_dir, name, jiff::Timestamp::now())?;
+    let started = jiff::Timestamp::now();
+    record_start(&opts.state_dir, name, started)?;
+    let watch = Watch::open(config, name, opts);
+    watch.tell(Event::Start, format!("job {name} started"), String::new());
     let failed = |message: String| JobError::Failed { job: name.to_string(), message };
     let limit = job.hooks.timeout.unwrap_or(HOOK_TIMEOUT);
-    let result = hooks(name, "before", &job.hooks.before, limit).and_then(|()| back_up(config, name, job, opts));
+    let mut trail = Trail::default();
+    let result =
+        hooks(name, "before", &job.hooks.before, limit).and_then(|()| back_up(config, name, job, opts, &mut trail));
     let after = match &result {
         Ok(_) => hooks(name, "after", &job.hooks.after, limit),
         Err(_) => hooks(name, "on-failure", &job.hooks.on_failure, limit),
     };
     let finally = hooks(name, "finally", &job.hooks.finally, limit);
-    let report = result?;
-    after.and(finally).map_err(|e| failed(e.to_string()))?;
-    Ok(report)
+    let result = result.and_then(|report| after.and(finally).map(|()| report).map_err(|e| failed(e.to_string())));
+
+    let outcome = match &result {
+        Ok(r) if r.warnings > 0 => Outcome::Warning,
+        Ok(_) => Outcome::Success,
+        Err(_) if cairn_backend::interrupt::interrupted() => Outcome::Interrupted,
+        Err(_) => Outcome::Failure,
+    };
+    let mut run = cairn_monitor::Run::new(name, RunKind::Backup, started, outcome);
+    run.repository = Some(job.repositories.get_ref()[0].clone());
+    if let Some(s) = &trail.summary {
+        run.files = s.files_new + s.files_changed + s.files_unchanged;
+        (run.bytes_read, run.bytes_added, run.warnings) = (s.bytes_read, s.bytes_added, s.errors);
+    }
+    match &result {
+        Ok(r) => run.snapshot = r.snapshot.map(|s| s.to_hex()),
+        Err(e) => run.error = Some(e.to_string()),
+    }
+    if let Some(h) = watch.history() {
+        for r in &trail.repositories {
+            if let Err(e) = h.record_repository(r) {
+                eprintln!("cairn: warning: {e}");
+            }
+        }
+    }
+    watch.finish(&run, &trail.steps, &trail.raised);
+    result
 }
 
-fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> Result<RunReport, JobError> {
+fn back_up(
+    config: &Config,
+    name: &str,
+    job: &JobConfig,
+    opts: &RunOptions,
+    trail: &mut Trail,
+) -> Result<RunReport, JobError> {
     let failed = |message: String| JobError::Failed { job: name.to_string(), message };
     let repos = job.repositories.get_ref();
     let first_name = &repos[0];
@@ -267,39 +320,92 @@ fn back_up(config: &Config, name: &str, job: &JobConfig, opts: &RunOptions) -> R
     };
     let indexed = repo.clone().load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
     let out = cairn_backup::backup(indexed, &backup, Arc::new(NoProgress)).map_err(|e| failed(e.to_string()))?;
+    trail.summary = out.snapshot.summary.clone();
     let mut report = RunReport {
         snapshot: Some(out.id),
         warnings: out.snapshot.summary.as_ref().map_or(0, |s| s.errors),
         ..Default::default()
     };
     report.forgotten.push((first_name.clone(), retention(&repo, first_cfg, name, opts).map_err(failed)?));
-    report.pruned.extend(maybe_prune(&repo, first_name, first_cfg, opts).map_err(failed)?);
+    report.pruned.extend(prune_step(trail, name, &repo, first_name, first_cfg, opts).map_err(failed)?);
     if let Some(read) = job.check.as_ref().and_then(|c| c.read_data_subset) {
         let read = rotate(read, &opts.state_dir, name);
-        let found =
-            cairn_check::check(repo.clone(), read, &()).map_err(|e| failed(format!("checking {first_name}: {e}")))?;
-        if let Some(p) = found.problems.first() {
-            return Err(failed(format!(
-                "the check after the backup found {} problem(s) in repository {first_name}, first {}: {}; run `cairn check --read-data` on it",
-                found.problems.len(),
-                p.object,
-                p.message
-            )));
+        let mut damage = None;
+        let checked = watch::step(&mut trail.steps, name, RunKind::Check, first_name, || {
+            let found =
+                cairn_check::check(repo.clone(), read, &()).map_err(|e| format!("checking {first_name}: {e}"))?;
+            if let Some(p) = found.problems.first() {
+                let said = format!(
+                    "the check after the backup found {} problem(s) in repository {first_name}, first {}: {}; run `cairn check --read-data` on it",
+                    found.problems.len(),
+                    p.object,
+                    p.message
+                );
+                damage = Some(said.clone());
+                return Err(said);
+            }
+            Ok(found.packs_read)
+        });
+        if let Some(said) = damage {
+            trail.raised.push((Event::Damage, said));
         }
-        report.checked = Some((describe_read(read), found.packs_read));
+        report.checked = Some((describe_read(read), checked.map_err(failed)?));
     }
+    note_repository(trail, first_name, first_cfg, &repo);
     let src = repo.load_index().map_err(|e| failed(e.to_string()))?;
     for other in &repos[1..] {
         let cfg = config.repository[other].get_ref();
         let dst = crate::repository::open(other, cfg, opts.cache_dir.clone())?;
-        let dst_indexed = dst.clone().load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
-        cairn_backup::copy(&src, dst_indexed, &[(out.id, out.snapshot.clone())])
-            .map_err(|e| failed(format!("copying into repository {other}: {e}")))?;
+        watch::step(&mut trail.steps, name, RunKind::Copy, other, || {
+            let dst_indexed = dst.clone().load_index_for_backup(&opts.hostname).map_err(|e| e.to_string())?;
+            cairn_backup::copy(&src, dst_indexed, &[(out.id, out.snapshot.clone())])
+                .map_err(|e| format!("copying into repository {other}: {e}"))?;
+            Ok(())
+        })
+        .map_err(failed)?;
         report.copied.push(other.clone());
         report.forgotten.push((other.clone(), retention(&dst, cfg, name, opts).map_err(failed)?));
-        report.pruned.extend(maybe_prune(&dst, other, cfg, opts).map_err(failed)?);
+        report.pruned.extend(prune_step(trail, name, &dst, other, cfg, opts).map_err(failed)?);
+        note_repository(trail, other, cfg, &dst);
     }
     Ok(report)
+}
+
+/// The repository's prune, when its schedule says it is due, as a step.
+fn prune_step(
+    trail: &mut Trail,
+    job: &str,
+    repo: &Repository,
+    name: &str,
+    cfg: &RepositoryConfig,
+    opts: &RunOptions,
+) -> Result<Option<(String, usize, u64)>, String> {
+    let pruned = watch::step(&mut trail.steps, job, RunKind::Prune, name, || maybe_prune(repo, name, cfg, opts));
+    if let Ok(None) = pruned {
+        trail.steps.pop(); // not due: nothing ran
+    }
+    pruned
+}
+
+/// Notes a repository's figures for the metrics, and raises `low-space`
+/// when a local one's file system has less free space than its `min-free`.
+fn note_repository(trail: &mut Trail, name: &str, cfg: &RepositoryConfig, repo: &Repository) {
+    trail.repositories.push(cairn_monitor::metrics::RepositoryState {
+        name: name.to_string(),
+        snapshots: repo.snapshots().map(|s| s.len() as u64).unwrap_or(0),
+        size_bytes: repo.pack_totals().map(|t| t.1).unwrap_or(0),
+        at: Some(jiff::Timestamp::now()),
+    });
+    if let (Some(min), Ok(cairn_backend::Location::Local(p))) =
+        (cfg.min_free, cairn_backend::Location::parse(&cfg.location))
+        && let Some(free) = watch::free_percent(std::path::Path::new(&p))
+        && free < min.0
+    {
+        trail.raised.push((
+            Event::LowSpace,
+            format!("repository {name} ({p}) has {free:.1}% free space, under its min-free of {}%", min.0),
+        ));
+    }
 }
 
 /// The group a job's check reads this time: `1/7` reads group 1, then 2,
