@@ -146,6 +146,20 @@ pub enum Command {
     Status(StatusArgs),
     /// The notification channels of the config file.
     Notify(NotifyArgs),
+    /// Restore a job's newest snapshot into scratch space, read every file
+    /// back, load each database into a scratch one and check it, time it
+    /// (the measured RTO) and record it; exit 1 if it failed or took longer
+    /// than the job's RTO.
+    Drill(DrillArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DrillArgs {
+    /// The job whose newest snapshot is drilled.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 /// Where the state (history, locks) is kept.
@@ -237,6 +251,7 @@ impl Command {
             Command::History(_) => "history",
             Command::Status(_) => "status",
             Command::Notify(_) => "notify",
+            Command::Drill(_) => "drill",
         }
     }
 }

@@ -234,3 +234,86 @@ cairn_test!(a_stale_job_fails_status_and_notifies_once_then_recovers_once, |env|
     let js = env.json(&["--config", c, "status", "--state-dir", s]);
     assert_eq!(js[0]["stale"], false);
 });
+
+cairn_test!(a_drill_restores_files_postgresql_and_sqlite_verifies_records_its_rto_and_fails_on_damage, |env| {
+    let (head, src) = setup(&env);
+    let pg = crate::databases::Postgres::start();
+    pg.psql("postgres", "CREATE DATABASE app").unwrap();
+    pg.psql("app", "CREATE TABLE users(id int PRIMARY KEY, name text); CREATE TABLE orders(id int, total int); INSERT INTO users SELECT i, md5(i::text) FROM generate_series(1, 3000) i")
+        .unwrap();
+    let lite = env.path("sessions.sqlite3");
+    let ok = std::process::Command::new("sqlite3")
+        .arg(&lite)
+        .arg("CREATE TABLE s(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO s(v) VALUES ('a'), ('b');")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let http = Http::start(200);
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{head}
+[notify.chat]
+kind = "webhook"
+url = "{hook}"
+
+[job.app]
+repositories = ["a"]
+paths = ["{src}"]
+database = [
+  {{ name = "appdb", kind = "postgresql", database = "app", host = "{pg}", user = "postgres", globals = false }},
+  {{ name = "sessions", kind = "sqlite", path = "{lite}" }},
+]
+drill = {{ rto = "10m", verify = {{ appdb = "SELECT 1 FROM users WHERE id = 3000" }} }}
+"#,
+            hook = http.url("/hook"),
+            src = src.display(),
+            pg = pg.socket.display(),
+            lite = lite.display(),
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let state = env.path("state");
+    let s = state.to_str().unwrap();
+    assert!(job_run(&env, &config).status.success());
+    let d = env.json(&["--config", c, "drill", "app", "--state-dir", s]);
+    assert_eq!(d["files"].as_u64(), Some(3), "the source file and two dumps: {d}");
+    let checked: Vec<String> =
+        d["databases"].as_array().unwrap().iter().map(|x| format!("{}: {}", x["name"], x["checked"])).collect();
+    assert_eq!(
+        checked,
+        ["\"appdb\": \"2 tables, verify query returned rows\"", "\"sessions\": \"integrity_check ok, 1 tables\""]
+    );
+    assert!(d["rto_seconds"].as_f64().unwrap() > 0.0 && d["rto_target_seconds"].as_f64() == Some(600.0));
+    // The scratch database is gone again.
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'cairn_drill_%'").unwrap(),
+        "0"
+    );
+    let runs = env.json(&["history", "app", "--state-dir", s]);
+    assert_eq!((runs[0]["kind"].as_str(), runs[0]["outcome"].as_str()), (Some("drill"), Some("success")));
+    let status = env.json(&["--config", c, "status", "--state-dir", s]);
+    assert!(status[0]["last_drill"]["outcome"] == "success" && status[0]["problems"].as_array().unwrap().is_empty());
+
+    // A damaged pack: the drill fails, says which, is recorded, notifies,
+    // and status reports it.
+    let pack = env.repo_files("data").into_iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&pack, bytes).unwrap();
+    let out = env.run(&["--config", c, "drill", "app", "--state-dir", s]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("drill app"), "{err}");
+    let sent: Vec<serde_json::Value> =
+        http.to("/hook").iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
+    assert_eq!(sent.iter().filter(|b| b["event"] == "drill-failed").count(), 1, "{sent:?}");
+    let runs = env.json(&["history", "app", "--state-dir", s]);
+    assert_eq!(runs[0]["outcome"], "failure");
+    let out = env.run(&["--config", c, "status", "--state-dir", s]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("its last drill failed"));
+});

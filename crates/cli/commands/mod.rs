@@ -68,6 +68,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::History(a) => monitor::history(g, &a),
         Command::Status(a) => monitor::status(g, &a),
         Command::Notify(a) => monitor::notify(g, &a),
+        Command::Drill(a) => monitor::drill(g, &a),
     }
 }
 

@@ -8,7 +8,7 @@ use cairn_jobs::config::{default_path, default_state_dir};
 use cairn_monitor::History;
 use cairn_monitor::notify::{self, Event, Message};
 
-use crate::cli::{Global, HistoryArgs, NotifyAction, NotifyArgs, StateArgs, StatusArgs};
+use crate::cli::{DrillArgs, Global, HistoryArgs, NotifyAction, NotifyArgs, StateArgs, StatusArgs};
 use crate::errors::{EXIT_ERROR, EXIT_OK};
 use crate::output::bytes;
 
@@ -140,4 +140,53 @@ pub fn notify(g: &Global, a: &NotifyArgs) -> Result<i32> {
         }
     }
     Ok(if failed.is_empty() { EXIT_OK } else { EXIT_ERROR })
+}
+
+fn run_options(g: &Global, state: &StateArgs) -> Result<cairn_jobs::RunOptions> {
+    Ok(cairn_jobs::RunOptions {
+        hostname: super::backup::hostname(),
+        state_dir: state
+            .state_dir
+            .clone()
+            .or_else(|| default_state_dir(nix::unistd::geteuid().is_root()))
+            .context("no state folder: give --state-dir")?,
+        cache_dir: if g.no_cache { None } else { super::cache_root(g) },
+    })
+}
+
+pub fn drill(g: &Global, a: &DrillArgs) -> Result<i32> {
+    let config = config(g)?;
+    if !config.job.contains_key(&a.job) {
+        bail!("no job named {:?} in the config", a.job);
+    }
+    let opts = run_options(g, &a.state)?;
+    let r = cairn_jobs::drill::drill(&config, &a.job, &opts)?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "job": a.job, "snapshot": r.snapshot, "files": r.files, "bytes": r.bytes,
+                "databases": r.databases.iter().map(|(n, c)| serde_json::json!({"name": n, "checked": c})).collect::<Vec<_>>(),
+                "skipped": r.skipped.iter().map(|(n, c)| serde_json::json!({"name": n, "why": c})).collect::<Vec<_>>(),
+                "rto_seconds": r.seconds, "rto_target_seconds": r.rto,
+            })
+        );
+    } else if !g.quiet {
+        println!(
+            "drill of job {}: snapshot {} restored and read back, {} files, {} in {:.1}s{}",
+            a.job,
+            short(&r.snapshot),
+            r.files,
+            bytes(r.bytes),
+            r.seconds,
+            r.rto.map(|t| format!(" (RTO {t:.0}s)")).unwrap_or_default()
+        );
+        for (n, c) in &r.databases {
+            println!("  database {n}: loaded into a scratch copy, {c}");
+        }
+        for (n, why) in &r.skipped {
+            println!("  database {n}: not loaded: {why}");
+        }
+    }
+    Ok(EXIT_OK)
 }

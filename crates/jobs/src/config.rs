@@ -149,6 +149,8 @@ pub struct DrillConfig {
     /// the restored copy (`{ appdb = "SELECT 1 FROM users LIMIT 1" }`).
     #[serde(default)]
     pub verify: BTreeMap<String, String>,
+    /// Where the scratch folder goes (default: the system's temp folder).
+    pub scratch: Option<PathBuf>,
 }
 
 /// Which database server a source dumps from.

@@ -153,7 +153,7 @@ pub fn list(
 }
 
 /// Runs `argv`, returning its stdout; a failure is one line.
-fn output(name: &str, argv: &[String]) -> Result<String, JobError> {
+pub(crate) fn output(name: &str, argv: &[String]) -> Result<String, JobError> {
     let out = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -191,7 +191,7 @@ fn pg_target(name: &str, db: &DatabaseSource, target: &str) -> Result<Target, Jo
 }
 
 /// The MySQL/MariaDB client reaching `db`'s server.
-fn my_client(db: &DatabaseSource) -> Vec<String> {
+pub(crate) fn my_client(db: &DatabaseSource) -> Vec<String> {
     let prog = if on_path("mariadb") { "mariadb" } else { "mysql" };
     let mut a = vec![prog.to_string()];
     a.extend(my_connection(db));
@@ -199,7 +199,7 @@ fn my_client(db: &DatabaseSource) -> Vec<String> {
 }
 
 /// The client running one statement.
-fn my_sql(db: &DatabaseSource, sql: &str) -> Vec<String> {
+pub(crate) fn my_sql(db: &DatabaseSource, sql: &str) -> Vec<String> {
     let mut a = my_client(db);
     a.extend(["--batch".into(), "--skip-column-names".into(), "-e".into(), sql.into()]);
     a
@@ -242,7 +242,7 @@ struct Plan {
 }
 
 /// `psql` reaching `db`'s server, before the database and commands.
-fn psql(db: &DatabaseSource) -> Vec<String> {
+pub(crate) fn psql(db: &DatabaseSource) -> Vec<String> {
     let mut a = vec!["psql".to_string(), "--no-psqlrc".into()];
     a.extend(pg_connection(db));
     a
@@ -250,7 +250,7 @@ fn psql(db: &DatabaseSource) -> Vec<String> {
 
 /// A PostgreSQL client tool reaching `db`'s server from `template1`, so
 /// that it can drop and create `postgres` as well.
-fn pg_tool(prog: &str, db: &DatabaseSource, target: &str) -> Vec<String> {
+pub(crate) fn pg_tool(prog: &str, db: &DatabaseSource, target: &str) -> Vec<String> {
     let mut a = vec![prog.to_string()];
     a.extend(pg_connection(db));
     a.extend(["--maintenance-db=template1".into(), target.to_string()]);

@@ -11,11 +11,13 @@
 //!   lines for it; [`daemon`]: running the schedules without systemd.
 //! - [`db`]: the databases in a job's snapshots, and loading one back.
 //! - [`watch`]: what runs leave for those who watch them (history rows,
-//!   notifications, metrics); [`status`]: whether each job is well.
+//!   notifications, metrics); [`status`]: whether each job is well;
+//!   [`drill`]: a timed restore that proves a job's newest snapshot.
 
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod drill;
 pub mod repository;
 pub mod run;
 pub mod schedule;
