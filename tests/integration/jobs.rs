@@ -296,8 +296,8 @@ cairn_test!(schedules_become_systemd_units_that_systemd_accepts_and_agrees_with,
 });
 
 /// The daemon's event lines, as they come.
-struct Daemon {
-    child: std::process::Child,
+pub struct Daemon {
+    pub child: std::process::Child,
     lines: crossbeam_channel::Receiver<serde_json::Value>,
 }
 
@@ -310,7 +310,7 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
-    fn start(env: &crate::util::Env, config: &std::path::Path, state: &std::path::Path) -> Daemon {
+    pub fn start(env: &crate::util::Env, config: &std::path::Path, state: &std::path::Path) -> Daemon {
         let mut child = env
             .cmd()
             .args(["--config", config.to_str().unwrap(), "daemon", "--state-dir", state.to_str().unwrap()])
@@ -330,7 +330,7 @@ impl Daemon {
     }
 
     /// Events up to and including the first `event`.
-    fn until(&self, event: &str) -> Vec<serde_json::Value> {
+    pub fn until(&self, event: &str) -> Vec<serde_json::Value> {
         let mut seen = Vec::new();
         loop {
             let e = self
@@ -345,7 +345,7 @@ impl Daemon {
         }
     }
 
-    fn term(mut self) -> (i32, Vec<serde_json::Value>) {
+    pub fn term(mut self) -> (i32, Vec<serde_json::Value>) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
             .unwrap();
         let rest = self.until("stopped");

@@ -317,3 +317,60 @@ drill = {{ rto = "10m", verify = {{ appdb = "SELECT 1 FROM users WHERE id = 3000
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("its last drill failed"));
 });
+
+cairn_test!(the_daemon_serves_metrics_and_tells_once_when_a_job_goes_stale, |env| {
+    let (head, src) = setup(&env);
+    let http = Http::start(200);
+    let port = closed_port();
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{head}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[notify.chat]\nkind = \"webhook\"\nurl = \"{}\"\n\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nschedule = \"daily 02:00\"\nmax-age = \"4s\"\n",
+            http.url("/hook"),
+            src.display()
+        ),
+    )
+    .unwrap();
+    let state = env.path("state");
+    std::fs::create_dir_all(state.join("jobs")).unwrap();
+    let three_days_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(72);
+    std::fs::write(state.join("jobs/app.last"), format!("{three_days_ago}\n")).unwrap();
+    let d = crate::jobs::Daemon::start(&env, &config, &state);
+    d.until("finished");
+    let scrape = || -> serde_json::Value {
+        let parse = r#"
+import json, sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
+out = {}
+for fam in text_string_to_metric_families(text):
+    for s in fam.samples:
+        out[s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))] = s.value
+print(json.dumps(out))
+"#;
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let got = std::process::Command::new("python3").args(["-c", parse, &url]).output().unwrap();
+        assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+        serde_json::from_slice(&got.stdout).unwrap()
+    };
+    let m = scrape();
+    let run = env.json(&["history", "--state-dir", state.to_str().unwrap()])[0].clone();
+    assert_eq!(m["cairn_job_last_run_success|job=app"], 1.0, "{m}");
+    assert_eq!(m["cairn_job_last_run_added_bytes|job=app"].as_f64(), run["bytes_added"].as_f64(), "{m}");
+    assert_eq!(m["cairn_job_fresh|job=app"], 1.0, "{m}");
+    // Past its max-age with no new run: one `stale`, however long it stays so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.to("/hook").is_empty() {
+        assert!(Instant::now() < deadline, "no stale notification");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let events: Vec<serde_json::Value> =
+        http.to("/hook").iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "stale");
+    assert_eq!(scrape()["cairn_job_fresh|job=app"], 0.0);
+    let (code, _) = d.term();
+    assert_eq!(code, 0);
+});

@@ -18,7 +18,7 @@ pub fn run(g: &Global, a: &DaemonArgs) -> Result<i32> {
     })?;
     let root = nix::unistd::geteuid().is_root();
     let path = default_path(g.config.as_deref(), root).context("no config file: give --config FILE")?;
-    let config = Config::load(&path)?;
+    let config = std::sync::Arc::new(Config::load(&path)?);
     let opts = RunOptions {
         hostname: super::backup::hostname(),
         state_dir: a
@@ -28,6 +28,22 @@ pub fn run(g: &Global, a: &DaemonArgs) -> Result<i32> {
             .context("no state folder: give --state-dir")?,
         cache_dir: if g.no_cache { None } else { super::cache_root(g) },
     };
+    if let Some(listen) = &config.metrics.listen {
+        // Checked by `Config::load`.
+        let addr: std::net::SocketAddr = listen.get_ref().parse()?;
+        let (shared, state) = (config.clone(), opts.state_dir.clone());
+        let bound = cairn_monitor::metrics::serve(addr, move || {
+            cairn_monitor::History::open(&state)
+                .and_then(|h| cairn_jobs::status::metrics_text(&shared, &h, jiff::Timestamp::now()))
+                .unwrap_or_else(|e| format!("# cairn: {e}\n"))
+        })
+        .with_context(|| format!("serving metrics on {addr} (metrics.listen)"))?;
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "cairn: warning: metrics served on {bound}, beyond this machine: they name jobs and repositories"
+            );
+        }
+    }
     let mut log = |mut event: serde_json::Value| {
         event["time"] = serde_json::Value::String(jiff::Timestamp::now().to_string());
         let mut out = std::io::stdout().lock();

@@ -4,7 +4,10 @@
 //! future, so a run missed while the daemon was stopped happens as soon as
 //! it starts again, once. Jobs run one at a time, each under its lock, so
 //! no job ever runs twice at once (a manual `job run` holding the lock
-//! makes the daemon skip that time). Every event is one JSON line. The
+//! makes the daemon skip that time). A job's drill runs on its own
+//! schedule the same way, and on every tick each job with a `max-age` is
+//! checked for freshness (a notification per change). Every event is one
+//! JSON line. The
 //! first SIGINT or SIGTERM lets a running job finish and then stops; when
 //! idle it stops at once.
 
@@ -26,30 +29,73 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy)]
 pub struct Stop;
 
+/// What the daemon runs on a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task<'a> {
+    /// A job's run.
+    Job(&'a str),
+    /// A job's restore drill.
+    Drill(&'a str),
+}
+
 /// Runs until `stop` says so; `log` gets one JSON object per event.
 pub fn run(config: &Config, opts: &RunOptions, stop: &Receiver<Stop>, log: &mut dyn FnMut(serde_json::Value)) {
     let tz = TimeZone::system();
     let started = Timestamp::now();
     let local = |t: Timestamp| tz.to_datetime(t);
-    let jobs: Vec<(&String, &crate::schedule::Schedule)> =
-        config.job.iter().filter_map(|(n, j)| j.get_ref().schedule.as_ref().map(|s| (n, s))).collect();
-    log(json!({ "event": "started", "jobs": jobs.iter().map(|(n, _)| n).collect::<Vec<_>>() }));
-    // The next time each job is due: after its last start, or, never
-    // started here, after the daemon's own start.
-    let next = |name: &str, s: &crate::schedule::Schedule| -> Option<DateTime> {
-        s.next_after(local(last_start(&opts.state_dir, name).unwrap_or(started)))
+    let mut tasks: Vec<(Task<'_>, &crate::schedule::Schedule)> = Vec::new();
+    for (n, j) in &config.job {
+        if let Some(s) = &j.get_ref().schedule {
+            tasks.push((Task::Job(n), s));
+        }
+        if let Some(s) = j.get_ref().drill.as_ref().and_then(|d| d.schedule.as_ref()) {
+            tasks.push((Task::Drill(n), s));
+        }
+    }
+    let names = |drills: bool| -> Vec<&str> {
+        tasks
+            .iter()
+            .filter_map(|(t, _)| match (t, drills) {
+                (Task::Job(n), false) | (Task::Drill(n), true) => Some(*n),
+                _ => None,
+            })
+            .collect()
+    };
+    log(json!({ "event": "started", "jobs": names(false), "drills": names(true) }));
+    let history = cairn_monitor::History::open(&opts.state_dir).ok();
+    // When a task last started: a job from its last-start file, a drill from
+    // the run history; never here, the daemon's own start.
+    let last = |t: Task<'_>| -> Option<Timestamp> {
+        match t {
+            Task::Job(n) => last_start(&opts.state_dir, n),
+            Task::Drill(n) => history
+                .as_ref()
+                .and_then(|h| h.last(n, cairn_monitor::RunKind::Drill, false).ok().flatten())
+                .map(|r| r.started),
+        }
+    };
+    let next = |t: Task<'_>, s: &crate::schedule::Schedule| -> Option<DateTime> {
+        s.next_after(local(last(t).unwrap_or(started)))
     };
     loop {
         let now = local(Timestamp::now());
-        for (name, schedule) in &jobs {
-            if next(name, schedule).is_none_or(|t| t > now) {
+        for (task, schedule) in &tasks {
+            if next(*task, schedule).is_none_or(|t| t > now) {
                 continue;
             }
-            log(json!({ "event": "run", "job": name, "schedule": schedule.to_string() }));
+            let (name, what) = match task {
+                Task::Job(n) => (*n, "run"),
+                Task::Drill(n) => (*n, "drill"),
+            };
+            log(json!({ "event": what, "job": name, "schedule": schedule.to_string() }));
             let (tx, done) = crossbeam_channel::bounded(1);
             let result = std::thread::scope(|s| {
                 s.spawn(|| {
-                    let _ = tx.send(run_job(config, name, opts));
+                    let r = match task {
+                        Task::Job(n) => run_job(config, n, opts).map(|r| (r.snapshot.map(|s| s.to_hex()), r.warnings)),
+                        Task::Drill(n) => crate::drill::drill(config, n, opts).map(|r| (r.snapshot, 0)),
+                    };
+                    let _ = tx.send(r);
                 });
                 let mut stopping = false;
                 loop {
@@ -65,14 +111,15 @@ pub fn run(config: &Config, opts: &RunOptions, stop: &Receiver<Stop>, log: &mut 
                 }
             });
             match result {
-                (Some(Ok(r)), _) => log(json!({
-                    "event": "finished", "job": name,
-                    "snapshot": r.snapshot.map(|s| s.to_hex()), "warnings": r.warnings, "copied": r.copied,
+                (Some(Ok((snapshot, warnings))), _) => log(json!({
+                    "event": "finished", "job": name, "task": what, "snapshot": snapshot, "warnings": warnings,
                 })),
                 (Some(Err(crate::JobError::Running(_))), _) => {
                     log(json!({ "event": "skipped", "job": name, "reason": "already running" }))
                 }
-                (Some(Err(e)), _) => log(json!({ "event": "failed", "job": name, "error": e.to_string() })),
+                (Some(Err(e)), _) => {
+                    log(json!({ "event": "failed", "job": name, "task": what, "error": e.to_string() }))
+                }
                 (None, _) => {
                     log(json!({ "event": "failed", "job": name, "error": "the job's thread ended without a result" }))
                 }
@@ -81,7 +128,9 @@ pub fn run(config: &Config, opts: &RunOptions, stop: &Receiver<Stop>, log: &mut 
                 log(json!({ "event": "stopped" }));
                 return;
             }
-            if last_start(&opts.state_dir, name).is_none_or(|t| local(t) < now) {
+            if let Task::Job(name) = task
+                && last_start(&opts.state_dir, name).is_none_or(|t| local(t) < now)
+            {
                 // The run did not start (another held the lock before it
                 // could record itself): this time is taken, not retried.
                 let _ = std::fs::write(
@@ -90,8 +139,22 @@ pub fn run(config: &Config, opts: &RunOptions, stop: &Receiver<Stop>, log: &mut 
                 );
             }
         }
+        // Freshness against each job's RPO: told once per change.
+        for (name, job) in &config.job {
+            if job.get_ref().max_age.is_some() {
+                crate::watch::Watch::open(config, name, opts).check_freshness(Timestamp::now());
+            }
+        }
         let now = local(Timestamp::now());
-        let wake = jobs.iter().filter_map(|(n, s)| next(n, s)).min();
+        // Wake for the next scheduled task, or when a fresh job's newest
+        // good snapshot passes its max-age, whichever comes first.
+        let stale_at = config.job.iter().filter_map(|(n, j)| {
+            let rpo = jiff::SignedDuration::try_from(j.get_ref().max_age?).ok()?;
+            let good = history.as_ref()?.last(n, cairn_monitor::RunKind::Backup, true).ok()??;
+            let at = local(good.started.checked_add(rpo).ok()?.checked_add(jiff::SignedDuration::from_secs(1)).ok()?);
+            (at > now).then_some(at)
+        });
+        let wake = tasks.iter().filter_map(|(t, s)| next(*t, s)).chain(stale_at).min();
         let sleep = wake
             .and_then(|w| now.until(w).ok())
             .and_then(|span| Duration::try_from(span).ok())

@@ -163,3 +163,35 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// Serves `render()` at `GET /metrics` on `addr` from a thread of its
+/// own, for as long as the process lives. Binding is checked here, so a
+/// taken port is an error at start, not a silent absence.
+pub fn serve(
+    addr: std::net::SocketAddr,
+    render: impl Fn() -> String + Send + Sync + 'static,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let render = std::sync::Arc::new(render);
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_io().build() else { return };
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let render = render.clone();
+                    async move {
+                        // The history is SQLite on disk: read off the async thread.
+                        let text = tokio::task::spawn_blocking(move || render()).await.unwrap_or_default();
+                        ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], text)
+                    }
+                }),
+            );
+            let _ = axum::serve(listener, app).await;
+        });
+    })?;
+    Ok(bound)
+}
