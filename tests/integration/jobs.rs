@@ -229,13 +229,16 @@ cairn_test!(schedules_become_systemd_units_that_systemd_accepts_and_agrees_with,
         text += &format!("[job.j{i}]\nrepositories = [\"a\"]\npaths = [\"/etc\"]\nschedule = \"{s}\"\n");
     }
     text += "[job.manual]\nrepositories = [\"a\"]\npaths = [\"/etc\"]\n";
+    // A drill on its own schedule: units of its own.
+    text += "[job.drilled]\nrepositories = [\"a\"]\npaths = [\"/etc\"]\ndrill = { schedule = \"monthly 1 05:00\" }\n";
     std::fs::write(&file, text).unwrap();
     let f = file.to_str().unwrap();
 
     // systemd computes the same next run as `schedule list` (both in UTC here).
     let list = env.cmd().env("TZ", "UTC").args(["--config", f, "schedule", "list"]).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout).to_string();
-    assert_eq!(list.lines().count(), schedules.len(), "the unscheduled job is not listed: {list}");
+    assert_eq!(list.lines().count(), schedules.len() + 1, "the unscheduled job is not listed: {list}");
+    assert!(list.contains("drilled (drill): monthly 1 05:00"), "{list}");
     for line in list.lines() {
         let next = line.split("(next ").nth(1).and_then(|r| r.split(';').next()).unwrap();
         let calendar = line.split("systemd ").nth(1).unwrap().trim_end_matches(')');
@@ -257,7 +260,9 @@ cairn_test!(schedules_become_systemd_units_that_systemd_accepts_and_agrees_with,
     let mut written: Vec<String> =
         std::fs::read_dir(&units).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     written.sort();
-    assert_eq!(written.len(), 2 * schedules.len(), "{written:?}");
+    assert_eq!(written.len(), 2 * schedules.len() + 2, "{written:?}");
+    let drill = std::fs::read_to_string(units.join("cairn-drill-drilled.service")).unwrap();
+    assert!(drill.contains(&format!("--config {f} drill drilled\n")), "{drill}");
     for n in &written {
         let mode = std::fs::metadata(units.join(n)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644, "{n}");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use cairn_jobs::Config;
 use cairn_jobs::config::{default_path, default_state_dir};
-use cairn_jobs::units::{UnitSpec, crontab_line, systemd_units, unit_name};
+use cairn_jobs::units::{Scheduled, UnitSpec, crontab_line, systemd_units, unit_name};
 
 use crate::cli::{Global, ScheduleAction, ScheduleArgs, UnitArgs};
 use crate::output::local_time;
@@ -24,18 +24,29 @@ pub fn run(g: &Global, a: &ScheduleArgs) -> Result<i32> {
     }
 }
 
-fn scheduled(config: &Config) -> Vec<(&String, &cairn_jobs::schedule::Schedule)> {
-    config.job.iter().filter_map(|(n, j)| j.get_ref().schedule.as_ref().map(|s| (n, s))).collect()
+/// Every schedule of the config: each job's, and each job's drill's.
+fn scheduled(config: &Config) -> Vec<(&String, Scheduled, &cairn_jobs::schedule::Schedule)> {
+    let mut all = Vec::new();
+    for (n, j) in &config.job {
+        let j = j.get_ref();
+        all.extend(j.schedule.as_ref().map(|s| (n, Scheduled::Job, s)));
+        all.extend(j.drill.as_ref().and_then(|d| d.schedule.as_ref()).map(|s| (n, Scheduled::Drill, s)));
+    }
+    all
 }
 
 fn list(config: &Config) -> Result<i32> {
     let tz = jiff::tz::TimeZone::system();
     let now = tz.to_datetime(jiff::Timestamp::now());
-    for (name, s) in scheduled(config) {
+    for (name, what, s) in scheduled(config) {
         let next = s
             .next_after(now)
             .and_then(|t| t.to_zoned_datetime(tz.clone()).ok())
             .map_or_else(|| "never".to_string(), |t| local_time(t.timestamp()));
+        let name = match what {
+            Scheduled::Job => name.to_string(),
+            Scheduled::Drill => format!("{name} (drill)"),
+        };
         println!("{name}: {s} (next {next}; systemd {})", s.on_calendar());
     }
     Ok(0)
@@ -86,14 +97,14 @@ fn install(g: &Global, config: &Config, path: &Path, u: &UnitArgs, cron: bool, r
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut timers = Vec::new();
-    for (name, schedule) in jobs {
-        let spec = UnitSpec { job: name, schedule, binary: &binary, config: path, writable: &writable };
+    for (name, what, schedule) in jobs {
+        let spec = UnitSpec { job: name, what, schedule, binary: &binary, config: path, writable: &writable };
         if cron {
             println!("{}", crontab_line(&spec));
             continue;
         }
         let (service, timer) = systemd_units(&spec);
-        let unit = unit_name(name);
+        let unit = unit_name(what, name);
         for (suffix, text) in [("service", service), ("timer", timer)] {
             let file = dir.join(format!("{unit}.{suffix}"));
             std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
@@ -117,7 +128,8 @@ fn remove(u: &UnitArgs, root: bool) -> Result<i32> {
     let mut ours: Vec<String> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("cairn-job-") && (n.ends_with(".timer") || n.ends_with(".service")))
+        .filter(|n| [Scheduled::Job, Scheduled::Drill].iter().any(|w| n.starts_with(w.prefix())))
+        .filter(|n| n.ends_with(".timer") || n.ends_with(".service"))
         .collect();
     ours.sort();
     if !u.no_enable {
