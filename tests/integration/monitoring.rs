@@ -241,6 +241,10 @@ cairn_test!(a_drill_restores_files_postgresql_and_sqlite_verifies_records_its_rt
     pg.psql("postgres", "CREATE DATABASE app").unwrap();
     pg.psql("app", "CREATE TABLE users(id int PRIMARY KEY, name text); CREATE TABLE orders(id int, total int); INSERT INTO users SELECT i, md5(i::text) FROM generate_series(1, 3000) i")
         .unwrap();
+    let my = crate::databases::Mariadb::start();
+    my.sql("", "CREATE DATABASE shop").unwrap();
+    my.sql("shop", "CREATE TABLE t(id INT PRIMARY KEY, v TEXT); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_500")
+        .unwrap();
     let lite = env.path("sessions.sqlite3");
     let ok = std::process::Command::new("sqlite3")
         .arg(&lite)
@@ -264,12 +268,14 @@ paths = ["{src}"]
 database = [
   {{ name = "appdb", kind = "postgresql", database = "app", host = "{pg}", user = "postgres", globals = false }},
   {{ name = "sessions", kind = "sqlite", path = "{lite}" }},
+  {{ name = "shop", kind = "mariadb", database = "shop", host = "{my}", user = "root" }},
 ]
-drill = {{ rto = "10m", verify = {{ appdb = "SELECT 1 FROM users WHERE id = 3000" }} }}
+drill = {{ rto = "10m", verify = {{ appdb = "SELECT 1 FROM users WHERE id = 3000", shop = "SELECT id FROM t WHERE id = 500" }} }}
 "#,
             hook = http.url("/hook"),
             src = src.display(),
             pg = pg.socket.display(),
+            my = my.socket.display(),
             lite = lite.display(),
         ),
     )
@@ -279,12 +285,16 @@ drill = {{ rto = "10m", verify = {{ appdb = "SELECT 1 FROM users WHERE id = 3000
     let s = state.to_str().unwrap();
     assert!(job_run(&env, &config).status.success());
     let d = env.json(&["--config", c, "drill", "app", "--state-dir", s]);
-    assert_eq!(d["files"].as_u64(), Some(3), "the source file and two dumps: {d}");
+    assert_eq!(d["files"].as_u64(), Some(4), "the source file and three dumps: {d}");
     let checked: Vec<String> =
         d["databases"].as_array().unwrap().iter().map(|x| format!("{}: {}", x["name"], x["checked"])).collect();
     assert_eq!(
         checked,
-        ["\"appdb\": \"2 tables, verify query returned rows\"", "\"sessions\": \"integrity_check ok, 1 tables\""]
+        [
+            "\"appdb\": \"2 tables, verify query returned rows\"",
+            "\"sessions\": \"integrity_check ok, 1 tables\"",
+            "\"shop\": \"1 tables, verify query returned rows\""
+        ]
     );
     assert!(d["rto_seconds"].as_f64().unwrap() > 0.0 && d["rto_target_seconds"].as_f64() == Some(600.0));
     // The scratch database is gone again.
@@ -292,6 +302,8 @@ drill = {{ rto = "10m", verify = {{ appdb = "SELECT 1 FROM users WHERE id = 3000
         pg.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'cairn_drill_%'").unwrap(),
         "0"
     );
+    let left = "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'cairn_drill_%'";
+    assert_eq!(my.sql("", left).unwrap(), "0");
     let runs = env.json(&["history", "app", "--state-dir", s]);
     assert_eq!((runs[0]["kind"].as_str(), runs[0]["outcome"].as_str()), (Some("drill"), Some("success")));
     let status = env.json(&["--config", c, "status", "--state-dir", s]);

@@ -159,6 +159,44 @@ fn run_with_input(argv: &[String], input: &Path) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The commands that exercise a scratch database on a server.
+struct Scratch {
+    create: Vec<String>,
+    /// Reads the dump on stdin.
+    load: Vec<String>,
+    /// Prints the number of tables.
+    count: Vec<String>,
+    /// Runs the config's verify query.
+    query: Option<Vec<String>>,
+    drop: Vec<String>,
+}
+
+/// Creates the scratch database, loads `dump`, counts its tables against
+/// `want`, runs the verify query; drops it whatever happened.
+fn on_server(job: &str, s: &Scratch, dump: &Path, want: usize) -> Result<String, String> {
+    let err = |e: JobError| e.to_string();
+    output(job, &s.create).map_err(err)?;
+    let result = (|| {
+        run_with_input(&s.load, dump)?;
+        let got: usize = output(job, &s.count).map_err(err)?.trim().parse().map_err(|e| format!("{e}"))?;
+        if got != want {
+            return Err(format!("{got} tables after loading, the dump creates {want}"));
+        }
+        let mut said = format!("{got} tables");
+        if let Some(q) = &s.query {
+            if output(job, q).map_err(err)?.trim().is_empty() {
+                return Err(format!("the verify query returned no row: {}", q.last().map_or("", |q| q.as_str())));
+            }
+            said.push_str(", verify query returned rows");
+        }
+        Ok(said)
+    })();
+    let dropped = output(job, &s.drop).map_err(err);
+    let said = result?;
+    dropped?;
+    Ok(said)
+}
+
 /// Loads `dump` into a scratch copy of `db`'s kind and checks it; what was
 /// checked, or `None` for what a scratch database cannot hold.
 fn check_database(
@@ -170,85 +208,35 @@ fn check_database(
 ) -> Result<Option<String>, String> {
     let want = tables_in_dump(dump)?;
     let scratch_name = format!("cairn_drill_{}_{}", db.name.replace(['-', '.'], "_"), std::process::id());
-    let err = |e: JobError| e.to_string();
+    let with = |mut base: Vec<String>, more: &[&str]| {
+        base.extend(more.iter().map(|s| s.to_string()));
+        base
+    };
     match db.kind {
         DatabaseKind::Postgresql if db.is_cluster() => Ok(None),
         DatabaseKind::Postgresql => {
-            output(job, &pg_tool("createdb", db, &scratch_name)).map_err(err)?;
-            let result = (|| {
-                let mut load = psql(db);
-                load.extend([
-                    format!("--dbname={scratch_name}"),
-                    "--quiet".into(),
-                    "--set=ON_ERROR_STOP=1".into(),
-                    "--single-transaction".into(),
-                ]);
-                run_with_input(&load, dump)?;
-                let count =
-                    "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')";
-                let mut q = psql(db);
-                q.extend([format!("--dbname={scratch_name}"), "-Atc".into(), count.into()]);
-                let got: usize = output(job, &q).map_err(err)?.trim().parse().map_err(|e| format!("{e}"))?;
-                if got != want {
-                    return Err(format!("{got} tables after loading, the dump creates {want}"));
-                }
-                let mut said = format!("{got} tables");
-                if let Some(sql) = query {
-                    let mut q = psql(db);
-                    q.extend([
-                        format!("--dbname={scratch_name}"),
-                        "-At".into(),
-                        "--set=ON_ERROR_STOP=1".into(),
-                        "-c".into(),
-                        sql.into(),
-                    ]);
-                    if output(job, &q).map_err(err)?.trim().is_empty() {
-                        return Err(format!("the verify query returned no row: {sql}"));
-                    }
-                    said.push_str(", verify query returned rows");
-                }
-                Ok(said)
-            })();
-            let dropped = output(job, &pg_tool("dropdb", db, &scratch_name)).map_err(err);
-            let said = result?;
-            dropped?;
-            Ok(Some(said))
+            let on = format!("--dbname={scratch_name}");
+            let count = "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')";
+            let s = Scratch {
+                create: pg_tool("createdb", db, &scratch_name),
+                load: with(psql(db), &[&on, "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction"]),
+                count: with(psql(db), &[&on, "-Atc", count]),
+                query: query.map(|q| with(psql(db), &[&on, "-At", "--set=ON_ERROR_STOP=1", "-c", q])),
+                drop: pg_tool("dropdb", db, &scratch_name),
+            };
+            on_server(job, &s, dump, want).map(Some)
         }
         DatabaseKind::Mysql | DatabaseKind::Mariadb => {
-            let quoted = format!("`{scratch_name}`");
-            output(job, &my_sql(db, &format!("CREATE DATABASE {quoted}"))).map_err(err)?;
-            let result = (|| {
-                let mut load = my_client(db);
-                load.push(format!("--database={scratch_name}"));
-                run_with_input(&load, dump)?;
-                let count =
-                    format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{scratch_name}'");
-                let got: usize =
-                    output(job, &my_sql(db, &count)).map_err(err)?.trim().parse().map_err(|e| format!("{e}"))?;
-                if got != want {
-                    return Err(format!("{got} tables after loading, the dump creates {want}"));
-                }
-                let mut said = format!("{got} tables");
-                if let Some(sql) = query {
-                    let mut q = my_client(db);
-                    q.extend([
-                        format!("--database={scratch_name}"),
-                        "--batch".into(),
-                        "--skip-column-names".into(),
-                        "-e".into(),
-                        sql.into(),
-                    ]);
-                    if output(job, &q).map_err(err)?.trim().is_empty() {
-                        return Err(format!("the verify query returned no row: {sql}"));
-                    }
-                    said.push_str(", verify query returned rows");
-                }
-                Ok(said)
-            })();
-            let dropped = output(job, &my_sql(db, &format!("DROP DATABASE {quoted}"))).map_err(err);
-            let said = result?;
-            dropped?;
-            Ok(Some(said))
+            let on = format!("--database={scratch_name}");
+            let count = format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{scratch_name}'");
+            let s = Scratch {
+                create: my_sql(db, &format!("CREATE DATABASE `{scratch_name}`")),
+                load: with(my_client(db), &[&on]),
+                count: my_sql(db, &count),
+                query: query.map(|q| with(my_client(db), &[&on, "--batch", "--skip-column-names", "-e", q])),
+                drop: my_sql(db, &format!("DROP DATABASE `{scratch_name}`")),
+            };
+            on_server(job, &s, dump, want).map(Some)
         }
         DatabaseKind::Sqlite => {
             let file: PathBuf = scratch.join(format!("{scratch_name}.sqlite3"));
