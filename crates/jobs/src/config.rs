@@ -606,6 +606,14 @@ check = { read-data-subset = "1/7" }
         let app = c.job["app"].get_ref();
         assert_eq!((app.database.len(), app.command.len(), app.hooks.before.len()), (3, 1, 1));
         assert_eq!(c.repository["offsite"].get_ref().keep.policy().yearly, cairn_forget::policy::UNLIMITED);
+        // The monitoring keys.
+        assert_eq!(c.notify.keys().collect::<Vec<_>>(), ["chat", "hc", "mail", "phone"]);
+        assert_eq!(app.max_age, Some(std::time::Duration::from_secs(26 * 3600)));
+        assert_eq!(app.growth, Some(Percent(25.0)));
+        let drill = app.drill.as_ref().expect("a drill");
+        assert_eq!((drill.rto, drill.verify.len()), (Some(std::time::Duration::from_secs(1800)), 1));
+        assert_eq!(c.repository["local"].get_ref().min_free, Some(Percent(20.0)));
+        assert!(c.metrics.textfile.is_some() && c.metrics.listen.is_some());
     }
 
     #[test]
@@ -664,6 +672,29 @@ check = { read-data-subset = "1/7" }
             let e = err(&format!("{head}database = [{db}]\n"));
             assert!(e.starts_with("/etc/cairn/cairn.toml:4: job.j.database: ") && e.contains(want), "{e}");
         }
+        // Monitoring: an unknown channel, a channel missing what it needs,
+        // a password sent in clear text, an address that is not one.
+        let e = err(&format!("{head}paths = [\"/\"]\nnotify = [\"pager\"]\n"));
+        assert!(
+            e.starts_with("/etc/cairn/cairn.toml:7: job.j.notify: no channel named \"pager\" (the file defines: none)"),
+            "{e}"
+        );
+        let e = err("[notify.m]\nkind = \"email\"\nserver = \"mail.example.net\"\n");
+        assert!(
+            e.starts_with("/etc/cairn/cairn.toml:1: notify.m: an email channel needs `server`, `from` and `to`"),
+            "{e}"
+        );
+        let e = err(
+            "[notify.m]\nkind = \"email\"\nserver = \"mail.example.net\"\nsecurity = \"none\"\nuser = \"u\"\npassword-file = \"/p\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n",
+        );
+        assert!(e.contains("notify.m: `security = \"none\"` would send the password in clear text"), "{e}");
+        let e = err("[notify.w]\nkind = \"webhook\"\nurl = \"ftp://x\"\n");
+        assert!(e.contains("notify.w: url \"ftp://x\": give an http:// or https:// URL"), "{e}");
+        let e = err("[metrics]\nlisten = \"localhost\"\n");
+        assert!(
+            e.starts_with("/etc/cairn/cairn.toml:2: metrics.listen: \"localhost\": give an address and port"),
+            "{e}"
+        );
         for e in [err("x = "), err("[job.j]\nrepositories = \"a\"\n")] {
             assert!(!e.contains('\n'), "one line: {e}");
         }
