@@ -386,3 +386,56 @@ print(json.dumps(out))
     let (code, _) = d.term();
     assert_eq!(code, 0);
 });
+
+cairn_test!(slow_runs_growth_low_space_and_damage_each_notify, |env| {
+    let (head, src) = setup(&env);
+    let http = Http::start(200);
+    let config = env.path("cairn.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "{}min-free = \"100%\"\n\n[notify.chat]\nkind = \"webhook\"\nurl = \"{}\"\nevents = [\"slow\", \"growth\", \"low-space\", \"damage\", \"failure\"]\n\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\ngrowth = \"25%\"\n{extra}",
+                head,
+                http.url("/hook"),
+                src.display()
+            ),
+        )
+        .unwrap()
+    };
+    let events = || -> Vec<String> {
+        http.to("/hook")
+            .iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // A full file system (under a min-free of 100%, any is): low-space on
+    // every run; a hook that makes the run longer than `slow`: slow.
+    write("slow = \"1s\"\nhooks = { before = [\"sleep 1.5\"] }\n");
+    assert!(job_run(&env, &config).status.success());
+    assert_eq!(events(), ["low-space", "slow"]);
+    // Growth: 100 kB after 300 kB is not; 2 MB after them is.
+    write("");
+    std::fs::write(src.join("b"), crate::util::random_bytes(100_000, 2)).unwrap();
+    assert!(job_run(&env, &config).status.success());
+    assert_eq!(events(), ["low-space", "slow", "low-space"]);
+    std::fs::write(src.join("c"), crate::util::random_bytes(2_000_000, 3)).unwrap();
+    assert!(job_run(&env, &config).status.success());
+    assert_eq!(events()[3..], ["low-space", "growth"]);
+    let growth: serde_json::Value = serde_json::from_str(&http.to("/hook")[4].body).unwrap();
+    assert!(growth["title"].as_str().unwrap().contains("over the median of its recent runs"), "{growth}");
+    // Damage found by the job's check: damage, and the failure itself.
+    let pack = env.repo_files("data").into_iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[200] ^= 1;
+    std::fs::write(&pack, bytes).unwrap();
+    write("check = { read-data-subset = \"100%\" }\n");
+    assert_eq!(job_run(&env, &config).status.code(), Some(1));
+    let last: Vec<String> = events()[5..].to_vec();
+    assert_eq!(last, ["failure", "low-space", "damage"]);
+    let state = env.path("state");
+    let steps = env.json(&["history", "--state-dir", state.to_str().unwrap()]);
+    let check = steps.as_array().unwrap().iter().find(|r| r["kind"] == "check").unwrap();
+    assert_eq!(check["outcome"], "failure");
+    assert!(check["error"].as_str().unwrap().contains("problem(s) in repository a"), "{check}");
+});

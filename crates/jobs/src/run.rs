@@ -328,6 +328,8 @@ fn back_up(
     };
     report.forgotten.push((first_name.clone(), retention(&repo, first_cfg, name, opts).map_err(failed)?));
     report.pruned.extend(prune_step(trail, name, &repo, first_name, first_cfg, opts).map_err(failed)?);
+    // Before the check: damage found there does not hide a full disk.
+    note_repository(trail, first_name, first_cfg, &repo);
     if let Some(read) = job.check.as_ref().and_then(|c| c.read_data_subset) {
         let read = rotate(read, &opts.state_dir, name);
         let mut damage = None;
@@ -351,7 +353,6 @@ fn back_up(
         }
         report.checked = Some((describe_read(read), checked.map_err(failed)?));
     }
-    note_repository(trail, first_name, first_cfg, &repo);
     let src = repo.load_index().map_err(|e| failed(e.to_string()))?;
     for other in &repos[1..] {
         let cfg = config.repository[other].get_ref();
