@@ -109,11 +109,11 @@ command = [{{ name = "state", run = ["sh", "-c", "{command}"] }}]
 cairn_test!(receivers_that_are_down_or_answer_500_delay_nothing_beyond_the_retry_budget, |env| {
     let (head, src) = setup(&env);
     let broken = Http::start(500);
+    let down = closed_port();
     let config = env.path("cairn.toml");
     let write = |command: &str| {
         let text = format!(
             "{head}\n[notify.down]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{down}/x\"\nretries = 1\nevents = [\"failure\", \"success\"]\n\n[notify.broken]\nkind = \"ntfy\"\nurl = \"{broken}\"\nretries = 2\nevents = [\"failure\", \"success\"]\n\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{src}\"]\ncommand = [{{ name = \"c\", run = [\"sh\", \"-c\", \"{command}\"] }}]\n",
-            down = closed_port(),
             broken = broken.url("/topic"),
             src = src.display(),
         );
@@ -130,6 +130,7 @@ cairn_test!(receivers_that_are_down_or_answer_500_delay_nothing_beyond_the_retry
         // sent side by side.
         assert!(took < Duration::from_secs(15), "{took:?}");
         assert!(err.contains("to channel down not delivered after 2 attempt(s)"), "{err}");
+        assert!(!err.contains(&format!(":{down}/x")), "a webhook URL is often its secret: not in logs: {err}");
         assert!(err.contains("to channel broken not delivered after 3 attempt(s): the receiver answered 500"), "{err}");
     }
     assert_eq!(broken.to("/topic").len(), 6, "3 attempts for each of the 2 runs");

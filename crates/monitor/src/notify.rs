@@ -273,7 +273,8 @@ fn send_once(channel: &Channel, msg: &Message) -> Result<(), String> {
     if channel.kind == ChannelKind::Email {
         return email(channel, msg, timeout);
     }
-    let http = reqwest::blocking::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
+    let http =
+        reqwest::blocking::Client::builder().timeout(timeout).build().map_err(|e| e.without_url().to_string())?;
     let url = channel.url.clone().unwrap_or_default();
     let token = secret(&channel.token_file)?;
     let request = match channel.kind {
@@ -314,7 +315,9 @@ fn send_once(channel: &Channel, msg: &Message) -> Result<(), String> {
         Some(t) => request.bearer_auth(t),
         None => request,
     };
-    let response = request.send().map_err(|e| e.to_string())?;
+    // Without the URL: a webhook's or ping's URL is often its secret
+    // (Slack, healthchecks), and this message goes to logs.
+    let response = request.send().map_err(|e| e.without_url().to_string())?;
     if !response.status().is_success() {
         return Err(format!("the receiver answered {}", response.status()));
     }
