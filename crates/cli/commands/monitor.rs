@@ -74,17 +74,7 @@ pub fn status(g: &Global, a: &StatusArgs) -> Result<i32> {
     for n in names {
         let s = cairn_jobs::status::job_status(&config, &h, n, now)?;
         if a.notify {
-            let opts = cairn_jobs::RunOptions {
-                hostname: super::backup::hostname(),
-                state_dir: a
-                    .state
-                    .state_dir
-                    .clone()
-                    .or_else(|| default_state_dir(nix::unistd::geteuid().is_root()))
-                    .unwrap_or_default(),
-                cache_dir: None,
-            };
-            cairn_jobs::watch::Watch::open(&config, n, &opts).check_freshness(now);
+            cairn_jobs::watch::Watch::open(&config, n, &run_options(g, &a.state)?).check_freshness(now);
         }
         all.push(s);
     }
