@@ -292,8 +292,8 @@ drill = {{ rto = "10m", verify = {{ appdb = "SELECT 1 FROM users WHERE id = 3000
     assert_eq!(
         checked,
         [
-            "\"appdb\": \"2 tables, verify query returned rows\"",
-            "\"sessions\": \"integrity_check ok, 1 tables\"",
+            "\"appdb\": \"2 tables, 3000 rows as at backup, verify query returned rows\"",
+            "\"sessions\": \"integrity_check ok, 1 tables, 2 rows as at backup\"",
             "\"shop\": \"1 tables, verify query returned rows\""
         ]
     );

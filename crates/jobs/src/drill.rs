@@ -3,7 +3,9 @@
 //! and read back against the snapshot; each database dump is loaded into a
 //! scratch database (PostgreSQL, MariaDB/MySQL) or a new SQLite file and
 //! checked (SQLite's `PRAGMA integrity_check`; as many tables as the dump
-//! creates; the config's own query, if it gives one); then everything
+//! creates; for PostgreSQL and SQLite as many rows in each table as the
+//! dump holds, which are the rows at backup time; the config's own query,
+//! if it gives one); then everything
 //! scratch is removed. The time from start to verified is the measured
 //! RTO, recorded in the run history and compared with the job's target.
 
@@ -143,6 +145,78 @@ fn tables_in_dump(dump: &Path) -> Result<usize, String> {
     Ok(text.split(|b| *b == b'\n').filter(|l| l.starts_with(b"CREATE TABLE ")).count())
 }
 
+/// The rows each table had at backup time, as the dump holds them: the
+/// data lines of each `COPY ... FROM stdin;` block of a PostgreSQL dump
+/// (one per row; newlines inside values are escaped), the `INSERT INTO`
+/// lines of an SQLite dump (one per row). Tables by their identifier as
+/// the dump writes it, which SQL takes back verbatim.
+fn rows_in_dump(dump: &Path, kind: DatabaseKind) -> Result<Vec<(String, u64)>, String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(dump).map_err(|e| format!("{}: {e}", dump.display()))?;
+    let mut tables: Vec<(String, u64)> = Vec::new();
+    let mut copying = false;
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let line = line.map_err(|e| format!("{}: {e}", dump.display()))?;
+        let text = String::from_utf8_lossy(&line);
+        match kind {
+            DatabaseKind::Postgresql if copying => {
+                if text == "\\." {
+                    copying = false;
+                } else if let Some(t) = tables.last_mut() {
+                    t.1 += 1;
+                }
+            }
+            DatabaseKind::Postgresql => {
+                if let Some(rest) = text.strip_prefix("COPY ")
+                    && text.ends_with(" FROM stdin;")
+                {
+                    let ident = rest.split(" (").next().unwrap_or(rest).trim_end_matches(" FROM stdin;");
+                    tables.push((ident.to_string(), 0));
+                    copying = true;
+                }
+            }
+            DatabaseKind::Sqlite => {
+                if let Some(rest) = text.strip_prefix("INSERT INTO ")
+                    && let Some((ident, _)) = rest.split_once(" VALUES")
+                {
+                    match tables.iter_mut().find(|(t, _)| t == ident) {
+                        Some(t) => t.1 += 1,
+                        None => tables.push((ident.to_string(), 1)),
+                    }
+                }
+            }
+            DatabaseKind::Mysql | DatabaseKind::Mariadb => return Ok(Vec::new()),
+        }
+    }
+    Ok(tables)
+}
+
+/// The query giving `ident|count` for each of `tables`.
+fn count_rows_sql(tables: &[(String, u64)]) -> String {
+    tables
+        .iter()
+        .map(|(t, _)| format!("SELECT '{}' || '|' || count(*) FROM {t}", t.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Compares the rows each table has now (`ident|count` lines) with the dump's.
+fn compare_rows(want: &[(String, u64)], got: &str) -> Result<u64, String> {
+    let mut total = 0;
+    for (table, n) in want {
+        let have = got
+            .lines()
+            .find_map(|l| l.strip_prefix(table.as_str()).and_then(|r| r.strip_prefix('|')))
+            .and_then(|c| c.trim().parse::<u64>().ok())
+            .ok_or_else(|| format!("table {table} is missing after loading"))?;
+        if have != *n {
+            return Err(format!("table {table} has {have} rows after loading, the dump holds {n}"));
+        }
+        total += n;
+    }
+    Ok(total)
+}
+
 /// Runs `argv` with `input` on its stdin; its stdout, or the first error line.
 fn run_with_input(argv: &[String], input: &Path) -> Result<String, String> {
     let file = std::fs::File::open(input).map_err(|e| format!("{}: {e}", input.display()))?;
@@ -168,6 +242,9 @@ struct Scratch {
     count: Vec<String>,
     /// Runs the config's verify query.
     query: Option<Vec<String>>,
+    /// Prints `table|rows` for each table the dump fills, and what the
+    /// dump holds (none: the dump's rows are not counted for this kind).
+    rows: Option<(Vec<String>, Vec<(String, u64)>)>,
     drop: Vec<String>,
 }
 
@@ -183,6 +260,10 @@ fn on_server(job: &str, s: &Scratch, dump: &Path, want: usize) -> Result<String,
             return Err(format!("{got} tables after loading, the dump creates {want}"));
         }
         let mut said = format!("{got} tables");
+        if let Some((argv, want)) = &s.rows {
+            let rows = compare_rows(want, &output(job, argv).map_err(err)?)?;
+            said.push_str(&format!(", {rows} rows as at backup"));
+        }
         if let Some(q) = &s.query {
             if output(job, q).map_err(err)?.trim().is_empty() {
                 return Err(format!("the verify query returned no row: {}", q.last().map_or("", |q| q.as_str())));
@@ -222,6 +303,9 @@ fn check_database(
                 load: with(psql(db), &[&on, "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction"]),
                 count: with(psql(db), &[&on, "-Atc", count]),
                 query: query.map(|q| with(psql(db), &[&on, "-At", "--set=ON_ERROR_STOP=1", "-c", q])),
+                rows: Some(rows_in_dump(dump, db.kind)?)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| (with(psql(db), &[&on, "-At", "--set=ON_ERROR_STOP=1", "-c", &count_rows_sql(&t)]), t)),
                 drop: pg_tool("dropdb", db, &scratch_name),
             };
             on_server(job, &s, dump, want).map(Some)
@@ -234,6 +318,8 @@ fn check_database(
                 load: with(my_client(db), &[&on]),
                 count: my_sql(db, &count),
                 query: query.map(|q| with(my_client(db), &[&on, "--batch", "--skip-column-names", "-e", q])),
+                // mysqldump packs many rows into one INSERT: not counted.
+                rows: None,
                 drop: my_sql(db, &format!("DROP DATABASE `{scratch_name}`")),
             };
             on_server(job, &s, dump, want).map(Some)
@@ -261,6 +347,11 @@ fn check_database(
                 return Err(format!("{got} tables after loading, the dump creates {want}"));
             }
             let mut said = format!("integrity_check ok, {got} tables");
+            let want_rows = rows_in_dump(dump, db.kind)?;
+            if !want_rows.is_empty() {
+                let rows = compare_rows(&want_rows, &ask(&count_rows_sql(&want_rows))?)?;
+                said.push_str(&format!(", {rows} rows as at backup"));
+            }
             if let Some(sql) = query {
                 if ask(sql)?.trim().is_empty() {
                     return Err(format!("the verify query returned no row: {sql}"));
@@ -269,5 +360,35 @@ fn check_database(
             }
             Ok(Some(said))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_at_backup_time_are_counted_from_the_dump() {
+        let dir = tempfile::tempdir().expect("a temp folder");
+        let pg = dir.path().join("pg.sql");
+        // As pg_dump 15 writes them; a value with a newline is escaped.
+        std::fs::write(
+            &pg,
+            "CREATE TABLE public.t (id integer);\nCOPY public.t (id, v) FROM stdin;\n1\ta\\nb\n2\tc\n\\.\n\nCOPY public.\"Odd\" (x) FROM stdin;\n\\.\n",
+        )
+        .expect("written");
+        let rows = rows_in_dump(&pg, DatabaseKind::Postgresql).expect("read");
+        assert_eq!(rows, [("public.t".to_string(), 2), ("public.\"Odd\"".to_string(), 0)]);
+        assert_eq!(
+            count_rows_sql(&rows),
+            "SELECT 'public.t' || '|' || count(*) FROM public.t UNION ALL SELECT 'public.\"Odd\"' || '|' || count(*) FROM public.\"Odd\""
+        );
+        assert_eq!(compare_rows(&rows, "public.t|2\npublic.\"Odd\"|0\n"), Ok(2));
+        let e = compare_rows(&rows, "public.t|1\npublic.\"Odd\"|0\n").expect_err("one row short");
+        assert_eq!(e, "table public.t has 1 rows after loading, the dump holds 2");
+        let lite = dir.path().join("lite.sql");
+        std::fs::write(&lite, "BEGIN TRANSACTION;\nCREATE TABLE s(v);\nINSERT INTO s VALUES('a');\nINSERT INTO s VALUES(replace('b\\nc','\\n',char(10)));\nCOMMIT;\n")
+            .expect("written");
+        assert_eq!(rows_in_dump(&lite, DatabaseKind::Sqlite).expect("read"), [("s".to_string(), 2)]);
     }
 }
