@@ -145,15 +145,18 @@ fn tables_in_dump(dump: &Path) -> Result<usize, String> {
     Ok(text.split(|b| *b == b'\n').filter(|l| l.starts_with(b"CREATE TABLE ")).count())
 }
 
+/// Tables (identifiers as a dump writes them) and their rows.
+type TableRows = Vec<(String, u64)>;
+
 /// The rows each table had at backup time, as the dump holds them: the
 /// data lines of each `COPY ... FROM stdin;` block of a PostgreSQL dump
 /// (one per row; newlines inside values are escaped), the `INSERT INTO`
 /// lines of an SQLite dump (one per row). Tables by their identifier as
 /// the dump writes it, which SQL takes back verbatim.
-fn rows_in_dump(dump: &Path, kind: DatabaseKind) -> Result<Vec<(String, u64)>, String> {
+fn rows_in_dump(dump: &Path, kind: DatabaseKind) -> Result<TableRows, String> {
     use std::io::BufRead;
     let file = std::fs::File::open(dump).map_err(|e| format!("{}: {e}", dump.display()))?;
-    let mut tables: Vec<(String, u64)> = Vec::new();
+    let mut tables: TableRows = Vec::new();
     let mut copying = false;
     for line in std::io::BufReader::new(file).split(b'\n') {
         let line = line.map_err(|e| format!("{}: {e}", dump.display()))?;
@@ -244,7 +247,7 @@ struct Scratch {
     query: Option<Vec<String>>,
     /// Prints `table|rows` for each table the dump fills, and what the
     /// dump holds (none: the dump's rows are not counted for this kind).
-    rows: Option<(Vec<String>, Vec<(String, u64)>)>,
+    rows: Option<(Vec<String>, TableRows)>,
     drop: Vec<String>,
 }
 
