@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Deduplication on real database dumps: cairn against restic and borg,
+with `zstd --patch-from` and `diff | zstd` as references for what really
+changed.
+
+A throwaway PostgreSQL server (initdb into a temporary folder, Unix socket
+only, never a system service) is loaded with `pgbench -i -s SCALE`, the
+accounts' filler made pseudo-random text (pgbench leaves it blank; real
+rows hold text and compress about 2x). Then, for DAYS days: the database is
+dumped in plain (`-Fp`) and custom (`-Fc`) format, and a day of changes
+follows: `pgbench` TPC-B transactions from 2 clients, rows inserted into
+an audit table, the oldest 1% of the history deleted, a batch update of
+contiguous accounts. Beside it an SQLite database under a random insert /
+update / delete workload, dumped with `sqlite3 .dump` each day.
+
+Each tool backs up each day's dump into a repository of its own per
+dataset and per naming style: the same path every day (`app.sql`), or a
+new dated name every day (`app-DAY.sql`, the only file in the folder, as
+most cron scripts leave it). Reported: bytes each day adds to the
+repository, backup wall time and peak memory, and the restore of the last
+day (wall time, peak memory). The references: `zstd -3 --patch-from` of
+the previous day's dump, and `diff previous current | zstd -3`.
+
+Usage: sudo benches/real_dumps.py [--scale 30] [--days 3] [--transactions 70000]
+                                  [--tools cairn,restic,borg] [--seed 1]
+Needs root (the server runs as user 65534), PostgreSQL's server binaries,
+pgbench, sqlite3, zstd and GNU time; installs restic and borgbackup when
+missing. Wall times are `time`'s (10 ms resolution).
+"""
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import ROOT, du, ensure_tools, log, make_tool, sh, version  # noqa: E402
+from dump_formats import Server  # noqa: E402
+
+MIB = 1 << 20
+
+
+def measure(cmd, env=None, cwd=None, logf=None):
+    """Runs cmd under GNU time; (wall s, peak RSS MiB) of cmd alone. Not
+    os.wait4 of a child of this Python: the kernel counts the memory of the
+    (v)forked Python into the child's peak, and this script holds dumps."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        p = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", out.name] + cmd, env=env, cwd=cwd,
+                           stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode} (see the log)")
+        wall, kib = out.read().split()[-2:]
+    return float(wall), int(kib) / 1024
+
+
+def pg_day(pg, day, args, rng):
+    """One day of changes, as an application and its batch jobs make them."""
+    sh(pg.client("pgbench") + ["-n", "-c", "2", "-j", "2", "-t", str(args.transactions // 2), "app"],
+       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pg.sql("app", "INSERT INTO audit (at, who, what) SELECT now(), md5(random()::text), "
+                  "md5(random()::text) || md5(random()::text) FROM generate_series(1, 50000)")
+    pg.sql("app", "DELETE FROM pgbench_history WHERE ctid IN "
+                  "(SELECT ctid FROM pgbench_history ORDER BY mtime LIMIT (SELECT count(*) / 100 FROM pgbench_history))")
+    accounts = 100000 * args.scale
+    start = rng.randrange(1, max(2, accounts - 20000))
+    pg.sql("app", f"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid BETWEEN {start} AND {start + 19999}")
+
+
+def sqlite_day(db, day, rng):
+    """Random inserts, updates and deletes of one day."""
+    con = sqlite3.connect(db)
+    if day == 1:
+        con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, payload TEXT, updated INTEGER)")
+        con.executemany("INSERT INTO items (name, payload, updated) VALUES (?, ?, 0)",
+                        ((f"item {i}", rng.randbytes(60).hex()) for i in range(200000)))
+    else:
+        top = con.execute("SELECT max(id) FROM items").fetchone()[0]
+        con.executemany("INSERT INTO items (name, payload, updated) VALUES (?, ?, ?)",
+                        ((f"new {day} {i}", rng.randbytes(60).hex(), day) for i in range(5000)))
+        con.executemany("UPDATE items SET payload = ?, updated = ? WHERE id = ?",
+                        ((rng.randbytes(60).hex(), day, rng.randrange(1, top)) for _ in range(5000)))
+        con.executemany("DELETE FROM items WHERE id = ?", ((rng.randrange(1, top),) for _ in range(2000)))
+    con.commit()
+    con.close()
+
+
+def reference(prev, cur):
+    """Bytes of `zstd --patch-from` and of `diff | zstd` from prev to cur."""
+    patch = subprocess.run(["zstd", "-q", "-3", "--patch-from", prev, cur, "-c"], check=True,
+                           capture_output=True).stdout
+    diff = subprocess.run(["diff", "-a", prev, cur], capture_output=True).stdout
+    z = subprocess.run(["zstd", "-q", "-3", "-c"], input=diff, check=True, capture_output=True).stdout
+    return len(patch), len(z)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=30)
+    ap.add_argument("--days", type=int, default=3)
+    ap.add_argument("--transactions", type=int, default=70000)
+    ap.add_argument("--tools", default="cairn,restic,borg")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--work", default=None, help="folder for the server, dumps and repositories")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: the server runs as user 65534")
+    tools = args.tools.split(",")
+    ensure_tools(tools)
+    for prog in ("zstd", "sqlite3", "pgbench"):
+        if shutil.which(prog) is None:
+            sys.exit(f"needs {prog}")
+    rng = random.Random(args.seed)
+    work = tempfile.mkdtemp(prefix="cairn-realdumps-", dir=args.work)
+    os.chmod(work, 0o755)
+    dumps = os.path.join(work, "dumps")
+    os.makedirs(dumps)
+    os.chmod(dumps, 0o777)
+    pg = Server(os.path.join(work, "pg"))
+    try:
+        pg.sql("postgres", "CREATE DATABASE app")
+        log(f"pgbench -i -s {args.scale}")
+        sh(pg.client("pgbench") + ["-i", "-q", "-s", str(args.scale), "app"], stdout=subprocess.DEVNULL,
+           stderr=subprocess.DEVNULL)
+        pg.sql("app", "UPDATE pgbench_accounts SET filler = "
+                      "substr(md5(random()::text) || md5(random()::text) || md5(random()::text), 1, 84)")
+        pg.sql("app", "VACUUM FULL pgbench_accounts")
+        pg.sql("app", "CREATE TABLE audit (id bigserial PRIMARY KEY, at timestamptz, who text, what text)")
+        lite = os.path.join(work, "app.sqlite3")
+        for day in range(1, args.days + 1):
+            if day > 1:
+                log(f"day {day}: traffic")
+                pg_day(pg, day, args, rng)
+            sqlite_day(lite, day, rng)
+            sh(pg.client("pg_dump") + ["--format=plain", "--file", f"{dumps}/pg{day}.sql", "app"])
+            sh(pg.client("pg_dump") + ["--format=custom", "--file", f"{dumps}/pgc{day}.dump", "app"])
+            with open(f"{dumps}/lite{day}.sql", "wb") as out:
+                sh(["sqlite3", lite, ".dump"], stdout=out)
+            log(f"day {day}: dumps {os.path.getsize(f'{dumps}/pg{day}.sql') / MIB:.1f} MiB plain, "
+                f"{os.path.getsize(f'{dumps}/pgc{day}.dump') / MIB:.1f} MiB custom, "
+                f"{os.path.getsize(f'{dumps}/lite{day}.sql') / MIB:.1f} MiB sqlite")
+    finally:
+        pg.stop()
+
+    datasets = {"pg plain": ("pg{}.sql", "sql"), "pg custom": ("pgc{}.dump", "dump"),
+                "sqlite": ("lite{}.sql", "sql")}
+    results = []
+    refs = {}
+    for ds, (pattern, ext) in datasets.items():
+        for d in range(2, args.days + 1):
+            prev, cur = (os.path.join(dumps, pattern.format(x)) for x in (d - 1, d))
+            refs[(ds, d)] = reference(prev, cur)
+        for style in ("same name", "dated name"):
+            for tool in tools:
+                slug = f"{ds}-{style}-{tool}".replace(" ", "_")
+                repo, data = os.path.join(work, "repo-" + slug), os.path.join(work, "data-" + slug)
+                os.makedirs(data)
+                t = make_tool(tool, repo)
+                logf = open(os.path.join(work, slug + ".log"), "w")
+                measure(t.init(), env=t.env, logf=logf)
+                added, walls, rss = [], [], []
+                for d in range(1, args.days + 1):
+                    for f in os.listdir(data):
+                        os.remove(os.path.join(data, f))
+                    name = f"app.{ext}" if style == "same name" else f"app-202612{d:02d}.{ext}"
+                    shutil.copyfile(os.path.join(dumps, pattern.format(d)), os.path.join(data, name))
+                    before = du(repo)
+                    wall, peak = measure(t.backup(data, d), env=t.env, cwd=data, logf=logf)
+                    added.append(du(repo) - before)
+                    walls.append(wall)
+                    rss.append(peak)
+                target = os.path.join(work, "restore-" + slug)
+                os.makedirs(target)
+                rwall, rrss = measure(t.restore(target, data), env=t.env, cwd=target, logf=logf)
+                got = os.path.join(t.restored(target, data), name)
+                if not os.path.exists(got) or os.path.getsize(got) != os.path.getsize(os.path.join(data, name)):
+                    raise RuntimeError(f"{tool} restored {got} wrong")
+                shutil.rmtree(target)
+                logf.close()
+                results.append((ds, style, tool, added, statistics.median(walls[1:] or walls), max(rss), rwall, rrss))
+                log(f"{ds}, {style}, {tool}: added {[round(a / MIB, 2) for a in added]} MiB")
+    shutil.rmtree(work)
+
+    print(f"\nPostgreSQL pgbench scale {args.scale}, {args.transactions} transactions a day, {args.days} days, "
+          f"seed {args.seed}; " + "; ".join(version(t) for t in tools) + "\n")
+    later = [f"day {d} MiB" for d in range(2, args.days + 1)]
+    print("| dump | naming | tool | " + " | ".join(later) + " | backup s (median) | backup peak MiB "
+          "| restore s | restore peak MiB |")
+    print("|---|---|---|" + "---|" * (len(later) + 4))
+    for ds, style, tool, added, bwall, brss, rwall, rrss in results:
+        cells = " | ".join(f"{a / MIB:.1f}" for a in added[1:])
+        print(f"| {ds} | {style} | {tool} | {cells} | {bwall:.2f} | {brss:.0f} | {rwall:.2f} | {rrss:.0f} |")
+    for ds in datasets:
+        cells = " | ".join(f"{refs[(ds, d)][0] / MIB:.1f} / {refs[(ds, d)][1] / MIB:.1f}" for d in range(2, args.days + 1))
+        print(f"| {ds} | reference | zstd --patch-from / diff\\|zstd | {cells} | | | | |")
+
+
+if __name__ == "__main__":
+    main()
