@@ -25,7 +25,7 @@ Usage: sudo benches/real_dumps.py [--scale 30] [--days 3] [--transactions 70000]
                                   [--tools cairn,restic,borg] [--seed 1]
 Needs root (the server runs as user 65534), PostgreSQL's server binaries,
 pgbench, sqlite3, zstd and GNU time; installs restic and borgbackup when
-missing. Wall times are `time`'s (10 ms resolution).
+missing.
 """
 import argparse
 import os
@@ -38,23 +38,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ROOT, du, ensure_tools, log, make_tool, sh, version  # noqa: E402
+from compare import du, ensure_tools, log, make_tool, measure, sh, version  # noqa: E402
 from dump_formats import Server  # noqa: E402
 
 MIB = 1 << 20
-
-
-def measure(cmd, env=None, cwd=None, logf=None):
-    """Runs cmd under GNU time; (wall s, peak RSS MiB) of cmd alone. Not
-    os.wait4 of a child of this Python: the kernel counts the memory of the
-    (v)forked Python into the child's peak, and this script holds dumps."""
-    with tempfile.NamedTemporaryFile("r") as out:
-        p = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", out.name] + cmd, env=env, cwd=cwd,
-                           stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
-        if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode} (see the log)")
-        wall, kib = out.read().split()[-2:]
-    return float(wall), int(kib) / 1024
 
 
 def pg_day(pg, day, args, rng):
@@ -168,13 +155,13 @@ def main():
                     name = f"app.{ext}" if style == "same name" else f"app-202612{d:02d}.{ext}"
                     shutil.copyfile(os.path.join(dumps, pattern.format(d)), os.path.join(data, name))
                     before = du(repo)
-                    wall, peak = measure(t.backup(data, d), env=t.env, cwd=data, logf=logf)
+                    wall, _, peak = measure(t.backup(data, d), env=t.env, cwd=data, logf=logf)
                     added.append(du(repo) - before)
                     walls.append(wall)
                     rss.append(peak)
                 target = os.path.join(work, "restore-" + slug)
                 os.makedirs(target)
-                rwall, rrss = measure(t.restore(target, data), env=t.env, cwd=target, logf=logf)
+                rwall, _, rrss = measure(t.restore(target, data), env=t.env, cwd=target, logf=logf)
                 got = os.path.join(t.restored(target, data), name)
                 if not os.path.exists(got) or os.path.getsize(got) != os.path.getsize(os.path.join(data, name)):
                     raise RuntimeError(f"{tool} restored {got} wrong")
