@@ -105,6 +105,16 @@ cairn_test!(changed_dump_is_stored_as_small_deltas_and_restores_exactly, |env| {
     let stats = env.json(&["stats"]);
     assert!(stats["delta_blobs"].as_u64().unwrap() > 0, "{stats}");
     assert_eq!(check["blobs_verified"], stats["index_blobs"], "{check} {stats}");
+    // `cat index` shows each delta blob's base (it left them out).
+    let bases: usize = env
+        .repo_files("index")
+        .iter()
+        .map(|f| env.json(&["cat", "index", f.file_name().unwrap().to_str().unwrap()]))
+        .flat_map(|i| i["packs"].as_array().unwrap().clone())
+        .flat_map(|p| p["blobs"].as_array().unwrap().clone())
+        .filter(|b| b["base"].is_string())
+        .count();
+    assert_eq!(bases as u64, stats["delta_blobs"].as_u64().unwrap());
 });
 
 /// A dump backed up on day 0 and, changed, on day 1 (stored as deltas

@@ -39,7 +39,7 @@ pub fn run(g: &Global, a: &CatArgs) -> Result<i32> {
                 "supersedes": f.supersedes,
                 "packs": f.packs.iter().map(|p| json!({
                     "id": p.id, "kind": p.kind.name(),
-                    "blobs": p.blobs.iter().map(|b| json!({"id": b.id, "offset": b.offset, "length": b.length, "raw_length": b.raw_length})).collect::<Vec<_>>(),
+                    "blobs": p.blobs.iter().map(|b| json!({"id": b.id, "offset": b.offset, "length": b.length, "raw_length": b.raw_length, "base": b.base})).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             })
         }
