@@ -79,6 +79,19 @@ class Server:
     def sql(self, db, text):
         sh(self.client("psql") + ["-d", db, "-q", "-v", "ON_ERROR_STOP=1", "-c", text], stdout=subprocess.DEVNULL)
 
+    def load_pgbench(self, db, scale):
+        """Database `db` loaded by `pgbench -i -s scale`, its accounts'
+        filler made text: pgbench leaves it blank, which every format
+        compresses to almost nothing; real rows hold text (hex here,
+        about 2x with zstd)."""
+        self.sql("postgres", f"CREATE DATABASE {db}")
+        log(f"pgbench -i -s {scale}")
+        sh(self.client("pgbench") + ["-i", "-q", "-s", str(scale), db], stdout=subprocess.DEVNULL,
+           stderr=subprocess.DEVNULL)
+        self.sql(db, "UPDATE pgbench_accounts SET filler = "
+                     "substr(md5(random()::text) || md5(random()::text) || md5(random()::text), 1, 84)")
+        self.sql(db, "VACUUM FULL pgbench_accounts")
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
@@ -112,15 +125,7 @@ def main():
     pg = Server(os.path.join(work, "pg"))
     env = dict(os.environ, CAIRN_PASSWORD="benchmark password")
     try:
-        pg.sql("postgres", "CREATE DATABASE app")
-        log(f"pgbench -i -s {args.scale}")
-        sh(pg.client("pgbench") + ["-i", "-q", "-s", str(args.scale), "app"], stdout=subprocess.DEVNULL,
-           stderr=subprocess.DEVNULL)
-        # pgbench leaves the filler blank, which every format compresses to
-        # almost nothing; real rows hold text (hex here: about 2x with zstd).
-        pg.sql("app", "UPDATE pgbench_accounts SET filler = "
-                      "substr(md5(random()::text) || md5(random()::text) || md5(random()::text), 1, 84)")
-        pg.sql("app", "VACUUM FULL pgbench_accounts")
+        pg.load_pgbench("app", args.scale)
         rows = {}
         for name, flags in FORMATS.items():
             slug = name.split()[0] + ("-z0" if "-Z0" in name else "")

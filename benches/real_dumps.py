@@ -108,13 +108,7 @@ def main():
     os.chmod(dumps, 0o777)
     pg = Server(os.path.join(work, "pg"))
     try:
-        pg.sql("postgres", "CREATE DATABASE app")
-        log(f"pgbench -i -s {args.scale}")
-        sh(pg.client("pgbench") + ["-i", "-q", "-s", str(args.scale), "app"], stdout=subprocess.DEVNULL,
-           stderr=subprocess.DEVNULL)
-        pg.sql("app", "UPDATE pgbench_accounts SET filler = "
-                      "substr(md5(random()::text) || md5(random()::text) || md5(random()::text), 1, 84)")
-        pg.sql("app", "VACUUM FULL pgbench_accounts")
+        pg.load_pgbench("app", args.scale)
         pg.sql("app", "CREATE TABLE audit (id bigserial PRIMARY KEY, at timestamptz, who text, what text)")
         lite = os.path.join(work, "app.sqlite3")
         for day in range(1, args.days + 1):
