@@ -440,3 +440,53 @@ cairn_test!(slow_runs_growth_low_space_and_damage_each_notify, |env| {
     assert_eq!(check["outcome"], "failure");
     assert!(check["error"].as_str().unwrap().contains("problem(s) in repository a"), "{check}");
 });
+
+cairn_test!(a_run_with_unreadable_files_is_a_warning_in_the_history_and_to_the_channels, |env| {
+    use std::os::unix::fs::PermissionsExt;
+    // Root reads everything: the job runs as user 65534 when the tests run
+    // as root, and everything it needs is made accessible to it.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let init = env.run_unprivileged(&["init", "--kdf-memory-mib", "1", "--kdf-iterations", "1"]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(src.join("ok.txt"), "fine").unwrap();
+    std::fs::write(src.join("secret.txt"), "no").unwrap();
+    std::fs::set_permissions(src.join("secret.txt"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let http = Http::start(200);
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n\n[notify.chat]\nkind = \"webhook\"\nurl = \"{}\"\n\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\n",
+            env.repo.display(),
+            pass.display(),
+            http.url("/hook"),
+            src.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let state = env.path("state");
+    let (c, s) = (config.to_str().unwrap(), state.to_str().unwrap());
+    let out = env.run_unprivileged(&["--config", c, "job", "run", "--state-dir", s]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    // Which file, on stderr (it said nothing) and in the notification.
+    assert!(err.contains("secret.txt") && err.contains("Permission denied"), "{err}");
+    let sent: Vec<serde_json::Value> =
+        http.to("/hook").iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["event"], "warning");
+    assert!(sent[0]["title"].as_str().unwrap().contains("1 file(s) could not be read"), "{}", sent[0]);
+    assert!(sent[0]["body"].as_str().unwrap().contains("secret.txt"), "{}", sent[0]);
+    let runs = env.run_unprivileged(&["history", "--json", "--state-dir", s]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!((runs[0]["outcome"].as_str(), runs[0]["exit_code"].as_i64()), (Some("warning"), Some(3)), "{runs}");
+    assert_eq!(runs[0]["warnings"], 1);
+    assert!(runs[0]["snapshot"].is_string(), "a warning still wrote a snapshot: {runs}");
+});

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_backup::children::Grouping;
-use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice, Sources, Stream, StreamFrom, Writes};
+use cairn_backup::{BackupOptions, Excludes, ParentChoice, Sources, Stream, StreamFrom, Writes};
 use cairn_check::ReadData;
 use cairn_forget::GroupBy;
 use cairn_format::SnapshotId;
@@ -225,6 +225,27 @@ pub fn job_tag(name: &str) -> String {
     format!("job:{name}")
 }
 
+/// A job's backup progress: only its warnings (sources that could not be
+/// read), each one line on stderr as `cairn backup` writes them, the first
+/// few kept for the notification.
+#[derive(Default)]
+struct Warnings {
+    kept: std::sync::Mutex<Vec<String>>,
+}
+
+/// Warnings a notification quotes; the rest are counted.
+const WARNINGS_QUOTED: usize = 10;
+
+impl cairn_backup::Progress for Warnings {
+    fn warning(&self, msg: &str) {
+        eprintln!("cairn: warning: {msg}");
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < WARNINGS_QUOTED {
+            kept.push(msg.to_string());
+        }
+    }
+}
+
 /// What a run did besides its result, for the history and notifications.
 #[derive(Default)]
 struct Trail {
@@ -236,6 +257,8 @@ struct Trail {
     summary: Option<cairn_format::snapshot::Summary>,
     /// The figures of the repositories it used.
     repositories: Vec<cairn_monitor::metrics::RepositoryState>,
+    /// The first sources that could not be read.
+    warnings: Vec<String>,
 }
 
 /// Runs job `name` of `config`, recording it in the run history and
@@ -282,7 +305,7 @@ pub fn run_job(config: &Config, name: &str, opts: &RunOptions) -> Result<RunRepo
             }
         }
     }
-    watch.finish(&run, &trail.steps, &trail.raised);
+    watch.finish(&run, &trail.steps, &trail.raised, &trail.warnings);
     result
 }
 
@@ -319,8 +342,10 @@ fn back_up(
         writes: Writes::Store,
     };
     let indexed = repo.clone().load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
-    let out = cairn_backup::backup(indexed, &backup, Arc::new(NoProgress)).map_err(|e| failed(e.to_string()))?;
+    let progress = Arc::new(Warnings::default());
+    let out = cairn_backup::backup(indexed, &backup, progress.clone()).map_err(|e| failed(e.to_string()))?;
     trail.summary = out.snapshot.summary.clone();
+    trail.warnings = std::mem::take(&mut *progress.kept.lock().unwrap_or_else(|p| p.into_inner()));
     let mut report = RunReport {
         snapshot: Some(out.id),
         warnings: out.snapshot.summary.as_ref().map_or(0, |s| s.errors),

@@ -121,7 +121,7 @@ impl<'a> Watch<'a> {
 
     /// After a run: records it and its steps, tells what there is to tell
     /// and rewrites the metrics.
-    pub fn finish(&self, run: &Run, steps: &[Run], raised: &[(Event, String)]) {
+    pub fn finish(&self, run: &Run, steps: &[Run], raised: &[(Event, String)], warnings: &[String]) {
         for s in steps {
             self.record(s);
         }
@@ -146,7 +146,7 @@ impl<'a> Watch<'a> {
             Outcome::Warning => self.tell(
                 Event::Warning,
                 format!("job {job}: {} file(s) could not be read", run.warnings),
-                figures.clone(),
+                format!("{figures}\n{}", warnings.join("\n")),
             ),
             Outcome::Success => self.tell(Event::Success, format!("job {job} succeeded"), figures.clone()),
         }
