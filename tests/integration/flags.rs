@@ -316,11 +316,15 @@ cairn_test!(restore_delete_never_deletes_the_repository_it_reads_from, |env| {
     env.ok(&["-r", r, "backup", site.to_str().unwrap(), "--exclude", site.join("backup").to_str().unwrap()]);
     std::fs::write(site.join("index.html"), b"v2 broken").unwrap();
     let spec = format!("latest:{}", site.display());
-    let out =
-        env.run(&["-r", r, "restore", &spec, "--target", site.to_str().unwrap(), "--delete", "--overwrite", "always"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("holds the repository being restored from"), "{err}");
+    // Named as a path, and as `fs:PATH`.
+    for r in [r.to_string(), format!("fs:{r}")] {
+        let args =
+            ["-r", &r, "restore", &spec, "--target", site.to_str().unwrap(), "--delete", "--overwrite", "always"];
+        let out = env.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{r}: {err}");
+        assert!(err.contains("holds the repository being restored from"), "{err}");
+    }
     assert_eq!(std::fs::read(site.join("index.html")).unwrap(), b"v2 broken", "nothing was restored");
     env.ok(&["-r", r, "check"]);
     // Without --delete the restore goes ahead.
