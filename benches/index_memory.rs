@@ -35,6 +35,7 @@ fn main() {
                                 length: 16000,
                                 raw_length: 20000,
                                 base: None,
+                                sketch: None,
                             })
                             .collect(),
                     }

@@ -84,28 +84,8 @@ def reference(prev, cur):
     return len(patch), len(z)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=int, default=30)
-    ap.add_argument("--days", type=int, default=3)
-    ap.add_argument("--transactions", type=int, default=70000)
-    ap.add_argument("--tools", default="cairn,restic,borg")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--work", default=None, help="folder for the server, dumps and repositories")
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root: the server runs as user 65534")
-    tools = args.tools.split(",")
-    ensure_tools(tools)
-    for prog in ("zstd", "sqlite3", "pgbench"):
-        if shutil.which(prog) is None:
-            sys.exit(f"needs {prog}")
-    rng = random.Random(args.seed)
-    work = tempfile.mkdtemp(prefix="cairn-realdumps-", dir=args.work)
-    os.chmod(work, 0o755)
-    dumps = os.path.join(work, "dumps")
-    os.makedirs(dumps)
-    os.chmod(dumps, 0o777)
+def make_dumps(work, dumps, args, rng):
+    """DAYS days of dumps of a PostgreSQL and an SQLite database under their workloads."""
     pg = Server(os.path.join(work, "pg"))
     try:
         pg.load_pgbench("app", args.scale)
@@ -126,6 +106,35 @@ def main():
     finally:
         pg.stop()
 
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=30)
+    ap.add_argument("--days", type=int, default=3)
+    ap.add_argument("--transactions", type=int, default=70000)
+    ap.add_argument("--tools", default="cairn,restic,borg")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--work", default=None, help="folder for the server, dumps and repositories")
+    ap.add_argument("--dumps", default=None,
+                    help="keep the dumps in this folder, and reuse them when it already holds DAYS days")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: the server runs as user 65534")
+    tools = args.tools.split(",")
+    ensure_tools(tools)
+    for prog in ("zstd", "sqlite3", "pgbench"):
+        if shutil.which(prog) is None:
+            sys.exit(f"needs {prog}")
+    rng = random.Random(args.seed)
+    work = tempfile.mkdtemp(prefix="cairn-realdumps-", dir=args.work)
+    os.chmod(work, 0o755)
+    dumps = os.path.abspath(args.dumps) if args.dumps else os.path.join(work, "dumps")
+    os.makedirs(dumps, exist_ok=True)
+    os.chmod(dumps, 0o777)
+    if all(os.path.exists(os.path.join(dumps, f"lite{d}.sql")) for d in range(1, args.days + 1)):
+        log(f"reusing the dumps in {dumps}")
+    else:
+        make_dumps(work, dumps, args, rng)
     datasets = {"pg plain": ("pg{}.sql", "sql"), "pg custom": ("pgc{}.dump", "dump"),
                 "sqlite": ("lite{}.sql", "sql")}
     results = []

@@ -141,6 +141,7 @@ fn pack_write_16_mib(b: Bencher) {
                 envelope: blob.clone(),
                 raw_length: MIB as u32,
                 base: None,
+                sketch: None,
             })
             .expect("add");
         }
@@ -166,6 +167,7 @@ fn synthetic_index(n: usize) -> (IndexFile, Vec<BlobId>) {
                     length: 16000,
                     raw_length: 20000,
                     base: None,
+                    sketch: None,
                 })
                 .collect(),
         })

@@ -44,11 +44,14 @@ fn main() {
     let root = src.path();
     std::fs::create_dir_all(root.join("etc/deep/er")).expect("mkdir");
     std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").expect("write");
-    std::fs::write(root.join("etc/deep/er/big.sql"), "INSERT INTO t VALUES (1, 'row');\n".repeat(4000)).expect("write");
+    // Rows that differ, so its one chunk (over 64 KiB) gets a sketch.
+    let rows = |n: usize| (0..n).map(|i| format!("INSERT INTO t VALUES ({i}, 'row');\n")).collect::<String>();
+    std::fs::write(root.join("etc/deep/er/big.sql"), rows(4000)).expect("write");
     std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"caf\xe9")), "latin-1 name").expect("write");
     std::os::unix::fs::symlink("hosts", root.join("etc/link")).expect("symlink");
 
-    let opts = InitOptions { kdf: FAST_KDF, ..InitOptions::fast_for_tests() };
+    // The default chunker: big.sql stays one chunk, large enough for a sketch.
+    let opts = InitOptions { kdf: FAST_KDF, ..InitOptions::default() };
     let backend = Backend::memory().expect("memory");
     let repo = Repository::init(backend.clone(), PASSWORD, &opts).expect("init");
     let backup_opts = BackupOptions {
@@ -63,9 +66,9 @@ fn main() {
         writes: Default::default(),
     };
     backup(repo.load_index().expect("index"), &backup_opts, Arc::new(NoProgress)).expect("backup");
-    // A second run after an edit, so the index holds delta blobs.
-    std::fs::write(root.join("etc/deep/er/big.sql"), "INSERT INTO t VALUES (1, 'row');\n".repeat(3999) + "changed\n")
-        .expect("write");
+    // A second run after an edit, so the index holds delta blobs (and,
+    // both versions being sketched, index files and headers of version 2).
+    std::fs::write(root.join("etc/deep/er/big.sql"), rows(3999) + "changed\n").expect("write");
     let repo = Repository::open(backend.clone(), PASSWORD).expect("open");
     backup(repo.load_index().expect("index"), &backup_opts, Arc::new(NoProgress)).expect("backup");
     let repo = Repository::open(backend, PASSWORD).expect("open");

@@ -54,6 +54,43 @@ impl Dump {
     fn text(&self) -> String {
         self.rows.concat()
     }
+
+    /// One day as PostgreSQL's `pg_dump` shows it: an updated row is a new
+    /// tuple wherever the heap has room, so 1% of rows leave their place
+    /// (half to the end of the table, half into gaps elsewhere), and a
+    /// table dumped before this one (`audit`, alphabetically first) grows by
+    /// `audit` rows, moving everything after it by megabytes.
+    fn heap_day(&mut self, day: u32, audit: &mut Vec<String>, grow: usize) {
+        let n = self.rows.len();
+        for k in 0..n / 100 {
+            let from = (self.next() % self.rows.len() as u64) as usize;
+            self.rows.remove(from);
+            let row = self.row(n * day as usize + k, day);
+            if k % 2 == 0 {
+                self.rows.push(row);
+            } else {
+                let to = (self.next() % self.rows.len() as u64) as usize;
+                self.rows.insert(to, row);
+            }
+        }
+        for _ in 0..grow {
+            let id = audit.len();
+            let who = self.next();
+            audit.push(format!("INSERT INTO public.audit VALUES ({id}, 'job {who:x}', 'day {day}');\n"));
+        }
+    }
+}
+
+/// Bytes `zstd -3 --patch-from=prev` codes `cur` in: what really changed.
+fn patch_from(prev: &std::path::Path, cur: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("zstd")
+        .args(["-q", "-3", "--patch-from"])
+        .args([prev, cur])
+        .arg("-c")
+        .output()
+        .expect("zstd (tests/run installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.len() as u64
 }
 
 fn backup_dump(env: &Env, file: &std::path::Path) -> serde_json::Value {
@@ -173,4 +210,119 @@ cairn_test!(damaged_base_is_named_for_the_snapshots_whose_deltas_need_it, |env| 
     let out = env.run(&["restore", &day1, "--target", restore.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!restore.join("dump.sql").exists(), "no damaged file is left behind");
+});
+
+cairn_test!(moved_rows_and_a_renamed_dump_cost_about_what_zstd_patch_from_does, |env| {
+    env.init_with(None);
+    let dir = env.path("dumps");
+    std::fs::create_dir(&dir).unwrap();
+    let (mut dump, mut audit) = (Dump::new(250_000), Vec::new());
+    let text = |dump: &Dump, audit: &[String]| audit.concat() + &dump.text();
+    // Each day's dump alone in the folder: `app.sql` on days 0 and 1, then
+    // a dated name as cron scripts write (no file of that name before).
+    let names = ["app.sql", "app.sql", "app-20261203.sql"];
+    let mut kept: Vec<std::path::PathBuf> = Vec::new();
+    let mut days = Vec::new();
+    for (day, name) in names.iter().enumerate() {
+        if day > 0 {
+            dump.heap_day(day as u32, &mut audit, 25_000);
+        }
+        for f in std::fs::read_dir(&dir).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        let t = text(&dump, &audit);
+        std::fs::write(dir.join(name), &t).unwrap();
+        let copy = env.path(&format!("day{day}.sql"));
+        std::fs::write(&copy, &t).unwrap();
+        let b = env.json(&["backup", dir.to_str().unwrap()]);
+        let added = b["bytes_added"].as_u64().unwrap();
+        let reference = kept.last().map(|prev| patch_from(prev, &copy));
+        eprintln!("day {day}: {} bytes of dump, {added} bytes added; zstd --patch-from {reference:?}", t.len());
+        kept.push(copy);
+        days.push((b["snapshot_id"].as_str().unwrap().to_string(), name, t, added, reference));
+    }
+    assert!(days[0].2.len() > 20 << 20, "a dump of many chunks: {}", days[0].2.len());
+    // The audit rows alone (2.5 MB a day) push every row after them past
+    // a whole chunk, and the moved rows leave no chunk as it was: paired
+    // by position, or with no parent file of the same name, each later day
+    // cost about as much as day 0. Found by content, within twice what
+    // `zstd --patch-from` (the whole previous dump as its window) needs,
+    // plus the day's tree and index.
+    for (day, (_, name, _, added, reference)) in days.iter().enumerate().skip(1) {
+        let reference = reference.unwrap();
+        assert!(
+            *added <= 2 * reference + 64 * 1024,
+            "day {day} ({name}): {added} bytes added, zstd --patch-from {reference}"
+        );
+    }
+    for (id, name, t, _, _) in &days {
+        let out = env.cmd().args(["dump", id, &format!("{}/{name}", dir.display())]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout == t.as_bytes(), "snapshot {id} restores its day's dump");
+    }
+});
+
+cairn_test!(delta_chains_restore_exactly_after_prune_and_after_repair_packs, |env| {
+    env.init_with(None);
+    let dir = env.path("dumps");
+    std::fs::create_dir(&dir).unwrap();
+    let (mut dump, mut audit) = (Dump::new(150_000), Vec::new());
+    let mut days = Vec::new();
+    // Seven days: chains grow to four steps, then start again from a root.
+    for day in 0..7u32 {
+        if day > 0 {
+            dump.heap_day(day, &mut audit, 5_000);
+        }
+        let t = audit.concat() + &dump.text();
+        std::fs::write(dir.join("app.sql"), &t).unwrap();
+        if day == 6 {
+            // One more blob in the last day's pack, to be damaged below.
+            let noise: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+            std::fs::write(dir.join("other.bin"), noise).unwrap();
+        }
+        let b = env.json(&["backup", dir.to_str().unwrap()]);
+        days.push((b["snapshot_id"].as_str().unwrap().to_string(), t));
+    }
+    let deltas = |env: &Env| env.json(&["stats"])["delta_blobs"].as_u64().unwrap();
+    assert!(deltas(&env) >= 10, "most chunks of days 1-6 are deltas: {}", deltas(&env));
+    let dump_of = |env: &Env, id: &str| {
+        let out = env.cmd().args(["dump", id, &format!("{}/app.sql", dir.display())]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+
+    // Prune: the first four days go, and with them every blob no kept
+    // snapshot needs, but not the bases the kept days' deltas are coded
+    // against (day 0's chunks are the roots of most chains).
+    let out = env.json(&["forget", "--keep-last", "3", "--prune"]);
+    assert_eq!(out["removed"].as_array().unwrap().len(), 4, "{out}");
+    assert!(deltas(&env) >= 6, "the kept days' deltas stay deltas: {}", deltas(&env));
+    for (id, t) in &days[4..] {
+        assert!(dump_of(&env, id) == t.as_bytes(), "snapshot {id} restores its day's dump after prune");
+    }
+    let check = env.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+
+    // Damage other.bin's blob: `repair packs` salvages the rest of that
+    // pack (day 6's deltas among it) and drops only that blob.
+    let blobs: Vec<(String, serde_json::Value)> = env
+        .repo_files("index")
+        .iter()
+        .map(|f| env.json(&["cat", "index", f.file_name().unwrap().to_str().unwrap()]))
+        .flat_map(|i| i["packs"].as_array().unwrap().clone())
+        .flat_map(|p| {
+            let pack = p["id"].as_str().unwrap().to_string();
+            p["blobs"].as_array().unwrap().iter().map(move |b| (pack.clone(), b.clone())).collect::<Vec<_>>()
+        })
+        .collect();
+    let (pack, blob) = blobs.iter().find(|(_, b)| b["raw_length"] == 300_000).expect("other.bin's blob");
+    let file = env.repo_files("data").into_iter().find(|f| f.file_name().unwrap() == pack.as_str()).unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[blob["offset"].as_u64().unwrap() as usize + 100] ^= 0x40;
+    std::fs::write(&file, bytes).unwrap();
+    let repaired = env.json(&["repair", "packs"]);
+    assert_eq!(repaired["lost"].as_array().map(Vec::len), Some(1), "{repaired}");
+    for (id, t) in &days[4..] {
+        assert!(dump_of(&env, id) == t.as_bytes(), "snapshot {id} restores its day's dump after repair packs");
+    }
 });

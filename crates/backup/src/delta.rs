@@ -92,7 +92,7 @@ mod tests {
         let blobs = lens
             .iter()
             .enumerate()
-            .map(|(i, l)| IndexBlob { id: id(i as u8), offset: 0, length: 1, raw_length: *l, base: None })
+            .map(|(i, l)| IndexBlob { id: id(i as u8), offset: 0, length: 1, raw_length: *l, base: None, sketch: None })
             .collect();
         Index::from_files([&IndexFile {
             supersedes: vec![],

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use cairn_format::index::IndexPack;
+use cairn_format::sketch::{MIN_SKETCHED_LEN, Sketch};
 use cairn_format::{BlobId, BlobKind, payload};
 use cairn_repo::{FinishedPack, IndexedRepository, PackWriter, RepoError, SealedBlob};
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -176,15 +177,9 @@ fn seal_loop(rx: Receiver<RawBlob>, tx: Sender<SealedBlob>, repo: &IndexedReposi
         if shared.aborted.load(Ordering::Relaxed) {
             continue;
         }
-        // Media and other incompressible data gain nothing from a delta:
-        // the cheap sample test spares reading their base.
-        let sealed = match raw.base {
-            Some(base) if raw.kind == BlobKind::Data && payload::looks_compressible(&raw.data) => {
-                // A base that cannot be read (damaged, say) only costs the
-                // saving: store the blob whole.
-                repo.seal_delta(raw.id, &raw.data, base).or_else(|_| repo.seal_blob(raw.kind, raw.id, &raw.data))
-            }
-            _ => repo.seal_blob(raw.kind, raw.id, &raw.data),
+        let sealed = match raw.kind {
+            BlobKind::Data => seal_data(repo, &raw),
+            BlobKind::Tree => repo.seal_blob(raw.kind, raw.id, &raw.data),
         };
         match sealed {
             Ok(s) => {
@@ -195,6 +190,29 @@ fn seal_loop(rx: Receiver<RawBlob>, tx: Sender<SealedBlob>, repo: &IndexedReposi
             Err(e) => shared.fail(e),
         }
     }
+}
+
+/// Seals a data blob. A chunk worth a delta gets a sketch, recorded with
+/// it for later runs, and is coded against the stored blob it most
+/// resembles, or else the parent version's chunk at its place (`raw.base`),
+/// when that is smaller (docs/FORMAT.md, "Delta blobs").
+fn seal_data(repo: &IndexedRepository, raw: &RawBlob) -> Result<SealedBlob, RepoError> {
+    let sketchable = raw.data.len() >= MIN_SKETCHED_LEN;
+    // Media and other incompressible data gain nothing from a delta: the
+    // cheap sample test spares sketching them and reading a base.
+    if !(sketchable || raw.base.is_some()) || !payload::looks_compressible(&raw.data) {
+        return repo.seal_blob(raw.kind, raw.id, &raw.data);
+    }
+    let sketch = if sketchable { Sketch::of(&raw.data) } else { None };
+    let base = sketch.as_ref().and_then(|s| repo.index().most_similar(s, raw.base.as_ref())).or(raw.base);
+    let mut sealed = match base {
+        // A base that cannot be read (damaged, say) only costs the saving:
+        // store the blob whole.
+        Some(base) => repo.seal_delta(raw.id, &raw.data, base).or_else(|_| repo.seal_blob(raw.kind, raw.id, &raw.data)),
+        None => repo.seal_blob(raw.kind, raw.id, &raw.data),
+    }?;
+    sealed.sketch = sketch;
+    Ok(sealed)
 }
 
 fn pack_loop(

@@ -120,7 +120,11 @@ pub fn repair_packs(
             let Some(p) = files.iter().flat_map(|(_, f)| &f.packs).find(|p| p.id == d.id) else { continue };
             for (id, loc) in locations(p).filter(|(id, _)| d.salvage.contains(id)) {
                 let plain = repo.read_blob_at(&id, &loc)?;
-                if writer.add(repo.seal_blob(kind, id, &plain)?)?
+                // Stored whole now (its base may be what was damaged); its
+                // sketch still serves later backups.
+                let mut sealed = repo.seal_blob(kind, id, &plain)?;
+                sealed.sketch = p.blobs.iter().find(|b| b.id == id).and_then(|b| b.sketch);
+                if writer.add(sealed)?
                     && let Some(pack) = writer.finish()?
                 {
                     new_packs.push(repo.repo().save_pack(pack)?.0);

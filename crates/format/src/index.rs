@@ -1,9 +1,12 @@
 //! Index files: which pack holds each blob, where (docs/FORMAT.md, "Index files").
 
+use crate::sketch::{self, Sketch};
 use crate::{BlobId, BlobKind, FormatError, IndexId, PackId, Reader};
 
-/// Version byte at the start of an index plaintext.
-pub const INDEX_VERSION: u8 = 1;
+/// Version byte at the start of an index plaintext: 2 when each pack's
+/// delta table is followed by a sketch table, else 1 (what cairn before
+/// sketches reads).
+pub const INDEX_VERSION: u8 = 2;
 const BLOB_LEN: usize = 32 + 4 + 4 + 4;
 /// Pack id, kind, blob count, delta count.
 const PACK_FIXED_LEN: usize = 32 + 1 + 4 + 4;
@@ -21,6 +24,8 @@ pub struct IndexBlob {
     pub raw_length: u32,
     /// For a delta blob (payload flag 2), the blob its content is coded against.
     pub base: Option<BlobId>,
+    /// Its similarity sketch, for choosing delta bases (data blobs only).
+    pub sketch: Option<Sketch>,
 }
 
 /// One pack and the blobs it holds.
@@ -49,7 +54,8 @@ impl IndexFile {
         let blobs: usize = self.packs.iter().map(|p| p.blobs.len()).sum();
         let mut out =
             Vec::with_capacity(9 + 32 * self.supersedes.len() + PACK_FIXED_LEN * self.packs.len() + BLOB_LEN * blobs);
-        out.push(INDEX_VERSION);
+        let sketched = self.packs.iter().flat_map(|p| &p.blobs).any(|b| b.sketch.is_some());
+        out.push(if sketched { INDEX_VERSION } else { 1 });
         out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
         for s in &self.supersedes {
             out.extend_from_slice(s.as_bytes());
@@ -66,6 +72,9 @@ impl IndexFile {
                 out.extend_from_slice(&b.raw_length.to_le_bytes());
             }
             crate::encode_delta_table(&mut out, p.blobs.iter().map(|b| b.base.as_ref()));
+            if sketched {
+                sketch::encode_table(&mut out, p.blobs.iter().map(|b| b.sketch.as_ref()));
+            }
         }
         out
     }
@@ -74,7 +83,7 @@ impl IndexFile {
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(buf);
         let version = r.u8("index version")?;
-        if version != INDEX_VERSION {
+        if !(1..=INDEX_VERSION).contains(&version) {
             return Err(FormatError::NewerVersion { found: version.into(), supported: INDEX_VERSION.into() });
         }
         let n = r.u32("supersedes count")?;
@@ -99,10 +108,16 @@ impl IndexFile {
                     length: r.u32("blob length")?,
                     raw_length: r.u32("blob raw length")?,
                     base: None,
+                    sketch: None,
                 });
             }
             for (at, base) in crate::decode_delta_table(&mut r, count, kind)? {
                 blobs[at].base = Some(base);
+            }
+            if version >= 2 {
+                for (at, s) in sketch::decode_table(&mut r, count, kind)? {
+                    blobs[at].sketch = Some(s);
+                }
             }
             packs.push(IndexPack { id, kind, blobs });
         }
@@ -125,22 +140,43 @@ mod tests {
                 id: PackId::from_bytes([1; 32]),
                 kind: BlobKind::Data,
                 blobs: vec![
-                    IndexBlob { id: BlobId::from_bytes([2; 32]), offset: 0, length: 70, raw_length: 1000, base: None },
+                    IndexBlob {
+                        id: BlobId::from_bytes([2; 32]),
+                        offset: 0,
+                        length: 70,
+                        raw_length: 1000,
+                        base: None,
+                        sketch: None,
+                    },
                     IndexBlob {
                         id: BlobId::from_bytes([3; 32]),
                         offset: 70,
                         length: 9,
                         raw_length: 1000,
                         base: Some(BlobId::from_bytes([2; 32])),
+                        sketch: None,
                     },
                 ],
             }],
         };
         let enc = f.encode();
-        assert_eq!(IndexFile::decode(&enc).ok(), Some(f));
+        assert_eq!(enc[0], 1, "without sketches, what cairn before sketches reads");
+        assert_eq!(IndexFile::decode(&enc).ok(), Some(f.clone()));
         for n in 0..enc.len() {
             assert!(IndexFile::decode(&enc[..n]).is_err());
         }
         assert!(IndexFile::decode(&[1, 255, 255, 255, 255]).is_err());
+
+        let mut sketched = f;
+        sketched.packs[0].blobs[1].sketch = Some(Sketch([7; sketch::FEATURES]));
+        let enc = sketched.encode();
+        assert_eq!(enc[0], 2);
+        assert_eq!(IndexFile::decode(&enc).ok(), Some(sketched));
+        for n in 0..enc.len() {
+            assert!(IndexFile::decode(&enc[..n]).is_err());
+        }
+        let mut newer = enc;
+        newer[0] = 3;
+        assert!(matches!(IndexFile::decode(&newer), Err(FormatError::NewerVersion { found: 3, .. })));
     }
 }

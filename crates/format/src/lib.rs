@@ -8,6 +8,7 @@
 //! - [`payload`]: the compression flag and zstd framing inside every envelope.
 //! - [`pack`]: pack header and trailer.
 //! - [`index`]: index files.
+//! - [`sketch`]: similarity sketches of data blobs, for choosing delta bases.
 //! - [`tree`], [`snapshot`], [`config`], [`keyfile`]: the JSON documents.
 //! - [`lifecycle`]: prune's deletion plans and the run markers of backups and prunes.
 //!
@@ -25,6 +26,7 @@ pub mod keyfile;
 pub mod lifecycle;
 pub mod pack;
 pub mod payload;
+pub mod sketch;
 pub mod snapshot;
 pub mod tree;
 

@@ -5,10 +5,12 @@
 //! blob envelope 0 | ... | blob envelope n-1 | header envelope | header envelope length (u32 LE)
 //! ```
 
+use crate::sketch::{self, Sketch};
 use crate::{BlobId, BlobKind, FormatError, Reader};
 
-/// Version byte at the start of the header plaintext.
-pub const HEADER_VERSION: u8 = 1;
+/// Version byte at the start of the header plaintext: 2 when a sketch
+/// table follows the delta table, else 1 (what cairn before sketches reads).
+pub const HEADER_VERSION: u8 = 2;
 /// Bytes of the trailer: the header envelope's length.
 pub const TRAILER_LEN: usize = 4;
 /// Bytes of one header entry: id, length, raw length.
@@ -27,6 +29,8 @@ pub struct PackEntry {
     pub raw_length: u32,
     /// For a delta blob (payload flag 2), the blob its content is coded against.
     pub base: Option<BlobId>,
+    /// Its similarity sketch, for choosing delta bases (data blobs only).
+    pub sketch: Option<Sketch>,
 }
 
 /// The decrypted header of a pack: what it holds, in order.
@@ -42,7 +46,8 @@ impl PackHeader {
     /// Encodes the header plaintext (before the payload flag and envelope).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_FIXED_LEN + ENTRY_LEN * self.entries.len());
-        out.push(HEADER_VERSION);
+        let sketched = self.entries.iter().any(|e| e.sketch.is_some());
+        out.push(if sketched { HEADER_VERSION } else { 1 });
         out.push(self.kind as u8);
         out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         for e in &self.entries {
@@ -51,6 +56,9 @@ impl PackHeader {
             out.extend_from_slice(&e.raw_length.to_le_bytes());
         }
         crate::encode_delta_table(&mut out, self.entries.iter().map(|e| e.base.as_ref()));
+        if sketched {
+            sketch::encode_table(&mut out, self.entries.iter().map(|e| e.sketch.as_ref()));
+        }
         out
     }
 
@@ -58,7 +66,7 @@ impl PackHeader {
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(buf);
         let version = r.u8("pack header version")?;
-        if version != HEADER_VERSION {
+        if !(1..=HEADER_VERSION).contains(&version) {
             return Err(FormatError::NewerVersion { found: version.into(), supported: HEADER_VERSION.into() });
         }
         let kind = BlobKind::from_byte(r.u8("pack header kind")?)?;
@@ -71,10 +79,16 @@ impl PackHeader {
                 length: r.u32("blob length")?,
                 raw_length: r.u32("blob raw length")?,
                 base: None,
+                sketch: None,
             });
         }
         for (at, base) in crate::decode_delta_table(&mut r, count, kind)? {
             entries[at].base = Some(base);
+        }
+        if version >= 2 {
+            for (at, s) in sketch::decode_table(&mut r, count, kind)? {
+                entries[at].sketch = Some(s);
+            }
         }
         if r.remaining() != 0 {
             return Err(FormatError::Invalid("trailing bytes after pack header"));
@@ -122,17 +136,20 @@ mod tests {
         let h = PackHeader {
             kind: BlobKind::Data,
             entries: vec![
-                PackEntry { id: BlobId::from_bytes([1; 32]), length: 100, raw_length: 300, base: None },
+                PackEntry { id: BlobId::from_bytes([1; 32]), length: 100, raw_length: 300, base: None, sketch: None },
                 PackEntry {
                     id: BlobId::from_bytes([2; 32]),
                     length: 50,
                     raw_length: 10,
                     base: Some(BlobId::from_bytes([1; 32])),
+                    sketch: None,
                 },
             ],
         };
         let enc = h.encode();
         assert_eq!(enc.len(), HEADER_FIXED_LEN + 2 * ENTRY_LEN + 36);
+        // Without sketches, version 1: readable by cairn before sketches.
+        assert_eq!(enc[0], 1);
         assert_eq!(PackHeader::decode(&enc).ok(), Some(h.clone()));
         let offs: Vec<u32> = h.with_offsets().map(|(o, _)| o).collect();
         assert_eq!(offs, vec![0, 100]);
@@ -144,5 +161,34 @@ mod tests {
         assert!(PackHeader::decode(&huge).is_err());
         assert!(header_len_from_trailer(&[10, 0, 0, 0], 13).is_err());
         assert_eq!(header_len_from_trailer(&[10, 0, 0, 0], 14).ok(), Some(10));
+    }
+
+    #[test]
+    fn sketches_make_version_two_and_round_trip() {
+        let sketch = Some(Sketch(std::array::from_fn(|i| i as u32 * 0x0101_0101)));
+        let entry = |n: u8, sketch| PackEntry {
+            id: BlobId::from_bytes([n; 32]),
+            length: 9,
+            raw_length: 70_000,
+            base: None,
+            sketch,
+        };
+        let h = PackHeader { kind: BlobKind::Data, entries: vec![entry(1, None), entry(2, sketch)] };
+        let enc = h.encode();
+        assert_eq!(enc[0], 2);
+        assert_eq!(enc.len(), HEADER_FIXED_LEN + 2 * ENTRY_LEN + 4 + 4 + sketch::SKETCH_LEN);
+        assert_eq!(PackHeader::decode(&enc).ok(), Some(h));
+        for n in 0..enc.len() {
+            assert!(PackHeader::decode(&enc[..n]).is_err());
+        }
+        // A version 1 header with the same bytes has trailing bytes.
+        let mut v1 = enc.clone();
+        v1[0] = 1;
+        assert!(PackHeader::decode(&v1).is_err());
+        let tree = PackHeader { kind: BlobKind::Tree, entries: vec![entry(3, sketch)] };
+        assert!(PackHeader::decode(&tree.encode()).is_err(), "a tree blob with a sketch");
+        let mut newer = enc;
+        newer[0] = 3;
+        assert!(matches!(PackHeader::decode(&newer), Err(FormatError::NewerVersion { found: 3, .. })));
     }
 }

@@ -2,7 +2,8 @@
 //! running (docs/FORMAT.md, "Deleting packs"). No exclusive lock.
 //!
 //! 1. **Mark.** Find every blob a snapshot needs (trees, file content, the
-//!    bases of delta blobs). Packs holding none of them are marked; packs
+//!    bases of delta blobs, and the bases of any delta left in a pack that
+//!    stays, needed or not). Packs holding none of them are marked; packs
 //!    whose unused share exceeds `max_unused` have their needed blobs copied
 //!    into new packs (and indexed) first, then are marked too. The marks go
 //!    into a deletion plan. From then on, backups leave marked packs out of
@@ -295,62 +296,31 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     }
     report.packs_unindexed = stored.keys().filter(|id| !packs.contains_key(id)).count();
 
-    // Each needed blob gets one home: the unmarked pack holding it whose
-    // needed share is largest, so duplicates empty the emptier packs.
-    let mut needed_bytes: HashMap<PackId, u64> = HashMap::new();
-    for (id, p) in &packs {
-        let n = p.blobs.iter().filter(|b| used.contains(&b.id)).map(|b| u64::from(b.length)).sum();
-        needed_bytes.insert(*id, n);
-    }
-    let share = |id: &PackId| {
-        let size = stored.get(id).copied().unwrap_or(0).max(1);
-        needed_bytes.get(id).copied().unwrap_or(0) as f64 / size as f64
+    // Blobs left where they are (in packs neither marked nor repacked) stay
+    // indexed, used or not, and a delta among them needs its base: those
+    // bases count as used too, which can keep more packs. Until nothing
+    // changes (`used` only grows).
+    let Marks { home, mut to_mark, mut chosen } = loop {
+        let marks = plan_marks(&packs, &marked, &stored, &used, &opts.repack)?;
+        let stays = |id: &PackId| {
+            !marked.contains(id)
+                && stored.contains_key(id)
+                && !marks.to_mark.iter().any(|m| m.id == *id)
+                && !marks.chosen.contains(id)
+        };
+        let left: Vec<BlobId> = (packs.iter().filter(|(id, _)| stays(id)))
+            .flat_map(|(_, p)| p.blobs.iter().filter(|b| b.base.is_some() && !used.contains(&b.id)).map(|b| b.id))
+            .collect();
+        if left.is_empty() {
+            break marks;
+        }
+        for id in left {
+            repo.add_with_bases(id, &mut used);
+        }
     };
-    let mut home: HashMap<BlobId, PackId> = HashMap::new();
-    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id) && stored.contains_key(id)) {
-        for b in p.blobs.iter().filter(|b| used.contains(&b.id)) {
-            let better = home.get(&b.id).is_none_or(|h| share(id) > share(h));
-            if better {
-                home.insert(b.id, *id);
-            }
-        }
-    }
-    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id) && !stored.contains_key(id)) {
-        if p.blobs.iter().any(|b| used.contains(&b.id) && !home.contains_key(&b.id)) {
-            return Err(PruneError::MissingPack(format!("{} pack {}", p.kind.name(), id.short())));
-        }
-    }
-
-    let mut to_mark: Vec<MarkedPack> = Vec::new();
-    let mut repack: Vec<(f64, PackId)> = Vec::new();
-    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id)) {
-        let Some(&size) = stored.get(id) else { continue };
-        let kept = p.kept_bytes(id, &home);
-        if kept == 0 {
-            to_mark.push(MarkedPack { id: *id, kind: p.kind });
-            report.packs_unused += 1;
-            report.bytes_unused += size;
-        } else {
-            // Measured on the blobs, so the header alone never makes a pack
-            // look worth repacking.
-            let blobs = p.blob_bytes();
-            let unused = 1.0 - kept as f64 / blobs.max(1) as f64;
-            if unused > opts.repack.max_unused || opts.repack.reencrypt {
-                repack.push((unused, *id));
-            }
-        }
-    }
-    // Emptiest first, within the copy budget.
-    repack.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut budget = opts.repack.max_repack_size.unwrap_or(u64::MAX);
-    let mut chosen: Vec<PackId> = Vec::new();
-    for (_, id) in repack {
-        let kept = packs[&id].kept_bytes(&id, &home);
-        if kept > budget {
-            continue;
-        }
-        budget -= kept;
-        chosen.push(id);
+    for m in &to_mark {
+        report.packs_unused += 1;
+        report.bytes_unused += stored[&m.id];
     }
     if opts.dry_run {
         for id in &chosen {
@@ -499,6 +469,86 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
 /// (a backup's pack being built, up to a pack's size each). Removed (counted
 /// only, in a dry run) while no other run is alive, and only when untouched
 /// for an hour: a live write appends to its file all the time.
+/// What step 1 decided.
+struct Marks {
+    /// Each needed blob's one home pack.
+    home: HashMap<BlobId, PackId>,
+    /// Packs nothing needed is in.
+    to_mark: Vec<MarkedPack>,
+    /// Packs to copy the needed blobs out of, then mark.
+    chosen: Vec<PackId>,
+}
+
+/// Step 1's decisions for the blobs in `used`: each one's home (the
+/// unmarked pack holding it whose needed share is largest, so duplicates
+/// empty the emptier packs), the packs to mark (nothing needed in them),
+/// and the packs to repack (unused share above the limit, emptiest first,
+/// within the copy budget).
+fn plan_marks(
+    packs: &BTreeMap<PackId, PackInfo>,
+    marked: &HashSet<PackId>,
+    stored: &HashMap<PackId, u64>,
+    used: &HashSet<BlobId>,
+    opts: &RepackOptions,
+) -> Result<Marks, PruneError> {
+    let mut needed_bytes: HashMap<PackId, u64> = HashMap::new();
+    for (id, p) in packs {
+        let n = p.blobs.iter().filter(|b| used.contains(&b.id)).map(|b| u64::from(b.length)).sum();
+        needed_bytes.insert(*id, n);
+    }
+    let share = |id: &PackId| {
+        let size = stored.get(id).copied().unwrap_or(0).max(1);
+        needed_bytes.get(id).copied().unwrap_or(0) as f64 / size as f64
+    };
+    let mut home: HashMap<BlobId, PackId> = HashMap::new();
+    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id) && stored.contains_key(id)) {
+        for b in p.blobs.iter().filter(|b| used.contains(&b.id)) {
+            let better = home.get(&b.id).is_none_or(|h| share(id) > share(h));
+            if better {
+                home.insert(b.id, *id);
+            }
+        }
+    }
+    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id) && !stored.contains_key(id)) {
+        if p.blobs.iter().any(|b| used.contains(&b.id) && !home.contains_key(&b.id)) {
+            return Err(PruneError::MissingPack(format!("{} pack {}", p.kind.name(), id.short())));
+        }
+    }
+
+    let mut to_mark: Vec<MarkedPack> = Vec::new();
+    let mut repack: Vec<(f64, PackId)> = Vec::new();
+    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id)) {
+        if !stored.contains_key(id) {
+            continue;
+        }
+        let kept = p.kept_bytes(id, &home);
+        if kept == 0 {
+            to_mark.push(MarkedPack { id: *id, kind: p.kind });
+        } else {
+            // Measured on the blobs, so the header alone never makes a pack
+            // look worth repacking.
+            let blobs = p.blob_bytes();
+            let unused = 1.0 - kept as f64 / blobs.max(1) as f64;
+            if unused > opts.max_unused || opts.reencrypt {
+                repack.push((unused, *id));
+            }
+        }
+    }
+    // Emptiest first, within the copy budget.
+    repack.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut budget = opts.max_repack_size.unwrap_or(u64::MAX);
+    let mut chosen: Vec<PackId> = Vec::new();
+    for (_, id) in repack {
+        let kept = packs[&id].kept_bytes(&id, &home);
+        if kept > budget {
+            continue;
+        }
+        budget -= kept;
+        chosen.push(id);
+    }
+    Ok(Marks { home, to_mark, chosen })
+}
+
 fn remove_staging_leftovers(
     repo: &IndexedRepository,
     own: Option<&RunGuard>,
@@ -581,7 +631,14 @@ fn copy_needed(
             // is, unless it is to be sealed under the current epoch.
             let envelope =
                 if reencrypt { repo.repo().reseal_envelope(p.kind, &b.id, envelope)? } else { envelope.to_vec() };
-            let sealed = SealedBlob { kind: p.kind, id: b.id, envelope, raw_length: b.raw_length, base: b.base };
+            let sealed = SealedBlob {
+                kind: p.kind,
+                id: b.id,
+                envelope,
+                raw_length: b.raw_length,
+                base: b.base,
+                sketch: b.sketch,
+            };
             if w.add(sealed)? {
                 flush(w, &mut out)?;
             }
@@ -685,6 +742,56 @@ mod tests {
             cairn_check::check(Repository::open(backend.clone(), PW).unwrap(), cairn_check::ReadData::All, &())
                 .unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    /// Writes one pack of `blobs` and an index file for it.
+    fn save_pack(repo: &mut IndexedRepository, blobs: Vec<SealedBlob>) {
+        let mut w = repo.repo().pack_writer(blobs[0].kind);
+        for b in blobs {
+            w.add(b).unwrap();
+        }
+        let (entry, _) = repo.repo().save_pack(w.finish().unwrap().unwrap()).unwrap();
+        repo.repo().save_index(&IndexFile { supersedes: vec![], packs: vec![entry.clone()] }).unwrap();
+        repo.index_mut().add_pack(&entry);
+    }
+
+    #[test]
+    fn a_delta_left_in_a_pack_that_stays_keeps_its_base() {
+        let backend = Backend::memory().unwrap();
+        Repository::init(backend.clone(), PW, &InitOptions::fast_for_tests()).unwrap();
+        let mut repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
+        // Pack 1: blob a, which nothing uses. Pack 2: b, a small delta
+        // against a, which nothing uses either, beside c, a large blob a
+        // snapshot needs: pack 2 is 99% used, so it stays as it is, b in it.
+        let rows: String = (0..3000).map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n")).collect();
+        let (a, b) = (rows.as_bytes().to_vec(), rows.replace("(7, ", "(70007, ").into_bytes());
+        let c = noisy(200_000, 3);
+        let ids = [&a, &b, &c].map(|x| repo.repo().blob_id(x));
+        let sealed_a = repo.seal_blob(BlobKind::Data, ids[0], &a).unwrap();
+        save_pack(&mut repo, vec![sealed_a]);
+        let sealed_b = repo.seal_delta(ids[1], &b, ids[0]).unwrap();
+        assert_eq!(sealed_b.base, Some(ids[0]), "b is stored as a delta");
+        let sealed_c = repo.seal_blob(BlobKind::Data, ids[2], &c).unwrap();
+        save_pack(&mut repo, vec![sealed_b, sealed_c]);
+        let tree =
+            cairn_format::tree::Tree { nodes: vec![Node { content: vec![ids[2]], ..Node::new(b"c", NodeKind::File) }] }
+                .encode();
+        let tree_id = repo.repo().blob_id(&tree);
+        let sealed_tree = repo.seal_blob(BlobKind::Tree, tree_id, &tree).unwrap();
+        save_pack(&mut repo, vec![sealed_tree]);
+        let snap: Snapshot = serde_json::from_value(serde_json::json!({
+            "version": 1, "time": "2026-12-06T00:00:00Z", "tree": tree_id, "paths": ["/"], "hostname": "h",
+            "username": "u", "uid": 0, "gid": 0, "program_version": "test",
+        }))
+        .unwrap();
+        repo.repo().save_snapshot(&snap).unwrap();
+
+        let report = run(&backend);
+        assert_eq!(report.packs_deleted, 0, "pack 1 holds b's base: {report:?}");
+        let repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
+        assert_eq!(repo.index().get(&ids[1]).and_then(|l| l.base), Some(ids[0]));
+        assert!(repo.index().contains(&ids[0]));
+        check_clean(&backend);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Sealing blobs for packs and opening them again (docs/FORMAT.md, "Blobs").
 
 use cairn_crypto::Keyring;
+use cairn_format::sketch::Sketch;
 use cairn_format::{BlobId, BlobKind, Compression, payload};
 
 use crate::{RepoError, Result};
@@ -18,6 +19,8 @@ pub struct SealedBlob {
     pub raw_length: u32,
     /// The base blob of a delta blob.
     pub base: Option<BlobId>,
+    /// The similarity sketch recorded for it (data blobs worth a delta).
+    pub sketch: Option<Sketch>,
 }
 
 /// Compresses (when it pays) and encrypts a blob whose id is already known.
@@ -39,7 +42,7 @@ pub fn seal(
     // saved goes back to the allocator (glibc shrinks in place) instead of
     // waiting, unused, in the queue to the packer.
     envelope.shrink_to_fit();
-    Ok(SealedBlob { kind, id, envelope, raw_length: plaintext.len() as u32, base: None })
+    Ok(SealedBlob { kind, id, envelope, raw_length: plaintext.len() as u32, base: None, sketch: None })
 }
 
 /// Seals a data blob as a delta against `base` (whose plaintext is
@@ -69,7 +72,7 @@ pub fn seal_delta(
         if delta.len() < plain.len() { (delta, Some(base)) } else { (plain, None) }
     };
     let envelope = keyring.seal(BlobKind::Data.object_kind(), id.as_bytes(), &payload)?;
-    Ok(SealedBlob { kind: BlobKind::Data, id, envelope, raw_length: plaintext.len() as u32, base })
+    Ok(SealedBlob { kind: BlobKind::Data, id, envelope, raw_length: plaintext.len() as u32, base, sketch: None })
 }
 
 /// Highest zstd level deltas are coded at.

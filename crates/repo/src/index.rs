@@ -13,7 +13,10 @@
 use std::collections::HashMap;
 
 use cairn_format::index::{IndexFile, IndexPack};
+use cairn_format::sketch::Sketch;
 use cairn_format::{BlobId, BlobKind, PackId};
+
+use crate::similar::SketchTable;
 
 /// Bytes of a blob id kept in memory.
 const PREFIX: usize = 20;
@@ -74,6 +77,8 @@ pub struct Index {
     /// Base of each delta blob by (pack number, offset): few blobs are
     /// deltas, so they cost nothing to the others.
     bases: HashMap<(u32, u32), BlobId>,
+    /// Sketches of the data blobs that have one.
+    sketches: SketchTable,
 }
 
 impl Index {
@@ -179,6 +184,11 @@ impl Index {
                 self.bases.insert((number, b.offset), base);
                 raw_length |= DELTA_BIT;
             }
+            if let Some(sketch) = &b.sketch
+                && p.kind == BlobKind::Data
+            {
+                self.sketches.push(b.id, sketch);
+            }
             self.entries.push(Entry {
                 id: prefix(&b.id),
                 pack: number,
@@ -194,6 +204,7 @@ impl Index {
         self.entries.sort_by_key(|e| e.id);
         self.entries.dedup_by(|a, b| a.id == b.id);
         self.entries.shrink_to_fit();
+        self.sketches.sort();
         // About eight entries per bucket: a lookup touches one or two cache lines.
         let n = self.entries.len();
         self.bucket_bits = (usize::BITS - n.leading_zeros()).saturating_sub(3).min(24);
@@ -208,6 +219,18 @@ impl Index {
         }
         buckets.push(n as u32);
         self.buckets = buckets;
+    }
+
+    /// The stored data blob whose content most resembles a chunk with
+    /// this sketch, as a delta base (`prefer` wins ties); `None` when no
+    /// sketched blob shares a feature with it.
+    pub fn most_similar(&self, sketch: &Sketch, prefer: Option<&BlobId>) -> Option<BlobId> {
+        self.sketches.most_similar(sketch, prefer)
+    }
+
+    /// Number of data blobs with a sketch.
+    pub fn sketch_count(&self) -> usize {
+        self.sketches.len()
     }
 
     /// Number of delta blobs.
@@ -240,7 +263,14 @@ mod tests {
                 blobs: ids
                     .iter()
                     .enumerate()
-                    .map(|(i, id)| IndexBlob { id: *id, offset: i as u32 * 10, length: 10, raw_length: 7, base: None })
+                    .map(|(i, id)| IndexBlob {
+                        id: *id,
+                        offset: i as u32 * 10,
+                        length: 10,
+                        raw_length: 7,
+                        base: None,
+                        sketch: None,
+                    })
                     .collect(),
             }],
         }

@@ -34,6 +34,7 @@ pub mod pattern;
 mod rebuild;
 mod repository;
 pub mod select;
+mod similar;
 mod stored;
 pub mod units;
 mod windows;

@@ -112,6 +112,7 @@ impl PackWriter {
             length: blob.envelope.len() as u32,
             raw_length: blob.raw_length,
             base: blob.base,
+            sketch: blob.sketch,
         });
         self.raw_bytes += u64::from(blob.raw_length);
         match body {
@@ -162,7 +163,14 @@ impl PackWriter {
         let id = PackId::from_bytes(id);
         let blobs = header
             .with_offsets()
-            .map(|(offset, e)| IndexBlob { id: e.id, offset, length: e.length, raw_length: e.raw_length, base: e.base })
+            .map(|(offset, e)| IndexBlob {
+                id: e.id,
+                offset,
+                length: e.length,
+                raw_length: e.raw_length,
+                base: e.base,
+                sketch: e.sketch,
+            })
             .collect();
         let raw_bytes = std::mem::take(&mut self.raw_bytes);
         Ok(Some(FinishedPack { id, bytes, index: IndexPack { id, kind: self.kind, blobs }, raw_bytes }))

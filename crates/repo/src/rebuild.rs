@@ -48,6 +48,7 @@ impl Repository {
                                 length: e.length,
                                 raw_length: e.raw_length,
                                 base: e.base,
+                                sketch: e.sketch,
                             })
                             .collect(),
                     }),
