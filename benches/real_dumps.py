@@ -84,6 +84,18 @@ def reference(prev, cur):
     return len(patch), len(z)
 
 
+def restore_last(t, target, data, name, logf):
+    """Restores the latest snapshot into `target`, checks the dump's size,
+    removes it; wall time, CPU time and peak memory of the restore."""
+    os.makedirs(target)
+    m = measure(t.restore(target, data), env=t.env, cwd=target, logf=logf)
+    got = os.path.join(t.restored(target, data), name)
+    if not os.path.exists(got) or os.path.getsize(got) != os.path.getsize(os.path.join(data, name)):
+        raise RuntimeError(f"{type(t).__name__} restored {got} wrong")
+    shutil.rmtree(target)
+    return m
+
+
 def make_dumps(work, dumps, args, rng):
     """DAYS days of dumps of a PostgreSQL and an SQLite database under their workloads."""
     pg = Server(os.path.join(work, "pg"))
@@ -163,29 +175,43 @@ def main():
                     walls.append(wall)
                     rss.append(peak)
                 target = os.path.join(work, "restore-" + slug)
-                os.makedirs(target)
-                rwall, _, rrss = measure(t.restore(target, data), env=t.env, cwd=target, logf=logf)
-                got = os.path.join(t.restored(target, data), name)
-                if not os.path.exists(got) or os.path.getsize(got) != os.path.getsize(os.path.join(data, name)):
-                    raise RuntimeError(f"{tool} restored {got} wrong")
-                shutil.rmtree(target)
+                rwall, _, rrss = restore_last(t, target, data, name, logf)
+                # The same last dump in a repository of its own: stored
+                # whole, no delta to decode (the yardstick of restore speed).
+                alone = make_tool(tool, repo + "-alone")
+                measure(alone.init(), env=alone.env, logf=logf)
+                measure(alone.backup(data, 1), env=alone.env, cwd=data, logf=logf)
+                awall, _, _ = restore_last(alone, target + "-alone", data, name, logf)
+                shutil.rmtree(repo + "-alone")
                 logf.close()
-                results.append((ds, style, tool, added, statistics.median(walls[1:] or walls), max(rss), rwall, rrss))
+                results.append((ds, style, tool, added, statistics.median(walls[1:] or walls), max(rss), rwall, rrss,
+                                awall))
                 log(f"{ds}, {style}, {tool}: added {[round(a / MIB, 2) for a in added]} MiB")
     shutil.rmtree(work)
 
     print(f"\nPostgreSQL pgbench scale {args.scale}, {args.transactions} transactions a day, {args.days} days, "
           f"seed {args.seed}; " + "; ".join(version(t) for t in tools) + "\n")
-    later = [f"day {d} MiB" for d in range(2, args.days + 1)]
+    if args.days > 4:
+        # Many days: the total, and the first and last few days.
+        shown = [2, 3, args.days - 1, args.days]
+    else:
+        shown = list(range(2, args.days + 1))
+    later = [f"day {d} MiB" for d in shown] + ([f"days 2-{args.days} MiB"] if args.days > 4 else [])
     print("| dump | naming | tool | " + " | ".join(later) + " | backup s (median) | backup peak MiB "
-          "| restore s | restore peak MiB |")
-    print("|---|---|---|" + "---|" * (len(later) + 4))
-    for ds, style, tool, added, bwall, brss, rwall, rrss in results:
-        cells = " | ".join(f"{a / MIB:.1f}" for a in added[1:])
-        print(f"| {ds} | {style} | {tool} | {cells} | {bwall:.2f} | {brss:.0f} | {rwall:.2f} | {rrss:.0f} |")
+          "| restore s | restore peak MiB | restore s, stored alone |")
+    print("|---|---|---|" + "---|" * (len(later) + 5))
+    for ds, style, tool, added, bwall, brss, rwall, rrss, awall in results:
+        cells = [f"{added[d - 1] / MIB:.1f}" for d in shown]
+        if args.days > 4:
+            cells.append(f"{sum(added[1:]) / MIB:.1f}")
+        print(f"| {ds} | {style} | {tool} | {' | '.join(cells)} | {bwall:.2f} | {brss:.0f} | {rwall:.2f} | {rrss:.0f} "
+              f"| {awall:.2f} |")
     for ds in datasets:
-        cells = " | ".join(f"{refs[(ds, d)][0] / MIB:.1f} / {refs[(ds, d)][1] / MIB:.1f}" for d in range(2, args.days + 1))
-        print(f"| {ds} | reference | zstd --patch-from / diff\\|zstd | {cells} | | | | |")
+        cells = [f"{refs[(ds, d)][0] / MIB:.1f} / {refs[(ds, d)][1] / MIB:.1f}" for d in shown]
+        if args.days > 4:
+            total = [sum(refs[(ds, d)][i] for d in range(2, args.days + 1)) / MIB for i in (0, 1)]
+            cells.append(f"{total[0]:.1f} / {total[1]:.1f}")
+        print(f"| {ds} | reference | zstd --patch-from / diff\\|zstd | {' | '.join(cells)} | | | | | |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ use cairn_view::ContentReader;
 use cairn_view::walk::{Step, Visitor, walk};
 
 use crate::archiver::Stats;
+use crate::delta::{self, Choice};
 use crate::pipeline::{BlobSink, Pipeline};
 use crate::reader::{FileOutcome, chunk_stream};
 use crate::{BackupError, NoProgress};
@@ -67,8 +68,10 @@ impl Copier<'_> {
         let out = if self.same_ids {
             for id in ids {
                 if !self.sink.repo().index().contains(id) {
+                    // Same ids: the blob is copied as it is, never cut.
                     let data = self.src.read_blob(id)?;
-                    self.sink.submit(BlobKind::Data, *id, data, None).map_err(|_| aborted())?;
+                    let choice = delta::choose(self.sink.repo(), &data, None);
+                    self.sink.submit(BlobKind::Data, *id, data, choice).map_err(|_| aborted())?;
                 }
             }
             ids.to_vec()
@@ -101,7 +104,7 @@ impl Copier<'_> {
         let Some(frame) = self.open.pop() else { return Err(BackupError::Io("copy: no tree open".into())) };
         let bytes = Tree { nodes: frame.nodes }.encode();
         let new = self.sink.repo().repo().blob_id(&bytes);
-        self.sink.submit(BlobKind::Tree, new, bytes, None).map_err(|_| aborted())?;
+        self.sink.submit(BlobKind::Tree, new, bytes, Choice::default()).map_err(|_| aborted())?;
         self.trees.insert(frame.old, new);
         if let Some(mut dir) = frame.dir {
             dir.subtree = Some(new);

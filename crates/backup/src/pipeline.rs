@@ -10,20 +10,20 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use cairn_format::index::IndexPack;
-use cairn_format::sketch::{MIN_SKETCHED_LEN, Sketch};
-use cairn_format::{BlobId, BlobKind, payload};
+use cairn_format::{BlobId, BlobKind};
 use cairn_repo::{FinishedPack, IndexedRepository, PackWriter, RepoError, SealedBlob};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::BackupError;
 use crate::archiver::Writes;
+use crate::delta::Choice;
 
 struct RawBlob {
     kind: BlobKind,
     id: BlobId,
     data: Vec<u8>,
-    /// A stored blob this one probably resembles (the chunk it replaced).
-    base: Option<BlobId>,
+    /// Its sketch and delta base (data blobs).
+    choice: Choice,
 }
 
 /// What the write side did.
@@ -80,7 +80,12 @@ impl BlobSink {
 
     /// Queues a blob unless the repository or this run already has it;
     /// `base` is a stored data blob it may be coded against as a delta.
-    pub fn submit(&self, kind: BlobKind, id: BlobId, data: Vec<u8>, base: Option<BlobId>) -> Result<(), Aborted> {
+    /// Whether a blob is stored already or on its way.
+    pub fn has(&self, id: &BlobId) -> bool {
+        self.repo.index().contains(id) || self.inflight.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
+    pub fn submit(&self, kind: BlobKind, id: BlobId, data: Vec<u8>, choice: Choice) -> Result<(), Aborted> {
         if self.shared.aborted.load(Ordering::Relaxed) {
             return Err(Aborted);
         }
@@ -90,7 +95,7 @@ impl BlobSink {
         if !self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Ok(());
         }
-        self.tx.send(RawBlob { kind, id, data, base }).map_err(|_| Aborted)
+        self.tx.send(RawBlob { kind, id, data, choice }).map_err(|_| Aborted)
     }
 
     /// Whether the write side has failed.
@@ -192,26 +197,16 @@ fn seal_loop(rx: Receiver<RawBlob>, tx: Sender<SealedBlob>, repo: &IndexedReposi
     }
 }
 
-/// Seals a data blob. A chunk worth a delta gets a sketch, recorded with
-/// it for later runs, and is coded against the stored blob it most
-/// resembles, or else the parent version's chunk at its place (`raw.base`),
-/// when that is smaller (docs/FORMAT.md, "Delta blobs").
+/// Seals a data blob as the reader chose (`delta::choose`): coded against
+/// its base when that is smaller, its sketch recorded for later runs.
 fn seal_data(repo: &IndexedRepository, raw: &RawBlob) -> Result<SealedBlob, RepoError> {
-    let sketchable = raw.data.len() >= MIN_SKETCHED_LEN;
-    // Media and other incompressible data gain nothing from a delta: the
-    // cheap sample test spares sketching them and reading a base.
-    if !(sketchable || raw.base.is_some()) || !payload::looks_compressible(&raw.data) {
-        return repo.seal_blob(raw.kind, raw.id, &raw.data);
-    }
-    let sketch = if sketchable { Sketch::of(&raw.data) } else { None };
-    let base = sketch.as_ref().and_then(|s| repo.index().most_similar(s, raw.base.as_ref())).or(raw.base);
-    let mut sealed = match base {
+    let mut sealed = match raw.choice.base {
         // A base that cannot be read (damaged, say) only costs the saving:
         // store the blob whole.
         Some(base) => repo.seal_delta(raw.id, &raw.data, base).or_else(|_| repo.seal_blob(raw.kind, raw.id, &raw.data)),
         None => repo.seal_blob(raw.kind, raw.id, &raw.data),
     }?;
-    sealed.sketch = sketch;
+    sealed.sketch = raw.choice.sketch;
     Ok(sealed)
 }
 

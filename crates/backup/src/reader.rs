@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::Progress;
 use crate::archiver::Stats;
-use crate::delta::BaseFinder;
+use crate::delta::{self, BaseFinder};
 use crate::pipeline::BlobSink;
 
 /// What the walk saw of a file (`lstat`), to notice it changing while read.
@@ -121,12 +121,27 @@ pub fn chunk_stream(
             Ok(Some(chunk)) => {
                 let n = chunk.len() as u64;
                 let id = sink.repo().repo().blob_id(&chunk);
-                let base = bases.as_mut().and_then(|b| b.base_for(size, n, &id));
+                let hint = bases.as_mut().and_then(|b| b.base_for(size, n, &id));
                 size += n;
                 stats.add_bytes_read(n);
                 progress.bytes_read(n);
-                content.push(id);
-                if sink.submit(BlobKind::Data, id, chunk, base).is_err() {
+                if sink.has(&id) {
+                    content.push(id);
+                    continue;
+                }
+                let mut pieces = delta::split(sink.repo(), &chunk, hint);
+                let submitted = if pieces.len() == 1 {
+                    content.push(id);
+                    sink.submit(BlobKind::Data, id, chunk, pieces.remove(0).1)
+                } else {
+                    pieces.into_iter().try_for_each(|(range, choice)| {
+                        let piece = chunk[range].to_vec();
+                        let piece_id = sink.repo().repo().blob_id(&piece);
+                        content.push(piece_id);
+                        sink.submit(BlobKind::Data, piece_id, piece, choice)
+                    })
+                };
+                if submitted.is_err() {
                     return FileOutcome::Aborted;
                 }
             }

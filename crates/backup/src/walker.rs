@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::Progress;
 use crate::archiver::Stats;
+use crate::delta::Choice;
 use crate::exclude::Excludes;
 use crate::metadata::{self, NameCache};
 use crate::pipeline::BlobSink;
@@ -414,7 +415,7 @@ pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Prog
         }
         let bytes = tree.encode();
         let id = sink.repo().repo().blob_id(&bytes);
-        let sent = sink.submit(BlobKind::Tree, id, bytes, None).is_ok();
+        let sent = sink.submit(BlobKind::Tree, id, bytes, Choice::default()).is_ok();
         let _ = dir.reply.send(sent.then_some(id));
     }
 }

@@ -222,9 +222,10 @@ impl Index {
     }
 
     /// The stored data blob whose content most resembles a chunk with
-    /// this sketch, as a delta base (`prefer` wins ties); `None` when no
-    /// sketched blob shares a feature with it.
-    pub fn most_similar(&self, sketch: &Sketch, prefer: Option<&BlobId>) -> Option<BlobId> {
+    /// this sketch, as a delta base (`prefer` wins ties), and how many of
+    /// the sketch's features it shares; `None` when no sketched blob
+    /// shares one.
+    pub fn most_similar(&self, sketch: &Sketch, prefer: Option<&BlobId>) -> Option<(BlobId, usize)> {
         self.sketches.most_similar(sketch, prefer)
     }
 

@@ -37,10 +37,10 @@ impl SketchTable {
         self.blobs.len()
     }
 
-    /// The blob sharing most features with `sketch`, if any shares one;
+    /// The blob sharing most features with `sketch`, and how many, if any shares one;
     /// among equals, `prefer` (the chunk the same place of the file's
     /// previous version held) and then the blob indexed last.
-    pub(crate) fn most_similar(&self, sketch: &Sketch, prefer: Option<&BlobId>) -> Option<BlobId> {
+    pub(crate) fn most_similar(&self, sketch: &Sketch, prefer: Option<&BlobId>) -> Option<(BlobId, usize)> {
         // A feature that very many blobs share (boilerplate repeated in
         // many files) says little about any one of them: the last
         // `MAX_PER_FEATURE` indexed are enough, and bound the work.
@@ -59,7 +59,7 @@ impl SketchTable {
             .iter()
             .map(|(at, n)| (*n, Some(&self.blobs[*at as usize]) == prefer, *at))
             .max()
-            .map(|(_, _, at)| self.blobs[at as usize])
+            .map(|(n, _, at)| (self.blobs[at as usize], n as usize))
     }
 }
 
@@ -86,11 +86,11 @@ mod tests {
         t.sort();
         assert_eq!(t.len(), 3);
         // Ten features of blob 1 (and seven of 2 and 3).
-        assert_eq!(t.most_similar(&sketch(100, 10, 9000), None), Some(id(1)));
-        assert_eq!(t.most_similar(&sketch(100, 10, 9000), Some(&id(2))), Some(id(1)));
+        assert_eq!(t.most_similar(&sketch(100, 10, 9000), None), Some((id(1), 10)));
+        assert_eq!(t.most_similar(&sketch(100, 10, 9000), Some(&id(2))), Some((id(1), 10)));
         // Five each: the preferred one, else the one indexed last.
-        assert_eq!(t.most_similar(&sketch(100, 5, 9000), Some(&id(2))), Some(id(2)));
-        assert_eq!(t.most_similar(&sketch(100, 5, 9000), None), Some(id(3)));
+        assert_eq!(t.most_similar(&sketch(100, 5, 9000), Some(&id(2))), Some((id(2), 5)));
+        assert_eq!(t.most_similar(&sketch(100, 5, 9000), None), Some((id(3), 5)));
         assert_eq!(t.most_similar(&sketch(50_000, FEATURES, 0), Some(&id(2))), None);
     }
 
@@ -106,11 +106,11 @@ mod tests {
         t.sort();
         let mut probe = sketch(999_999, 0, 999_999);
         probe.0[0] = 7;
-        assert_eq!(t.most_similar(&probe, None), Some(id(199)));
+        assert_eq!(t.most_similar(&probe, None), Some((id(199), 1)));
         // Blob 5 is not among the last 64 that share feature 0, but two
         // features of its own make it the best.
         probe.0[3] = 5 * 100 + 10_000 + 3;
         probe.0[4] = 5 * 100 + 10_000 + 4;
-        assert_eq!(t.most_similar(&probe, None), Some(id(5)));
+        assert_eq!(t.most_similar(&probe, None), Some((id(5), 2)));
     }
 }
