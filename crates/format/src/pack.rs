@@ -5,8 +5,9 @@
 //! blob envelope 0 | ... | blob envelope n-1 | header envelope | header envelope length (u32 LE)
 //! ```
 
+use crate::index::{IndexBlob, IndexPack};
 use crate::sketch::{self, Sketch};
-use crate::{BlobId, BlobKind, FormatError, Reader};
+use crate::{BlobId, BlobKind, FormatError, PackId, Reader};
 
 /// Version byte at the start of the header plaintext: 2 when a sketch
 /// table follows the delta table, else 1 (what cairn before sketches reads).
@@ -104,6 +105,22 @@ impl PackHeader {
             offset = offset.saturating_add(e.length);
             (o, e)
         })
+    }
+
+    /// The index entries of pack `id` as its header describes it.
+    pub fn index_pack(&self, id: PackId) -> IndexPack {
+        let blobs = self
+            .with_offsets()
+            .map(|(offset, e)| IndexBlob {
+                id: e.id,
+                offset,
+                length: e.length,
+                raw_length: e.raw_length,
+                base: e.base,
+                sketch: e.sketch,
+            })
+            .collect();
+        IndexPack { id, kind: self.kind, blobs }
     }
 
     /// Total bytes of blob envelopes, which is where the header starts.

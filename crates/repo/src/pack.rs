@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cairn_backend::{Backend, StagedFile};
 use cairn_crypto::{Keyring, ObjectKind};
 use cairn_format::id::{FileHasher, file_hash};
-use cairn_format::index::{IndexBlob, IndexPack};
+use cairn_format::index::IndexPack;
 use cairn_format::pack::{PackEntry, PackHeader};
 use cairn_format::{BlobKind, Compression, PackId, payload};
 
@@ -161,18 +161,7 @@ impl PackWriter {
             }
         };
         let id = PackId::from_bytes(id);
-        let blobs = header
-            .with_offsets()
-            .map(|(offset, e)| IndexBlob {
-                id: e.id,
-                offset,
-                length: e.length,
-                raw_length: e.raw_length,
-                base: e.base,
-                sketch: e.sketch,
-            })
-            .collect();
         let raw_bytes = std::mem::take(&mut self.raw_bytes);
-        Ok(Some(FinishedPack { id, bytes, index: IndexPack { id, kind: self.kind, blobs }, raw_bytes }))
+        Ok(Some(FinishedPack { id, bytes, index: header.index_pack(id), raw_bytes }))
     }
 }

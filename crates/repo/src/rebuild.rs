@@ -5,7 +5,7 @@
 //! then deleted. Packs whose header cannot be read are named and left out.
 
 use cairn_backend::FileKind;
-use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
+use cairn_format::index::IndexFile;
 use cairn_format::{BlobKind, IndexId, PackId};
 
 use crate::{RepoError, Repository, Result};
@@ -37,21 +37,7 @@ impl Repository {
             for (name, size) in self.backend.list(fk)? {
                 let Ok(id) = name.parse() else { continue };
                 match self.read_pack_header(kind, &id, size) {
-                    Ok(h) => packs.push(IndexPack {
-                        id,
-                        kind,
-                        blobs: h
-                            .with_offsets()
-                            .map(|(offset, e)| IndexBlob {
-                                id: e.id,
-                                offset,
-                                length: e.length,
-                                raw_length: e.raw_length,
-                                base: e.base,
-                                sketch: e.sketch,
-                            })
-                            .collect(),
-                    }),
+                    Ok(h) => packs.push(h.index_pack(id)),
                     Err(e) => damaged.push((kind, id, e)),
                 }
             }
