@@ -196,6 +196,8 @@ impl BaseFinder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
+    use cairn_format::{BlobKind, PackId};
 
     fn rows(from: usize, to: usize) -> Vec<u8> {
         (from..to).flat_map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n").into_bytes()).collect()
@@ -219,8 +221,6 @@ mod tests {
         // Unrelated content.
         assert_eq!(find_within(&rows(5000, 9000), &old), None);
     }
-    use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
-    use cairn_format::{BlobKind, PackId};
 
     fn id(n: u8) -> BlobId {
         BlobId::from_bytes([n; 32])

@@ -78,13 +78,14 @@ impl BlobSink {
         &self.repo
     }
 
-    /// Queues a blob unless the repository or this run already has it;
-    /// `base` is a stored data blob it may be coded against as a delta.
     /// Whether a blob is stored already or on its way.
     pub fn has(&self, id: &BlobId) -> bool {
         self.repo.index().contains(id) || self.inflight.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
+    /// Queues a blob unless the repository or this run already has it;
+    /// `choice` holds a data blob's sketch and the stored blob it may be
+    /// coded against as a delta.
     pub fn submit(&self, kind: BlobKind, id: BlobId, data: Vec<u8>, choice: Choice) -> Result<(), Aborted> {
         if self.shared.aborted.load(Ordering::Relaxed) {
             return Err(Aborted);

@@ -118,12 +118,12 @@ pub fn repair_packs(
         let mut writer = repo.repo().pack_writer(kind);
         for d in plan.damaged.iter().filter(|d| d.kind == kind) {
             let Some(p) = files.iter().flat_map(|(_, f)| &f.packs).find(|p| p.id == d.id) else { continue };
-            for (id, loc) in locations(p).filter(|(id, _)| d.salvage.contains(id)) {
+            for (b, (id, loc)) in p.blobs.iter().zip(locations(p)).filter(|(_, (id, _))| d.salvage.contains(id)) {
                 let plain = repo.read_blob_at(&id, &loc)?;
                 // Stored whole now (its base may be what was damaged); its
                 // sketch still serves later backups.
                 let mut sealed = repo.seal_blob(kind, id, &plain)?;
-                sealed.sketch = p.blobs.iter().find(|b| b.id == id).and_then(|b| b.sketch);
+                sealed.sketch = b.sketch;
                 if writer.add(sealed)?
                     && let Some(pack) = writer.finish()?
                 {

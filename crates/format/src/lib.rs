@@ -128,45 +128,87 @@ pub(crate) fn check_version(found: u32) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Bytes of one delta-table record: position and base id.
-const DELTA_RECORD_LEN: usize = 4 + 32;
+/// A table of per-blob records after a list of blobs (docs/FORMAT.md,
+/// section 8: delta and sketch tables): how many blobs have a record, then
+/// each one's position in the list and its payload. What differs between
+/// tables is the payload and the names errors give.
+pub(crate) struct Table {
+    /// Bytes of a record's payload, after its u32 position.
+    pub(crate) payload: usize,
+    pub(crate) count: &'static str,
+    pub(crate) records: &'static str,
+    pub(crate) position: &'static str,
+    /// The error for a record of a tree blob.
+    pub(crate) tree: &'static str,
+    /// The error for positions out of order or out of range.
+    pub(crate) order: &'static str,
+}
 
-/// Appends the delta table of a list of blobs (docs/FORMAT.md, "Delta
-/// tables"): how many of them are delta blobs, then each one's position in
-/// the list and its base blob id.
-pub(crate) fn encode_delta_table<'a>(out: &mut Vec<u8>, bases: impl Iterator<Item = Option<&'a BlobId>> + Clone) {
-    let count = bases.clone().flatten().count() as u32;
+/// Appends a table of the blobs whose item is `Some`, `put` writing each payload.
+pub(crate) fn encode_table<'a, T: 'a>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = Option<&'a T>> + Clone,
+    put: impl Fn(&T, &mut Vec<u8>),
+) {
+    let count = items.clone().flatten().count() as u32;
     out.extend_from_slice(&count.to_le_bytes());
-    for (i, base) in bases.enumerate() {
-        if let Some(b) = base {
+    for (i, item) in items.enumerate() {
+        if let Some(item) = item {
             out.extend_from_slice(&(i as u32).to_le_bytes());
-            out.extend_from_slice(b.as_bytes());
+            put(item, out);
         }
     }
 }
 
-/// Reads a delta table for `n` blobs of `kind` and returns (position, base)
-/// pairs: positions strictly increasing and below `n`, only for data blobs.
+/// Reads a table for `n` blobs of `kind`, `get` reading each payload:
+/// (position, payload) pairs, positions strictly increasing and below `n`,
+/// records only for data blobs, the count checked before allocating.
+pub(crate) fn decode_table<T>(
+    r: &mut Reader<'_>,
+    n: usize,
+    kind: BlobKind,
+    table: &Table,
+    get: impl Fn(&mut Reader<'_>) -> Result<T, FormatError>,
+) -> Result<Vec<(usize, T)>, FormatError> {
+    let count = r.u32(table.count)?;
+    let count = r.check_count(count, 4 + table.payload, table.records)?;
+    if count > 0 && kind != BlobKind::Data {
+        return Err(FormatError::Invalid(table.tree));
+    }
+    let mut out: Vec<(usize, T)> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = r.u32(table.position)? as usize;
+        let item = get(r)?;
+        if at >= n || out.last().is_some_and(|(prev, _)| *prev >= at) {
+            return Err(FormatError::Invalid(table.order));
+        }
+        out.push((at, item));
+    }
+    Ok(out)
+}
+
+/// The delta table: each delta blob's base id (FORMAT.md 7.3).
+const DELTAS: Table = Table {
+    payload: 32,
+    count: "delta count",
+    records: "delta records",
+    position: "delta position",
+    tree: "delta record for a tree blob",
+    order: "delta positions out of order or out of range",
+};
+
+/// Appends the delta table of a list of blobs.
+pub(crate) fn encode_delta_table<'a>(out: &mut Vec<u8>, bases: impl Iterator<Item = Option<&'a BlobId>> + Clone) {
+    encode_table(out, bases, |b, out| out.extend_from_slice(b.as_bytes()));
+}
+
+/// Reads the delta table for `n` blobs of `kind`: (position, base) pairs.
 pub(crate) fn decode_delta_table(
     r: &mut Reader<'_>,
     n: usize,
     kind: BlobKind,
 ) -> Result<Vec<(usize, BlobId)>, FormatError> {
-    let count = r.u32("delta count")?;
-    let count = r.check_count(count, DELTA_RECORD_LEN, "delta records")?;
-    if count > 0 && kind != BlobKind::Data {
-        return Err(FormatError::Invalid("delta record for a tree blob"));
-    }
-    let mut out: Vec<(usize, BlobId)> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let at = r.u32("delta position")? as usize;
-        let base = BlobId::from_bytes(r.id32("delta base id")?);
-        if at >= n || out.last().is_some_and(|(prev, _)| *prev >= at) {
-            return Err(FormatError::Invalid("delta positions out of order or out of range"));
-        }
-        out.push((at, base));
-    }
-    Ok(out)
+    decode_table(r, n, kind, &DELTAS, |r| Ok(BlobId::from_bytes(r.id32("delta base id")?)))
 }
 
 /// Little-endian reader over a byte slice that never panics.

@@ -87,45 +87,32 @@ fn mix(x: u64) -> u64 {
 static GEAR: std::sync::LazyLock<[u64; 256]> =
     std::sync::LazyLock::new(|| std::array::from_fn(|b| mix(b as u64 + 0x5ce7c4)));
 
-/// Bytes of one sketch-table record: position and sketch.
-const SKETCH_RECORD_LEN: usize = 4 + SKETCH_LEN;
+/// The sketch table: each sketched blob's sketch (FORMAT.md 7.4).
+const SKETCHES: crate::Table = crate::Table {
+    payload: SKETCH_LEN,
+    count: "sketch count",
+    records: "sketch records",
+    position: "sketch position",
+    tree: "sketch of a tree blob",
+    order: "sketch positions out of order or out of range",
+};
 
-/// Appends the sketch table of a list of blobs (docs/FORMAT.md, "Sketch
-/// tables"): how many have a sketch, then each one's position and sketch.
+/// Appends the sketch table of a list of blobs.
 pub(crate) fn encode_table<'a>(out: &mut Vec<u8>, sketches: impl Iterator<Item = Option<&'a Sketch>> + Clone) {
-    let count = sketches.clone().flatten().count() as u32;
-    out.extend_from_slice(&count.to_le_bytes());
-    for (i, s) in sketches.enumerate() {
-        if let Some(s) = s {
-            out.extend_from_slice(&(i as u32).to_le_bytes());
-            out.extend_from_slice(&s.to_bytes());
-        }
-    }
+    crate::encode_table(out, sketches, |s, out| out.extend_from_slice(&s.to_bytes()));
 }
 
-/// Reads a sketch table for `n` blobs of `kind`: (position, sketch) pairs,
-/// positions strictly increasing and below `n`, only for data blobs.
+/// Reads the sketch table for `n` blobs of `kind`: (position, sketch) pairs.
 pub(crate) fn decode_table(
     r: &mut crate::Reader<'_>,
     n: usize,
     kind: crate::BlobKind,
 ) -> Result<Vec<(usize, Sketch)>, crate::FormatError> {
-    let count = r.u32("sketch count")?;
-    let count = r.check_count(count, SKETCH_RECORD_LEN, "sketch records")?;
-    if count > 0 && kind != crate::BlobKind::Data {
-        return Err(crate::FormatError::Invalid("sketch of a tree blob"));
-    }
-    let mut out: Vec<(usize, Sketch)> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let at = r.u32("sketch position")? as usize;
+    crate::decode_table(r, n, kind, &SKETCHES, |r| {
         let mut b = [0u8; SKETCH_LEN];
         b.copy_from_slice(r.bytes(SKETCH_LEN, "sketch")?);
-        if at >= n || out.last().is_some_and(|(prev, _)| *prev >= at) {
-            return Err(crate::FormatError::Invalid("sketch positions out of order or out of range"));
-        }
-        out.push((at, Sketch::from_bytes(&b)));
-    }
-    Ok(out)
+        Ok(Sketch::from_bytes(&b))
+    })
 }
 
 #[cfg(test)]

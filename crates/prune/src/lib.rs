@@ -302,12 +302,8 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     // changes (`used` only grows).
     let Marks { home, mut to_mark, mut chosen } = loop {
         let marks = plan_marks(&packs, &marked, &stored, &used, &opts.repack)?;
-        let stays = |id: &PackId| {
-            !marked.contains(id)
-                && stored.contains_key(id)
-                && !marks.to_mark.iter().any(|m| m.id == *id)
-                && !marks.chosen.contains(id)
-        };
+        let going: HashSet<&PackId> = marks.to_mark.iter().map(|m| &m.id).chain(&marks.chosen).collect();
+        let stays = |id: &PackId| !marked.contains(id) && stored.contains_key(id) && !going.contains(id);
         let left: Vec<BlobId> = (packs.iter().filter(|(id, _)| stays(id)))
             .flat_map(|(_, p)| p.blobs.iter().filter(|b| b.base.is_some() && !used.contains(&b.id)).map(|b| b.id))
             .collect();
@@ -465,10 +461,6 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     Ok(report)
 }
 
-/// Staging leftovers: files under tmp/ that a process killed mid-write left
-/// (a backup's pack being built, up to a pack's size each). Removed (counted
-/// only, in a dry run) while no other run is alive, and only when untouched
-/// for an hour: a live write appends to its file all the time.
 /// What step 1 decided.
 struct Marks {
     /// Each needed blob's one home pack.
@@ -549,6 +541,10 @@ fn plan_marks(
     Ok(Marks { home, to_mark, chosen })
 }
 
+/// Staging leftovers: files under tmp/ that a process killed mid-write left
+/// (a backup's pack being built, up to a pack's size each). Removed (counted
+/// only, in a dry run) while no other run is alive, and only when untouched
+/// for an hour: a live write appends to its file all the time.
 fn remove_staging_leftovers(
     repo: &IndexedRepository,
     own: Option<&RunGuard>,

@@ -229,11 +229,6 @@ impl Index {
         self.sketches.most_similar(sketch, prefer)
     }
 
-    /// Number of data blobs with a sketch.
-    pub fn sketch_count(&self) -> usize {
-        self.sketches.len()
-    }
-
     /// Number of delta blobs.
     pub fn delta_count(&self) -> usize {
         self.entries.iter().filter(|e| e.raw_length & DELTA_BIT != 0).count()

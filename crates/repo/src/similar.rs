@@ -32,11 +32,6 @@ impl SketchTable {
         self.features.dedup();
     }
 
-    /// Number of sketched blobs.
-    pub(crate) fn len(&self) -> usize {
-        self.blobs.len()
-    }
-
     /// The blob sharing most features with `sketch`, and how many, if any shares one;
     /// among equals, `prefer` (the chunk the same place of the file's
     /// previous version held) and then the blob indexed last.
@@ -84,7 +79,6 @@ mod tests {
         t.push(id(2), &sketch(100, 7, 1000));
         t.push(id(3), &sketch(100, 7, 2000));
         t.sort();
-        assert_eq!(t.len(), 3);
         // Ten features of blob 1 (and seven of 2 and 3).
         assert_eq!(t.most_similar(&sketch(100, 10, 9000), None), Some((id(1), 10)));
         assert_eq!(t.most_similar(&sketch(100, 10, 9000), Some(&id(2))), Some((id(1), 10)));
