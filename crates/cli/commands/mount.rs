@@ -45,7 +45,7 @@ pub fn run(g: &Global, a: &MountArgs) -> Result<i32> {
                 if let Ok(s) = signal {
                     eprintln!("cairn: {s}: unmounting {shown}");
                 }
-                match mounted.unmount() {
+                match unmount_soon(&mut mounted) {
                     Ok(()) => {
                         // The session ends once the kernel has let go.
                         let _ = mounted.ended.recv_timeout(Duration::from_secs(10));
@@ -69,4 +69,22 @@ pub fn run(g: &Global, a: &MountArgs) -> Result<i32> {
     }
     eprintln!("cairn: unmounted {shown}");
     Ok(0)
+}
+
+/// How long a mount found busy is tried again before the user is told:
+/// a program that has just closed its last file there, or a walker passing
+/// through, lets go within moments.
+const BUSY_GRACE: Duration = Duration::from_secs(3);
+
+/// Unmounts, trying again for [`BUSY_GRACE`] while the mount is in use.
+fn unmount_soon(mounted: &mut cairn_mount::Mounted) -> std::io::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match mounted.unmount() {
+            Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy && start.elapsed() < BUSY_GRACE => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            done => return done,
+        }
+    }
 }
