@@ -353,3 +353,36 @@ cairn_test!(a_damaged_base_costs_only_the_saving_the_backup_stores_the_chunks_wh
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout == text.as_bytes(), "day 1 restores exactly without its bases");
 });
+
+cairn_test!(delta_chains_restore_exactly_while_a_tenth_of_reads_fail, |env| {
+    // A restore reads each chunk's delta bases all at once, a batch of
+    // chunks ahead: those reads retried after transient failures must
+    // still give each chunk its own bases.
+    env.init_with(None);
+    let dir = env.path("dumps");
+    std::fs::create_dir(&dir).unwrap();
+    let (mut dump, mut audit) = (Dump::new(150_000), Vec::new());
+    let mut days = Vec::new();
+    for day in 0..6u32 {
+        if day > 0 {
+            dump.heap_day(day, &mut audit, 5_000);
+        }
+        let t = audit.concat() + &dump.text();
+        std::fs::write(dir.join("app.sql"), &t).unwrap();
+        let b = env.json(&["backup", dir.to_str().unwrap()]);
+        days.push((b["snapshot_id"].as_str().unwrap().to_string(), t));
+    }
+    assert!(env.json(&["stats"])["delta_blobs"].as_u64().unwrap() >= 10, "chains were written");
+    for (k, (id, t)) in days.iter().enumerate().skip(3) {
+        let target = env.path(&format!("restored-{k}"));
+        let out = env
+            .cmd()
+            .env("CAIRN_TEST_FAULTS", "fail=0.1,latency_ms=2")
+            .args(["restore", id, "--target", target.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let restored = std::fs::read(target.join(dir.strip_prefix("/").unwrap()).join("app.sql")).unwrap();
+        assert!(restored == t.as_bytes(), "day {k} restores exactly");
+    }
+});

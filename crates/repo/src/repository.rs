@@ -1,6 +1,6 @@
 //! Opening and creating repositories, and reading and writing their files.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use cairn_backend::{Backend, FileKind};
@@ -516,12 +516,15 @@ pub struct ReadWindow {
     back: Span,
     readahead: u32,
     shared: Option<Arc<SharedPacks>>,
+    /// Envelopes of delta bases fetched ahead
+    /// ([`IndexedRepository::prefetch_bases`]), each taken by the read that needs it.
+    bases: HashMap<BlobId, Vec<u8>>,
 }
 
 impl ReadWindow {
     /// A window that reads at least `readahead` bytes per request.
     pub fn new(readahead: u32) -> Self {
-        Self { main: Span::default(), back: Span::default(), readahead, shared: None }
+        Self { main: Span::default(), back: Span::default(), readahead, shared: None, bases: HashMap::new() }
     }
 
     /// A window over whole packs, each fetched once and shared by every
@@ -531,7 +534,7 @@ impl ReadWindow {
     /// with a file restored earlier) is read with a `readahead`-sized range
     /// of its own instead of the whole pack again.
     pub fn shared(packs: Arc<SharedPacks>, readahead: u32) -> Self {
-        Self { main: Span::default(), back: Span::default(), readahead, shared: Some(packs) }
+        Self { main: Span::default(), back: Span::default(), readahead, shared: Some(packs), bases: HashMap::new() }
     }
 }
 
@@ -651,6 +654,31 @@ impl PackCache {
     }
 }
 
+/// Bytes of delta bases one [`IndexedRepository::prefetch_bases`] reads.
+pub const PREFETCH_BYTES: u64 = 32 << 20;
+
+/// The pack ranges holding `blobs`, for [`Backend::read_ranges`].
+fn ranges_of(blobs: &[&(BlobId, BlobLocation)]) -> Vec<(String, u64, u64)> {
+    blobs.iter().map(|(_, l)| (l.pack.to_hex(), u64::from(l.offset), u64::from(l.length))).collect()
+}
+
+/// A delta base decoded ahead ([`IndexedRepository::read_chain`]): handed
+/// over once, to the decoding that asks for that id.
+#[derive(Default)]
+struct ChainBase(Option<(BlobId, Vec<u8>)>);
+
+impl ChainBase {
+    fn take(&mut self, want: &BlobId) -> Option<Vec<u8>> {
+        match self.0.take() {
+            Some((id, plain)) if id == *want => Some(plain),
+            other => {
+                self.0 = other;
+                None
+            }
+        }
+    }
+}
+
 /// Longest delta chain a backup writes: reading a blob then costs at most
 /// this many extra blob reads.
 pub const MAX_WRITE_DEPTH: u32 = 4;
@@ -728,8 +756,108 @@ impl IndexedRepository {
                 })?;
             return blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, verify, &mut base);
         }
+        let mut chain = self.read_chain(&loc, depth, &mut HashMap::new())?;
         let envelope = self.read_pack_range(&loc, loc.offset, loc.length)?;
-        blob::open_owned(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, verify, &mut base)
+        blob::open_owned(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, verify, &mut |b| {
+            chain.take(b).map_or_else(|| base(b), Ok)
+        })
+    }
+
+    /// The plaintext of the base of the blob at `loc` (`depth` steps down a
+    /// chain), when the index says it has one: every blob down the chain,
+    /// as the index tells, is read at once ([`Backend::read_ranges`]) and
+    /// decoded from the one stored whole up: one wait (a remote store's
+    /// round trip, a cold disk's seek) for the chain instead of one per
+    /// blob. Where the blobs' own base ids disagree with the index, decoding asks
+    /// [`IndexedRepository::read_base`] as before, with its checks.
+    ///
+    /// [`Backend::read_ranges`]: cairn_backend::Backend::read_ranges
+    /// `fetched` holds envelopes read ahead ([`IndexedRepository::prefetch_bases`]).
+    fn read_chain(&self, loc: &BlobLocation, depth: u32, fetched: &mut HashMap<BlobId, Vec<u8>>) -> Result<ChainBase> {
+        let chain = self.chain_of(loc, depth);
+        if chain.is_empty() {
+            return Ok(ChainBase::default());
+        }
+        let missing: Vec<&(BlobId, BlobLocation)> = chain.iter().filter(|(b, _)| !fetched.contains_key(b)).collect();
+        let read = self.repo.backend.read_ranges(FileKind::DataPack, &ranges_of(&missing))?;
+        fetched.extend(missing.iter().map(|(b, _)| *b).zip(read));
+        let envelopes: Vec<Vec<u8>> = chain.iter().map(|(b, _)| fetched.remove(b).unwrap_or_default()).collect();
+        let mut below = ChainBase::default();
+        for (k, ((b, l), envelope)) in chain.iter().zip(envelopes).enumerate().rev() {
+            if envelope.len() != l.length as usize {
+                return Err(RepoError::corrupt(format!("data pack {}", l.pack.short()), "shorter than the index says"));
+            }
+            let d = depth + 1 + k as u32;
+            let plain = blob::open_owned(
+                &self.repo.keyring,
+                l.kind,
+                b,
+                envelope,
+                l.raw_length,
+                Verify::Authenticated,
+                &mut |want| below.take(want).map_or_else(|| self.read_base(want, b, d), Ok),
+            )?;
+            below = ChainBase(Some((*b, plain)));
+        }
+        Ok(below)
+    }
+
+    /// The delta bases below the blob at `loc` (`depth` steps down a chain),
+    /// as the index tells, nearest first; stops where a reader would refuse
+    /// to go on (too deep, a base missing or not data), which decoding then
+    /// reports.
+    fn chain_of(&self, loc: &BlobLocation, depth: u32) -> Vec<(BlobId, BlobLocation)> {
+        let mut chain = Vec::new();
+        let mut at = loc.base;
+        while let Some(b) = at {
+            if depth + chain.len() as u32 + 1 >= blob::MAX_DELTA_DEPTH {
+                break;
+            }
+            match self.index.get(&b) {
+                Some(l) if l.kind == BlobKind::Data => {
+                    at = l.base;
+                    chain.push((b, l));
+                }
+                _ => break,
+            }
+        }
+        chain
+    }
+
+    /// Reads at once ([`Backend::read_ranges`]) the delta bases that the
+    /// blobs `ids`, about to be read through `window`, need and the window
+    /// does not hold, up to [`PREFETCH_BYTES`]: a restore of a day's dump
+    /// coded against earlier days then waits once per batch of chunks, not
+    /// once per base. With 30 ms per request (a remote store), restoring
+    /// the 30th of 30 daily dumps (308 MiB, 382 bases) took 9.4 s reading
+    /// bases one after the other, 6.0 s reading each chain at once, and
+    /// 4.2 s with this (the dump stored alone: 1.8 s). A failure here is
+    /// left for the read itself to meet and report.
+    ///
+    /// [`Backend::read_ranges`]: cairn_backend::Backend::read_ranges
+    pub fn prefetch_bases(&self, ids: &[BlobId], window: &mut ReadWindow) {
+        // What an earlier batch fetched and no read took is dropped: the
+        // window holds at most one batch.
+        window.bases.clear();
+        let mut wanted: Vec<(BlobId, BlobLocation)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut bytes = 0u64;
+        'blobs: for loc in ids.iter().filter_map(|id| self.index.get(id)) {
+            for (b, l) in self.chain_of(&loc, 0) {
+                if !seen.insert(b) {
+                    continue;
+                }
+                bytes += u64::from(l.length);
+                if bytes > PREFETCH_BYTES {
+                    break 'blobs;
+                }
+                wanted.push((b, l));
+            }
+        }
+        let wanted: Vec<&(BlobId, BlobLocation)> = wanted.iter().collect();
+        if let Ok(read) = self.repo.backend.read_ranges(FileKind::DataPack, &ranges_of(&wanted)) {
+            window.bases.extend(wanted.iter().map(|(b, _)| *b).zip(read));
+        }
     }
 
     /// The plaintext of `base`, which the delta blob `of`, `depth` steps
@@ -853,8 +981,9 @@ impl IndexedRepository {
         let envelope = window.main.get(&loc).or_else(|| window.back.get(&loc)).ok_or_else(|| {
             RepoError::corrupt(format!("data pack {}", loc.pack.short()), "shorter than the index says")
         })?;
+        let mut chain = self.read_chain(&loc, 0, &mut window.bases)?;
         blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, Verify::Full, &mut |b| {
-            self.read_base(b, id, 0)
+            chain.take(b).map_or_else(|| self.read_base(b, id, 0), Ok)
         })
     }
 

@@ -196,6 +196,10 @@ fn is_zero(b: &[u8]) -> bool {
     b.chunks(4096).all(|c| c.iter().fold(0u8, |a, x| a | x) == 0)
 }
 
+/// Blobs whose delta bases are fetched together, at once, before they are
+/// read (`IndexedRepository::prefetch_bases`).
+const PREFETCH_BLOBS: usize = 32;
+
 /// Bytes each restore worker reads from a pack per request.
 const READAHEAD: u32 = 4 << 20;
 
@@ -263,7 +267,11 @@ fn write_content(run: &Run, node: &Node, tmp: &At, window: &mut ReadWindow) -> R
     let mut last: Option<(BlobId, Vec<u8>, bool)> = None;
     let mut pos = 0u64;
     let mut ends_in_hole = false;
-    for id in &node.content {
+    for (k, id) in node.content.iter().enumerate() {
+        if k % PREFETCH_BLOBS == 0 {
+            let end = node.content.len().min(k + PREFETCH_BLOBS);
+            run.repo.prefetch_bases(&node.content[k..end], window);
+        }
         if last.as_ref().is_none_or(|(l, _, _)| l != id) {
             let data = run.repo.read_blob_windowed(id, window).map_err(|e| e.to_string())?;
             let zero = is_zero(&data);
@@ -379,7 +387,11 @@ fn write_segment(
         }
     };
     if let Some(file) = file {
-        for id in &node.content[blobs.clone()] {
+        let content = &node.content[blobs.clone()];
+        for (k, id) in content.iter().enumerate() {
+            if k % PREFETCH_BLOBS == 0 {
+                run.repo.prefetch_bases(&content[k..content.len().min(k + PREFETCH_BLOBS)], window);
+            }
             let written = run.repo.read_blob_windowed(id, window).map_err(|e| e.to_string()).and_then(|data| {
                 if !is_zero(&data) {
                     file.write_all_at(&data, offset).map_err(|e| e.to_string())?;
