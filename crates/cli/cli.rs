@@ -98,6 +98,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Browse snapshots as a read-only file system (FUSE), until unmounted.
     Mount(MountArgs),
+    /// Serve the snapshots over HTTP (a read-only REST API), on loopback.
+    Serve(ServeArgs),
     /// Restore a snapshot, or part of it.
     Restore(RestoreArgs),
     /// Verify the repository's structure and (optionally) its data.
@@ -229,6 +231,7 @@ impl Command {
             Command::Ls(_) => "ls",
             Command::Dump(_) => "dump",
             Command::Mount(_) => "mount",
+            Command::Serve(_) => "serve",
             Command::Restore(_) => "restore",
             Command::Check(_) => "check",
             Command::Forget(_) => "forget",
@@ -765,6 +768,20 @@ pub struct MountArgs {
     /// Memory for decoded file content and folders, in MiB, shared by all
     /// readers (the process peaks at about 1.3 times this, plus the key
     /// derivation's memory while unlocking).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..))]
+    pub cache_size: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Only loopback addresses: authentication and
+    /// TLS, which any other needs, are not built yet.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Memory for decoded file content and folders, in MiB, shared by all
+    /// requests.
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..))]
     pub cache_size: u64,
 }

@@ -28,5 +28,6 @@ mod realworld;
 mod receivers;
 mod remote;
 mod roundtrip;
+mod serve;
 mod servers;
 mod tamper;

@@ -24,6 +24,7 @@ mod prune;
 mod repair;
 mod restore;
 mod schedule;
+mod serve;
 mod snapshots;
 mod stats;
 mod tag;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Ls(a) => ls::run(g, &a),
         Command::Dump(a) => dump::run(g, &a),
         Command::Mount(a) => mount::run(g, &a),
+        Command::Serve(a) => serve::run(g, &a),
         Command::Restore(a) => restore::run(g, &a),
         Command::Check(a) => check::run(g, &a),
         Command::Forget(a) => forget::run(g, &a),

@@ -152,6 +152,26 @@ impl View {
         (self.known.lock().unwrap_or_else(|p| p.into_inner()).layout.clone(), error)
     }
 
+    /// The snapshots the view shows (its filter applied), oldest first; as
+    /// [`View::layout`], read again when older than the refresh interval,
+    /// the last list kept (and the error returned) when that fails.
+    pub fn snapshots(&self) -> (Vec<(SnapshotId, Snapshot)>, Option<ViewError>) {
+        let (_, error) = self.layout();
+        (self.shown(&self.known.lock().unwrap_or_else(|p| p.into_inner())), error)
+    }
+
+    /// Of the snapshots `known`, those the filter lets through, oldest first.
+    fn shown(&self, known: &Known) -> Vec<(SnapshotId, Snapshot)> {
+        let mut shown: Vec<(SnapshotId, Snapshot)> = known
+            .snapshots
+            .iter()
+            .filter(|(_, s)| self.options.filter.matches(s))
+            .map(|(id, s)| (*id, s.clone()))
+            .collect();
+        shown.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        shown
+    }
+
     /// Lists the snapshots; loads the new ones and the index files written
     /// since the last time, then rebuilds the layout if anything changed.
     fn read_snapshots(&self) -> Result<(), ViewError> {
@@ -195,13 +215,7 @@ impl View {
         }
         known.snapshots.retain(|id, _| ids.contains(id));
         known.snapshots.extend(loaded);
-        let mut shown: Vec<(SnapshotId, Snapshot)> = known
-            .snapshots
-            .iter()
-            .filter(|(_, s)| self.options.filter.matches(s))
-            .map(|(id, s)| (*id, s.clone()))
-            .collect();
-        shown.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        let shown = self.shown(&known);
         known.layout = Arc::new(Layout::new(&shown, &jiff::tz::TimeZone::system()));
         Ok(())
     }

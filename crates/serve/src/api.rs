@@ -1,0 +1,345 @@
+//! The REST API under `/api/v1`, JSON in and out: the snapshots (with
+//! filters), one snapshot, a folder of a snapshot, a file's content with
+//! HTTP ranges, and the OpenAPI document that describes them. Errors are
+//! `{"error": "..."}` with a status that says whose fault it was.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cairn_format::SnapshotId;
+use cairn_format::snapshot::Snapshot;
+use cairn_format::tree::{Node, NodeKind};
+use cairn_view::{FileContent, View};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::paths;
+
+/// The routes, over `view`.
+pub fn router(view: Arc<View>) -> Router {
+    Router::new()
+        .route("/api/v1/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route("/api/v1/snapshots", get(list))
+        .route("/api/v1/snapshots/{snapshot}", get(one))
+        .route("/api/v1/snapshots/{snapshot}/browse", get(browse_root))
+        .route("/api/v1/snapshots/{snapshot}/browse/{*path}", get(browse))
+        .route("/api/v1/snapshots/{snapshot}/download/{*path}", get(download))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint: see /api/v1/openapi.json") })
+        .with_state(view)
+}
+
+/// An answer that is not the one asked for.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    /// The repository could not be read: the server's side.
+    fn repo(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// Runs engine work on a blocking thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("request failed: {e}"))))
+}
+
+/// Filters of the snapshot list, as `cairn snapshots` has them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Filters {
+    host: Option<String>,
+    tag: Option<String>,
+    path: Option<String>,
+}
+
+fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), json!(id.to_hex()));
+        m.insert("short_id".into(), json!(id.short()));
+    }
+    v
+}
+
+fn snapshots(view: &View) -> Result<Vec<(SnapshotId, Snapshot)>, ApiError> {
+    match view.snapshots() {
+        // Nothing shown yet and the list failed: say why rather than "none".
+        (list, Some(e)) if list.is_empty() => Err(ApiError::repo(e)),
+        (list, _) => Ok(list),
+    }
+}
+
+async fn list(State(view): State<Arc<View>>, Query(f): Query<Filters>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let shown: Vec<Value> = snapshots(&view)?
+            .iter()
+            .filter(|(_, s)| f.host.as_ref().is_none_or(|h| &s.hostname == h))
+            .filter(|(_, s)| f.tag.as_ref().is_none_or(|t| s.tags.contains(t)))
+            .filter(|(_, s)| f.path.as_ref().is_none_or(|p| s.paths.contains(p)))
+            .map(|(id, s)| snapshot_json(id, s))
+            .collect();
+        Ok(Json(Value::Array(shown)))
+    })
+    .await
+}
+
+/// The snapshot `key` names: `latest`, a whole id or a prefix of one.
+fn resolve(view: &View, key: &str) -> Result<(SnapshotId, Snapshot), ApiError> {
+    let list = snapshots(view)?;
+    if key == "latest" {
+        return list
+            .last()
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the repository has no snapshot"));
+    }
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{key:?} is not a snapshot: give `latest` or a snapshot id (or its first characters)"),
+        ));
+    }
+    let key = key.to_ascii_lowercase();
+    let mut found = list.into_iter().filter(|(id, _)| id.to_hex().starts_with(&key));
+    match (found.next(), found.next()) {
+        (Some(one), None) => Ok(one),
+        (None, _) => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no snapshot {key}"))),
+        (Some(_), Some(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{key} is the start of several snapshot ids: give more of it"),
+        )),
+    }
+}
+
+async fn one(State(view): State<Arc<View>>, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+    blocking(move || resolve(&view, &key).map(|(id, s)| Json(snapshot_json(&id, &s)))).await
+}
+
+/// The node at `path` in snapshot `key`, and the path as shown; the root is
+/// a folder node of its own.
+fn node_at(view: &View, key: &str, path: &str) -> Result<(String, Node), ApiError> {
+    let parts = paths::components(path).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let (_, snapshot) = resolve(view, key)?;
+    let mut node = Node { subtree: Some(snapshot.tree), ..Node::new(b"", NodeKind::Dir) };
+    let mut shown = String::new();
+    for part in parts {
+        let Some(subtree) = node.subtree.filter(|_| node.kind == NodeKind::Dir) else {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("{shown} is not a folder")));
+        };
+        let tree = view.tree(&subtree).map_err(ApiError::repo)?;
+        shown.push('/');
+        shown.push_str(part);
+        node = tree
+            .find(part.as_bytes())
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("{shown}: not in snapshot {key}")))?;
+    }
+    if shown.is_empty() {
+        shown.push('/');
+    }
+    Ok((shown, node))
+}
+
+fn entry_json(n: &Node) -> Value {
+    let mtime = jiff::Timestamp::new(n.mtime.0, n.mtime.1 as i32).map(|t| t.to_string()).unwrap_or_default();
+    let mut v = json!({
+        "name": String::from_utf8_lossy(&n.name.0),
+        "type": n.kind,
+        "size": n.size,
+        "mode": n.mode,
+        "uid": n.uid,
+        "gid": n.gid,
+        "mtime": mtime,
+    });
+    if let (Value::Object(m), Some(t)) = (&mut v, &n.target) {
+        m.insert("target".into(), json!(String::from_utf8_lossy(&t.0)));
+    }
+    v
+}
+
+async fn browse_root(State(view): State<Arc<View>>, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+    browse(State(view), Path((key, String::new()))).await
+}
+
+async fn browse(
+    State(view): State<Arc<View>>,
+    Path((key, path)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let (shown, node) = node_at(&view, &key, &path)?;
+        let Some(subtree) = node.subtree.filter(|_| node.kind == NodeKind::Dir) else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{shown} is not a folder: its content is at /api/v1/snapshots/{key}/download{shown}"),
+            ));
+        };
+        let tree = view.tree(&subtree).map_err(ApiError::repo)?;
+        let entries: Vec<Value> = tree.nodes.iter().map(entry_json).collect();
+        Ok(Json(json!({ "path": shown, "entries": entries })))
+    })
+    .await
+}
+
+/// What a `Range` header asks of a body of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// No range, or one this server answers with the whole body
+    /// (several ranges, another unit: RFC 9110 lets a server ignore them).
+    Whole,
+    /// Bytes `start..end`.
+    Part(u64, u64),
+    /// A range wholly past the end.
+    Unsatisfiable,
+}
+
+fn wanted(range: Option<&str>, len: u64) -> Wanted {
+    let Some(spec) = range.and_then(|r| r.trim().strip_prefix("bytes=")) else { return Wanted::Whole };
+    if spec.contains(',') {
+        return Wanted::Whole;
+    }
+    let Some((a, b)) = spec.split_once('-') else { return Wanted::Whole };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
+        // The last b bytes.
+        (None, Some(n)) if a.is_empty() => {
+            if n == 0 {
+                return Wanted::Unsatisfiable;
+            }
+            (len.saturating_sub(n), len)
+        }
+        (Some(s), None) if b.is_empty() => (s, len),
+        (Some(s), Some(e)) if s <= e => (s, e.saturating_add(1).min(len)),
+        _ => return Wanted::Whole,
+    };
+    if parsed.0 >= len { Wanted::Unsatisfiable } else { Wanted::Part(parsed.0, parsed.1) }
+}
+
+/// Bytes a download reads and sends at a time.
+const PIECE: usize = 1 << 20;
+
+/// `filename*` of a Content-Disposition (RFC 6266): every byte but plain
+/// ones percent-encoded, so no name can break the header.
+fn disposition(name: &[u8]) -> HeaderValue {
+    let mut v = String::from("attachment; filename*=UTF-8''");
+    for &b in name {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            v.push(b as char);
+        } else {
+            v.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+async fn download(
+    State(view): State<Arc<View>>,
+    Path((key, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let v = view.clone();
+    let (node, content) = blocking(move || {
+        let (shown, node) = node_at(&v, &key, &path)?;
+        if node.kind != NodeKind::File {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("{shown} is not a file")));
+        }
+        let content = FileContent::new(&*v, &node).map_err(ApiError::repo)?;
+        Ok((node, content))
+    })
+    .await?;
+    let len = content.len();
+    let range = headers.get(header::RANGE).and_then(|r| r.to_str().ok());
+    let (status, start, end) = match wanted(range, len) {
+        Wanted::Whole => (StatusCode::OK, 0, len),
+        Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Wanted::Unsatisfiable => {
+            let mut r =
+                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, format!("the file has {len} bytes")).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    // The content is read on a blocking thread, a piece at a time, a few
+    // pieces ahead of the client: memory stays bounded whatever the size.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut at = start;
+        let mut buf = vec![0u8; PIECE];
+        while at < end {
+            let want = PIECE.min((end - at) as usize);
+            let piece = match content.read_at(&*view, at, &mut buf[..want]) {
+                Ok(0) => Err(std::io::Error::other(format!("content ends at {at} of {len} bytes"))),
+                Ok(n) => Ok(buf[..n].to_vec()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            let failed = piece.is_err();
+            at += piece.as_ref().map_or(0, |p| p.len() as u64);
+            // The client went away, or the read failed (the connection is
+            // then cut short: the length told was not reached).
+            if tx.blocking_send(piece).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(header::CONTENT_DISPOSITION, disposition(&node.name.0));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_as_rfc_9110_reads_them() {
+        assert_eq!(wanted(None, 100), Wanted::Whole);
+        assert_eq!(wanted(Some("bytes=0-9"), 100), Wanted::Part(0, 10));
+        assert_eq!(wanted(Some("bytes=90-"), 100), Wanted::Part(90, 100));
+        assert_eq!(wanted(Some("bytes=-5"), 100), Wanted::Part(95, 100));
+        assert_eq!(wanted(Some("bytes=-500"), 100), Wanted::Part(0, 100));
+        assert_eq!(wanted(Some("bytes=50-5000"), 100), Wanted::Part(50, 100));
+        assert_eq!(wanted(Some("bytes=100-"), 100), Wanted::Unsatisfiable);
+        assert_eq!(wanted(Some("bytes=-0"), 100), Wanted::Unsatisfiable);
+        for ignored in ["bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=x-y", "bytes=5"] {
+            assert_eq!(wanted(Some(ignored), 100), Wanted::Whole, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn a_file_name_cannot_break_the_header() {
+        let v = disposition(b"a b\r\nSet-Cookie: x\";\xff.txt");
+        assert_eq!(v.to_str().unwrap(), "attachment; filename*=UTF-8''a%20b%0D%0ASet-Cookie%3A%20x%22%3B%FF.txt");
+    }
+}

@@ -1,0 +1,218 @@
+//! `cairn serve` over real HTTP on 127.0.0.1: every endpoint of the
+//! OpenAPI document answers, snapshots list and filter, folders browse,
+//! downloads equal the files and ranges are exact, `..` in any spelling
+//! is refused, and an address off loopback is refused before anything
+//! is served (no authentication or TLS exists yet).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Stdio};
+
+use crate::cairn_test;
+use crate::util::{Env, random_bytes};
+
+/// A running `cairn serve`, killed when dropped.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(env: &Env) -> Served {
+    let mut child = env
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cairn serve");
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    Served { child, addr }
+}
+
+/// One answer: status, headers (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Sends `target` exactly as given (no client normalizes its dots), with
+/// `extra` header lines, and reads the answer to the end.
+fn get(at: SocketAddr, target: &str, extra: &[&str]) -> Answer {
+    let mut s = TcpStream::connect(at).unwrap();
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n");
+    for h in extra {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.get("transfer-encoding").is_some_and(|t| t == "chunked") {
+        let (mut out, mut rest) = (Vec::new(), &body[..]);
+        loop {
+            let end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[end + 2..end + 2 + n]);
+            rest = &rest[end + 4 + n..];
+        }
+        body = out;
+    }
+    Answer { status, headers, body }
+}
+
+cairn_test!(the_api_lists_browses_and_downloads_exactly_over_http, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    let big = random_bytes(5 << 20 | 12_345, 7);
+    std::fs::write(src.join("big"), &big).unwrap();
+    std::fs::write(src.join("sub/a name.txt"), b"hello").unwrap();
+    std::os::unix::fs::symlink("sub/a name.txt", src.join("link")).unwrap();
+    env.ok(&["backup", "--tag", "first", src.to_str().unwrap()]);
+    std::fs::write(src.join("sub/deeper/new"), b"day two").unwrap();
+    env.ok(&["backup", "--tag", "second", src.to_str().unwrap()]);
+    let ids: Vec<String> =
+        env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let s = serve(&env);
+    let at = s.addr;
+    let rel = src.strip_prefix("/").unwrap().to_str().unwrap().to_string();
+
+    // The list, oldest first, and its filters.
+    let all = get(at, "/api/v1/snapshots", &[]);
+    assert_eq!(all.status, 200);
+    let listed: Vec<String> =
+        all.json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(listed, ids);
+    let tagged = get(at, "/api/v1/snapshots?tag=first", &[]).json();
+    assert_eq!(tagged.as_array().unwrap().len(), 1);
+    assert_eq!(tagged[0]["id"], ids[0].as_str());
+    assert_eq!(get(at, "/api/v1/snapshots?host=no-such-host", &[]).json(), serde_json::json!([]));
+    assert_eq!(get(at, "/api/v1/snapshots?colour=red", &[]).status, 400, "unknown filters are refused");
+    // One snapshot: by prefix, by `latest`; mistakes are told apart.
+    assert_eq!(get(at, &format!("/api/v1/snapshots/{}", &ids[0][..8]), &[]).json()["tags"][0], "first");
+    assert_eq!(get(at, "/api/v1/snapshots/latest", &[]).json()["id"], ids[1].as_str());
+    assert_eq!(get(at, "/api/v1/snapshots/ffffffffffff", &[]).status, 404);
+    assert_eq!(get(at, "/api/v1/snapshots/not-an-id", &[]).status, 400);
+
+    // Browsing: the root, a folder, names with spaces, a symlink's target.
+    let root = get(at, "/api/v1/snapshots/latest/browse", &[]).json();
+    assert_eq!(root["path"], "/");
+    let folder = get(at, &format!("/api/v1/snapshots/latest/browse/{rel}"), &[]).json();
+    let names: Vec<&str> = folder["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["big", "link", "sub"]);
+    let link = &folder["entries"][1];
+    assert_eq!((link["type"].as_str(), link["target"].as_str()), (Some("symlink"), Some("sub/a name.txt")));
+    assert_eq!(folder["entries"][0]["size"], big.len());
+    let sub = get(at, &format!("/api/v1/snapshots/latest/browse/{rel}/sub/deeper"), &[]).json();
+    assert_eq!(sub["entries"][0]["name"], "new");
+    let first = get(at, &format!("/api/v1/snapshots/{}/browse/{rel}/sub/deeper", &ids[0][..8]), &[]).json();
+    assert_eq!(first["entries"], serde_json::json!([]), "each snapshot shows its own tree");
+    assert_eq!(get(at, &format!("/api/v1/snapshots/latest/browse/{rel}/nothing"), &[]).status, 404);
+    assert_eq!(get(at, &format!("/api/v1/snapshots/latest/browse/{rel}/big"), &[]).status, 400);
+
+    // Downloads: the whole file, exact ranges, names percent-encoded.
+    let dl = format!("/api/v1/snapshots/latest/download/{rel}/big");
+    let whole = get(at, &dl, &[]);
+    assert_eq!((whole.status, whole.headers["accept-ranges"].as_str()), (200, "bytes"));
+    assert!(whole.body == big, "the download equals the file");
+    let len = big.len();
+    for (range, from, to) in [
+        ("bytes=0-0".to_string(), 0, 1),
+        ("bytes=1048570-1048590".to_string(), 1_048_570, 1_048_591),
+        (format!("bytes={}-", len - 10), len - 10, len),
+        ("bytes=-4097".to_string(), len - 4097, len),
+        (format!("bytes=3000000-{}", len + 99), 3_000_000, len),
+    ] {
+        let part = get(at, &dl, &[&format!("Range: {range}")]);
+        assert_eq!(part.status, 206, "{range}");
+        assert_eq!(part.headers["content-range"], format!("bytes {from}-{}/{len}", to - 1), "{range}");
+        assert!(part.body == big[from..to], "{range}: bytes {from}..{to}");
+    }
+    let past = get(at, &dl, &[&format!("Range: bytes={len}-")]);
+    assert_eq!((past.status, past.headers["content-range"].clone()), (416, format!("bytes */{len}")));
+    let named = get(at, &format!("/api/v1/snapshots/latest/download/{rel}/sub/a%20name.txt"), &[]);
+    assert_eq!((named.status, named.body.as_slice()), (200, &b"hello"[..]));
+    assert_eq!(named.headers["content-disposition"], "attachment; filename*=UTF-8''a%20name.txt");
+    assert_eq!(get(at, &format!("/api/v1/snapshots/latest/download/{rel}/sub"), &[]).status, 400);
+
+    // `..` and `.` in every spelling a client may send: refused, never resolved.
+    for bad in [
+        format!("/api/v1/snapshots/latest/browse/{rel}/../../etc"),
+        format!("/api/v1/snapshots/latest/browse/{rel}/%2e%2e/%2E%2E/etc"),
+        format!("/api/v1/snapshots/latest/download/{rel}/sub/..%2f..%2fbig"),
+        format!("/api/v1/snapshots/latest/download/{rel}/./big"),
+        "/api/v1/snapshots/latest/browse/..".to_string(),
+    ] {
+        let a = get(at, &bad, &[]);
+        assert_eq!(a.status, 400, "{bad}: {}", String::from_utf8_lossy(&a.body));
+        assert!(a.json()["error"].as_str().unwrap().contains(".."), "{bad}");
+    }
+    assert_eq!(get(at, "/api/v1/nothing", &[]).status, 404);
+});
+
+cairn_test!(every_path_of_the_openapi_document_answers, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/f"), b"content").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let s = serve(&env);
+    let doc = get(s.addr, "/api/v1/openapi.json", &[]).json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let rel = src.strip_prefix("/").unwrap().to_str().unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 6, "{paths:?}");
+    for (path, ops) in paths {
+        assert!(ops["get"]["responses"]["200"].is_object(), "{path} documents its answer");
+        let target = path
+            .replace("{snapshot}", "latest")
+            .replace("{path}", &if path.contains("download") { format!("{rel}/d/f") } else { format!("{rel}/d") });
+        let a = get(s.addr, &target, &[]);
+        assert_eq!(a.status, 200, "{path} as {target}: {}", String::from_utf8_lossy(&a.body));
+    }
+});
+
+cairn_test!(an_address_off_loopback_is_refused_before_the_password_is_asked, |env| {
+    env.init();
+    for addr in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8080"] {
+        let out = env.cmd().args(["serve", "--listen", addr]).env_remove("CAIRN_PASSWORD").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!((out.status.code(), err.lines().count()), (Some(1), 1), "{addr}: {err}");
+        assert!(err.contains("only loopback") && err.contains("ssh -L"), "{addr}: {err}");
+    }
+});
