@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Stdio};
 
 use crate::cairn_test;
@@ -215,4 +216,51 @@ cairn_test!(an_address_off_loopback_is_refused_before_the_password_is_asked, |en
         assert_eq!((out.status.code(), err.lines().count()), (Some(1), 1), "{addr}: {err}");
         assert!(err.contains("only loopback") && err.contains("ssh -L"), "{addr}: {err}");
     }
+});
+
+cairn_test!(a_folder_downloads_as_tar_and_zip_equal_to_the_snapshot, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::write(src.join("big"), random_bytes(3 << 20, 3)).unwrap();
+    std::fs::write(src.join("sub/deeper/small"), b"small").unwrap();
+    std::fs::write(src.join("sub/empty"), b"").unwrap();
+    std::os::unix::fs::symlink("deeper/small", src.join("sub/link")).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let s = serve(&env);
+    let rel = src.strip_prefix("/").unwrap().to_str().unwrap();
+
+    // tar, the default: extracted, the same tree with its metadata.
+    let tar = get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}"), &[]);
+    assert_eq!((tar.status, tar.headers["content-type"].as_str()), (200, "application/x-tar"));
+    assert_eq!(tar.headers["content-disposition"], "attachment; filename*=UTF-8''src.tar");
+    let out = env.path("from-tar");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(env.path("a.tar"), &tar.body).unwrap();
+    let x = std::process::Command::new("tar").arg("-xf").arg(env.path("a.tar")).arg("-C").arg(&out).status();
+    assert!(x.unwrap().success());
+    crate::util::assert_same_tree(&src, &out.join(rel));
+
+    // zip of one folder: the same names and contents (zip keeps no owners).
+    let zip = get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}/sub?format=zip"), &[]);
+    assert_eq!((zip.status, zip.headers["content-type"].as_str()), (200, "application/zip"));
+    std::fs::write(env.path("a.zip"), &zip.body).unwrap();
+    let out = env.path("from-zip");
+    let x = std::process::Command::new("unzip").arg("-q").arg(env.path("a.zip")).arg("-d").arg(&out).status();
+    assert!(x.unwrap().success());
+    for f in ["deeper/small", "empty"] {
+        assert_eq!(
+            std::fs::read(out.join(rel).join("sub").join(f)).unwrap(),
+            std::fs::read(src.join("sub").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(std::fs::read_link(out.join(rel).join("sub/link")).unwrap(), Path::new("deeper/small"));
+
+    // The whole snapshot, and mistakes.
+    let whole = get(s.addr, "/api/v1/snapshots/latest/archive", &[]);
+    assert_eq!(whole.status, 200);
+    assert!(whole.body.len() > 3 << 20, "the whole snapshot: {} bytes", whole.body.len());
+    assert_eq!(get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}?format=rar"), &[]).status, 400);
+    assert_eq!(get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}/../.."), &[]).status, 400);
 });

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`, JSON in and out: the snapshots (with
 //! filters), one snapshot, a folder of a snapshot, a file's content with
-//! HTTP ranges, and the OpenAPI document that describes them. Errors are
+//! HTTP ranges, a folder as a tar or zip stream, and the OpenAPI document
+//! that describes them. Errors are
 //! `{"error": "..."}` with a status that says whose fault it was.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use axum::{Json, Router};
 use cairn_format::SnapshotId;
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind};
+use cairn_view::archive::{ArchiveFormat, Start, write_archive};
 use cairn_view::{FileContent, View};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,6 +31,8 @@ pub fn router(view: Arc<View>) -> Router {
         .route("/api/v1/snapshots/{snapshot}/browse", get(browse_root))
         .route("/api/v1/snapshots/{snapshot}/browse/{*path}", get(browse))
         .route("/api/v1/snapshots/{snapshot}/download/{*path}", get(download))
+        .route("/api/v1/snapshots/{snapshot}/archive", get(archive_root))
+        .route("/api/v1/snapshots/{snapshot}/archive/{*path}", get(archive))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint: see /api/v1/openapi.json") })
         .with_state(view)
 }
@@ -282,7 +286,7 @@ async fn download(
     };
     // The content is read on a blocking thread, a piece at a time, a few
     // pieces ahead of the client: memory stays bounded whatever the size.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let (tx, body) = channel_body();
     tokio::task::spawn_blocking(move || {
         let mut at = start;
         let mut buf = vec![0u8; PIECE];
@@ -302,8 +306,7 @@ async fn download(
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    let mut response = Response::new(Body::from_stream(stream));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
@@ -315,6 +318,94 @@ async fn download(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
+    Ok(response)
+}
+
+/// The archive format asked for (`?format=tar|zip`, tar when not given).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveQuery {
+    format: Option<String>,
+}
+
+/// A `Write` that hands what is written, in pieces of [`PIECE`] bytes, to
+/// the body of a response; a client gone away is a broken pipe.
+struct ToBody {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ToBody {
+    fn send(&mut self) -> std::io::Result<()> {
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE));
+        self.tx.blocking_send(Ok(piece)).map_err(|_| std::io::ErrorKind::BrokenPipe.into())
+    }
+}
+
+impl std::io::Write for ToBody {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PIECE {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() { Ok(()) } else { self.send() }
+    }
+}
+
+/// A body fed by a blocking writer a few pieces ahead of the client.
+fn channel_body() -> (tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    (tx, Body::from_stream(stream))
+}
+
+async fn archive_root(
+    State(view): State<Arc<View>>,
+    Path(key): Path<String>,
+    query: Query<ArchiveQuery>,
+) -> Result<Response, ApiError> {
+    archive(State(view), Path((key, String::new())), query).await
+}
+
+/// A folder (or the whole snapshot) as a tar or zip stream, as `cairn dump
+/// --archive` writes it. A failure once the stream has begun cuts it short
+/// (the client sees an incomplete archive, never a wrong one).
+async fn archive(
+    State(view): State<Arc<View>>,
+    Path((key, path)): Path<(String, String)>,
+    Query(q): Query<ArchiveQuery>,
+) -> Result<Response, ApiError> {
+    let (format, ext, mime) = match q.format.as_deref() {
+        None | Some("tar") => (ArchiveFormat::Tar, "tar", "application/x-tar"),
+        Some("zip") => (ArchiveFormat::Zip, "zip", "application/zip"),
+        Some(other) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("format {other:?}: give tar or zip")));
+        }
+    };
+    let v = view.clone();
+    let (shown, node) = blocking(move || node_at(&v, &key, &path)).await?;
+    let name = if shown == "/" { "snapshot".to_string() } else { String::from_utf8_lossy(&node.name.0).into_owned() };
+    let (tx, body) = channel_body();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ToBody { tx: tx.clone(), buf: Vec::with_capacity(PIECE) };
+        // The root is a folder node of node_at's making, not an entry.
+        let start = match node.subtree {
+            Some(tree) if shown == "/" => Start::Root(tree),
+            _ => Start::Node(shown.as_bytes(), &node),
+        };
+        let written = view.with_repo(|repo| write_archive(format, repo, start, &mut out));
+        if let Err(e) = written {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(header::CONTENT_DISPOSITION, disposition(format!("{name}.{ext}").as_bytes()));
     Ok(response)
 }
 

@@ -16,6 +16,11 @@ fn path_param() -> Value {
             "schema": { "type": "string" } })
 }
 
+fn format_param() -> Value {
+    json!({ "name": "format", "in": "query", "schema": { "type": "string", "enum": ["tar", "zip"] },
+            "description": "tar (the default) or zip" })
+}
+
 fn error() -> Value {
     json!({ "description": "what went wrong, in one line",
             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -74,6 +79,16 @@ pub fn document() -> Value {
                     "400": error(), "404": error(), "416": error(), "500": error()
                 }
             }},
+            "/api/v1/snapshots/{snapshot}/archive": { "get": {
+                "summary": "A whole snapshot as a tar or zip stream",
+                "parameters": [snapshot_param(), format_param()],
+                "responses": { "200": { "$ref": "#/components/responses/Archive" }, "400": error(), "404": error(), "500": error() }
+            }},
+            "/api/v1/snapshots/{snapshot}/archive/{path}": { "get": {
+                "summary": "A folder (or file) of a snapshot as a tar or zip stream, as `cairn dump --archive` writes it",
+                "parameters": [snapshot_param(), path_param(), format_param()],
+                "responses": { "200": { "$ref": "#/components/responses/Archive" }, "400": error(), "404": error(), "500": error() }
+            }},
             "/api/v1/openapi.json": { "get": {
                 "summary": "This document",
                 "responses": { "200": { "description": "the OpenAPI document", "content": { "application/json": {} } } }
@@ -103,6 +118,8 @@ pub fn document() -> Value {
                     } }
             },
             "responses": {
+                "Archive": { "description": "the archive, streamed; cut short if reading the snapshot fails on the way",
+                    "content": { "application/x-tar": {}, "application/zip": {} } },
                 "Folder": { "description": "the folder's entries", "content": { "application/json": { "schema": {
                     "type": "object", "required": ["path", "entries"],
                     "properties": { "path": { "type": "string" },
