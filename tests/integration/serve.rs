@@ -62,6 +62,8 @@ impl Answer {
 /// `extra` header lines, and reads the answer to the end.
 fn get(at: SocketAddr, target: &str, extra: &[&str]) -> Answer {
     let mut s = TcpStream::connect(at).unwrap();
+    // No answer in this time is a server stuck, not a slow one.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     let mut req = format!("GET {target} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n");
     for h in extra {
         req.push_str(h);
@@ -70,7 +72,7 @@ fn get(at: SocketAddr, target: &str, extra: &[&str]) -> Answer {
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    s.read_to_end(&mut raw).unwrap_or_else(|e| panic!("GET {target}: no whole answer within 30 s ({e})"));
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
@@ -263,4 +265,37 @@ cairn_test!(a_folder_downloads_as_tar_and_zip_equal_to_the_snapshot, |env| {
     assert!(whole.body.len() > 3 << 20, "the whole snapshot: {} bytes", whole.body.len());
     assert_eq!(get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}?format=rar"), &[]).status, 400);
     assert_eq!(get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}/../.."), &[]).status, 400);
+});
+
+cairn_test!(a_slow_archive_download_does_not_stall_other_requests_or_new_snapshots, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // More than the socket buffers and the server's pieces in flight hold.
+    std::fs::write(src.join("big"), random_bytes(48 << 20, 5)).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let s = serve(&env);
+    // A client that asks for the whole snapshot as tar and stops reading.
+    let mut slow = TcpStream::connect(s.addr).unwrap();
+    write!(slow, "GET /api/v1/snapshots/latest/archive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut first = [0u8; 1000];
+    slow.read_exact(&mut first).unwrap();
+    // A backup finishes meanwhile (new snapshot, new index file).
+    std::fs::write(src.join("new"), b"day two").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Other requests are answered (they waited behind the archive before).
+    let list = get(s.addr, "/api/v1/snapshots", &[]);
+    assert_eq!(list.status, 200);
+    let browse = get(s.addr, "/api/v1/snapshots/latest/browse", &[]);
+    assert_eq!(browse.status, 200);
+    // Once the slow client is done, the new snapshot shows.
+    let mut rest = Vec::new();
+    slow.read_to_end(&mut rest).unwrap();
+    assert!(rest.len() > 48 << 20, "the archive came whole: {} bytes", rest.len());
+    let start = std::time::Instant::now();
+    while get(s.addr, "/api/v1/snapshots", &[]).json().as_array().unwrap().len() < 2 {
+        assert!(start.elapsed().as_secs() < 20, "the second snapshot never showed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 });

@@ -202,7 +202,15 @@ impl View {
         }
         drop(repo);
         if !new_index.is_empty() {
-            let mut repo = self.repo.write().unwrap_or_else(|p| p.into_inner());
+            // Never waits: a reader may hold the repository for as long as
+            // its client takes (a tar of a whole snapshot over HTTP), and a
+            // waiting writer would make every other reader wait behind it.
+            // The new snapshots then show at a later look.
+            let mut repo = match self.repo.try_write() {
+                Ok(repo) => repo,
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            };
             for (_, file) in &new_index {
                 repo.index_mut().add_file(file);
             }
