@@ -61,10 +61,15 @@ impl Answer {
 /// Sends `target` exactly as given (no client normalizes its dots), with
 /// `extra` header lines, and reads the answer to the end.
 fn get(at: SocketAddr, target: &str, extra: &[&str]) -> Answer {
+    request(at, "GET", target, extra)
+}
+
+/// [`get`] with any method.
+fn request(at: SocketAddr, method: &str, target: &str, extra: &[&str]) -> Answer {
     let mut s = TcpStream::connect(at).unwrap();
     // No answer in this time is a server stuck, not a slow one.
     s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n");
     for h in extra {
         req.push_str(h);
         req.push_str("\r\n");
@@ -298,4 +303,108 @@ cairn_test!(a_slow_archive_download_does_not_stall_other_requests_or_new_snapsho
         assert!(start.elapsed().as_secs() < 20, "the second snapshot never showed");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+});
+
+/// The hrefs of a PROPFIND answer, percent-decoded.
+fn hrefs(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    text.split("<D:href>")
+        .skip(1)
+        .filter_map(|r| r.split("</D:href>").next())
+        .map(|h| {
+            let (b, mut out, mut i) = (h.as_bytes(), Vec::new(), 0);
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() {
+                    out.push(u8::from_str_radix(&h[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        })
+        .collect()
+}
+
+/// Copies the WebDAV folder at `href` (ending in `/`) into `to`, as a
+/// client does: PROPFIND with depth 1, then GET each file.
+fn dav_copy(at: SocketAddr, href: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    let list = request(at, "PROPFIND", href, &["Depth: 1"]);
+    assert_eq!(list.status, 207, "PROPFIND {href}: {}", String::from_utf8_lossy(&list.body));
+    for h in hrefs(&list.body).into_iter().filter(|h| h != href) {
+        let name = h.trim_end_matches('/').rsplit('/').next().unwrap().to_string();
+        let encoded: String = h.replace(' ', "%20");
+        if h.ends_with('/') {
+            dav_copy(at, &encoded, &to.join(&name));
+        } else {
+            let file = get(at, &encoded, &[]);
+            assert_eq!(file.status, 200, "GET {h}");
+            std::fs::write(to.join(&name), &file.body).unwrap();
+        }
+    }
+}
+
+cairn_test!(webdav_lists_and_copies_a_snapshot_folder_equal_to_the_source_read_only, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::write(src.join("big"), random_bytes(4 << 20 | 777, 9)).unwrap();
+    std::fs::write(src.join("sub/a name.txt"), b"hello").unwrap();
+    std::fs::write(src.join("sub/deeper/empty"), b"").unwrap();
+    env.ok(&["backup", "--tag", "daily", src.to_str().unwrap()]);
+    let s = serve(&env);
+    let rel = src.strip_prefix("/").unwrap().to_str().unwrap();
+
+    // The mount's layout at the top.
+    let top = request(s.addr, "PROPFIND", "/dav/", &["Depth: 1"]);
+    assert_eq!(top.status, 207);
+    let mut names = hrefs(&top.body);
+    names.sort();
+    assert_eq!(names, ["/dav/", "/dav/hosts/", "/dav/ids/", "/dav/snapshots/", "/dav/tags/"]);
+    // A client's copy of the folder equals the source, through every way in.
+    for way in ["snapshots/latest", "tags/daily/latest"] {
+        let out = env.path(&format!("copy-{}", way.replace('/', "-")));
+        dav_copy(s.addr, &format!("/dav/{way}/{rel}/"), &out);
+        let mut got: Vec<_> =
+            crate::util::files_under(&out).into_iter().map(|p| p.strip_prefix(&out).unwrap().to_path_buf()).collect();
+        let mut want: Vec<_> =
+            crate::util::files_under(&src).into_iter().map(|p| p.strip_prefix(&src).unwrap().to_path_buf()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{way}");
+        for f in &want {
+            assert!(
+                std::fs::read(out.join(f)).unwrap() == std::fs::read(src.join(f)).unwrap(),
+                "{way}: {}",
+                f.display()
+            );
+        }
+    }
+    // Ranges, as clients resume downloads.
+    let part = get(s.addr, &format!("/dav/snapshots/latest/{rel}/big"), &["Range: bytes=1000-1999"]);
+    assert_eq!(part.status, 206);
+    assert!(part.body == random_bytes(4 << 20 | 777, 9)[1000..2000]);
+    // Read-only: every way of writing is refused, and nothing changes.
+    for (method, target) in [
+        ("PUT", format!("/dav/snapshots/latest/{rel}/new")),
+        ("DELETE", format!("/dav/snapshots/latest/{rel}/big")),
+        ("MKCOL", format!("/dav/snapshots/latest/{rel}/folder")),
+    ] {
+        let a = request(s.addr, method, &target, &["Content-Length: 0"]);
+        assert!(a.status == 403 || a.status == 405, "{method} {target}: {}", a.status);
+    }
+    let a = request(s.addr, "PROPFIND", "/dav/snapshots/latest/../../etc/", &["Depth: 1"]);
+    assert!(a.status >= 400, "a path out of /dav/ is refused: {}", a.status);
+    // A new snapshot appears without a restart.
+    std::fs::write(src.join("day2"), b"two").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let start = std::time::Instant::now();
+    while hrefs(&request(s.addr, "PROPFIND", "/dav/ids/", &["Depth: 1"]).body).len() < 3 {
+        assert!(start.elapsed().as_secs() < 20, "the new snapshot never showed in /dav/ids/");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let day2 = get(s.addr, &format!("/dav/snapshots/latest/{rel}/day2"), &[]);
+    assert_eq!((day2.status, day2.body.as_slice()), (200, &b"two"[..]));
 });

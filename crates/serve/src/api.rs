@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use cairn_format::SnapshotId;
 use cairn_format::snapshot::Snapshot;
@@ -24,6 +24,15 @@ use crate::paths;
 
 /// The routes, over `view`.
 pub fn router(view: Arc<View>) -> Router {
+    let handler = dav_server::DavHandler::builder()
+        .filesystem(Box::new(crate::dav::DavView::new(view.clone())))
+        .strip_prefix("/dav")
+        .build_handler();
+    // Every method of `/dav/...` goes to the WebDAV handler.
+    let dav = move |req: axum::extract::Request| {
+        let handler = handler.clone();
+        async move { handler.handle(req).await.map(Body::new) }
+    };
     Router::new()
         .route("/api/v1/openapi.json", get(|| async { Json(crate::openapi::document()) }))
         .route("/api/v1/snapshots", get(list))
@@ -33,6 +42,9 @@ pub fn router(view: Arc<View>) -> Router {
         .route("/api/v1/snapshots/{snapshot}/download/{*path}", get(download))
         .route("/api/v1/snapshots/{snapshot}/archive", get(archive_root))
         .route("/api/v1/snapshots/{snapshot}/archive/{*path}", get(archive))
+        .route("/dav", any(dav.clone()))
+        .route("/dav/", any(dav.clone()))
+        .route("/dav/{*path}", any(dav))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint: see /api/v1/openapi.json") })
         .with_state(view)
 }

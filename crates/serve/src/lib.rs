@@ -8,6 +8,7 @@
 //! other address needs (docs/DESIGN.md's safety rules), do not exist yet.
 
 mod api;
+mod dav;
 mod openapi;
 mod paths;
 
