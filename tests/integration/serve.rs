@@ -382,6 +382,20 @@ cairn_test!(webdav_lists_and_copies_a_snapshot_folder_equal_to_the_source_read_o
             );
         }
     }
+    // rclone, a client users have, copies it equal too.
+    let out = env.path("rclone-copy");
+    let rclone = std::process::Command::new("rclone")
+        .args(["copy", &format!(":webdav:snapshots/latest/{rel}")])
+        .arg(&out)
+        .args(["--webdav-url", &format!("http://{}/dav/", s.addr), "--config", "/dev/null"])
+        .output()
+        .expect("rclone (tests/run installs it)");
+    assert!(rclone.status.success(), "{}", String::from_utf8_lossy(&rclone.stderr));
+    for f in crate::util::files_under(&src) {
+        let r = f.strip_prefix(&src).unwrap();
+        assert!(std::fs::read(out.join(r)).unwrap() == std::fs::read(&f).unwrap(), "rclone: {}", r.display());
+    }
+    assert_eq!(crate::util::files_under(&out).len(), crate::util::files_under(&src).len());
     // Ranges, as clients resume downloads.
     let part = get(s.addr, &format!("/dav/snapshots/latest/{rel}/big"), &["Range: bytes=1000-1999"]);
     assert_eq!(part.status, 206);
