@@ -262,27 +262,41 @@ cairn_test!(moved_rows_and_a_renamed_dump_cost_about_what_zstd_patch_from_does, 
     }
 });
 
-cairn_test!(delta_chains_restore_exactly_after_prune_and_after_repair_packs, |env| {
-    env.init_with(None);
+/// Backs up `n` days of a heap-ordered dump at `dumps/app.sql`, one
+/// snapshot a day; `each` may add files to the folder before a day's
+/// backup. Returns the folder and each day's snapshot id and dump.
+fn back_up_days(
+    env: &Env,
+    n: u32,
+    each: impl Fn(u32, &std::path::Path),
+) -> (std::path::PathBuf, Vec<(String, String)>) {
     let dir = env.path("dumps");
     std::fs::create_dir(&dir).unwrap();
     let (mut dump, mut audit) = (Dump::new(150_000), Vec::new());
     let mut days = Vec::new();
-    // Seven days: chains grow to four steps, then start again from a root.
-    for day in 0..7u32 {
+    for day in 0..n {
         if day > 0 {
             dump.heap_day(day, &mut audit, 5_000);
         }
         let t = audit.concat() + &dump.text();
         std::fs::write(dir.join("app.sql"), &t).unwrap();
+        each(day, &dir);
+        let b = env.json(&["backup", dir.to_str().unwrap()]);
+        days.push((b["snapshot_id"].as_str().unwrap().to_string(), t));
+    }
+    (dir, days)
+}
+
+cairn_test!(delta_chains_restore_exactly_after_prune_and_after_repair_packs, |env| {
+    env.init_with(None);
+    // Seven days: chains grow to four steps, then start again from a root.
+    let (dir, days) = back_up_days(&env, 7, |day, dir| {
         if day == 6 {
             // One more blob in the last day's pack, to be damaged below.
             let noise: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
             std::fs::write(dir.join("other.bin"), noise).unwrap();
         }
-        let b = env.json(&["backup", dir.to_str().unwrap()]);
-        days.push((b["snapshot_id"].as_str().unwrap().to_string(), t));
-    }
+    });
     let deltas = |env: &Env| env.json(&["stats"])["delta_blobs"].as_u64().unwrap();
     assert!(deltas(&env) >= 10, "most chunks of days 1-6 are deltas: {}", deltas(&env));
     let dump_of = |env: &Env, id: &str| {
@@ -359,19 +373,7 @@ cairn_test!(delta_chains_restore_exactly_while_a_tenth_of_reads_fail, |env| {
     // chunks ahead: those reads retried after transient failures must
     // still give each chunk its own bases.
     env.init_with(None);
-    let dir = env.path("dumps");
-    std::fs::create_dir(&dir).unwrap();
-    let (mut dump, mut audit) = (Dump::new(150_000), Vec::new());
-    let mut days = Vec::new();
-    for day in 0..6u32 {
-        if day > 0 {
-            dump.heap_day(day, &mut audit, 5_000);
-        }
-        let t = audit.concat() + &dump.text();
-        std::fs::write(dir.join("app.sql"), &t).unwrap();
-        let b = env.json(&["backup", dir.to_str().unwrap()]);
-        days.push((b["snapshot_id"].as_str().unwrap().to_string(), t));
-    }
+    let (dir, days) = back_up_days(&env, 6, |_, _| {});
     assert!(env.json(&["stats"])["delta_blobs"].as_u64().unwrap() >= 10, "chains were written");
     for (k, (id, t)) in days.iter().enumerate().skip(3) {
         let target = env.path(&format!("restored-{k}"));
