@@ -98,7 +98,7 @@ pub enum Command {
     Dump(DumpArgs),
     /// Browse snapshots as a read-only file system (FUSE), until unmounted.
     Mount(MountArgs),
-    /// Serve the snapshots over HTTP (a read-only REST API), on loopback.
+    /// Serve the snapshots over HTTP: a REST API, WebDAV, with tokens.
     Serve(ServeArgs),
     /// Restore a snapshot, or part of it.
     Restore(RestoreArgs),
@@ -774,10 +774,16 @@ pub struct MountArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on. Only loopback addresses: authentication and
-    /// TLS, which any other needs, are not built yet.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
+    /// Address to listen on (default: the config's serve.listen, else
+    /// 127.0.0.1:8080). One off loopback needs the config's tokens and TLS.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Make a token for NAME: print it once, and the line that lets it in
+    /// (its hash) for the config's [serve.tokens]; serve nothing.
+    #[arg(long, value_name = "NAME")]
+    pub new_token: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Memory for decoded file content and folders, in MiB, shared by all

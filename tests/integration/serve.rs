@@ -16,7 +16,14 @@ use crate::util::{Env, random_bytes};
 /// A running `cairn serve`, killed when dropped.
 struct Served {
     child: Child,
+    at: At,
+}
+
+/// Where a server is, and the token requests show (none: anonymous).
+#[derive(Clone)]
+struct At {
     addr: SocketAddr,
+    token: Option<String>,
 }
 
 impl Drop for Served {
@@ -26,23 +33,45 @@ impl Drop for Served {
     }
 }
 
-fn serve(env: &Env) -> Served {
+/// Starts `cairn serve` with `args`; returns it and the lines it wrote
+/// before serving (the address, and where this run's token is).
+fn start(env: &Env, args: &[&str], token_line: bool) -> (Child, SocketAddr, Vec<String>) {
     let mut child = env
         .cmd()
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("serve")
+        .args(["--state-dir", env.path("state").to_str().unwrap()])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start cairn serve");
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = vec![String::new()];
+    err.read_line(&mut lines[0]).unwrap();
+    let addr = lines[0]
+        .split("://")
         .nth(1)
         .and_then(|r| r.split('/').next())
         .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Served { child, addr }
+        .unwrap_or_else(|| panic!("no address in {:?}", lines[0]));
+    let mut more = String::new();
+    if token_line {
+        err.read_line(&mut more).unwrap();
+        lines.push(more);
+    }
+    (child, addr, lines)
+}
+
+/// `cairn serve` on 127.0.0.1 with this run's own token, which it wrote
+/// owner-only into the state folder.
+fn serve(env: &Env) -> Served {
+    let (child, addr, lines) = start(env, &["--config", "/dev/null", "--listen", "127.0.0.1:0"], true);
+    let file = env.path("state").join(format!("serve-{}.token", addr.port()));
+    assert!(lines[1].contains(file.to_str().unwrap()), "{lines:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&file).unwrap();
+    Served { child, at: At { addr, token: Some(token) } }
 }
 
 /// One answer: status, headers (lower-case names), body.
@@ -60,16 +89,19 @@ impl Answer {
 
 /// Sends `target` exactly as given (no client normalizes its dots), with
 /// `extra` header lines, and reads the answer to the end.
-fn get(at: SocketAddr, target: &str, extra: &[&str]) -> Answer {
+fn get(at: &At, target: &str, extra: &[&str]) -> Answer {
     request(at, "GET", target, extra)
 }
 
 /// [`get`] with any method.
-fn request(at: SocketAddr, method: &str, target: &str, extra: &[&str]) -> Answer {
-    let mut s = TcpStream::connect(at).unwrap();
+fn request(at: &At, method: &str, target: &str, extra: &[&str]) -> Answer {
+    let mut s = TcpStream::connect(at.addr).unwrap();
     // No answer in this time is a server stuck, not a slow one.
     s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", at.addr);
+    if let Some(t) = &at.token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
     for h in extra {
         req.push_str(h);
         req.push_str("\r\n");
@@ -117,8 +149,17 @@ cairn_test!(the_api_lists_browses_and_downloads_exactly_over_http, |env| {
     let ids: Vec<String> =
         env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
     let s = serve(&env);
-    let at = s.addr;
+    let at = &s.at;
     let rel = src.strip_prefix("/").unwrap().to_str().unwrap().to_string();
+
+    // Nothing without this run's token, on loopback too: other users of the host could connect.
+    let anonymous = At { addr: at.addr, token: None };
+    let refused = get(&anonymous, "/api/v1/snapshots", &[]);
+    assert_eq!((refused.status, refused.headers["www-authenticate"].as_str()), (401, "Bearer realm=\"cairn\""));
+    assert_eq!(get(&anonymous, &format!("/api/v1/snapshots/latest/download/{rel}/big"), &[]).status, 401);
+    let dav = request(&anonymous, "PROPFIND", "/dav/", &["Depth: 1"]);
+    assert_eq!(dav.status, 401);
+    assert!(dav.headers["www-authenticate"].starts_with("Basic"), "WebDAV clients are asked for Basic");
 
     // The list, oldest first, and its filters.
     let all = get(at, "/api/v1/snapshots", &[]);
@@ -200,7 +241,7 @@ cairn_test!(every_path_of_the_openapi_document_answers, |env| {
     std::fs::write(src.join("d/f"), b"content").unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
     let s = serve(&env);
-    let doc = get(s.addr, "/api/v1/openapi.json", &[]).json();
+    let doc = get(&s.at, "/api/v1/openapi.json", &[]).json();
     assert_eq!(doc["openapi"], "3.1.0");
     let rel = src.strip_prefix("/").unwrap().to_str().unwrap();
     let paths = doc["paths"].as_object().unwrap();
@@ -210,7 +251,7 @@ cairn_test!(every_path_of_the_openapi_document_answers, |env| {
         let target = path
             .replace("{snapshot}", "latest")
             .replace("{path}", &if path.contains("download") { format!("{rel}/d/f") } else { format!("{rel}/d") });
-        let a = get(s.addr, &target, &[]);
+        let a = get(&s.at, &target, &[]);
         assert_eq!(a.status, 200, "{path} as {target}: {}", String::from_utf8_lossy(&a.body));
     }
 });
@@ -218,10 +259,15 @@ cairn_test!(every_path_of_the_openapi_document_answers, |env| {
 cairn_test!(an_address_off_loopback_is_refused_before_the_password_is_asked, |env| {
     env.init();
     for addr in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8080"] {
-        let out = env.cmd().args(["serve", "--listen", addr]).env_remove("CAIRN_PASSWORD").output().unwrap();
+        let out = env
+            .cmd()
+            .args(["serve", "--config", "/dev/null", "--listen", addr])
+            .env_remove("CAIRN_PASSWORD")
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!((out.status.code(), err.lines().count()), (Some(1), 1), "{addr}: {err}");
-        assert!(err.contains("only loopback") && err.contains("ssh -L"), "{addr}: {err}");
+        assert!(err.contains("needs tokens and TLS") && err.contains("ssh -L"), "{addr}: {err}");
     }
 });
 
@@ -238,7 +284,7 @@ cairn_test!(a_folder_downloads_as_tar_and_zip_equal_to_the_snapshot, |env| {
     let rel = src.strip_prefix("/").unwrap().to_str().unwrap();
 
     // tar, the default: extracted, the same tree with its metadata.
-    let tar = get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}"), &[]);
+    let tar = get(&s.at, &format!("/api/v1/snapshots/latest/archive/{rel}"), &[]);
     assert_eq!((tar.status, tar.headers["content-type"].as_str()), (200, "application/x-tar"));
     assert_eq!(tar.headers["content-disposition"], "attachment; filename*=UTF-8''src.tar");
     let out = env.path("from-tar");
@@ -249,7 +295,7 @@ cairn_test!(a_folder_downloads_as_tar_and_zip_equal_to_the_snapshot, |env| {
     crate::util::assert_same_tree(&src, &out.join(rel));
 
     // zip of one folder: the same names and contents (zip keeps no owners).
-    let zip = get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}/sub?format=zip"), &[]);
+    let zip = get(&s.at, &format!("/api/v1/snapshots/latest/archive/{rel}/sub?format=zip"), &[]);
     assert_eq!((zip.status, zip.headers["content-type"].as_str()), (200, "application/zip"));
     std::fs::write(env.path("a.zip"), &zip.body).unwrap();
     let out = env.path("from-zip");
@@ -265,11 +311,11 @@ cairn_test!(a_folder_downloads_as_tar_and_zip_equal_to_the_snapshot, |env| {
     assert_eq!(std::fs::read_link(out.join(rel).join("sub/link")).unwrap(), Path::new("deeper/small"));
 
     // The whole snapshot, and mistakes.
-    let whole = get(s.addr, "/api/v1/snapshots/latest/archive", &[]);
+    let whole = get(&s.at, "/api/v1/snapshots/latest/archive", &[]);
     assert_eq!(whole.status, 200);
     assert!(whole.body.len() > 3 << 20, "the whole snapshot: {} bytes", whole.body.len());
-    assert_eq!(get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}?format=rar"), &[]).status, 400);
-    assert_eq!(get(s.addr, &format!("/api/v1/snapshots/latest/archive/{rel}/../.."), &[]).status, 400);
+    assert_eq!(get(&s.at, &format!("/api/v1/snapshots/latest/archive/{rel}?format=rar"), &[]).status, 400);
+    assert_eq!(get(&s.at, &format!("/api/v1/snapshots/latest/archive/{rel}/../.."), &[]).status, 400);
 });
 
 cairn_test!(a_slow_archive_download_does_not_stall_other_requests_or_new_snapshots, |env| {
@@ -281,8 +327,13 @@ cairn_test!(a_slow_archive_download_does_not_stall_other_requests_or_new_snapsho
     env.ok(&["backup", src.to_str().unwrap()]);
     let s = serve(&env);
     // A client that asks for the whole snapshot as tar and stops reading.
-    let mut slow = TcpStream::connect(s.addr).unwrap();
-    write!(slow, "GET /api/v1/snapshots/latest/archive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut slow = TcpStream::connect(s.at.addr).unwrap();
+    let token = s.at.token.as_deref().unwrap();
+    write!(
+        slow,
+        "GET /api/v1/snapshots/latest/archive HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut first = [0u8; 1000];
     slow.read_exact(&mut first).unwrap();
     // A backup finishes meanwhile (new snapshot, new index file).
@@ -290,16 +341,16 @@ cairn_test!(a_slow_archive_download_does_not_stall_other_requests_or_new_snapsho
     env.ok(&["backup", src.to_str().unwrap()]);
     std::thread::sleep(std::time::Duration::from_millis(2500));
     // Other requests are answered (they waited behind the archive before).
-    let list = get(s.addr, "/api/v1/snapshots", &[]);
+    let list = get(&s.at, "/api/v1/snapshots", &[]);
     assert_eq!(list.status, 200);
-    let browse = get(s.addr, "/api/v1/snapshots/latest/browse", &[]);
+    let browse = get(&s.at, "/api/v1/snapshots/latest/browse", &[]);
     assert_eq!(browse.status, 200);
     // Once the slow client is done, the new snapshot shows.
     let mut rest = Vec::new();
     slow.read_to_end(&mut rest).unwrap();
     assert!(rest.len() > 48 << 20, "the archive came whole: {} bytes", rest.len());
     let start = std::time::Instant::now();
-    while get(s.addr, "/api/v1/snapshots", &[]).json().as_array().unwrap().len() < 2 {
+    while get(&s.at, "/api/v1/snapshots", &[]).json().as_array().unwrap().len() < 2 {
         assert!(start.elapsed().as_secs() < 20, "the second snapshot never showed");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
@@ -329,7 +380,7 @@ fn hrefs(body: &[u8]) -> Vec<String> {
 
 /// Copies the WebDAV folder at `href` (ending in `/`) into `to`, as a
 /// client does: PROPFIND with depth 1, then GET each file.
-fn dav_copy(at: SocketAddr, href: &str, to: &Path) {
+fn dav_copy(at: &At, href: &str, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     let list = request(at, "PROPFIND", href, &["Depth: 1"]);
     assert_eq!(list.status, 207, "PROPFIND {href}: {}", String::from_utf8_lossy(&list.body));
@@ -358,7 +409,7 @@ cairn_test!(webdav_lists_and_copies_a_snapshot_folder_equal_to_the_source_read_o
     let rel = src.strip_prefix("/").unwrap().to_str().unwrap();
 
     // The mount's layout at the top.
-    let top = request(s.addr, "PROPFIND", "/dav/", &["Depth: 1"]);
+    let top = request(&s.at, "PROPFIND", "/dav/", &["Depth: 1"]);
     assert_eq!(top.status, 207);
     let mut names = hrefs(&top.body);
     names.sort();
@@ -366,7 +417,7 @@ cairn_test!(webdav_lists_and_copies_a_snapshot_folder_equal_to_the_source_read_o
     // A client's copy of the folder equals the source, through every way in.
     for way in ["snapshots/latest", "tags/daily/latest"] {
         let out = env.path(&format!("copy-{}", way.replace('/', "-")));
-        dav_copy(s.addr, &format!("/dav/{way}/{rel}/"), &out);
+        dav_copy(&s.at, &format!("/dav/{way}/{rel}/"), &out);
         let mut got: Vec<_> =
             crate::util::files_under(&out).into_iter().map(|p| p.strip_prefix(&out).unwrap().to_path_buf()).collect();
         let mut want: Vec<_> =
@@ -387,7 +438,8 @@ cairn_test!(webdav_lists_and_copies_a_snapshot_folder_equal_to_the_source_read_o
     let rclone = std::process::Command::new("rclone")
         .args(["copy", &format!(":webdav:snapshots/latest/{rel}")])
         .arg(&out)
-        .args(["--webdav-url", &format!("http://{}/dav/", s.addr), "--config", "/dev/null"])
+        .args(["--webdav-url", &format!("http://{}/dav/", s.at.addr), "--config", "/dev/null"])
+        .args(["--webdav-bearer-token", s.at.token.as_deref().unwrap()])
         .output()
         .expect("rclone (tests/run installs it)");
     assert!(rclone.status.success(), "{}", String::from_utf8_lossy(&rclone.stderr));
@@ -397,7 +449,7 @@ cairn_test!(webdav_lists_and_copies_a_snapshot_folder_equal_to_the_source_read_o
     }
     assert_eq!(crate::util::files_under(&out).len(), crate::util::files_under(&src).len());
     // Ranges, as clients resume downloads.
-    let part = get(s.addr, &format!("/dav/snapshots/latest/{rel}/big"), &["Range: bytes=1000-1999"]);
+    let part = get(&s.at, &format!("/dav/snapshots/latest/{rel}/big"), &["Range: bytes=1000-1999"]);
     assert_eq!(part.status, 206);
     assert!(part.body == random_bytes(4 << 20 | 777, 9)[1000..2000]);
     // Read-only: every way of writing is refused, and nothing changes.
@@ -406,19 +458,158 @@ cairn_test!(webdav_lists_and_copies_a_snapshot_folder_equal_to_the_source_read_o
         ("DELETE", format!("/dav/snapshots/latest/{rel}/big")),
         ("MKCOL", format!("/dav/snapshots/latest/{rel}/folder")),
     ] {
-        let a = request(s.addr, method, &target, &["Content-Length: 0"]);
+        let a = request(&s.at, method, &target, &["Content-Length: 0"]);
         assert!(a.status == 403 || a.status == 405, "{method} {target}: {}", a.status);
     }
-    let a = request(s.addr, "PROPFIND", "/dav/snapshots/latest/../../etc/", &["Depth: 1"]);
+    let a = request(&s.at, "PROPFIND", "/dav/snapshots/latest/../../etc/", &["Depth: 1"]);
     assert!(a.status >= 400, "a path out of /dav/ is refused: {}", a.status);
     // A new snapshot appears without a restart.
     std::fs::write(src.join("day2"), b"two").unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
     let start = std::time::Instant::now();
-    while hrefs(&request(s.addr, "PROPFIND", "/dav/ids/", &["Depth: 1"]).body).len() < 3 {
+    while hrefs(&request(&s.at, "PROPFIND", "/dav/ids/", &["Depth: 1"]).body).len() < 3 {
         assert!(start.elapsed().as_secs() < 20, "the new snapshot never showed in /dav/ids/");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let day2 = get(s.addr, &format!("/dav/snapshots/latest/{rel}/day2"), &[]);
+    let day2 = get(&s.at, &format!("/dav/snapshots/latest/{rel}/day2"), &[]);
     assert_eq!((day2.status, day2.body.as_slice()), (200, &b"two"[..]));
+});
+
+/// `curl -sS` with `args`; the status and the body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// A self-signed certificate for 127.0.0.1, made by openssl.
+fn certificate(env: &Env) -> (String, String) {
+    let (cert, key) = (env.path("cert.pem"), env.path("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=cairn-test", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    (cert.to_str().unwrap().to_string(), key.to_str().unwrap().to_string())
+}
+
+/// `cairn serve --new-token NAME`: the token and the config line.
+fn new_token(env: &Env, name: &str) -> (String, String) {
+    let out = env.ok(&["serve", "--new-token", name]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    (lines[1].to_string(), lines[3].to_string())
+}
+
+cairn_test!(off_loopback_only_a_token_over_tls_gets_in_and_a_cross_site_change_is_refused_and_audited, |env| {
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("secret"), b"root's eyes only").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let (cert, key) = certificate(&env);
+    let (token, line) = new_token(&env, "ops");
+    assert!(line.starts_with("ops = \"$argon2id$"), "{line}");
+    assert_ne!(token, new_token(&env, "ops").0, "tokens are random");
+    let config = env.path("cairn.toml");
+    let write = |extra: &str| {
+        std::fs::write(&config, format!("[serve]\nlisten = \"0.0.0.0:0\"\n{extra}[serve.tokens]\n{line}\n")).unwrap()
+    };
+    // Tokens without TLS: refused before the password is asked.
+    write("");
+    let out = env
+        .cmd()
+        .args(["serve", "--state-dir", env.path("state").to_str().unwrap(), "--config", config.to_str().unwrap()])
+        .env_remove("CAIRN_PASSWORD")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs TLS"), "{err}");
+
+    write(&format!("tls-certificate = \"{cert}\"\ntls-key = \"{key}\"\n"));
+    let (child, addr, lines) = start(&env, &["--config", config.to_str().unwrap()], false);
+    let _served = Served { child, at: At { addr, token: None } };
+    assert!(lines[0].starts_with("cairn: serving https://0.0.0.0:"), "{lines:?}");
+    let base = format!("https://127.0.0.1:{}", addr.port());
+    let tls = ["--cacert", cert.as_str()];
+    let bearer = format!("Authorization: Bearer {token}");
+    let list = format!("{base}/api/v1/snapshots");
+
+    // Nobody gets in without the token, over TLS or not.
+    assert_eq!(curl(&[&tls[..], &[list.as_str()]].concat()).0, 401);
+    let wrong = format!("Authorization: Bearer {}", "x".repeat(43));
+    assert_eq!(curl(&[&tls[..], &["-H", &wrong, &list]].concat()).0, 401);
+    let plain = format!("http://127.0.0.1:{}/api/v1/snapshots", addr.port());
+    assert_eq!(curl(&["-H", &bearer, &plain]).0, 0, "no plain HTTP on a TLS port");
+    // The token gets in: as a bearer, and as Basic's password under its name (WebDAV clients).
+    let (status, body) = curl(&[&tls[..], &["-H", &bearer, &list]].concat());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().len(), 1);
+    let dav = format!("{base}/dav/snapshots/latest/{}/secret", src.strip_prefix("/").unwrap().to_str().unwrap());
+    assert_eq!(curl(&[&tls[..], &["-u", &format!("ops:{token}"), &dav]].concat()), (200, "root's eyes only".into()));
+    assert_eq!(curl(&[&tls[..], &["-u", &format!("eve:{token}"), &dav]].concat()).0, 401);
+    // The dashboard's page needs no token; it holds no data.
+    assert_eq!(curl(&[&tls[..], &[&format!("{base}/api/v1/openapi.json")]].concat()).0, 200);
+
+    // A session: the token shown once, then the cookie alone.
+    let jar = env.path("jar");
+    let jar = jar.to_str().unwrap();
+    let session = format!("{base}/api/v1/session");
+    let origin = format!("Origin: https://127.0.0.1:{}", addr.port());
+    let (status, body) = curl(&[&tls[..], &["-c", jar, "-X", "POST", "-H", &bearer, "-H", &origin, &session]].concat());
+    assert_eq!((status, body.contains("\"ops\"")), (200, true), "{body}");
+    assert!(std::fs::read_to_string(jar).unwrap().contains("#HttpOnly_"), "the cookie is HttpOnly");
+    assert_eq!(curl(&[&tls[..], &["-b", jar, &list]].concat()).0, 200);
+    // Another site's page makes the browser send the cookie with a change: refused.
+    let evil = ["-b", jar, "-X", "DELETE", "-H", "Origin: https://evil.example", session.as_str()];
+    assert_eq!(curl(&[&tls[..], &evil[..]].concat()).0, 403);
+    let no_origin = ["-b", jar, "-X", "DELETE", session.as_str()];
+    assert_eq!(curl(&[&tls[..], &no_origin[..]].concat()).0, 403, "a cookie alone proves no origin");
+    let sent_by = ["-b", jar, "-X", "DELETE", "-H", "Sec-Fetch-Site: cross-site", "-H", &origin, &session];
+    assert_eq!(curl(&[&tls[..], &sent_by[..]].concat()).0, 403);
+    assert_eq!(curl(&[&tls[..], &["-b", jar, &list]].concat()).0, 200, "the session outlived the forgeries");
+    // The page itself signs out.
+    assert_eq!(curl(&[&tls[..], &["-b", jar, "-X", "DELETE", "-H", &origin, &session]].concat()).0, 204);
+    assert_eq!(curl(&[&tls[..], &["-b", jar, &list]].concat()).0, 401);
+
+    // Every change and every refused one is in the audit log, owner-only.
+    let log_path = env.path("state/audit.log");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&log_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let log: Vec<serde_json::Value> =
+        std::fs::read_to_string(&log_path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary: Vec<(String, String, u64, String)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["who"].as_str().unwrap().to_string(),
+                e["method"].as_str().unwrap().to_string(),
+                e["status"].as_u64().unwrap(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let s = |w: &str, m: &str, c: u64, o: &str| (w.to_string(), m.to_string(), c, o.to_string());
+    assert_eq!(
+        summary,
+        vec![
+            s("ops", "POST", 200, "ok"),
+            s("ops", "DELETE", 403, "refused"),
+            s("ops", "DELETE", 403, "refused"),
+            s("ops", "DELETE", 403, "refused"),
+            s("ops", "DELETE", 204, "ok"),
+        ]
+    );
+    assert!(log[1]["detail"].as_str().unwrap().contains("evil.example"), "{}", log[1]);
+    assert!(log.iter().all(|e| e["from"].as_str().unwrap().starts_with("127.0.0.1:") && e["time"].is_string()));
 });

@@ -1,25 +1,109 @@
-//! `cairn serve`: the snapshots over HTTP (crates/serve), on a loopback
-//! address, until interrupted.
+//! `cairn serve`: the snapshots over HTTP (crates/serve), until
+//! interrupted; and `--new-token`, which makes a token for the config.
 
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use cairn_jobs::Config;
+use cairn_jobs::config::{default_path, default_state_dir};
+use cairn_serve::{ServeOptions, TlsFiles, Tokens, auth};
 use cairn_view::{View, ViewOptions};
 
 use crate::cli::{Global, ServeArgs};
 
+/// The config, if there is one: `--config` must exist, the default may not.
+fn config(g: &Global, root: bool) -> Result<Option<Config>> {
+    let Some(path) = default_path(g.config.as_deref(), root) else { return Ok(None) };
+    if g.config.is_none() && !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Config::load(&path)?))
+}
+
+/// Writes this run's token owner-only where the user (and only they) can
+/// read it; a stale file from an earlier run is replaced.
+fn write_run_token(dir: &Path, port: u16, token: &str) -> Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("serve-{port}.token"));
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    Ok(path)
+}
+
 pub fn run(g: &Global, a: &ServeArgs) -> Result<i32> {
+    if let Some(name) = &a.new_token {
+        let token = auth::new_token();
+        println!("token for {name} (shown once; give it as Authorization: Bearer TOKEN, or as the password):");
+        println!("  {token}");
+        println!("add to the config's [serve.tokens]:");
+        println!("  {name} = \"{}\"", auth::hash_token(&token));
+        return Ok(0);
+    }
+    let root = nix::unistd::geteuid().is_root();
+    let config = config(g, root)?;
+    let serve = config.as_ref().map(|c| &c.serve);
+    let listen: SocketAddr = match (a.listen, serve.and_then(|s| s.listen.as_ref())) {
+        (Some(l), _) => l,
+        // Checked when the config was read.
+        (None, Some(l)) => l.get_ref().parse()?,
+        (None, None) => "127.0.0.1:8080".parse()?,
+    };
+    let tls = serve.and_then(|s| Some(TlsFiles { certificate: s.tls_certificate.clone()?, key: s.tls_key.clone()? }));
+    let hashes: Vec<(String, String)> =
+        serve.map(|s| s.tokens.iter().map(|(n, h)| (n.clone(), h.get_ref().clone())).collect()).unwrap_or_default();
+    let configured_tokens = !hashes.is_empty();
     // Refused before the password is asked for.
-    cairn_serve::check_address(a.listen)?;
+    cairn_serve::check_address(listen, configured_tokens, tls.is_some())?;
+    let state_dir =
+        a.state.state_dir.clone().or_else(|| default_state_dir(root)).context("no state folder: give --state-dir")?;
+    let run_token = (!configured_tokens).then(auth::new_token);
+    let tokens = match &run_token {
+        Some(t) => Tokens::for_this_run(t),
+        None => Tokens::configured(hashes)?,
+    };
     let options = ViewOptions {
         filter: super::filter(&a.filter)?,
         cache_bytes: a.cache_size << 20,
         refresh: Duration::from_secs(2),
     };
     let view = Arc::new(View::open(super::open(g)?, options)?);
-    cairn_serve::serve(a.listen, view, |addr| {
-        eprintln!("cairn: serving http://{addr}/api/v1/ (read-only); press Ctrl-C to stop");
-    })?;
-    Ok(0)
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut token_error = None;
+    cairn_serve::serve(
+        ServeOptions { listen, tls, tokens, configured_tokens, state_dir: state_dir.clone() },
+        view,
+        |addr| {
+            eprintln!("cairn: serving {scheme}://{addr}/ (API /api/v1/, WebDAV /dav/); press Ctrl-C to stop");
+            if let Some(t) = &run_token {
+                match write_run_token(&state_dir, addr.port(), t) {
+                    Ok(path) if std::io::stderr().is_terminal() => eprintln!(
+                        "cairn: this run's token is in {} (owner-only); open {scheme}://{addr}/#token={t}",
+                        path.display()
+                    ),
+                    Ok(path) => eprintln!("cairn: this run's token is in {} (owner-only)", path.display()),
+                    Err(e) => token_error = Some(e),
+                }
+            }
+        },
+    )?;
+    match token_error {
+        Some(e) => Err(e),
+        None => Ok(0),
+    }
 }

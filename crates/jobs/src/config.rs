@@ -33,6 +33,26 @@ pub struct Config {
     /// Where metrics go.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// How `cairn serve` listens and whom it lets in.
+    #[serde(default)]
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`: how `cairn serve` listens and whom it lets in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeConfig {
+    /// The address (`127.0.0.1:8080` when not given); one off loopback
+    /// needs `tokens` and TLS.
+    pub listen: Option<Spanned<String>>,
+    /// The TLS certificate chain (PEM).
+    pub tls_certificate: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Who may come in: a name and the Argon2 hash (a PHC string from
+    /// `cairn serve --new-token NAME`) of its token.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, Spanned<String>>,
 }
 
 /// `[metrics]`: where the Prometheus metrics go.
@@ -425,6 +445,35 @@ impl Config {
                 format!("{:?}: give an address and port, such as 127.0.0.1:9898", listen.get_ref()),
             ));
         }
+        if let Some(listen) = &config.serve.listen
+            && listen.get_ref().parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(at(
+                Some(listen.span()),
+                Some("serve.listen".into()),
+                format!("{:?}: give an address and port, such as 127.0.0.1:8080", listen.get_ref()),
+            ));
+        }
+        if config.serve.tls_certificate.is_some() != config.serve.tls_key.is_some() {
+            return Err(at(None, Some("serve".into()), "give both tls-certificate and tls-key, or neither".into()));
+        }
+        for (name, hash) in &config.serve.tokens {
+            if !is_plain_name(name) {
+                return Err(at(
+                    Some(hash.span()),
+                    Some(format!("serve.tokens.{name}")),
+                    "a name of letters, digits, '_', '.' and '-' (not first) only".into(),
+                ));
+            }
+            if !hash.get_ref().starts_with("$argon2") {
+                return Err(at(
+                    Some(hash.span()),
+                    Some(format!("serve.tokens.{name}")),
+                    "not a token's hash: give what `cairn serve --new-token NAME` prints, never the token itself"
+                        .into(),
+                ));
+            }
+        }
         for (name, repo) in &config.repository {
             let r = repo.get_ref();
             let sources = [r.password.is_some(), r.password_file.is_some(), r.password_command.is_some()];
@@ -614,6 +663,7 @@ check = { read-data-subset = "1/7" }
         assert_eq!((drill.rto, drill.verify.len()), (Some(std::time::Duration::from_secs(1800)), 1));
         assert_eq!(c.repository["local"].get_ref().min_free, Some(Percent(20.0)));
         assert!(c.metrics.textfile.is_some() && c.metrics.listen.is_some());
+        assert!(c.serve.tokens.contains_key("ops") && c.serve.tls_key.is_some() && c.serve.listen.is_some());
     }
 
     #[test]
@@ -672,6 +722,11 @@ check = { read-data-subset = "1/7" }
             let e = err(&format!("{head}database = [{db}]\n"));
             assert!(e.starts_with("/etc/cairn/cairn.toml:4: job.j.database: ") && e.contains(want), "{e}");
         }
+        // Serving: a token pasted where its hash goes, half of TLS.
+        let e = err("[serve.tokens]\nops = \"hunter2\"\n");
+        assert!(e.starts_with("/etc/cairn/cairn.toml:2: serve.tokens.ops: not a token's hash"), "{e}");
+        let e = err("[serve]\ntls-key = \"/k\"\n");
+        assert!(e.contains("serve: give both tls-certificate and tls-key"), "{e}");
         // Monitoring: an unknown channel, a channel missing what it needs,
         // a password sent in clear text, an address that is not one.
         let e = err(&format!("{head}paths = [\"/\"]\nnotify = [\"pager\"]\n"));

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -20,10 +20,12 @@ use cairn_view::{FileContent, View};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::paths;
+use crate::auth::Who;
+use crate::{Shared, paths};
 
-/// The routes, over `view`.
-pub fn router(view: Arc<View>) -> Router {
+/// The routes, over `app`, behind the gate (crate::guard).
+pub fn router(app: Shared) -> Router {
+    let view = app.view.clone();
     let handler = dav_server::DavHandler::builder()
         .filesystem(Box::new(crate::dav::DavView::new(view.clone())))
         .strip_prefix("/dav")
@@ -38,6 +40,7 @@ pub fn router(view: Arc<View>) -> Router {
     };
     Router::new()
         .route("/api/v1/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route("/api/v1/session", get(session).post(sign_in).delete(sign_out))
         .route("/api/v1/snapshots", get(list))
         .route("/api/v1/snapshots/{snapshot}", get(one))
         .route("/api/v1/snapshots/{snapshot}/browse", get(browse_root))
@@ -49,7 +52,38 @@ pub fn router(view: Arc<View>) -> Router {
         .route("/dav/", any(dav.clone()))
         .route("/dav/{*path}", any(dav))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint: see /api/v1/openapi.json") })
-        .with_state(view)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::guard::guard))
+        .with_state(app)
+}
+
+/// Who the request is from.
+async fn session(Extension(who): Extension<Who>) -> Json<Value> {
+    Json(json!({ "who": who.0 }))
+}
+
+/// Opens a dashboard session for the token the request showed: a cookie
+/// the browser sends by itself, only to this server (SameSite=Strict),
+/// never to scripts (HttpOnly).
+async fn sign_in(State(app): State<Shared>, Extension(who): Extension<Who>) -> Response {
+    let id = app.tokens.open_session(&who);
+    let cookie = format!(
+        "{}={id}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
+        crate::auth::COOKIE,
+        crate::Tokens::session_seconds(),
+        if app.tls { "; Secure" } else { "" }
+    );
+    let mut r = Json(json!({ "who": who.0 })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// Ends the session.
+async fn sign_out(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    app.tokens.close_session(&headers);
+    let gone = format!("{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict", crate::auth::COOKIE);
+    ([(header::SET_COOKIE, gone)], StatusCode::NO_CONTENT).into_response()
 }
 
 /// An answer that is not the one asked for.
@@ -72,7 +106,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut r = (self.status, Json(json!({ "error": &self.message }))).into_response();
+        r.extensions_mut().insert(crate::guard::Detail(self.message));
+        r
     }
 }
 

@@ -1,32 +1,50 @@
-//! `cairn serve`: a repository's snapshots over HTTP, read-only. A thin
-//! adapter like the mount: what is where comes from a [`cairn_view::View`]
-//! (its snapshots, trees and cached blobs); this crate parses requests,
+//! `cairn serve`: a repository's snapshots over HTTP. A thin adapter like
+//! the mount: what is where comes from a [`cairn_view::View`] (its
+//! snapshots, trees and cached blobs); this crate parses requests,
 //! refuses what it must, and streams answers. Engine calls run on
 //! blocking threads, never on the async ones that serve connections.
 //!
-//! Only loopback addresses are served: authentication and TLS, which any
-//! other address needs (docs/DESIGN.md's safety rules), do not exist yet.
+//! Every request but the dashboard's static files names a token
+//! (crate::auth); a loopback address may be served over plain HTTP, any
+//! other only with configured tokens and TLS (docs/DESIGN.md's safety
+//! rules). Requests that change something are checked for their origin
+//! and written to the audit log (crate::guard, crate::audit).
 
 mod api;
+mod audit;
+pub mod auth;
 mod dav;
+mod guard;
 mod openapi;
 mod paths;
+mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::FromRef;
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
 use cairn_view::View;
 
 pub use api::router;
+pub use auth::Tokens;
 
 /// Serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// An address other than loopback was asked for.
+    /// An address other than loopback, without what it needs.
     #[error(
-        "cannot serve on {0}: only loopback addresses (127.0.0.1, ::1) are served, since cairn serve has no authentication or TLS yet; to reach it from elsewhere use an SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST)"
+        "cannot serve on {0}: an address other than loopback (127.0.0.1, ::1) needs {1} in the config's [serve] section (see docs/CONFIG.md); or serve on loopback and reach it through an SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST)"
     )]
-    NotLoopback(SocketAddr),
+    NotLoopback(SocketAddr, &'static str),
+    /// A configured token's hash cannot be read.
+    #[error(transparent)]
+    BadHash(#[from] auth::BadHash),
+    /// The certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The address could not be bound (in use, not this host's).
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -35,16 +53,91 @@ pub enum ServeError {
     Serve(SocketAddr, std::io::Error),
 }
 
-/// Checks that `addr` may be served.
-pub fn check_address(addr: SocketAddr) -> Result<(), ServeError> {
-    if addr.ip().is_loopback() { Ok(()) } else { Err(ServeError::NotLoopback(addr)) }
+/// The TLS certificate and key files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
-/// Serves `view` on `addr` (checked first) until the process ends;
-/// `ready` is told the address bound (with the port the system chose for
-/// port 0) once requests are accepted.
-pub fn serve(addr: SocketAddr, view: Arc<View>, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
-    check_address(addr)?;
+/// How to serve.
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    /// Who may come in.
+    pub tokens: Tokens,
+    /// Whether `tokens` came from the config (a run's own token does not
+    /// open an address off loopback: nobody elsewhere could know it).
+    pub configured_tokens: bool,
+    /// Where the audit log is written.
+    pub state_dir: PathBuf,
+}
+
+/// Checks that `addr` may be served with what is configured.
+pub fn check_address(addr: SocketAddr, configured_tokens: bool, tls: bool) -> Result<(), ServeError> {
+    match (addr.ip().is_loopback(), configured_tokens, tls) {
+        (true, _, _) | (false, true, true) => Ok(()),
+        (false, false, false) => Err(ServeError::NotLoopback(addr, "tokens and TLS")),
+        (false, false, true) => Err(ServeError::NotLoopback(addr, "tokens")),
+        (false, true, false) => Err(ServeError::NotLoopback(addr, "TLS (tls-certificate, tls-key)")),
+    }
+}
+
+/// What every request handler can reach.
+pub struct App {
+    pub view: Arc<View>,
+    pub tokens: Tokens,
+    pub audit: audit::AuditLog,
+    /// Whether connections are TLS (the origin browsers send says https).
+    pub tls: bool,
+}
+
+/// The state handlers share (a handle to [`App`]).
+#[derive(Clone)]
+pub struct Shared(pub Arc<App>);
+
+impl std::ops::Deref for Shared {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl FromRef<Shared> for Arc<View> {
+    fn from_ref(app: &Shared) -> Arc<View> {
+        app.view.clone()
+    }
+}
+
+/// The address a connection came from, over plain TCP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// Serves `view` as `options` say (the address checked first) until the
+/// process ends; `ready` is told the address bound (with the port the
+/// system chose for port 0) once requests are accepted.
+pub fn serve(options: ServeOptions, view: Arc<View>, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let addr = options.listen;
+    check_address(addr, options.configured_tokens, options.tls.is_some())?;
+    let tls = options.tls.as_ref().map(|t| tls::config(&t.certificate, &t.key)).transpose()?;
+    let app = Shared(Arc::new(App {
+        view,
+        tokens: options.tokens,
+        audit: audit::AuditLog::in_folder(&options.state_dir),
+        tls: tls.is_some(),
+    }));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -53,7 +146,17 @@ pub fn serve(addr: SocketAddr, view: Arc<View>, ready: impl FnOnce(SocketAddr)) 
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Bind(addr, e))?;
         let bound = listener.local_addr().map_err(|e| ServeError::Bind(addr, e))?;
-        ready(bound);
-        axum::serve(listener, router(view)).await.map_err(|e| ServeError::Serve(bound, e))
+        let service = router(app).into_make_service_with_connect_info::<Peer>();
+        match tls {
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config).map_err(|e| ServeError::Bind(addr, e))?;
+                ready(bound);
+                axum::serve(listener, service).await.map_err(|e| ServeError::Serve(bound, e))
+            }
+            None => {
+                ready(bound);
+                axum::serve(listener, service).await.map_err(|e| ServeError::Serve(bound, e))
+            }
+        }
     })
 }
