@@ -240,19 +240,62 @@ cairn_test!(every_path_of_the_openapi_document_answers, |env| {
     std::fs::create_dir_all(src.join("d")).unwrap();
     std::fs::write(src.join("d/f"), b"content").unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
-    let s = serve(&env);
+    // A job with a run in the history, so the jobs' paths have something to show.
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let config = env.path("cairn.toml");
+    let text = format!(
+        "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\n",
+        env.repo.display(),
+        pass.display(),
+        src.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let (c, state) = (config.to_str().unwrap(), env.path("state"));
+    env.ok(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    let (child, addr, _) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true);
+    let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
+    let s = Served { child, at: At { addr, token: Some(token) } };
     let doc = get(&s.at, "/api/v1/openapi.json", &[]).json();
     assert_eq!(doc["openapi"], "3.1.0");
     let rel = src.strip_prefix("/").unwrap().to_str().unwrap();
     let paths = doc["paths"].as_object().unwrap();
-    assert!(paths.len() >= 6, "{paths:?}");
+    assert!(paths.len() >= 19, "{paths:?}");
     for (path, ops) in paths {
-        assert!(ops["get"]["responses"]["200"].is_object(), "{path} documents its answer");
         let target = path
             .replace("{snapshot}", "latest")
+            .replace("{name}", "app")
+            .replace("{id}", "1")
             .replace("{path}", &if path.contains("download") { format!("{rel}/d/f") } else { format!("{rel}/d") });
-        let a = get(&s.at, &target, &[]);
-        assert_eq!(a.status, 200, "{path} as {target}: {}", String::from_utf8_lossy(&a.body));
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(op["responses"].is_object() && op["summary"].is_string(), "{method} {path} is described");
+            if method != "get" {
+                continue;
+            }
+            assert!(op["responses"]["200"].is_object(), "{path} documents its answer");
+            if path == "/api/v1/events" || path == "/api/v1/operations/{id}" {
+                continue; // a stream without end; no operation yet
+            }
+            let a = get(&s.at, &target, &[]);
+            assert_eq!(a.status, 200, "{path} as {target}: {}", String::from_utf8_lossy(&a.body));
+        }
+    }
+    // The changing methods are routed (their work is tested on its own):
+    // with a job or snapshot that does not exist, they say so, not "no such endpoint".
+    for (method, target) in [
+        ("POST", "/api/v1/jobs/nope/run"),
+        ("POST", "/api/v1/jobs/nope/drill"),
+        ("DELETE", "/api/v1/snapshots/ffffffffffff"),
+        ("POST", "/api/v1/snapshots/ffffffffffff/restore"),
+    ] {
+        let a = request(&s.at, method, target, &["Content-Type: application/json", "Content-Length: 2", "", "{}"]);
+        let body = String::from_utf8_lossy(&a.body);
+        assert!(
+            ![404, 405].contains(&a.status) || !body.contains("no such endpoint"),
+            "{method} {target}: {} {body}",
+            a.status
+        );
+        assert!(a.status != 405 && a.status < 500, "{method} {target}: {} {body}", a.status);
     }
 });
 
@@ -612,4 +655,184 @@ cairn_test!(off_loopback_only_a_token_over_tls_gets_in_and_a_cross_site_change_i
     );
     assert!(log[1]["detail"].as_str().unwrap().contains("evil.example"), "{}", log[1]);
     assert!(log.iter().all(|e| e["from"].as_str().unwrap().starts_with("127.0.0.1:") && e["time"].is_string()));
+});
+
+/// `POST target` with a JSON body (and the bearer token).
+fn post_json(at: &At, target: &str, body: &str) -> Answer {
+    let len = format!("Content-Length: {}", body.len());
+    let mut s = TcpStream::connect(at.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let auth = at.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "POST {target} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\n{len}\r\nConnection: close\r\n\r\n{body}",
+        at.addr
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Answer { status, headers: HashMap::new(), body: body.as_bytes().to_vec() }
+}
+
+/// Waits for operation `id` to end; its last state.
+fn finished(at: &At, id: u64) -> serde_json::Value {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let op = get(at, &format!("/api/v1/operations/{id}"), &[]).json();
+        if op["state"] != "running" {
+            return op;
+        }
+        assert!(std::time::Instant::now() < until, "operation {id} still running: {op}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+cairn_test!(jobs_run_and_drill_restores_land_and_forget_refuses_protected_snapshots_through_the_api, |env| {
+    env.init();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/app.conf"), b"port = 8080\n").unwrap();
+    std::fs::write(src.join("data"), random_bytes(3 << 20, 11)).unwrap();
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nmax-age = \"1d\"\ndrill = {{ rto = \"10m\" }}\n",
+            env.repo.display(),
+            pass.display(),
+            src.display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let state = env.path("state");
+    env.ok(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    let (child, addr, lines) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true);
+    let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
+    let _served = Served { child, at: At { addr, token: Some(token.clone()) } };
+    let at = &At { addr, token: Some(token.clone()) };
+    assert!(lines[1].contains("token"), "{lines:?}");
+
+    // The job as the history knows it: fresh, one good run.
+    let jobs = get(at, "/api/v1/jobs", &[]).json();
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    let app = &jobs[0];
+    assert_eq!(
+        (app["job"].as_str(), app["stale"].as_bool(), app["runs"].as_u64()),
+        (Some("app"), Some(false), Some(1))
+    );
+    assert_eq!((app["success_rate"].as_f64(), app["rpo_seconds"].as_f64()), (Some(1.0), Some(86_400.0)));
+
+    // Server-sent events, listened to from before the run starts.
+    let events = {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        write!(s, "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n").unwrap();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in BufReader::new(s).lines() {
+                let Ok(line) = line else { break };
+                if let Some(data) = line.strip_prefix("data: ") {
+                    let op: serde_json::Value = serde_json::from_str(data).unwrap();
+                    let done = op["kind"] == "job-run" && op["state"] != "running";
+                    seen.push(op);
+                    if done {
+                        break;
+                    }
+                }
+            }
+            seen
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(src.join("etc/new.conf"), b"added on day two\n").unwrap();
+    let started = post_json(at, "/api/v1/jobs/app/run", "");
+    assert_eq!(started.status, 202, "{}", String::from_utf8_lossy(&started.body));
+    let op = finished(at, started.json()["operation"].as_u64().unwrap());
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(op["result"].as_str().unwrap().starts_with("exit 0: job app: snapshot "), "{op}");
+    let seen = events.join().unwrap();
+    let states: Vec<&str> = seen.iter().map(|o| o["state"].as_str().unwrap()).collect();
+    assert_eq!((states.first(), states.last()), (Some(&"running"), Some(&"succeeded")), "{seen:?}");
+    assert_eq!(post_json(at, "/api/v1/jobs/nope/run", "").status, 404);
+    let runs = get(at, "/api/v1/jobs/app/history", &[]).json();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    assert_eq!(get(at, "/api/v1/jobs/app", &[]).json()["runs"], 2);
+
+    // A drill, and the metrics a scraper reads.
+    let drill = post_json(at, "/api/v1/jobs/app/drill", "");
+    assert_eq!(drill.status, 202);
+    let op = finished(at, drill.json()["operation"].as_u64().unwrap());
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let drills = get(at, "/api/v1/drills", &[]).json();
+    assert_eq!((drills.as_array().unwrap().len(), drills[0]["outcome"].as_str()), (1, Some("success")), "{drills}");
+    let metrics = get(at, "/metrics", &[]);
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("cairn_runs{job=\"app\",kind=\"backup\",outcome=\"success\"} 2.0"), "{text}");
+
+    // A restore into a new folder on the server, equal to the source.
+    let ids: Vec<String> =
+        env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 2);
+    let target = env.path("restored");
+    let body = format!("{{\"path\": \"{}\", \"target\": \"{}\"}}", src.display(), target.display());
+    let r = post_json(at, &format!("/api/v1/snapshots/{}/restore", ids[1]), &body);
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let op = finished(at, r.json()["operation"].as_u64().unwrap());
+    assert_eq!((op["state"].as_str(), op["done_bytes"].as_u64()), (Some("succeeded"), Some((3 << 20) + 29)), "{op}");
+    // A folder of the snapshot restores as `cairn restore SNAPSHOT:PATH` does: its content in the target.
+    let restored = &target;
+    for f in ["data", "etc/app.conf", "etc/new.conf"] {
+        assert_eq!(std::fs::read(restored.join(f)).unwrap(), std::fs::read(src.join(f)).unwrap(), "{f}");
+    }
+    // Never over anything: a folder that holds something, a relative or dotted target, a dotted path.
+    let again = post_json(at, "/api/v1/snapshots/latest/restore", &format!("{{\"target\": \"{}\"}}", target.display()));
+    assert_eq!(again.status, 409, "{}", String::from_utf8_lossy(&again.body));
+    for (body, status) in [
+        ("{\"target\": \"relative/dir\"}".to_string(), 400),
+        (format!("{{\"target\": \"{}/../escape\"}}", target.display()), 400),
+        (format!("{{\"path\": \"/../etc\", \"target\": \"{}\"}}", env.path("other").display()), 400),
+        (format!("{{\"target\": \"{}\", \"overwrite\": true}}", env.path("other").display()), 422),
+    ] {
+        assert_eq!(post_json(at, "/api/v1/snapshots/latest/restore", &body).status, status, "{body}");
+    }
+    assert!(!env.path("other").exists() && !env.path("escape").exists());
+
+    // Forget: never `latest`, never a protected snapshot; the other goes.
+    env.ok(&["tag", "--protect", &ids[0]]);
+    // The tag change gave it a new id; the old one is gone.
+    assert_eq!(request(at, "DELETE", &format!("/api/v1/snapshots/{}", ids[0]), &[]).status, 404);
+    let ids: Vec<String> =
+        env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(request(at, "DELETE", &format!("/api/v1/snapshots/{}", ids[0]), &[]).status, 409);
+    assert_eq!(request(at, "DELETE", "/api/v1/snapshots/latest", &[]).status, 400);
+    let gone = request(at, "DELETE", &format!("/api/v1/snapshots/{}", &ids[1][..12]), &[]);
+    assert_eq!(gone.status, 200, "{}", String::from_utf8_lossy(&gone.body));
+    let left: Vec<String> =
+        env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(left, ids[..1]);
+    assert_eq!(get(at, "/api/v1/snapshots", &[]).json().as_array().unwrap().len(), 1, "the list shows it at once");
+
+    // Each change, and how the work it started ended, is in the audit log.
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(state.join("audit.log"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = |path: &str| {
+        log.iter().find(|e| e["path"].as_str().unwrap().starts_with(path)).unwrap_or_else(|| panic!("{path}: {log:?}"))
+    };
+    assert_eq!(
+        (line("/api/v1/jobs/app/run")["status"].as_u64(), line("/api/v1/jobs/app/run")["who"].as_str()),
+        (Some(202), Some("this-run"))
+    );
+    assert_eq!(line("operation 1: job-run app")["outcome"], "ok");
+    assert_eq!(line(&format!("/api/v1/snapshots/{}", ids[0]))["status"], 409);
+    assert!(line("operation 3: restore")["detail"].as_str().unwrap().starts_with("restored 3 files"));
 });

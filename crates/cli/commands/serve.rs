@@ -3,25 +3,27 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cairn_jobs::Config;
 use cairn_jobs::config::{default_path, default_state_dir};
-use cairn_serve::{ServeOptions, TlsFiles, Tokens, auth};
+use cairn_serve::{Jobs, ServeOptions, TlsFiles, Tokens, auth};
 use cairn_view::{View, ViewOptions};
 
 use crate::cli::{Global, ServeArgs};
 
-/// The config, if there is one: `--config` must exist, the default may not.
-fn config(g: &Global, root: bool) -> Result<Option<Config>> {
+/// The config and its path, if there is one: `--config` must exist, the
+/// default may not.
+fn config(g: &Global, root: bool) -> Result<Option<(PathBuf, Config)>> {
     let Some(path) = default_path(g.config.as_deref(), root) else { return Ok(None) };
     if g.config.is_none() && !path.exists() {
         return Ok(None);
     }
-    Ok(Some(Config::load(&path)?))
+    let config = Config::load(&path)?;
+    Ok(Some((path, config)))
 }
 
 /// Writes this run's token owner-only where the user (and only they) can
@@ -57,7 +59,7 @@ pub fn run(g: &Global, a: &ServeArgs) -> Result<i32> {
     }
     let root = nix::unistd::geteuid().is_root();
     let config = config(g, root)?;
-    let serve = config.as_ref().map(|c| &c.serve);
+    let serve = config.as_ref().map(|(_, c)| &c.serve);
     let listen: SocketAddr = match (a.listen, serve.and_then(|s| s.listen.as_ref())) {
         (Some(l), _) => l,
         // Checked when the config was read.
@@ -83,10 +85,19 @@ pub fn run(g: &Global, a: &ServeArgs) -> Result<i32> {
         refresh: Duration::from_secs(2),
     };
     let view = Arc::new(View::open(super::open(g)?, options)?);
+    let jobs = match config {
+        Some((config_path, config)) if !config.job.is_empty() => Some(Jobs {
+            config,
+            config_path,
+            exe: std::env::current_exe().context("finding this program, to run jobs")?,
+            cache_dir: if g.no_cache { None } else { super::cache_root(g) },
+        }),
+        _ => None,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut token_error = None;
     cairn_serve::serve(
-        ServeOptions { listen, tls, tokens, configured_tokens, state_dir: state_dir.clone() },
+        ServeOptions { listen, tls, tokens, configured_tokens, state_dir: state_dir.clone(), jobs },
         view,
         |addr| {
             eprintln!("cairn: serving {scheme}://{addr}/ (API /api/v1/, WebDAV /dav/); press Ctrl-C to stop");

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use cairn_format::SnapshotId;
 use cairn_format::snapshot::Snapshot;
@@ -42,7 +42,19 @@ pub fn router(app: Shared) -> Router {
         .route("/api/v1/openapi.json", get(|| async { Json(crate::openapi::document()) }))
         .route("/api/v1/session", get(session).post(sign_in).delete(sign_out))
         .route("/api/v1/snapshots", get(list))
-        .route("/api/v1/snapshots/{snapshot}", get(one))
+        .route("/api/v1/snapshots/{snapshot}", get(one).delete(crate::actions::forget))
+        .route("/api/v1/snapshots/{snapshot}/restore", post(crate::actions::restore))
+        .route("/api/v1/repository", get(repository))
+        .route("/api/v1/jobs", get(crate::jobs::list))
+        .route("/api/v1/jobs/{name}", get(crate::jobs::one))
+        .route("/api/v1/jobs/{name}/history", get(crate::jobs::runs))
+        .route("/api/v1/jobs/{name}/run", post(crate::jobs::run))
+        .route("/api/v1/jobs/{name}/drill", post(crate::jobs::drill))
+        .route("/api/v1/drills", get(crate::jobs::drills))
+        .route("/api/v1/operations", get(crate::ops::list))
+        .route("/api/v1/operations/{id}", get(crate::ops::one))
+        .route("/api/v1/events", get(crate::ops::events))
+        .route("/metrics", get(crate::jobs::metrics))
         .route("/api/v1/snapshots/{snapshot}/browse", get(browse_root))
         .route("/api/v1/snapshots/{snapshot}/browse/{*path}", get(browse))
         .route("/api/v1/snapshots/{snapshot}/download/{*path}", get(download))
@@ -54,6 +66,28 @@ pub fn router(app: Shared) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint: see /api/v1/openapi.json") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), crate::guard::guard))
         .with_state(app)
+}
+
+/// `GET /repository`: where it is, its snapshots, and how it grew: each
+/// snapshot's time and the bytes it added (stored, after compression),
+/// summed (forgotten snapshots and prune not counted).
+async fn repository(State(app): State<Shared>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let list = snapshots(&app.view)?;
+        let mut total = 0u64;
+        let growth: Vec<Value> = list
+            .iter()
+            .map(|(id, s)| {
+                let added = s.summary.as_ref().map_or(0, |m| m.bytes_added);
+                total += added;
+                json!({ "id": id.to_hex(), "time": s.time, "added": added, "total": total,
+                        "duration_seconds": s.summary.as_ref().map(|m| (m.end - m.start).as_secs_f64()) })
+            })
+            .collect();
+        let location = app.view.with_repo(|r| r.repo().location().to_string());
+        Ok(Json(json!({ "location": location, "snapshots": list.len(), "growth": growth })))
+    })
+    .await
 }
 
 /// Who the request is from.
@@ -88,19 +122,25 @@ async fn sign_out(State(app): State<Shared>, headers: HeaderMap) -> Response {
 
 /// An answer that is not the one asked for.
 #[derive(Debug)]
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into() }
     }
 
     /// The repository could not be read: the server's side.
-    fn repo(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn repo(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<paths::PathError> for ApiError {
+    fn from(e: paths::PathError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, e.to_string())
     }
 }
 
@@ -113,7 +153,9 @@ impl IntoResponse for ApiError {
 }
 
 /// Runs engine work on a blocking thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("request failed: {e}"))))
@@ -160,8 +202,13 @@ async fn list(State(view): State<Arc<View>>, Query(f): Query<Filters>) -> Result
 }
 
 /// The snapshot `key` names: `latest`, a whole id or a prefix of one.
-fn resolve(view: &View, key: &str) -> Result<(SnapshotId, Snapshot), ApiError> {
-    let list = snapshots(view)?;
+pub(crate) fn resolve(view: &View, key: &str) -> Result<(SnapshotId, Snapshot), ApiError> {
+    let mut list = snapshots(view)?;
+    // A whole id the view has not seen: maybe written since its last look.
+    if key.len() == 64 && !list.iter().any(|(id, _)| id.to_hex() == key) {
+        view.reread();
+        list = snapshots(view)?;
+    }
     if key == "latest" {
         return list
             .last()
@@ -193,7 +240,7 @@ async fn one(State(view): State<Arc<View>>, Path(key): Path<String>) -> Result<J
 /// The node at `path` in snapshot `key`, and the path as shown; the root is
 /// a folder node of its own.
 fn node_at(view: &View, key: &str, path: &str) -> Result<(String, Node), ApiError> {
-    let parts = paths::components(path).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let parts = paths::components(path)?;
     let (_, snapshot) = resolve(view, key)?;
     let mut node = Node { subtree: Some(snapshot.tree), ..Node::new(b"", NodeKind::Dir) };
     let mut shown = String::new();

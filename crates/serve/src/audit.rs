@@ -20,9 +20,10 @@ pub struct Entry<'a> {
     pub from: Option<SocketAddr>,
     pub method: &'a str,
     pub path: &'a str,
-    /// The HTTP status answered, or for work that ran on after the
-    /// answer (a job run, a restore), what it ended with.
-    pub status: u16,
+    /// The HTTP status answered; none for the end of work that ran on
+    /// after the answer (a job run, a restore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     pub outcome: Outcome,
     /// Why it was refused or failed, or what it did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +68,26 @@ impl AuditLog {
     /// Where the log is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Records how operation `id` (started by an audited request) ended.
+    pub fn ended(&self, ops: &crate::ops::Operations, id: u64) {
+        let Some(op) = ops.get(id) else { return };
+        let what = format!(
+            "operation {id}: {} {}",
+            serde_json::to_value(op.kind).unwrap_or_default().as_str().unwrap_or("-"),
+            op.what
+        );
+        self.write(Entry {
+            time: String::new(),
+            who: &op.who,
+            from: None,
+            method: "-",
+            path: &what,
+            status: None,
+            outcome: if op.state == crate::ops::OpState::Succeeded { Outcome::Ok } else { Outcome::Failed },
+            detail: op.result.clone(),
+        });
     }
 
     /// Appends `entry`, stamped now.

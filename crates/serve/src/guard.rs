@@ -104,7 +104,7 @@ pub async fn guard(
             from: Some(peer),
             method: method.as_str(),
             path: &path,
-            status,
+            status: Some(status),
             outcome: Outcome::of_status(status),
             detail: response.extensions().get::<Detail>().map(|d| d.0.clone()),
         });

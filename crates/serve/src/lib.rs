@@ -10,12 +10,15 @@
 //! rules). Requests that change something are checked for their origin
 //! and written to the audit log (crate::guard, crate::audit).
 
+mod actions;
 mod api;
 mod audit;
 pub mod auth;
 mod dav;
 mod guard;
+mod jobs;
 mod openapi;
+mod ops;
 mod paths;
 mod tls;
 
@@ -30,6 +33,7 @@ use cairn_view::View;
 
 pub use api::router;
 pub use auth::Tokens;
+pub use jobs::Jobs;
 
 /// Serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +73,10 @@ pub struct ServeOptions {
     /// Whether `tokens` came from the config (a run's own token does not
     /// open an address off loopback: nobody elsewhere could know it).
     pub configured_tokens: bool,
-    /// Where the audit log is written.
+    /// Where the audit log is written and the run history read.
     pub state_dir: PathBuf,
+    /// The config's jobs, when it has any.
+    pub jobs: Option<Jobs>,
 }
 
 /// Checks that `addr` may be served with what is configured.
@@ -90,6 +96,10 @@ pub struct App {
     pub audit: audit::AuditLog,
     /// Whether connections are TLS (the origin browsers send says https).
     pub tls: bool,
+    pub state_dir: PathBuf,
+    pub jobs: Option<Jobs>,
+    /// Job runs and restores of this server run.
+    pub ops: Arc<ops::Operations>,
 }
 
 /// The state handlers share (a handle to [`App`]).
@@ -137,6 +147,9 @@ pub fn serve(options: ServeOptions, view: Arc<View>, ready: impl FnOnce(SocketAd
         tokens: options.tokens,
         audit: audit::AuditLog::in_folder(&options.state_dir),
         tls: tls.is_some(),
+        state_dir: options.state_dir,
+        jobs: options.jobs,
+        ops: Arc::default(),
     }));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

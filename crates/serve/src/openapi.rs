@@ -21,6 +21,27 @@ fn format_param() -> Value {
             "description": "tar (the default) or zip" })
 }
 
+fn name_param() -> Value {
+    json!({ "name": "name", "in": "path", "required": true, "description": "a job of the config",
+            "schema": { "type": "string" } })
+}
+
+fn limit_param() -> Value {
+    json!({ "name": "limit", "in": "query", "schema": { "type": "integer" }, "description": "at most this many (100)" })
+}
+
+fn json_of(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn started() -> Value {
+    json_of(
+        "started; follow it at /api/v1/operations/{id} or /api/v1/events",
+        json!({
+        "type": "object", "required": ["operation"], "properties": { "operation": { "type": "integer" } } }),
+    )
+}
+
 fn error() -> Value {
     json!({ "description": "what went wrong, in one line",
             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -33,8 +54,9 @@ pub fn document() -> Value {
         "info": {
             "title": "cairn",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A cairn repository's snapshots, read-only."
+            "description": "A cairn repository's snapshots and the config's jobs. Every request but this document shows a token (Authorization: Bearer, Basic with the token as password, or the dashboard's session cookie); a request that changes something and comes from a browser must come from this server's own page."
         },
+        "security": [{ "bearer": [] }, { "basic": [] }, { "session": [] }],
         "paths": {
             "/api/v1/snapshots": { "get": {
                 "summary": "The snapshots, oldest first",
@@ -57,6 +79,10 @@ pub fn document() -> Value {
                         "$ref": "#/components/schemas/Snapshot" } } } },
                     "400": error(), "404": error(), "500": error()
                 }
+            }, "delete": {
+                "summary": "Forget the snapshot (its data stays until `cairn prune`); protected snapshots and `latest` are refused",
+                "parameters": [snapshot_param()],
+                "responses": { "200": json_of("forgotten", json!({ "type": "object" })), "400": error(), "404": error(), "409": error() }
             }},
             "/api/v1/snapshots/{snapshot}/browse": { "get": {
                 "summary": "The top folder of a snapshot",
@@ -89,6 +115,79 @@ pub fn document() -> Value {
                 "parameters": [snapshot_param(), path_param(), format_param()],
                 "responses": { "200": { "$ref": "#/components/responses/Archive" }, "400": error(), "404": error(), "500": error() }
             }},
+            "/api/v1/snapshots/{snapshot}/restore": { "post": {
+                "summary": "Restore the snapshot, or one path of it, into a new or empty folder on the server",
+                "parameters": [snapshot_param()],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["target"], "additionalProperties": false,
+                    "properties": { "target": { "type": "string", "description": "an absolute folder on the server, missing or empty" },
+                                    "path": { "type": "string", "description": "a file or folder of the snapshot; its content goes into target" } } } } } },
+                "responses": { "202": started(), "400": error(), "404": error(), "409": error(), "422": error() }
+            }},
+            "/api/v1/repository": { "get": {
+                "summary": "The repository: where it is, its snapshots, how it grew",
+                "responses": { "200": json_of("the repository", json!({ "type": "object", "properties": {
+                    "location": { "type": "string" }, "snapshots": { "type": "integer" },
+                    "growth": { "type": "array", "items": { "type": "object", "properties": {
+                        "id": { "type": "string" }, "time": { "type": "string", "format": "date-time" },
+                        "added": { "type": "integer", "description": "bytes the snapshot added, stored" },
+                        "total": { "type": "integer", "description": "bytes added by the snapshots up to this one" },
+                        "duration_seconds": { "type": "number" } } } } } })), "500": error() }
+            }},
+            "/api/v1/jobs": { "get": {
+                "summary": "The config's jobs and how each stands against its RPO and RTO",
+                "responses": { "200": json_of("the jobs", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Job" } })),
+                               "404": error(), "500": error() }
+            }},
+            "/api/v1/jobs/{name}": { "get": {
+                "summary": "One job", "parameters": [name_param()],
+                "responses": { "200": json_of("the job", json!({ "$ref": "#/components/schemas/Job" })), "404": error() }
+            }},
+            "/api/v1/jobs/{name}/history": { "get": {
+                "summary": "A job's runs (backups, checks, prunes, copies, drills), newest first",
+                "parameters": [name_param(), limit_param()],
+                "responses": { "200": json_of("the runs", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Run" } })),
+                               "404": error() }
+            }},
+            "/api/v1/jobs/{name}/run": { "post": {
+                "summary": "Run the job now (`cairn job run NAME`, as the scheduler runs it)",
+                "parameters": [name_param()],
+                "responses": { "202": started(), "404": error(), "409": error() }
+            }},
+            "/api/v1/jobs/{name}/drill": { "post": {
+                "summary": "Run the job's restore drill now (`cairn drill NAME`)",
+                "parameters": [name_param()],
+                "responses": { "202": started(), "404": error(), "409": error() }
+            }},
+            "/api/v1/drills": { "get": {
+                "summary": "The restore drills of every job, newest first", "parameters": [limit_param()],
+                "responses": { "200": json_of("the drills", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Run" } })),
+                               "404": error() }
+            }},
+            "/api/v1/operations": { "get": {
+                "summary": "Job runs, drills and restores started through this server since it started",
+                "responses": { "200": json_of("the operations", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Operation" } })) }
+            }},
+            "/api/v1/operations/{id}": { "get": {
+                "summary": "One operation",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "responses": { "200": json_of("the operation", json!({ "$ref": "#/components/schemas/Operation" })), "404": error() }
+            }},
+            "/api/v1/events": { "get": {
+                "summary": "Server-sent events: `operation` (an Operation as JSON) for each running now and every change after",
+                "responses": { "200": { "description": "the event stream", "content": { "text/event-stream": {} } } }
+            }},
+            "/api/v1/session": {
+                "get": { "summary": "Who the request is from",
+                         "responses": { "200": json_of("the token's name", json!({ "type": "object", "properties": { "who": { "type": "string" } } })) } },
+                "post": { "summary": "Open a dashboard session for the token shown (sets an HttpOnly, SameSite=Strict cookie)",
+                          "responses": { "200": json_of("the token's name", json!({ "type": "object" })), "401": error(), "403": error() } },
+                "delete": { "summary": "End the session", "responses": { "204": { "description": "ended" } } }
+            },
+            "/metrics": { "get": {
+                "summary": "Prometheus metrics of the jobs (as `cairn daemon` serves them)",
+                "responses": { "200": { "description": "Prometheus text", "content": { "text/plain": {} } }, "404": error() }
+            }},
             "/api/v1/openapi.json": { "get": {
                 "summary": "This document",
                 "responses": { "200": { "description": "the OpenAPI document", "content": { "application/json": {} } } }
@@ -97,6 +196,30 @@ pub fn document() -> Value {
         "components": {
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } },
+                "Run": { "type": "object", "properties": {
+                    "job": { "type": "string" }, "kind": { "type": "string", "enum": ["backup", "check", "prune", "copy", "drill"] },
+                    "repository": { "type": "string" }, "started": { "type": "string", "format": "date-time" },
+                    "ended": { "type": "string", "format": "date-time" },
+                    "outcome": { "type": "string", "enum": ["success", "warning", "failure", "interrupted"] },
+                    "exit_code": { "type": "integer" }, "files": { "type": "integer" }, "bytes_read": { "type": "integer" },
+                    "bytes_added": { "type": "integer" }, "warnings": { "type": "integer" },
+                    "snapshot": { "type": "string" }, "error": { "type": "string" } } },
+                "Job": { "type": "object", "properties": {
+                    "job": { "type": "string" }, "last": { "$ref": "#/components/schemas/Run" },
+                    "last_good": { "$ref": "#/components/schemas/Run" }, "age_seconds": { "type": "number" },
+                    "rpo_seconds": { "type": "number" }, "stale": { "type": "boolean" },
+                    "last_drill": { "$ref": "#/components/schemas/Run" }, "rto_seconds": { "type": "number" },
+                    "problems": { "type": "array", "items": { "type": "string" } },
+                    "schedule": { "type": "string" }, "repositories": { "type": "array", "items": { "type": "string" } },
+                    "runs": { "type": "integer" }, "success_rate": { "type": "number" },
+                    "running": { "type": "integer", "description": "the operation running it now" } } },
+                "Operation": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "kind": { "type": "string", "enum": ["job-run", "drill", "restore"] },
+                    "what": { "type": "string" }, "who": { "type": "string" },
+                    "started": { "type": "string", "format": "date-time" }, "ended": { "type": "string", "format": "date-time" },
+                    "state": { "type": "string", "enum": ["running", "succeeded", "failed"] },
+                    "done_bytes": { "type": "integer" }, "total_bytes": { "type": "integer" },
+                    "log": { "type": "array", "items": { "type": "string" } }, "result": { "type": "string" } } },
                 "Snapshot": { "type": "object", "required": ["id", "short_id", "time", "tree", "paths", "hostname"],
                     "properties": {
                         "id": { "type": "string" }, "short_id": { "type": "string" },
@@ -116,6 +239,11 @@ pub fn document() -> Value {
                         "mtime": { "type": "string", "format": "date-time" },
                         "target": { "type": "string", "description": "a symlink's target" }
                     } }
+            },
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer" },
+                "basic": { "type": "http", "scheme": "basic", "description": "the token as the password; the user is its name" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "cairn_session" }
             },
             "responses": {
                 "Archive": { "description": "the archive, streamed; cut short if reading the snapshot fails on the way",

@@ -160,6 +160,12 @@ impl View {
         (self.shown(&self.known.lock().unwrap_or_else(|p| p.into_inner())), error)
     }
 
+    /// Reads the snapshot list again now (after this process changed it);
+    /// a failure keeps the last list, as a refresh does.
+    pub fn reread(&self) {
+        let _ = self.read_snapshots();
+    }
+
     /// Of the snapshots `known`, those the filter lets through, oldest first.
     fn shown(&self, known: &Known) -> Vec<(SnapshotId, Snapshot)> {
         let mut shown: Vec<(SnapshotId, Snapshot)> = known
