@@ -7,6 +7,7 @@
 mod util;
 
 mod badinput;
+mod browser;
 mod cli;
 mod cold;
 mod corruption;

@@ -199,6 +199,15 @@ cairn_test!(the_api_lists_browses_and_downloads_exactly_over_http, |env| {
     let whole = get(at, &dl, &[]);
     assert_eq!((whole.status, whole.headers["accept-ranges"].as_str()), (200, "bytes"));
     assert!(whole.body == big, "the download equals the file");
+    // A file from a snapshot never runs as a page of this server (an HTML
+    // file in a backed-up home folder would otherwise act with the
+    // operator's session); the dashboard runs only its own script.
+    let csp = |a: &Answer| a.headers["content-security-policy"].clone();
+    assert!(csp(&whole).contains("sandbox") && csp(&whole).contains("default-src 'none'"), "{}", csp(&whole));
+    assert_eq!(whole.headers["x-content-type-options"], "nosniff");
+    let page = get(&anonymous, "/", &[]);
+    assert_eq!(page.status, 200, "the page holds no data and needs no token");
+    assert!(csp(&page).contains("script-src 'self'") && csp(&page).contains("frame-ancestors 'none'"));
     let len = big.len();
     for (range, from, to) in [
         ("bytes=0-0".to_string(), 0, 1),
@@ -835,4 +844,121 @@ cairn_test!(jobs_run_and_drill_restores_land_and_forget_refuses_protected_snapsh
     assert_eq!(line("operation 1: job-run app")["outcome"], "ok");
     assert_eq!(line(&format!("/api/v1/snapshots/{}", ids[0]))["status"], 409);
     assert!(line("operation 3: restore")["detail"].as_str().unwrap().starts_with("restored 3 files"));
+});
+
+cairn_test!(the_dashboard_in_chromium_shows_jobs_snapshots_and_charts_browses_a_folder_and_downloads_a_file, |env| {
+    env.init();
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("etc/nginx")).unwrap();
+    std::fs::write(src.join("etc/nginx/site.conf"), b"server {\n    listen 80;\n    root /srv/www;\n}\n").unwrap();
+    let data = random_bytes(2 << 20 | 777, 21);
+    std::fs::write(src.join("data.bin"), &data).unwrap();
+    let config = env.path("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n\n[job.web]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nmax-age = \"1d\"\nschedule = \"daily 02:00\"\n\n[job.db]\nrepositories = [\"a\"]\ncommand = [{{ name = \"dump\", run = [\"sh\", \"-c\", \"echo half; exit 4\"] }}]\n",
+            env.repo.display(),
+            pass.display(),
+            src.display()
+        ),
+    )
+    .unwrap();
+    let (c, state) = (config.to_str().unwrap(), env.path("state"));
+    for day in 0..2 {
+        std::fs::write(src.join(format!("day{day}")), random_bytes(100_000 * (day + 1), day as u64)).unwrap();
+        env.ok(&["--config", c, "job", "run", "web", "--state-dir", state.to_str().unwrap()]);
+    }
+    assert_eq!(
+        env.run(&["--config", c, "job", "run", "db", "--state-dir", state.to_str().unwrap()]).status.code(),
+        Some(1)
+    );
+    let ids: Vec<String> =
+        env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let (child, addr, _) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true);
+    let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
+    let _served = Served { child, at: At { addr, token: Some(token.clone()) } };
+    // Screenshots for the docs, when asked for: CAIRN_SCREENSHOTS=docs/screenshots.
+    let shots = std::env::var_os("CAIRN_SCREENSHOTS").map(std::path::PathBuf::from);
+
+    let mut b = crate::browser::Browser::start(&env.path("chromium"));
+    // Without a token: the sign-in form, nothing else.
+    b.goto(&format!("http://{addr}/"));
+    b.wait_for("!document.querySelector('#login').hidden", "the sign-in form");
+    assert_eq!(b.eval("document.querySelector('#home').hidden"), true);
+    // The link cairn serve prints: signed in, the token gone from the address.
+    b.goto(&format!("http://{addr}/#token={token}"));
+    b.wait_for("document.body.dataset.loaded === 'home'", "the jobs, snapshots and charts");
+    assert!(!b.eval("location.href").as_str().unwrap().contains(&token), "the token left the address bar");
+    let jobs = b.eval(
+        "[...document.querySelectorAll('.job')].map(e => e.dataset.job + ':' + e.querySelector('.badge').textContent)",
+    );
+    assert_eq!(jobs, serde_json::json!(["db:failed", "web:fresh"]));
+    let rows = b.eval("[...document.querySelectorAll('#snapshots tbody tr')].map(r => r.dataset.snapshot)");
+    assert_eq!(rows, serde_json::json!([ids[1], ids[0]]), "newest first");
+    // Charts: growth over the two snapshots, and web's duration and bytes added per run.
+    let charts = b.eval("[...document.querySelectorAll('.chart')].map(c => c.querySelector('h3').textContent + ':' + c.querySelectorAll('circle').length)");
+    assert_eq!(
+        charts,
+        serde_json::json!([
+            "Repository growth (bytes added, summed):2",
+            "db: duration:1",
+            "db: bytes added:1",
+            "web: duration:2",
+            "web: bytes added:2"
+        ])
+    );
+    if let Some(dir) = &shots {
+        std::fs::create_dir_all(dir).unwrap();
+        b.screenshot(&dir.join("dashboard.png"));
+        b.screen(390, 844, true);
+        b.screenshot(&dir.join("dashboard-phone.png"));
+        b.screen(1280, 900, false);
+    }
+
+    // Into the newest snapshot, folder by folder, as a user clicks.
+    b.eval("document.querySelector('#snapshots tbody tr a').click()");
+    b.wait_for("document.body.dataset.loaded === 'browse'", "the snapshot's top folder");
+    for part in src.strip_prefix("/").unwrap().iter().map(|p| p.to_str().unwrap()) {
+        let click =
+            format!("[...document.querySelectorAll('#entries a.dir')].find(a => a.textContent === '{part}/').click()");
+        b.eval(&click);
+        b.wait_for(&format!("document.body.dataset.shown.endsWith('/{part}')"), part);
+    }
+    let names = b.eval("[...document.querySelectorAll('#entries tbody tr td:first-child')].map(t => t.textContent)");
+    assert_eq!(names, serde_json::json!(["data.bin", "day0", "day1", "etc/"]));
+    b.eval("[...document.querySelectorAll('#entries a.dir')].find(a => a.textContent === 'etc/').click()");
+    b.wait_for("document.body.dataset.shown.endsWith('/etc')", "etc");
+    b.eval("[...document.querySelectorAll('#entries a.dir')].find(a => a.textContent === 'nginx/').click()");
+    b.wait_for("document.body.dataset.shown.endsWith('/etc/nginx')", "nginx");
+    // A text file previews in the page.
+    b.eval("document.querySelector('#entries a.file').click()");
+    b.wait_for("document.querySelector('.file-preview')", "the preview");
+    assert_eq!(
+        b.eval("document.querySelector('.file-preview').textContent"),
+        "server {\n    listen 80;\n    root /srv/www;\n}\n"
+    );
+    if let Some(dir) = &shots {
+        b.screenshot(&dir.join("browse.png"));
+    }
+    // Back up two folders, and the 2 MiB file downloads equal to the source.
+    b.eval("history.go(-2)");
+    let top = src.to_str().unwrap().to_string();
+    b.wait_for(&format!("document.body.dataset.shown === '{top}'"), "the source folder again");
+    let downloads = env.path("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    b.downloads_to(&downloads);
+    b.eval("[...document.querySelectorAll('#entries a.download')].find(a => a.download === 'data.bin').click()");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read(downloads.join("data.bin")).map(|d| d.len()).unwrap_or(0) != data.len() {
+        assert!(
+            std::time::Instant::now() < until,
+            "no download: {:?}",
+            std::fs::read_dir(&downloads).unwrap().collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(std::fs::read(downloads.join("data.bin")).unwrap() == data, "the download equals the file");
 });

@@ -39,6 +39,9 @@ pub fn router(app: Shared) -> Router {
         async move { handler.handle(req).await.map(Body::new) }
     };
     Router::new()
+        .route("/", get(crate::dashboard::index))
+        .route("/assets/app.js", get(crate::dashboard::script))
+        .route("/assets/style.css", get(crate::dashboard::style))
         .route("/api/v1/openapi.json", get(|| async { Json(crate::openapi::document()) }))
         .route("/api/v1/session", get(session).post(sign_in).delete(sign_out))
         .route("/api/v1/snapshots", get(list))
@@ -65,6 +68,7 @@ pub fn router(app: Shared) -> Router {
         .route("/dav/{*path}", any(dav))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint: see /api/v1/openapi.json") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), crate::guard::guard))
+        .layer(axum::middleware::from_fn(crate::dashboard::protect))
         .with_state(app)
 }
 

@@ -14,6 +14,7 @@ mod actions;
 mod api;
 mod audit;
 pub mod auth;
+mod dashboard;
 mod dav;
 mod guard;
 mod jobs;
