@@ -782,6 +782,10 @@ pub struct ServeArgs {
     /// (its hash) for the config's [serve.tokens]; serve nothing.
     #[arg(long, value_name = "NAME")]
     pub new_token: Option<String>,
+    /// Serve this repository of the config (without -r and this, the
+    /// config's only repository).
+    #[arg(long, value_name = "NAME", conflicts_with = "new_token")]
+    pub repository: Option<String>,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]

@@ -35,9 +35,14 @@ impl Drop for Served {
 
 /// Starts `cairn serve` with `args`; returns it and the lines it wrote
 /// before serving (the address, and where this run's token is).
-fn start(env: &Env, args: &[&str], token_line: bool) -> (Child, SocketAddr, Vec<String>) {
-    let mut child = env
-        .cmd()
+/// With `config_repo`, the repository comes from the config (-r and the
+/// password are not given).
+fn start(env: &Env, args: &[&str], token_line: bool, config_repo: bool) -> (Child, SocketAddr, Vec<String>) {
+    let mut cmd = env.cmd();
+    if config_repo {
+        cmd.env_remove("CAIRN_REPOSITORY").env_remove("CAIRN_PASSWORD");
+    }
+    let mut child = cmd
         .arg("serve")
         .args(["--state-dir", env.path("state").to_str().unwrap()])
         .args(args)
@@ -65,7 +70,7 @@ fn start(env: &Env, args: &[&str], token_line: bool) -> (Child, SocketAddr, Vec<
 /// `cairn serve` on 127.0.0.1 with this run's own token, which it wrote
 /// owner-only into the state folder.
 fn serve(env: &Env) -> Served {
-    let (child, addr, lines) = start(env, &["--config", "/dev/null", "--listen", "127.0.0.1:0"], true);
+    let (child, addr, lines) = start(env, &["--config", "/dev/null", "--listen", "127.0.0.1:0"], true, false);
     let file = env.path("state").join(format!("serve-{}.token", addr.port()));
     assert!(lines[1].contains(file.to_str().unwrap()), "{lines:?}");
     use std::os::unix::fs::PermissionsExt;
@@ -262,7 +267,7 @@ cairn_test!(every_path_of_the_openapi_document_answers, |env| {
     std::fs::write(&config, text).unwrap();
     let (c, state) = (config.to_str().unwrap(), env.path("state"));
     env.ok(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
-    let (child, addr, _) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true);
+    let (child, addr, _) = start(&env, &["--config", c, "--repository", "a", "--listen", "127.0.0.1:0"], true, true);
     let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
     let s = Served { child, at: At { addr, token: Some(token) } };
     let doc = get(&s.at, "/api/v1/openapi.json", &[]).json();
@@ -589,7 +594,7 @@ cairn_test!(off_loopback_only_a_token_over_tls_gets_in_and_a_cross_site_change_i
     assert!(err.contains("needs TLS"), "{err}");
 
     write(&format!("tls-certificate = \"{cert}\"\ntls-key = \"{key}\"\n"));
-    let (child, addr, lines) = start(&env, &["--config", config.to_str().unwrap()], false);
+    let (child, addr, lines) = start(&env, &["--config", config.to_str().unwrap()], false, false);
     let _served = Served { child, at: At { addr, token: None } };
     assert!(lines[0].starts_with("cairn: serving https://0.0.0.0:"), "{lines:?}");
     let base = format!("https://127.0.0.1:{}", addr.port());
@@ -721,7 +726,8 @@ cairn_test!(jobs_run_and_drill_restores_land_and_forget_refuses_protected_snapsh
     let c = config.to_str().unwrap();
     let state = env.path("state");
     env.ok(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
-    let (child, addr, lines) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true);
+    // The config's only repository is served: no -r, no password given.
+    let (child, addr, lines) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true, true);
     let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
     let _served = Served { child, at: At { addr, token: Some(token.clone()) } };
     let at = &At { addr, token: Some(token.clone()) };
@@ -877,7 +883,7 @@ cairn_test!(the_dashboard_in_chromium_shows_jobs_snapshots_and_charts_browses_a_
     );
     let ids: Vec<String> =
         env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
-    let (child, addr, _) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true);
+    let (child, addr, _) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true, false);
     let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
     let _served = Served { child, at: At { addr, token: Some(token.clone()) } };
     // Screenshots for the docs, when asked for: CAIRN_SCREENSHOTS=docs/screenshots.

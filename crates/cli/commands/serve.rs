@@ -84,7 +84,29 @@ pub fn run(g: &Global, a: &ServeArgs) -> Result<i32> {
         cache_bytes: a.cache_size << 20,
         refresh: Duration::from_secs(2),
     };
-    let view = Arc::new(View::open(super::open(g)?, options)?);
+    let repo = match (&a.repository, g.repo.as_deref().filter(|r| !r.is_empty()), &config) {
+        (None, Some(_), _) => super::open(g)?,
+        (Some(_), Some(_), _) => anyhow::bail!("give -r LOCATION or --repository NAME, not both"),
+        (name, None, Some((path, c))) => {
+            let name = match name {
+                Some(n) => n.clone(),
+                None if c.repository.len() == 1 => c.repository.keys().next().cloned().unwrap_or_default(),
+                None => anyhow::bail!(
+                    "{} names {} repositories: say which to serve with --repository NAME",
+                    path.display(),
+                    c.repository.len()
+                ),
+            };
+            let cfg = c
+                .repository
+                .get(&name)
+                .with_context(|| format!("no repository named {name:?} in {}", path.display()))?;
+            let cache = if g.no_cache { None } else { super::cache_root(g) };
+            cairn_jobs::repository::open(&name, cfg.get_ref(), cache)?
+        }
+        (_, None, None) => anyhow::bail!("no repository given: use -r/--repo, or --config with a [repository.NAME]"),
+    };
+    let view = Arc::new(View::open(repo, options)?);
     let jobs = match config {
         Some((config_path, config)) if !config.job.is_empty() => Some(Jobs {
             config,
