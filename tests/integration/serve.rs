@@ -775,6 +775,36 @@ cairn_test!(jobs_run_and_drill_restores_land_and_forget_refuses_protected_snapsh
     let states: Vec<&str> = seen.iter().map(|o| o["state"].as_str().unwrap()).collect();
     assert_eq!((states.first(), states.last()), (Some(&"running"), Some(&"succeeded")), "{seen:?}");
     assert_eq!(post_json(at, "/api/v1/jobs/nope/run", "").status, 404);
+    let repos = get(at, "/api/v1/repositories", &[]).json();
+    assert_eq!((repos[0]["name"].as_str(), repos[0]["snapshots"].as_u64()), (Some("a"), Some(2)), "{repos}");
+
+    // A page of another site that makes the signed-in browser POST: refused, nothing started.
+    let signed = request(at, "POST", "/api/v1/session", &["Content-Length: 0"]);
+    let cookie = signed.headers["set-cookie"].split(';').next().unwrap().to_string();
+    let browser = At { addr, token: None };
+    let forged = request(
+        &browser,
+        "POST",
+        "/api/v1/jobs/app/run",
+        &[&format!("Cookie: {cookie}"), "Origin: https://evil.example", "Content-Length: 0"],
+    );
+    assert_eq!(forged.status, 403, "{}", String::from_utf8_lossy(&forged.body));
+    let form = "target=/tmp/x";
+    let as_form = request(
+        &browser,
+        "POST",
+        "/api/v1/snapshots/latest/restore",
+        &[
+            &format!("Cookie: {cookie}"),
+            &format!("Origin: http://{addr}"),
+            "Content-Type: application/x-www-form-urlencoded",
+            &format!("Content-Length: {}", form.len()),
+            "",
+            form,
+        ],
+    );
+    assert_eq!(as_form.status, 415, "a form (which any site can send) is not JSON");
+    assert_eq!(get(at, "/api/v1/operations", &[]).json().as_array().unwrap().len(), 1, "only the run above");
     let runs = get(at, "/api/v1/jobs/app/history", &[]).json();
     assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
     assert_eq!(get(at, "/api/v1/jobs/app", &[]).json()["runs"], 2);
@@ -849,6 +879,8 @@ cairn_test!(jobs_run_and_drill_restores_land_and_forget_refuses_protected_snapsh
     );
     assert_eq!(line("operation 1: job-run app")["outcome"], "ok");
     assert_eq!(line(&format!("/api/v1/snapshots/{}", ids[0]))["status"], 409);
+    assert_eq!(line("/api/v1/jobs/app/run")["who"], "this-run");
+    assert!(log.iter().any(|e| e["status"] == 403 && e["detail"].as_str().unwrap().contains("evil.example")));
     assert!(line("operation 3: restore")["detail"].as_str().unwrap().starts_with("restored 3 files"));
 });
 

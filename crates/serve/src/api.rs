@@ -48,6 +48,7 @@ pub fn router(app: Shared) -> Router {
         .route("/api/v1/snapshots/{snapshot}", get(one).delete(crate::actions::forget))
         .route("/api/v1/snapshots/{snapshot}/restore", post(crate::actions::restore))
         .route("/api/v1/repository", get(repository))
+        .route("/api/v1/repositories", get(crate::jobs::repositories))
         .route("/api/v1/jobs", get(crate::jobs::list))
         .route("/api/v1/jobs/{name}", get(crate::jobs::one))
         .route("/api/v1/jobs/{name}/history", get(crate::jobs::runs))

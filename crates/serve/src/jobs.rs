@@ -129,6 +129,28 @@ pub async fn drills(State(app): State<Shared>, Query(q): Query<Limit>) -> Result
     .await
 }
 
+/// `GET /repositories`: the config's repositories as their newest job
+/// runs found them (snapshots, bytes of packs, when).
+pub async fn repositories(State(app): State<Shared>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let jobs = jobs(&app)?;
+        let known = history(&app)?.repositories().map_err(ApiError::repo)?;
+        let all: Vec<Value> = jobs
+            .config
+            .repository
+            .iter()
+            .map(|(name, r)| {
+                let k = known.iter().find(|k| &k.name == name);
+                json!({ "name": name, "location": r.get_ref().location,
+                        "snapshots": k.map(|k| k.snapshots), "size_bytes": k.map(|k| k.size_bytes),
+                        "at": k.and_then(|k| k.at) })
+            })
+            .collect();
+        Ok(Json(Value::Array(all)))
+    })
+    .await
+}
+
 /// `GET /metrics`: the Prometheus text `cairn daemon` serves.
 pub async fn metrics(State(app): State<Shared>) -> Result<Response, ApiError> {
     blocking(move || {

@@ -134,6 +134,13 @@ pub fn document() -> Value {
                         "total": { "type": "integer", "description": "bytes added by the snapshots up to this one" },
                         "duration_seconds": { "type": "number" } } } } } })), "500": error() }
             }},
+            "/api/v1/repositories": { "get": {
+                "summary": "The config's repositories as their newest job runs found them",
+                "responses": { "200": json_of("the repositories", json!({ "type": "array", "items": { "type": "object", "properties": {
+                    "name": { "type": "string" }, "location": { "type": "string" },
+                    "snapshots": { "type": "integer" }, "size_bytes": { "type": "integer", "description": "bytes of its packs" },
+                    "at": { "type": "string", "format": "date-time" } } } })), "404": error() }
+            }},
             "/api/v1/jobs": { "get": {
                 "summary": "The config's jobs and how each stands against its RPO and RTO",
                 "responses": { "200": json_of("the jobs", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Job" } })),
