@@ -269,7 +269,18 @@ function renderOps() {
   }));
 }
 
+let stream = null;
+
 function listen() {
+  // Closed when the page is left: a browser keeps a left page alive for a
+  // while (back-forward cache), and its open stream would hold one of
+  // the six connections a browser allows per server.
+  window.addEventListener("pagehide", () => stream && stream.close());
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted) stream = openStream(); });
+  stream = openStream();
+}
+
+function openStream() {
   const es = new EventSource("/api/v1/events");
   es.addEventListener("operation", (ev) => {
     const op = JSON.parse(ev.data);
@@ -278,6 +289,7 @@ function listen() {
     renderOps();
     if (op.state !== "running" && (!was || was.state === "running")) refreshHome();
   });
+  return es;
 }
 
 // Browsing a snapshot -------------------------------------------------------
