@@ -79,6 +79,27 @@ fn serve(env: &Env) -> Served {
     Served { child, at: At { addr, token: Some(token) } }
 }
 
+/// Writes a config with repository `a` (the test's, its password in a
+/// file) and `jobs` (`[job.NAME]` sections); its path and the state folder.
+fn config_with(env: &Env, jobs: &str) -> (String, std::path::PathBuf) {
+    let pass = env.path("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let config = env.path("cairn.toml");
+    let head =
+        format!("[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n\n", env.repo.display(), pass.display());
+    std::fs::write(&config, head + jobs).unwrap();
+    (config.to_str().unwrap().to_string(), env.path("state"))
+}
+
+/// `cairn serve --config CONFIG ARGS` on 127.0.0.1 with this run's token;
+/// with `config_repo`, serving the config's repository (no -r given).
+fn serve_config(env: &Env, config: &str, args: &[&str], config_repo: bool) -> (Served, Vec<String>) {
+    let all = [&["--config", config, "--listen", "127.0.0.1:0"][..], args].concat();
+    let (child, addr, lines) = start(env, &all, true, config_repo);
+    let token = std::fs::read_to_string(env.path("state").join(format!("serve-{}.token", addr.port()))).unwrap();
+    (Served { child, at: At { addr, token: Some(token) } }, lines)
+}
+
 /// One answer: status, headers (lower-case names), body.
 struct Answer {
     status: u16,
@@ -255,21 +276,10 @@ cairn_test!(every_path_of_the_openapi_document_answers, |env| {
     std::fs::write(src.join("d/f"), b"content").unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
     // A job with a run in the history, so the jobs' paths have something to show.
-    let pass = env.path("pass");
-    std::fs::write(&pass, "correct horse\n").unwrap();
-    let config = env.path("cairn.toml");
-    let text = format!(
-        "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\n",
-        env.repo.display(),
-        pass.display(),
-        src.display()
-    );
-    std::fs::write(&config, text).unwrap();
-    let (c, state) = (config.to_str().unwrap(), env.path("state"));
-    env.ok(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
-    let (child, addr, _) = start(&env, &["--config", c, "--repository", "a", "--listen", "127.0.0.1:0"], true, true);
-    let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
-    let s = Served { child, at: At { addr, token: Some(token) } };
+    let (c, state) =
+        config_with(&env, &format!("[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\n", src.display()));
+    env.ok(&["--config", &c, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    let (s, _) = serve_config(&env, &c, &["--repository", "a"], true);
     let doc = get(&s.at, "/api/v1/openapi.json", &[]).json();
     assert_eq!(doc["openapi"], "3.1.0");
     let rel = src.strip_prefix("/").unwrap().to_str().unwrap();
@@ -706,31 +716,20 @@ fn finished(at: &At, id: u64) -> serde_json::Value {
 
 cairn_test!(jobs_run_and_drill_restores_land_and_forget_refuses_protected_snapshots_through_the_api, |env| {
     env.init();
-    let pass = env.path("pass");
-    std::fs::write(&pass, "correct horse\n").unwrap();
     let src = env.path("src");
     std::fs::create_dir_all(src.join("etc")).unwrap();
     std::fs::write(src.join("etc/app.conf"), b"port = 8080\n").unwrap();
     std::fs::write(src.join("data"), random_bytes(3 << 20, 11)).unwrap();
-    let config = env.path("cairn.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n\n[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nmax-age = \"1d\"\ndrill = {{ rto = \"10m\" }}\n",
-            env.repo.display(),
-            pass.display(),
-            src.display()
-        ),
-    )
-    .unwrap();
-    let c = config.to_str().unwrap();
-    let state = env.path("state");
-    env.ok(&["--config", c, "job", "run", "--state-dir", state.to_str().unwrap()]);
+    let job = format!(
+        "[job.app]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nmax-age = \"1d\"\ndrill = {{ rto = \"10m\" }}\n",
+        src.display()
+    );
+    let (c, state) = config_with(&env, &job);
+    env.ok(&["--config", &c, "job", "run", "--state-dir", state.to_str().unwrap()]);
     // The config's only repository is served: no -r, no password given.
-    let (child, addr, lines) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true, true);
-    let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
-    let _served = Served { child, at: At { addr, token: Some(token.clone()) } };
-    let at = &At { addr, token: Some(token.clone()) };
+    let (served, lines) = serve_config(&env, &c, &[], true);
+    let (addr, token) = (served.at.addr, served.at.token.clone().unwrap());
+    let at = &served.at;
     assert!(lines[1].contains("token"), "{lines:?}");
 
     // The job as the history knows it: fresh, one good run.
@@ -886,25 +885,17 @@ cairn_test!(jobs_run_and_drill_restores_land_and_forget_refuses_protected_snapsh
 
 cairn_test!(the_dashboard_in_chromium_shows_jobs_snapshots_and_charts_browses_a_folder_and_downloads_a_file, |env| {
     env.init();
-    let pass = env.path("pass");
-    std::fs::write(&pass, "correct horse\n").unwrap();
     let src = env.path("src");
     std::fs::create_dir_all(src.join("etc/nginx")).unwrap();
     std::fs::write(src.join("etc/nginx/site.conf"), b"server {\n    listen 80;\n    root /srv/www;\n}\n").unwrap();
     let data = random_bytes(2 << 20 | 777, 21);
     std::fs::write(src.join("data.bin"), &data).unwrap();
-    let config = env.path("cairn.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[repository.a]\nlocation = \"{}\"\npassword-file = \"{}\"\n\n[job.web]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nmax-age = \"1d\"\nschedule = \"daily 02:00\"\n\n[job.db]\nrepositories = [\"a\"]\ncommand = [{{ name = \"dump\", run = [\"sh\", \"-c\", \"echo half; exit 4\"] }}]\n",
-            env.repo.display(),
-            pass.display(),
-            src.display()
-        ),
-    )
-    .unwrap();
-    let (c, state) = (config.to_str().unwrap(), env.path("state"));
+    let jobs = format!(
+        "[job.web]\nrepositories = [\"a\"]\npaths = [\"{}\"]\nmax-age = \"1d\"\nschedule = \"daily 02:00\"\n\n[job.db]\nrepositories = [\"a\"]\ncommand = [{{ name = \"dump\", run = [\"sh\", \"-c\", \"echo half; exit 4\"] }}]\n",
+        src.display()
+    );
+    let (c, state) = config_with(&env, &jobs);
+    let c = c.as_str();
     for day in 0..2 {
         std::fs::write(src.join(format!("day{day}")), random_bytes(100_000 * (day + 1), day as u64)).unwrap();
         env.ok(&["--config", c, "job", "run", "web", "--state-dir", state.to_str().unwrap()]);
@@ -915,9 +906,8 @@ cairn_test!(the_dashboard_in_chromium_shows_jobs_snapshots_and_charts_browses_a_
     );
     let ids: Vec<String> =
         env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
-    let (child, addr, _) = start(&env, &["--config", c, "--listen", "127.0.0.1:0"], true, false);
-    let token = std::fs::read_to_string(state.join(format!("serve-{}.token", addr.port()))).unwrap();
-    let _served = Served { child, at: At { addr, token: Some(token.clone()) } };
+    let (served, _) = serve_config(&env, c, &[], false);
+    let (addr, token) = (served.at.addr, served.at.token.clone().unwrap());
     // Screenshots for the docs, when asked for: CAIRN_SCREENSHOTS=docs/screenshots.
     let shots = std::env::var_os("CAIRN_SCREENSHOTS").map(std::path::PathBuf::from);
 
