@@ -338,6 +338,24 @@ cairn_test!(an_address_off_loopback_is_refused_before_the_password_is_asked, |en
     }
 });
 
+cairn_test!(a_port_in_use_is_one_line_and_exit_1_not_a_panic, |env| {
+    env.init();
+    let first = serve(&env);
+    let out = env
+        .cmd()
+        .args(["serve", "--config", "/dev/null", "--state-dir", env.path("state2").to_str().unwrap()])
+        .args(["--listen", &first.at.addr.to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.status.code(), err.lines().count()), (Some(1), 1), "{err}");
+    assert!(err.starts_with(&format!("cairn: error: cannot listen on {}", first.at.addr)), "{err}");
+    assert!(
+        !env.path("state2").join(format!("serve-{}.token", first.at.addr.port())).exists(),
+        "no token for a server that never ran"
+    );
+});
+
 cairn_test!(a_folder_downloads_as_tar_and_zip_equal_to_the_snapshot, |env| {
     env.init();
     let src = env.path("src");

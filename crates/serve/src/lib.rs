@@ -157,7 +157,12 @@ pub fn serve(options: ServeOptions, view: Arc<View>, ready: impl FnOnce(SocketAd
         .enable_all()
         .build()
         .map_err(|e| ServeError::Serve(addr, e))?;
-    rt.block_on(async move {
+    // Held here until the runtime has let go of this thread: the last
+    // reference to the view (and its storage's own runtime) must not be
+    // dropped inside an async context, which tokio refuses with a panic
+    // (a port in use did exactly that).
+    let keep = app.clone();
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Bind(addr, e))?;
         let bound = listener.local_addr().map_err(|e| ServeError::Bind(addr, e))?;
         let service = router(app).into_make_service_with_connect_info::<Peer>();
@@ -172,5 +177,7 @@ pub fn serve(options: ServeOptions, view: Arc<View>, ready: impl FnOnce(SocketAd
                 axum::serve(listener, service).await.map_err(|e| ServeError::Serve(bound, e))
             }
         }
-    })
+    });
+    drop(keep);
+    served
 }
