@@ -338,7 +338,7 @@ cairn_test!(an_address_off_loopback_is_refused_before_the_password_is_asked, |en
     }
 });
 
-cairn_test!(a_port_in_use_is_one_line_and_exit_1_not_a_panic, |env| {
+cairn_test!(a_port_in_use_or_an_unwritable_state_folder_is_one_line_and_exit_1_not_a_panic, |env| {
     env.init();
     let first = serve(&env);
     let out = env
@@ -354,6 +354,18 @@ cairn_test!(a_port_in_use_is_one_line_and_exit_1_not_a_panic, |env| {
         !env.path("state2").join(format!("serve-{}.token", first.at.addr.port())).exists(),
         "no token for a server that never ran"
     );
+    // A state folder where the token cannot be written: nothing served (it would refuse everyone).
+    let blocked = env.path("a-file");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let out = env
+        .cmd()
+        .args(["serve", "--config", "/dev/null", "--state-dir", blocked.join("state").to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.status.code(), err.lines().count()), (Some(1), 1), "{err}");
+    assert!(err.contains("give a --state-dir you can write"), "{err}");
 });
 
 cairn_test!(a_folder_downloads_as_tar_and_zip_equal_to_the_snapshot, |env| {

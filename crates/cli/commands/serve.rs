@@ -117,26 +117,29 @@ pub fn run(g: &Global, a: &ServeArgs) -> Result<i32> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let mut token_error = None;
     cairn_serve::serve(
         ServeOptions { listen, tls, tokens, configured_tokens, state_dir: state_dir.clone(), jobs },
         view,
         |addr| {
-            eprintln!("cairn: serving {scheme}://{addr}/ (API /api/v1/, WebDAV /dav/); press Ctrl-C to stop");
+            // Written before anything is served: a server whose token
+            // nobody can read would refuse every request.
             if let Some(t) = &run_token {
-                match write_run_token(&state_dir, addr.port(), t) {
-                    Ok(path) if std::io::stderr().is_terminal() => eprintln!(
+                let path = write_run_token(&state_dir, addr.port(), t)
+                    .map_err(|e| format!("{e:#}: give a --state-dir you can write, or tokens in the config"))?;
+                eprintln!("cairn: serving {scheme}://{addr}/ (API /api/v1/, WebDAV /dav/); press Ctrl-C to stop");
+                if std::io::stderr().is_terminal() {
+                    eprintln!(
                         "cairn: this run's token is in {} (owner-only); open {scheme}://{addr}/#token={t}",
                         path.display()
-                    ),
-                    Ok(path) => eprintln!("cairn: this run's token is in {} (owner-only)", path.display()),
-                    Err(e) => token_error = Some(e),
+                    );
+                } else {
+                    eprintln!("cairn: this run's token is in {} (owner-only)", path.display());
                 }
+            } else {
+                eprintln!("cairn: serving {scheme}://{addr}/ (API /api/v1/, WebDAV /dav/); press Ctrl-C to stop");
             }
+            Ok(())
         },
     )?;
-    match token_error {
-        Some(e) => Err(e),
-        None => Ok(0),
-    }
+    Ok(0)
 }

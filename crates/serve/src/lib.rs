@@ -53,6 +53,9 @@ pub enum ServeError {
     /// The address could not be bound (in use, not this host's).
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// What had to be done once listening (writing the run's token) failed.
+    #[error("{0}")]
+    Ready(String),
     /// The server stopped with an error.
     #[error("serving on {0} failed: {1}")]
     Serve(SocketAddr, std::io::Error),
@@ -138,8 +141,13 @@ impl Connected<IncomingStream<'_, tls::TlsListener>> for Peer {
 
 /// Serves `view` as `options` say (the address checked first) until the
 /// process ends; `ready` is told the address bound (with the port the
-/// system chose for port 0) once requests are accepted.
-pub fn serve(options: ServeOptions, view: Arc<View>, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+/// system chose for port 0) once requests are accepted; if it fails,
+/// nothing is served and its error is returned.
+pub fn serve(
+    options: ServeOptions,
+    view: Arc<View>,
+    ready: impl FnOnce(SocketAddr) -> Result<(), String>,
+) -> Result<(), ServeError> {
     let addr = options.listen;
     check_address(addr, options.configured_tokens, options.tls.is_some())?;
     let tls = options.tls.as_ref().map(|t| tls::config(&t.certificate, &t.key)).transpose()?;
@@ -169,11 +177,11 @@ pub fn serve(options: ServeOptions, view: Arc<View>, ready: impl FnOnce(SocketAd
         match tls {
             Some(config) => {
                 let listener = tls::TlsListener::new(listener, config).map_err(|e| ServeError::Bind(addr, e))?;
-                ready(bound);
+                ready(bound).map_err(ServeError::Ready)?;
                 axum::serve(listener, service).await.map_err(|e| ServeError::Serve(bound, e))
             }
             None => {
-                ready(bound);
+                ready(bound).map_err(ServeError::Ready)?;
                 axum::serve(listener, service).await.map_err(|e| ServeError::Serve(bound, e))
             }
         }
