@@ -29,6 +29,7 @@ mod realworld;
 mod receivers;
 mod remote;
 mod roundtrip;
+mod scale;
 mod serve;
 mod servers;
 mod tamper;

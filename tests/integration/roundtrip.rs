@@ -130,9 +130,8 @@ fn round_trip(entries: &[Entry]) {
         exclude: &none,
         strip_components: 0,
     };
-    let plan = cairn_restore::plan(&repo, &out.snapshot.tree, &select, &target).unwrap();
-    let s = cairn_restore::restore(&repo, &plan, &target, &RestoreOptions { verify: true, ..Default::default() }, &())
-        .unwrap();
+    let opts = RestoreOptions { verify: true, ..Default::default() };
+    let s = cairn_restore::restore(&repo, &out.snapshot.tree, &select, &target, &opts, &()).unwrap();
     assert_eq!(s.errors, 0, "{s:?}");
     assert_same_tree(&src, &target);
 }

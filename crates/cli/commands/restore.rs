@@ -6,10 +6,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use cairn_backup::{BackupOptions, Excludes, ParentChoice, Sources, Writes};
+use cairn_format::BlobId;
 use cairn_format::SnapshotId;
 use cairn_jobs::db::PRE_RESTORE_TAG;
+use cairn_repo::IndexedRepository;
 use cairn_repo::Repository;
-use cairn_restore::{Action, Found, ItemKind, Matcher, Overwrite, Plan, RestoreOptions, Select};
+use cairn_restore::{
+    Action, Extra, Found, Item, ItemKind, Matcher, Overwrite, Planned, Preview, RestoreOptions, Select,
+};
 
 use crate::cli::{Global, RestoreArgs};
 use crate::errors::{EXIT_ERROR, EXIT_OK};
@@ -28,9 +32,35 @@ fn found_kind(f: Found) -> &'static str {
     }
 }
 
-fn dry_run(g: &Global, plan: &Plan, target: &Path, overwrite: Overwrite) -> Result<i32> {
+/// What is restored: the snapshot's tree and the part of it.
+struct Source<'a> {
+    repo: &'a IndexedRepository,
+    tree: BlobId,
+    select: Select<'a>,
+}
+
+impl Source<'_> {
+    /// Hands each planned item to `each`, as the plan goes.
+    fn each_item(&self, each: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        let mut failed = None;
+        let planned = cairn_restore::plan(self.repo, &self.tree, &self.select, &mut |p| {
+            if let Planned::Item(item) = p
+                && let Err(e) = each(item)
+            {
+                failed = Some(e);
+                return Err(cairn_restore::RestoreError::Stopped);
+            }
+            Ok(())
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => planned.map(drop).map_err(Into::into),
+        }
+    }
+}
+
+fn dry_run(g: &Global, source: &Source, extras: &[Extra], target: &Path, overwrite: Overwrite) -> Result<i32> {
     let mut out = std::io::stdout().lock();
-    let extras = &plan.delete;
     for x in extras {
         let path = target.join(&x.rel);
         if g.json {
@@ -40,37 +70,46 @@ fn dry_run(g: &Global, plan: &Plan, target: &Path, overwrite: Overwrite) -> Resu
             writeln!(out, "would delete {} ({})", path.display(), found_kind(x.found))?;
         }
     }
-    let actions = cairn_restore::preview(plan, target, overwrite);
-    for (item, action) in plan.items.iter().zip(&actions) {
+    let preview = Preview::new(target, overwrite);
+    let (mut items, mut content) = (0u64, 0u64);
+    let mut counts: std::collections::HashMap<&'static str, u64> = Default::default();
+    source.each_item(&mut |item| {
+        let action = preview.action(&item);
+        items += 1;
+        *counts.entry(action.verb()).or_default() += 1;
         let what = match &item.kind {
             ItemKind::Dir => "dir".to_string(),
-            ItemKind::File => format!("file {}", item.node.size),
-            ItemKind::HardLink(first) => format!("hardlink to {}", plan.items[*first].target.display()),
+            ItemKind::File => {
+                content += item.node.size;
+                format!("file {}", item.node.size)
+            }
+            ItemKind::HardLink(first) => format!("hardlink to {}", target.join(first).display()),
             ItemKind::Special => format!("{:?}", item.node.kind).to_lowercase(),
         };
-        let why = match action {
+        let why = match &action {
             Action::Fail(why) => why.as_str(),
             _ => "",
         };
+        let path = target.join(&item.rel);
         if g.json {
             let v = serde_json::json!({
-                "path": item.target, "snapshot_path": item.snapshot_path, "kind": what,
+                "path": path, "snapshot_path": item.snapshot_path, "kind": what,
                 "action": action.verb(), "reason": why,
             });
             writeln!(out, "{v}")?;
         } else if why.is_empty() {
-            writeln!(out, "would {} {} ({what})", action.verb(), item.target.display())?;
+            writeln!(out, "would {} {} ({what})", action.verb(), path.display())?;
         } else {
-            writeln!(out, "would fail {} ({what}): {why}", item.target.display())?;
+            writeln!(out, "would fail {} ({what}): {why}", path.display())?;
         }
-    }
+        Ok(())
+    })?;
     if !g.json && !g.quiet {
-        let count = |verb: &str| actions.iter().filter(|a| a.verb() == verb).count();
+        let count = |verb: &str| counts.get(verb).copied().unwrap_or(0);
         writeln!(
             out,
-            "{} items, {} of file content: {} to create, {} to replace, {} kept, {} would fail{} (dry run: nothing written)",
-            plan.items.len(),
-            bytes(plan.total_bytes()),
+            "{items} items, {} of file content: {} to create, {} to replace, {} kept, {} would fail{} (dry run: nothing written)",
+            bytes(content),
             count("create"),
             count("replace"),
             count("keep"),
@@ -85,12 +124,12 @@ fn dry_run(g: &Global, plan: &Plan, target: &Path, overwrite: Overwrite) -> Resu
 /// read, or a folder holding it: restoring a snapshot taken before the
 /// repository existed into a folder above it would otherwise do exactly
 /// that, and take every snapshot with it.
-fn spare_the_repository(plan: &Plan, target: &Path, repo: &Repository) -> Result<()> {
+fn spare_the_repository(extras: &[Extra], target: &Path, repo: &Repository) -> Result<()> {
     if repo.is_remote() {
         return Ok(());
     }
     let Ok(repo_dir) = std::fs::canonicalize(repo.location()) else { return Ok(()) };
-    for x in &plan.delete {
+    for x in extras {
         let path = target.join(&x.rel);
         // The folder above resolved, the name itself not: deleting a
         // symlink removes the link, never what it points to.
@@ -113,16 +152,26 @@ fn spare_the_repository(plan: &Plan, target: &Path, repo: &Repository) -> Result
 
 /// What the restore would replace or delete in `target`, as absolute
 /// paths, none below another; an error if nothing can be replaced.
-fn replaced_paths(plan: &Plan, target: &Path, overwrite: Overwrite, delete: bool) -> Result<Vec<PathBuf>> {
+fn replaced_paths(
+    source: &Source,
+    extras: &[Extra],
+    target: &Path,
+    overwrite: Overwrite,
+    delete: bool,
+) -> Result<Vec<PathBuf>> {
     if overwrite == Overwrite::Never && !delete {
         bail!("--save-replaced saves what --overwrite or --delete would replace; give one of them");
     }
-    let actions = cairn_restore::preview(plan, target, overwrite);
-    let replaced =
-        plan.items.iter().zip(&actions).filter(|(_, a)| **a == Action::Replace).map(|(i, _)| target.join(&i.rel));
-    let deleted = plan.delete.iter().map(|x| target.join(&x.rel));
-    let mut paths = cairn_backup::absolute_sources(&replaced.chain(deleted).collect::<Vec<_>>())
-        .context("finding the current folder")?;
+    let preview = Preview::new(target, overwrite);
+    let mut replaced = Vec::new();
+    source.each_item(&mut |item| {
+        if preview.action(&item) == Action::Replace {
+            replaced.push(target.join(&item.rel));
+        }
+        Ok(())
+    })?;
+    replaced.extend(extras.iter().map(|x| target.join(&x.rel)));
+    let mut paths = cairn_backup::absolute_sources(&replaced).context("finding the current folder")?;
     paths.sort();
     // Sorted, a path below another comes right after it (or after others below it).
     let mut kept: Vec<PathBuf> = Vec::new();
@@ -173,14 +222,15 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let unindexed = repo.clone();
     let repo = repo.load_index()?;
     let select = Select { path, include: &include, exclude: &exclude, strip_components: a.strip_components };
-    let mut plan = cairn_restore::plan(&repo, &snap.tree, &select, &a.target)?;
-    // Planned before anything is written, so the list is of what was there.
+    let source = Source { repo: &repo, tree: snap.tree, select };
+    // Found before anything is written, so the list is of what was there.
+    let mut extras = Vec::new();
     if a.delete {
-        plan.delete = cairn_restore::extras(&plan, &a.target, &select, &snap.paths)?;
-        spare_the_repository(&plan, &a.target, &unindexed)?;
+        extras = cairn_restore::extras(&repo, &snap.tree, &select, &a.target, &snap.paths)?;
+        spare_the_repository(&extras, &a.target, &unindexed)?;
     }
-    let opts = RestoreOptions { overwrite: a.overwrite, verify: a.verify };
-    let replaced = if a.save_replaced { replaced_paths(&plan, &a.target, opts.overwrite, a.delete)? } else { vec![] };
+    let replaced =
+        if a.save_replaced { replaced_paths(&source, &extras, &a.target, a.overwrite, a.delete)? } else { vec![] };
     if a.dry_run {
         if !replaced.is_empty() && !g.json {
             println!(
@@ -188,7 +238,7 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
                 replaced.len()
             );
         }
-        return dry_run(g, &plan, &a.target, opts.overwrite);
+        return dry_run(g, &source, &extras, &a.target, a.overwrite);
     }
     if !replaced.is_empty() {
         let saved = save_replaced(&unindexed, replaced)?;
@@ -198,10 +248,20 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<i32> {
     }
     let bar = progress::bar(progress::enabled(g.quiet, g.json), "restore");
     if let Some(pb) = &bar {
-        pb.set_length(plan.total_bytes());
+        // One walk of the trees ahead, only for the bar: the restore
+        // itself plans as it writes.
+        pb.set_length(cairn_restore::total_bytes(&repo, &snap.tree, &select)?);
     }
     let started = std::time::Instant::now();
-    let s = cairn_restore::restore(&repo, &plan, &a.target, &opts, &progress::RestoreProgress { bar: bar.clone() })?;
+    let opts = RestoreOptions { overwrite: a.overwrite, verify: a.verify, delete: extras };
+    let s = cairn_restore::restore(
+        &repo,
+        &snap.tree,
+        &select,
+        &a.target,
+        &opts,
+        &progress::RestoreProgress { bar: bar.clone() },
+    )?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }

@@ -8,6 +8,8 @@ use crate::{BlobId, BlobKind, FormatError, IndexId, PackId, Reader};
 /// sketches reads).
 pub const INDEX_VERSION: u8 = 2;
 const BLOB_LEN: usize = 32 + 4 + 4 + 4;
+/// Bytes a blob takes in an index file, at least.
+pub const BLOB_BYTES: usize = BLOB_LEN;
 /// Pack id, kind, blob count, delta count.
 const PACK_FIXED_LEN: usize = 32 + 1 + 4 + 4;
 
@@ -81,6 +83,17 @@ impl IndexFile {
 
     /// Decodes an index plaintext.
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
+        let mut packs = Vec::new();
+        let supersedes = Self::decode_each(buf, &mut |p| packs.push(p))?;
+        Ok(Self { supersedes, packs })
+    }
+
+    /// Decodes an index file a pack at a time, handing each to `each`, and
+    /// returns the files it supersedes: loading a repository's index then
+    /// holds one pack's blobs decoded (about 100 bytes each) instead of the
+    /// whole file's. On an error, the packs handed on so far are not to be
+    /// used.
+    pub fn decode_each(buf: &[u8], each: &mut dyn FnMut(IndexPack)) -> Result<Vec<IndexId>, FormatError> {
         let mut r = Reader::new(buf);
         let version = r.u8("index version")?;
         if !(1..=INDEX_VERSION).contains(&version) {
@@ -94,7 +107,6 @@ impl IndexFile {
         }
         let n = r.u32("pack count")?;
         let n = r.check_count(n, PACK_FIXED_LEN, "packs")?;
-        let mut packs = Vec::with_capacity(n);
         for _ in 0..n {
             let id = PackId::from_bytes(r.id32("pack id")?);
             let kind = BlobKind::from_byte(r.u8("pack kind")?)?;
@@ -119,12 +131,12 @@ impl IndexFile {
                     blobs[at].sketch = Some(s);
                 }
             }
-            packs.push(IndexPack { id, kind, blobs });
+            each(IndexPack { id, kind, blobs });
         }
         if r.remaining() != 0 {
             return Err(FormatError::Invalid("trailing bytes after index"));
         }
-        Ok(Self { supersedes, packs })
+        Ok(supersedes)
     }
 }
 

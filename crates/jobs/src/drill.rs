@@ -104,11 +104,10 @@ fn exercise(config: &Config, name: &str, opts: &RunOptions, report: &mut DrillRe
     .map_err(|e| fail(name, format!("making a scratch folder: {e}")))?;
     let everything = Matcher::default();
     let selection = Select { path: None, include: &everything, exclude: &everything, strip_components: 0 };
-    let plan =
-        cairn_restore::plan(&repo, &snap.tree, &selection, scratch.path()).map_err(|e| fail(name, e.to_string()))?;
     let s = cairn_restore::restore(
         &repo,
-        &plan,
+        &snap.tree,
+        &selection,
         scratch.path(),
         &RestoreOptions { verify: true, ..Default::default() },
         &(),

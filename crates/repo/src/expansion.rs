@@ -20,10 +20,11 @@ use crate::lru::Lru;
 use crate::{IndexedRepository, RepoError};
 
 /// Decoded trees kept for a walk, by an estimate of their size in memory.
-pub const CACHE_BYTES: u64 = 32 << 20;
+pub const CACHE_BYTES: u64 = 8 << 20;
 
-/// Memory a decoded tree entry takes, about (name, metadata, blob ids).
-const BYTES_PER_NODE: u64 = 256;
+/// Memory a decoded tree entry takes, about (the node, its name, owner
+/// names and blob ids, and the allocator's share).
+const BYTES_PER_NODE: u64 = 400;
 
 /// Visits of non-empty trees allowed beyond [`PER_TREE`] per distinct one.
 pub const BASE_VISITS: u64 = 100_000;

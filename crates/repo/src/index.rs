@@ -62,6 +62,29 @@ fn prefix(id: &BlobId) -> [u8; PREFIX] {
     p
 }
 
+/// An index assembled a pack at a time, sorted once at the end.
+#[derive(Debug, Default)]
+pub struct IndexBuilder(Index);
+
+impl IndexBuilder {
+    /// Makes room for `blobs` more entries at once: grown by doubling, the
+    /// entries took up to three times their size while being moved.
+    pub fn reserve(&mut self, blobs: usize) {
+        self.0.entries.reserve(blobs);
+    }
+
+    /// Adds the blobs of one pack.
+    pub fn add(&mut self, p: &IndexPack) {
+        self.0.push_pack(p);
+    }
+
+    /// The index, sorted.
+    pub fn build(mut self) -> Index {
+        self.0.sort();
+        self.0
+    }
+}
+
 /// All blobs of a repository by id.
 #[derive(Debug, Default)]
 pub struct Index {
@@ -84,14 +107,13 @@ pub struct Index {
 impl Index {
     /// Builds an index from index files in one sort (loading a repository).
     pub fn from_files<'a>(files: impl IntoIterator<Item = &'a IndexFile>) -> Self {
-        let mut index = Index::default();
+        let mut index = IndexBuilder::default();
         for f in files {
             for p in &f.packs {
-                index.push_pack(p);
+                index.add(p);
             }
         }
-        index.sort();
-        index
+        index.build()
     }
 
     /// Number of blobs.

@@ -390,7 +390,7 @@ impl Repository {
     /// Pairs the repository with an index the caller assembled (check loads
     /// index files one by one to report each damaged one).
     pub fn with_index(self, index: Index) -> IndexedRepository {
-        IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES), run: None }
+        IndexedRepository { repo: self, index, tree_packs: TreeWindows::new(TREE_CACHE_BYTES), run: None }
     }
 
     /// Loads every index file into memory (in parallel) and returns a
@@ -426,17 +426,60 @@ impl Repository {
     }
 
     /// Loads the index with only the packs `keep` accepts.
-    pub fn load_index_filtered(self, keep: impl Fn(&PackId) -> bool) -> Result<IndexedRepository> {
-        let files = self.live_index_files()?;
-        let filtered: Vec<IndexFile> = files
-            .into_iter()
-            .map(|(_, mut f)| {
-                f.packs.retain(|p| keep(&p.id));
-                f
-            })
-            .collect();
-        let index = Index::from_files(&filtered);
-        Ok(IndexedRepository { repo: self, index, tree_packs: PackCache::new(TREE_CACHE_BYTES), run: None })
+    pub fn load_index_filtered(self, keep: impl Fn(&PackId) -> bool + Sync) -> Result<IndexedRepository> {
+        let mut attempt = 0;
+        let index = loop {
+            match self.assemble_index(&keep) {
+                Ok(index) => break index,
+                // A prune replacing index files concurrently can make a
+                // listed file vanish before it is read: list again.
+                Err(RepoError::Backend(e)) if e.is_not_found() && attempt < 3 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(IndexedRepository { repo: self, index, tree_packs: TreeWindows::new(TREE_CACHE_BYTES), run: None })
+    }
+
+    /// The index of the files in force, assembled as they are read: a few
+    /// files decrypted at once (in parallel), each decoded a pack at a
+    /// time into the index. Decoded whole, every file at once, a blob took
+    /// about 200 bytes at the peak of loading, five times what the index
+    /// keeps (20 MiB more for 100,000 files).
+    fn assemble_index(&self, keep: &(impl Fn(&PackId) -> bool + Sync)) -> Result<Index> {
+        let ids = self.index_ids()?;
+        let (index, superseded) = self.index_of(&ids, keep)?;
+        if !ids.iter().any(|id| superseded.contains(id)) {
+            return Ok(index);
+        }
+        // Files a prune replaced but did not get to delete (it died): rare,
+        // so the index is assembled again without them.
+        let live: Vec<IndexId> = ids.into_iter().filter(|id| !superseded.contains(id)).collect();
+        Ok(self.index_of(&live, keep)?.0)
+    }
+
+    /// The index of the files `ids` (packs `keep` accepts), and the files they supersede.
+    fn index_of(&self, ids: &[IndexId], keep: &(impl Fn(&PackId) -> bool + Sync)) -> Result<(Index, HashSet<IndexId>)> {
+        let mut builder = crate::index::IndexBuilder::default();
+        let mut superseded = HashSet::new();
+        for group in ids.chunks(rayon::current_num_threads().max(1)) {
+            let plains: Vec<(IndexId, Vec<u8>)> = group
+                .par_iter()
+                .map(|id| Ok((*id, self.open_file(FileKind::Index, ObjectKind::Index, id.as_bytes())?)))
+                .collect::<Result<_>>()?;
+            // An upper bound of the blobs listed (each takes at least this
+            // many bytes in the file).
+            builder.reserve(plains.iter().map(|(_, p)| p.len() / cairn_format::index::BLOB_BYTES).sum());
+            for (id, plain) in plains {
+                let listed = IndexFile::decode_each(&plain, &mut |p| {
+                    if keep(&p.id) {
+                        builder.add(&p);
+                    }
+                })
+                .map_err(|e| RepoError::format(format!("index {}", id.short()), e))?;
+                superseded.extend(listed);
+            }
+        }
+        Ok((builder.build(), superseded))
     }
 }
 
@@ -458,7 +501,7 @@ pub fn pack_file_kind(kind: BlobKind) -> FileKind {
 }
 
 /// Bytes of tree packs kept in memory by [`IndexedRepository`].
-const TREE_CACHE_BYTES: usize = 256 << 20;
+const TREE_CACHE_BYTES: usize = 16 << 20;
 
 /// Buffers of dropped packs kept for reuse, shared by their holders.
 type Spare = Arc<Mutex<Vec<Vec<u8>>>>;
@@ -623,36 +666,50 @@ impl SharedPacks {
     }
 }
 
-/// Whole packs by id, oldest dropped first past a byte budget.
+/// Ranges of tree packs recently read, oldest dropped first past a byte
+/// budget. A walk reads trees near each other in a pack one after
+/// another (a backup writes a folder's subtrees just before it), so a
+/// miss reads a window around the tree wanted, not the whole pack: whole
+/// packs held every tree of a large snapshot (256 MiB for a few million
+/// files).
 #[derive(Debug)]
-struct PackCache {
+struct TreeWindows {
     budget: usize,
-    packs: std::sync::Mutex<std::collections::VecDeque<(PackId, Arc<Vec<u8>>)>>,
+    /// Newest last.
+    held: std::sync::Mutex<std::collections::VecDeque<TreeWindow>>,
 }
 
-impl PackCache {
+/// A pack, the offset of the first byte held, and the bytes.
+type TreeWindow = (PackId, u32, Arc<Vec<u8>>);
+
+impl TreeWindows {
     fn new(budget: usize) -> Self {
-        Self { budget, packs: Default::default() }
+        Self { budget, held: Default::default() }
     }
 
-    fn get(&self, id: &PackId) -> Option<Arc<Vec<u8>>> {
-        let packs = self.packs.lock().unwrap_or_else(|p| p.into_inner());
-        packs.iter().find(|(p, _)| p == id).map(|(_, b)| b.clone())
+    /// The envelope of the tree blob at `loc`, if a held window covers it.
+    fn get(&self, loc: &BlobLocation) -> Option<Vec<u8>> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.iter().rev().find_map(|(pack, start, bytes)| {
+            let at = loc.offset.checked_sub(*start)? as usize;
+            (*pack == loc.pack).then(|| bytes.get(at..at + loc.length as usize).map(<[u8]>::to_vec)).flatten()
+        })
     }
 
-    fn insert(&self, id: PackId, bytes: Vec<u8>) -> Arc<Vec<u8>> {
-        let bytes = Arc::new(bytes);
-        let mut packs = self.packs.lock().unwrap_or_else(|p| p.into_inner());
-        packs.push_back((id, bytes.clone()));
-        let mut total: usize = packs.iter().map(|(_, b)| b.len()).sum();
-        while total > self.budget && packs.len() > 1 {
-            if let Some((_, old)) = packs.pop_front() {
+    fn insert(&self, pack: PackId, start: u32, bytes: Vec<u8>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.push_back((pack, start, Arc::new(bytes)));
+        let mut total: usize = held.iter().map(|(_, _, b)| b.len()).sum();
+        while total > self.budget && held.len() > 1 {
+            if let Some((_, _, old)) = held.pop_front() {
                 total -= old.len();
             }
         }
-        bytes
     }
 }
+
+/// Bytes of tree packs a miss of [`TreeWindows`] reads around the tree wanted.
+const TREE_WINDOW: u32 = 2 << 20;
 
 /// Bytes of delta bases one [`IndexedRepository::prefetch_bases`] reads.
 pub const PREFETCH_BYTES: u64 = 32 << 20;
@@ -688,9 +745,9 @@ pub const MAX_WRITE_DEPTH: u32 = 4;
 pub struct IndexedRepository {
     repo: Repository,
     index: Index,
-    /// Whole tree packs recently read: walking a snapshot touches every tree,
-    /// and trees sit together in a few small packs.
-    tree_packs: PackCache,
+    /// Ranges of tree packs recently read: walking a snapshot touches every
+    /// tree, and trees sit together in a few packs.
+    tree_packs: TreeWindows,
     /// The run marker of a backup (see [`Repository::load_index_for_backup`]).
     pub(crate) run: Option<crate::RunGuard>,
 }
@@ -743,18 +800,19 @@ impl IndexedRepository {
         let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
         let mut base = |b: &BlobId| self.read_base(b, id, depth);
         if loc.kind == BlobKind::Tree {
-            let pack = match self.tree_packs.get(&loc.pack) {
-                Some(p) => p,
+            let envelope = match self.tree_packs.get(&loc) {
+                Some(e) => e,
                 None => {
-                    let bytes = self.read_pack_range(&loc, 0, loc.pack_end)?;
-                    self.tree_packs.insert(loc.pack, bytes)
+                    let start = loc.offset.saturating_sub(TREE_WINDOW / 2);
+                    let end = loc.pack_end.min(loc.offset.saturating_add(loc.length).saturating_add(TREE_WINDOW / 2));
+                    let bytes = self.read_pack_range(&loc, start, end.saturating_sub(start))?;
+                    self.tree_packs.insert(loc.pack, start, bytes);
+                    self.tree_packs.get(&loc).ok_or_else(|| {
+                        RepoError::corrupt(format!("tree pack {}", loc.pack.short()), "shorter than the index says")
+                    })?
                 }
             };
-            let envelope =
-                pack.get(loc.offset as usize..(loc.offset as usize + loc.length as usize)).ok_or_else(|| {
-                    RepoError::corrupt(format!("tree pack {}", loc.pack.short()), "shorter than the index says")
-                })?;
-            return blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, verify, &mut base);
+            return blob::open_owned(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, verify, &mut base);
         }
         let mut chain = self.read_chain(&loc, depth, &mut HashMap::new())?;
         let envelope = self.read_pack_range(&loc, loc.offset, loc.length)?;

@@ -19,7 +19,11 @@ use nix::sys::stat::Mode;
 use nix::unistd::UnlinkatFlags;
 
 use crate::beneath::{Beneath, Found, found_at};
-use crate::plan::{ItemKind, Plan, Select};
+use cairn_format::BlobId;
+use cairn_repo::IndexedRepository;
+
+use crate::RestoreError;
+use crate::plan::{ItemKind, Planned, Select, Start};
 
 /// An entry of the target the snapshot does not have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,49 +42,89 @@ fn names_in(fd: &OwnedFd) -> io::Result<Vec<OsString>> {
     listed.map(|e| e.map(|e| e.file_name())).collect()
 }
 
-/// The entries to delete so that the folders `plan` restores hold only
-/// what the snapshot has. Folders not there yet, or not reachable without
-/// a symlink, have nothing to delete.
+/// A folder of the target the restore writes: its path in the snapshot
+/// (for the patterns) and the names the plan puts in it.
+struct Folder {
+    snapshot_path: String,
+    names: HashSet<OsString>,
+}
+
+/// The entries to delete so that the folders the plan of `root` and
+/// `select` restores into `target` hold only what the snapshot has.
+/// Folders not there yet, or not reachable without a symlink, have
+/// nothing to delete. Found as the plan goes: a folder's names are held
+/// until the plan is done with it, so memory follows the tree's width;
+/// with --strip-components, where folders of the snapshot merge into one
+/// of the target, every folder's names are held to the end.
 ///
 /// `backed_up` are the snapshot's paths: only folders at or below one of
 /// them are the snapshot's. The folders above them (`/`, `/home` for a
 /// backup of `/home/me`) were only made to hold them; what else the target
 /// has there was never backed up, so it is left alone.
-pub fn extras(plan: &Plan, target: &Path, select: &Select<'_>, backed_up: &[String]) -> io::Result<Vec<Extra>> {
-    let Ok(root) = Beneath::open_existing(target) else { return Ok(Vec::new()) };
+pub fn extras(
+    repo: &IndexedRepository,
+    root: &BlobId,
+    select: &Select<'_>,
+    target: &Path,
+    backed_up: &[String],
+) -> Result<Vec<Extra>, RestoreError> {
+    let Ok(beneath) = Beneath::open_existing(target) else { return Ok(Vec::new()) };
+    let failed = |e: io::Error| RestoreError::Target { path: target.display().to_string(), source: e };
     let is_backed_up = |dir: &str| backed_up.iter().any(|p| at_or_below(dir, p));
-    let wanted: HashSet<&Path> = plan.items.iter().map(|i| i.rel.as_path()).collect();
-    // Each folder in scope and its path in the snapshot (for the patterns).
-    let mut folders: HashMap<PathBuf, String> = HashMap::new();
-    if plan.root_is_folder {
-        folders.insert(PathBuf::new(), select.path.unwrap_or("").trim_end_matches('/').to_string());
-    }
-    for item in plan.items.iter().filter(|i| i.kind == ItemKind::Dir) {
-        folders.insert(item.rel.clone(), item.snapshot_path.clone());
-    }
+    let mut open: HashMap<PathBuf, Folder> = HashMap::new();
+    let start = select.path.unwrap_or("").trim_end_matches('/').to_string();
+    open.insert(PathBuf::new(), Folder { snapshot_path: start, names: HashSet::new() });
     let mut out = Vec::new();
-    let mut ordered: Vec<(&PathBuf, &String)> = folders.iter().collect();
-    ordered.sort();
-    for (rel, snap_dir) in ordered {
-        if !is_backed_up(snap_dir) {
-            continue;
+    let scan = |rel: &Path, folder: Folder, out: &mut Vec<Extra>| -> io::Result<()> {
+        if !is_backed_up(&folder.snapshot_path) {
+            return Ok(());
         }
-        let Ok(fd) = root.dir(rel) else { continue };
-        let mut names = names_in(&fd)?;
-        names.sort();
-        for name in names {
-            let child = rel.join(&name);
-            if wanted.contains(child.as_path()) {
+        let Ok(fd) = beneath.dir(rel) else { return Ok(()) };
+        for name in names_in(&fd)? {
+            if folder.names.contains(&name) {
                 continue;
             }
-            let snap_path = format!("{snap_dir}/{}", name.to_string_lossy());
+            let snap_path = format!("{}/{}", folder.snapshot_path, name.to_string_lossy());
             let left_alone = select.exclude.matches(&snap_path)
                 || (!select.include.is_empty() && !select.include.matches(&snap_path));
             if !left_alone {
-                out.push(Extra { rel: child, found: found_at(&fd, &name) });
+                out.push(Extra { rel: rel.join(&name), found: found_at(&fd, &name) });
             }
         }
+        Ok(())
+    };
+    let merge = select.strip_components > 0;
+    let start = crate::plan::plan(repo, root, select, &mut |p| {
+        match p {
+            Planned::Item(item) => {
+                let parent = item.rel.parent().unwrap_or(Path::new(""));
+                if let (Some(f), Some(name)) = (open.get_mut(parent), item.rel.file_name()) {
+                    f.names.insert(name.to_os_string());
+                }
+                if item.kind == ItemKind::Dir {
+                    let folder = Folder { snapshot_path: item.snapshot_path, names: HashSet::new() };
+                    open.entry(item.rel).or_insert(folder);
+                }
+            }
+            Planned::Done(dir) if !merge => {
+                if let Some(folder) = open.remove(&dir.rel) {
+                    scan(&dir.rel, folder, &mut out).map_err(failed)?;
+                }
+            }
+            Planned::Done(_) => {}
+        }
+        Ok(())
+    })?;
+    let mut rest: Vec<(PathBuf, Folder)> = open.into_iter().collect();
+    rest.sort_by(|a, b| a.0.cmp(&b.0));
+    for (rel, folder) in rest {
+        // Restoring one file: the target's own folder is not the snapshot's.
+        if rel.as_os_str().is_empty() && start == Start::File {
+            continue;
+        }
+        scan(&rel, folder, &mut out).map_err(failed)?;
     }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
 }
 

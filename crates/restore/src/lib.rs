@@ -1,11 +1,14 @@
 //! The restorer: snapshot trees back to files, and single files to a writer.
 //!
 //! [`plan`] walks the snapshot and decides what to write (include/exclude,
-//! hard links); [`restore`] executes a plan: directories, then file contents
-//! in parallel (each written to a temporary name and renamed into place only
-//! when every blob verified, so a damaged blob never leaves wrong bytes
-//! under the real name, and given its metadata while still open), then the
-//! remaining metadata bottom-up. [`dump`] streams one file.
+//! hard links), handing the steps on as it goes; [`restore`] writes them a
+//! batch at a time while the walk plans the next, so its memory does not
+//! grow with the snapshot: directories, then file contents in parallel
+//! (each written to a temporary name and renamed into place only when
+//! every blob verified, so a damaged blob never leaves wrong bytes under
+//! the real name, and given its metadata while still open), then the
+//! remaining metadata, each folder's once everything below it is written.
+//! [`dump`] streams one file.
 //!
 //! ```
 //! use cairn_backend::Backend;
@@ -37,8 +40,7 @@
 //! let target = tempfile::tempdir().unwrap();
 //! let none = cairn_restore::Matcher::default();
 //! let all = cairn_restore::Select { path: None, include: &none, exclude: &none, strip_components: 0 };
-//! let plan = cairn_restore::plan(&repo, &tree_id, &all, target.path()).unwrap();
-//! let summary = cairn_restore::restore(&repo, &plan, target.path(), &Default::default(), &()).unwrap();
+//! let summary = cairn_restore::restore(&repo, &tree_id, &all, target.path(), &Default::default(), &()).unwrap();
 //! assert_eq!(summary.files, 1);
 //! assert_eq!(std::fs::read(target.path().join("hello.txt")).unwrap(), data);
 //! ```
@@ -55,8 +57,8 @@ pub use beneath::Found;
 pub use cairn_repo::pattern::{Matcher, PatternError};
 pub use delete::{Extra, extras};
 pub use dump::dump;
-pub use plan::{Item, ItemKind, Plan, Select, plan};
-pub use preview::{Action, preview};
+pub use plan::{Item, ItemKind, Planned, Select, Start, items, plan, total_bytes};
+pub use preview::{Action, Preview};
 pub use write::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 
 /// A restore could not run at all (per-file failures are counted in the
@@ -78,6 +80,9 @@ pub enum RestoreError {
     /// `dump` was asked for something that is not a file.
     #[error("{0} is not a regular file; use `cairn restore` for directories")]
     NotAFile(String),
+    /// The restore stopped taking the plan (a writer failed).
+    #[error("the restore stopped before its plan was done")]
+    Stopped,
     /// Writing the dump output failed.
     #[error("writing output: {0}")]
     Output(#[source] std::io::Error),

@@ -1,8 +1,9 @@
-//! Deciding what a restore writes: a flat list in tree order, made by a
-//! visitor of the one snapshot walk (cairn-view).
+//! Deciding what a restore writes: a stream of items in tree order, made by
+//! a visitor of the one snapshot walk (cairn-view) and handed on as it
+//! goes, so nothing holds every item of a large snapshot at once.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -18,12 +19,12 @@ use cairn_repo::pattern::Matcher;
 /// What an item is restored as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemKind {
-    /// A directory (created first, metadata set last).
+    /// A directory (created first, metadata set once all below it is written).
     Dir,
     /// A file whose content is written.
     File,
-    /// A hard link to the earlier item with this index.
-    HardLink(usize),
+    /// A hard link to the file planned earlier at this path (below the target).
+    HardLink(PathBuf),
     /// Symlink, fifo, device or socket.
     Special,
 }
@@ -33,8 +34,6 @@ pub enum ItemKind {
 pub struct Item {
     /// Path in the snapshot, e.g. `/home/me/a.txt`.
     pub snapshot_path: String,
-    /// Where it is written (for messages).
-    pub target: PathBuf,
     /// Where it is written, relative to the restore target: what restore
     /// resolves, beneath the target (beneath.rs).
     pub rel: PathBuf,
@@ -44,24 +43,14 @@ pub struct Item {
     pub node: Node,
 }
 
-/// Everything a restore will write, directories before their contents.
-#[derive(Debug, Default)]
-pub struct Plan {
-    /// Items in tree order.
-    pub items: Vec<Item>,
-    /// The restore's start is a folder (the snapshot's root or one of its
-    /// folders), whose contents go straight into the target.
-    pub root_is_folder: bool,
-    /// What `--delete` removes from the target (`delete::extras`), after
-    /// everything was written and before folders get their times.
-    pub delete: Vec<crate::delete::Extra>,
-}
-
-impl Plan {
-    /// Bytes of file content to write.
-    pub fn total_bytes(&self) -> u64 {
-        self.items.iter().filter(|i| i.kind == ItemKind::File).map(|i| i.node.size).sum()
-    }
+/// One step of a plan, in tree order.
+#[derive(Debug, Clone)]
+pub enum Planned {
+    /// Something to write; a folder comes before what is in it.
+    Item(Item),
+    /// A folder planned earlier, everything below which has been planned
+    /// since: once that is written, the folder can get its metadata.
+    Done(Item),
 }
 
 /// Which part of a snapshot a restore takes, and how its paths are laid
@@ -80,27 +69,31 @@ pub struct Select<'a> {
     pub strip_components: usize,
 }
 
-/// A folder the walk is in: where its item sits in the plan, whether it
-/// was included, and whether anything was kept below it.
+/// A folder the walk is in. Its item is handed on only once it is
+/// included or something below it is (with `--include`, a folder with
+/// nothing matching below is left out), so until then it waits here.
 struct Open {
-    at: usize,
+    /// Its item; `None` when --strip-components takes its path.
+    item: Option<Item>,
+    /// Handed on already.
+    emitted: bool,
     included: bool,
-    kept: bool,
 }
 
 /// The restore plan as a visitor of the snapshot walk (cairn-view).
-struct Planner<'a> {
+struct Planner<'a, 'f> {
     select: Select<'a>,
-    links: HashMap<(u64, u64), usize>,
-    target: &'a Path,
+    /// First name of each hard-linked file (more than one link) planned so
+    /// far: the only memory that grows with the snapshot, by its hard links.
+    links: HashMap<(u64, u64), PathBuf>,
     /// Length of the start's own path: what is below it gives the target path.
     base: usize,
     included_at_start: bool,
     open: Vec<Open>,
-    items: Vec<Item>,
+    each: &'f mut dyn FnMut(Planned) -> Result<(), RestoreError>,
 }
 
-impl Planner<'_> {
+impl Planner<'_, '_> {
     /// The path below the target for snapshot path `path`, or `None` when
     /// --strip-components takes all of it.
     fn rel(&self, path: &Bytes) -> Option<PathBuf> {
@@ -112,45 +105,56 @@ impl Planner<'_> {
         Some(rel)
     }
 
-    fn push(&mut self, snapshot_path: String, rel: PathBuf, kind: ItemKind, node: &Node) {
-        let target = self.target.join(&rel);
-        self.items.push(Item { snapshot_path, target, rel, kind, node: node.clone() });
+    /// Something below the open folders stays in the plan, so they stay
+    /// too: those not handed on yet go first, outermost first.
+    fn keep_folders(&mut self) -> Result<(), RestoreError> {
+        for o in self.open.iter_mut().filter(|o| !o.emitted) {
+            o.emitted = true;
+            if let Some(item) = &o.item {
+                (self.each)(Planned::Item(item.clone()))?;
+            }
+        }
+        Ok(())
     }
 
-    /// Something below the current folder stays in the plan, so it stays too.
-    fn keep_folder(&mut self) {
-        if let Some(o) = self.open.last_mut() {
-            o.kept = true;
-        }
+    /// Hands on an item below the open folders (which stay, then).
+    fn emit(&mut self, item: Item) -> Result<(), RestoreError> {
+        self.keep_folders()?;
+        (self.each)(Planned::Item(item))
     }
 }
 
-impl Visitor for Planner<'_> {
+impl Visitor for Planner<'_, '_> {
     type Error = RestoreError;
 
     fn visit(&mut self, path: &Bytes, node: &Node) -> Result<Step, RestoreError> {
-        let snap_path = path.display().into_owned();
-        if self.select.exclude.matches(&snap_path) {
+        let snapshot_path = path.display().into_owned();
+        if self.select.exclude.matches(&snapshot_path) {
             return Ok(Step::Skip);
         }
         let above = self.open.last().map_or(self.included_at_start, |o| o.included);
-        let included = above || self.select.include.is_empty() || self.select.include.matches(&snap_path);
+        let included = above || self.select.include.is_empty() || self.select.include.matches(&snapshot_path);
         let rel = self.rel(path);
+        let item = |rel, kind| Item { snapshot_path, rel, kind, node: node.clone() };
         match node.kind {
-            NodeKind::Dir => {
-                let at = self.items.len();
-                if let Some(rel) = rel {
-                    self.push(snap_path, rel, ItemKind::Dir, node);
-                }
-                if node.subtree.is_some() {
-                    // Kept if included or if anything below is (`leave`).
-                    self.open.push(Open { at, included, kept: included });
-                } else if included {
-                    self.keep_folder();
-                } else {
-                    self.items.truncate(at);
+            NodeKind::Dir if node.subtree.is_some() => {
+                self.open.push(Open { item: rel.map(|rel| item(rel, ItemKind::Dir)), emitted: false, included });
+                if included {
+                    self.keep_folders()?;
                 }
                 Ok(Step::Descend)
+            }
+            NodeKind::Dir => {
+                // An empty folder: complete as soon as it is planned.
+                if included {
+                    self.keep_folders()?;
+                    if let Some(rel) = rel {
+                        let dir = item(rel, ItemKind::Dir);
+                        (self.each)(Planned::Item(dir.clone()))?;
+                        (self.each)(Planned::Done(dir))?;
+                    }
+                }
+                Ok(Step::Skip)
             }
             _ if !included => Ok(Step::Skip),
             NodeKind::File => {
@@ -158,20 +162,18 @@ impl Visitor for Planner<'_> {
                 let mut kind = ItemKind::File;
                 if node.links > 1 {
                     match self.links.get(&(node.device, node.inode)) {
-                        Some(first) => kind = ItemKind::HardLink(*first),
+                        Some(first) => kind = ItemKind::HardLink(first.clone()),
                         None => {
-                            self.links.insert((node.device, node.inode), self.items.len());
+                            self.links.insert((node.device, node.inode), rel.clone());
                         }
                     }
                 }
-                self.push(snap_path, rel, kind, node);
-                self.keep_folder();
+                self.emit(item(rel, kind))?;
                 Ok(Step::Skip)
             }
             _ => {
                 if let Some(rel) = rel {
-                    self.push(snap_path, rel, ItemKind::Special, node);
-                    self.keep_folder();
+                    self.emit(item(rel, ItemKind::Special))?;
                 }
                 Ok(Step::Skip)
             }
@@ -179,51 +181,84 @@ impl Visitor for Planner<'_> {
     }
 
     fn leave(&mut self, _path: &Bytes, _node: &Node) -> Result<(), RestoreError> {
-        if let Some(done) = self.open.pop() {
-            if done.kept {
-                self.keep_folder();
-            } else {
-                self.items.truncate(done.at);
-            }
+        if let Some(Open { item: Some(item), emitted: true, .. }) = self.open.pop() {
+            (self.each)(Planned::Done(item))?;
         }
         Ok(())
     }
 }
 
+/// Where a restore starts in the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The snapshot's root or one of its folders, whose contents go
+    /// straight into the target.
+    Folder,
+    /// One file, restored as `target/<name>`.
+    File,
+}
+
 /// Plans restoring the part of the snapshot tree `root` that `select`
-/// names into `target`. A folder restores its contents into `target`; a
-/// file is restored as `target/<name>`.
-pub fn plan(repo: &IndexedRepository, root: &BlobId, select: &Select<'_>, target: &Path) -> Result<Plan, RestoreError> {
+/// names, handing each step to `each` in tree order as the walk goes. A
+/// folder restores its contents into the target; a file is restored
+/// under its own name. An error of `each` stops the walk and is returned.
+pub fn plan(
+    repo: &IndexedRepository,
+    root: &BlobId,
+    select: &Select<'_>,
+    each: &mut dyn FnMut(Planned) -> Result<(), RestoreError>,
+) -> Result<Start, RestoreError> {
     let path = select.path.map(|s| s.trim_end_matches('/')).filter(|s| !s.is_empty());
-    let mut p = Planner {
-        select: *select,
-        links: HashMap::new(),
-        target,
-        base: 0,
-        included_at_start: false,
-        open: Vec::new(),
-        items: Vec::new(),
-    };
+    let mut p =
+        Planner { select: *select, links: HashMap::new(), base: 0, included_at_start: false, open: Vec::new(), each };
     let Some(path) = path else {
         walk(repo, root, b"", &mut p)?;
-        return Ok(Plan { items: p.items, root_is_folder: true, delete: Vec::new() });
+        return Ok(Start::Folder);
     };
     let node =
         repo.find_node(root, path.as_bytes())?.ok_or_else(|| cairn_repo::RepoError::PathNotFound(path.to_string()))?;
     let snap_path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
-    let root_is_folder = node.kind == NodeKind::Dir;
     match (node.kind, node.subtree) {
         (NodeKind::Dir, Some(sub)) => {
             p.base = snap_path.len();
             p.included_at_start = select.include.is_empty() || select.include.matches(&snap_path);
             walk(repo, &sub, snap_path.as_bytes(), &mut p)?;
+            Ok(Start::Folder)
         }
+        (NodeKind::Dir, None) => Ok(Start::Folder),
         _ => {
             // One file: restored under its own name, whatever --strip-components says.
             p.base = snap_path.len() - node.name.0.len();
             p.select.strip_components = 0;
             p.visit(&Bytes(snap_path.into_bytes()), &node)?;
+            Ok(Start::File)
         }
     }
-    Ok(Plan { items: p.items, root_is_folder, delete: Vec::new() })
+}
+
+/// Every item of a plan, collected: for tests and small restores. A
+/// restore itself takes the plan as it comes ([`crate::restore`]).
+pub fn items(repo: &IndexedRepository, root: &BlobId, select: &Select<'_>) -> Result<Vec<Item>, RestoreError> {
+    let mut items = Vec::new();
+    plan(repo, root, select, &mut |p| {
+        if let Planned::Item(i) = p {
+            items.push(i);
+        }
+        Ok(())
+    })?;
+    Ok(items)
+}
+
+/// Bytes of file content the plan writes (hard links not counted): what a
+/// progress display counts towards. One walk of the trees, without reading
+/// any content.
+pub fn total_bytes(repo: &IndexedRepository, root: &BlobId, select: &Select<'_>) -> Result<u64, RestoreError> {
+    let mut total = 0;
+    plan(repo, root, select, &mut |p| {
+        if let Planned::Item(Item { kind: ItemKind::File, node, .. }) = p {
+            total += node.size;
+        }
+        Ok(())
+    })?;
+    Ok(total)
 }

@@ -1,4 +1,5 @@
-//! Executing a restore plan: directories, contents in parallel, metadata.
+//! Executing a restore plan as it comes, a batch at a time: directories,
+//! contents in parallel, metadata.
 //! From remote storage the contents are written pack by pack, so each pack
 //! is downloaded once (see docs/ARCHITECTURE.md, "Restore").
 
@@ -19,7 +20,7 @@ use rayon::prelude::*;
 use crate::RestoreError;
 use crate::beneath::{At, Beneath, Found};
 use crate::metadata;
-use crate::plan::{ItemKind, Plan};
+use crate::plan::{Item, ItemKind, Planned, Select};
 
 /// What to do when a file already exists at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,6 +42,10 @@ pub struct RestoreOptions {
     pub overwrite: Overwrite,
     /// Re-read each restored file and compare it with the snapshot.
     pub verify: bool,
+    /// What `--delete` removes from the target ([`crate::extras`]): only
+    /// after everything was written without an error, and before folders
+    /// get their times.
+    pub delete: Vec<crate::delete::Extra>,
 }
 
 /// Receives progress from worker threads.
@@ -111,9 +116,10 @@ enum Outcome {
 }
 
 impl Run<'_> {
-    fn fail(&self, path: &Path, msg: impl std::fmt::Display) {
+    /// Counts a failure at `rel` (below the target) and reports it.
+    fn fail(&self, rel: &Path, msg: impl std::fmt::Display) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        self.progress.warning(&format!("{}: {msg}", path.display()));
+        self.progress.warning(&format!("{}: {msg}", self.root.path().join(rel).display()));
     }
 }
 
@@ -366,14 +372,14 @@ fn split_file(
 /// the file into place (or removes it if any segment failed).
 fn write_segment(
     run: &Run,
-    plan: &Plan,
+    items: &[Item],
     split: &SplitFile,
     blobs: &std::ops::Range<usize>,
     mut offset: u64,
     window: &mut ReadWindow,
 ) -> Option<Result<Outcome, String>> {
     use std::os::unix::fs::FileExt;
-    let node = &plan.items[split.item].node;
+    let node = &items[split.item].node;
     let failed = || split.error.lock().unwrap_or_else(|p| p.into_inner()).is_some();
     let file = if failed() {
         None
@@ -413,7 +419,7 @@ fn write_segment(
     if split.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
         return None;
     }
-    let name = plan.items[split.item].rel.file_name().unwrap_or_default();
+    let name = items[split.item].rel.file_name().unwrap_or_default();
     let tmp = match run.root.at(&split.tmp) {
         Ok(tmp) => tmp,
         Err(e) => return Some(Err(e.to_string())),
@@ -443,7 +449,7 @@ fn restore_file(run: &Run, node: &Node, rel: &Path, window: &mut ReadWindow) -> 
             let mut meta = Metadata::Pending;
             if run.metadata_by_worker {
                 for p in metadata::apply(metadata::Target::File(&file), node, run.as_root) {
-                    run.fail(&run.root.path().join(rel), p);
+                    run.fail(rel, p);
                 }
                 meta = Metadata::Applied;
             }
@@ -520,30 +526,46 @@ fn link_one(run: &Run, first: &Path, rel: &Path) -> Result<Outcome, String> {
 }
 
 /// Applies an item's metadata by name, beneath the target.
-fn apply_at(run: &Run, item: &crate::plan::Item) {
+fn apply_at(run: &Run, item: &Item) {
     match run.root.at(&item.rel) {
         Ok(at) => {
             for p in metadata::apply(metadata::Target::At(&at), &item.node, run.as_root) {
-                run.fail(&item.target, p);
+                run.fail(&item.rel, p);
             }
         }
-        Err(e) => run.fail(&item.target, e),
+        Err(e) => run.fail(&item.rel, e),
     }
 }
 
-/// Executes `plan` under `target`.
+/// Plan steps a restore takes at a time: the plan is written a batch after
+/// another while the walk plans the next, so a restore holds at most a few
+/// batches of items (about 1 KiB each), however many files the snapshot has.
+const BATCH_ITEMS: usize = 4096;
+
+/// Folders across batches: those whose creation failed (they get no
+/// metadata) and, with `--delete`, those whose metadata waits for it.
+#[derive(Default)]
+struct Folders {
+    created: u64,
+    failed: std::collections::HashSet<std::path::PathBuf>,
+    deferred: Vec<Item>,
+}
+
+/// Restores the part of the snapshot tree `root` that `select` names into
+/// `target`, planning and writing side by side ([`crate::plan`]).
 pub fn restore(
     repo: &IndexedRepository,
-    plan: &Plan,
+    root: &BlobId,
+    select: &Select<'_>,
     target: &Path,
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreSummary, RestoreError> {
-    let root =
+    let beneath =
         Beneath::open(target).map_err(|e| RestoreError::Target { path: target.display().to_string(), source: e })?;
     let run = Run {
         repo,
-        root,
+        root: beneath,
         opts,
         progress,
         as_root: nix::unistd::geteuid().is_root(),
@@ -556,34 +578,104 @@ pub fn restore(
         metadata_by_worker: !opts.verify,
         done: Mutex::new(Vec::new()),
     };
-    // 1. Directories, in tree order so parents exist first; each one that
-    //    was there already is swept of temporary files dead restores left.
-    let mut dirs = 0u64;
-    let mut dir_ok = vec![false; plan.items.len()];
     if let Ok(fd) = run.root.dir(Path::new("")) {
         sweep_dead_temps(&fd);
     }
-    let replace = opts.overwrite != Overwrite::Never;
-    for (i, item) in plan.items.iter().enumerate() {
-        if item.kind != ItemKind::Dir {
-            continue;
+    // Remote storage: whole packs fetched once and shared by the workers,
+    // kept across batches (the next batch's files often start in the pack
+    // the last one ended in).
+    let packs =
+        repo.repo().is_remote().then(|| Arc::new(SharedPacks::new(rayon::current_num_threads() + PACKS_AHEAD + 1)));
+    let mut folders = Folders::default();
+    let defer = !opts.delete.is_empty();
+    let planned = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Planned>>(1);
+        let planner = s.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH_ITEMS);
+            let planned = crate::plan::plan(repo, root, select, &mut |p| {
+                batch.push(p);
+                if batch.len() >= BATCH_ITEMS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+                    tx.send(full).map_err(|_| RestoreError::Stopped)?;
+                }
+                Ok(())
+            });
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            planned
+        });
+        for batch in rx {
+            write_batch(&run, batch, packs.as_ref(), &mut folders, defer);
         }
+        planner.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    });
+    // --delete: only after a restore without errors, and before the
+    // folders' times are set (removing an entry moves them).
+    let mut deleted = 0;
+    if planned.is_ok() && defer {
+        if run.errors.load(Ordering::Relaxed) > 0 {
+            progress.warning("nothing deleted: the restore had errors (--delete acts only after a full restore)");
+        } else {
+            let (n, failed) = crate::delete::delete_extras(&run.root, &opts.delete);
+            deleted = n;
+            for (rel, e) in failed {
+                run.fail(&rel, format!("could not delete: {e}"));
+            }
+        }
+    }
+    for dir in &folders.deferred {
+        apply_at(&run, dir);
+    }
+    planned?;
+    Ok(RestoreSummary {
+        files: run.files.into_inner(),
+        dirs: folders.created,
+        others: run.others.into_inner(),
+        bytes: run.bytes.into_inner(),
+        skipped: run.skipped.into_inner(),
+        verified: run.verified.into_inner(),
+        deleted,
+        errors: run.errors.into_inner(),
+    })
+}
+
+/// Writes one batch of the plan: its folders, then file contents in
+/// parallel, specials, hard links, verification, metadata, and last the
+/// metadata of the folders the batch completes (deepest first: writing
+/// into a folder changes its mtime).
+fn write_batch(run: &Run, batch: Vec<Planned>, packs: Option<&Arc<SharedPacks>>, folders: &mut Folders, defer: bool) {
+    let mut items = Vec::with_capacity(batch.len());
+    let mut completed = Vec::new();
+    for p in batch {
+        match p {
+            Planned::Item(i) => items.push(i),
+            Planned::Done(d) => completed.push(d),
+        }
+    }
+    let items = &items[..];
+    // 1. Folders, in tree order so parents exist first; each one that was
+    //    there already is swept of temporary files dead restores left.
+    let replace = run.opts.overwrite != Overwrite::Never;
+    for item in items.iter().filter(|i| i.kind == ItemKind::Dir) {
         match run.root.mkdir(&item.rel, replace) {
             Ok(existed) => {
-                dirs += 1;
-                dir_ok[i] = true;
+                folders.created += 1;
                 if existed {
                     if !run.as_root
                         && let Err(e) = run.root.make_writable(&item.rel)
                     {
-                        run.fail(&item.target, e);
+                        run.fail(&item.rel, e);
                     }
                     if let Ok(fd) = run.root.dir(&item.rel) {
                         sweep_dead_temps(&fd);
                     }
                 }
             }
-            Err(e) => run.fail(&item.target, e),
+            Err(e) => {
+                folders.failed.insert(item.rel.clone());
+                run.fail(&item.rel, e);
+            }
         }
     }
     // 2. File contents in parallel, in the order their data sits in the
@@ -592,57 +684,53 @@ pub fn restore(
     let record = |i: usize, res: Result<Outcome, String>| match res {
         Ok(Outcome::Written(meta)) => run.done.lock().unwrap_or_else(|p| p.into_inner()).push((i, meta)),
         Ok(Outcome::Kept) => {}
-        Err(e) => run.fail(&plan.items[i].target, e),
+        Err(e) => run.fail(&items[i].rel, e),
     };
     // Remote storage: every byte read travels, so whole packs are fetched
     // once and shared, files whose data spans packs are cut at pack
     // boundaries, and the workers take the work in pack order from one
     // cursor: they stay within the same few packs.
-    let remote = repo.repo().is_remote();
+    let repo = run.repo;
     let spans_packs = |node: &Node| {
         let mut packs = node.content.iter().filter_map(|id| repo.index().get(id).map(|l| l.pack));
         packs.next().is_some_and(|first| packs.any(|p| p != first))
     };
     let mut splits: Vec<SplitFile> = Vec::new();
     let mut work: Vec<Work> = Vec::new();
-    for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::File) {
-        if item.node.size < 2 * SEGMENT && !(remote && spans_packs(&item.node)) {
+    for (i, item) in items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::File) {
+        if item.node.size < 2 * SEGMENT && !(packs.is_some() && spans_packs(&item.node)) {
             work.push(Work::File(i));
             continue;
         }
-        match split_file(&run, i, &item.node, &item.rel, remote) {
+        match split_file(run, i, &item.node, &item.rel, packs.is_some()) {
             Ok(Some((split, segments))) => {
                 let n = splits.len();
                 splits.push(split);
                 work.extend(segments.into_iter().map(|(blobs, offset)| Work::Segment { file: n, blobs, offset }));
             }
             Ok(None) => {}
-            Err(e) => run.fail(&item.target, e),
+            Err(e) => run.fail(&item.rel, e),
         }
     }
     let first_location = |w: &Work| {
         let id = match w {
-            Work::File(i) => plan.items[*i].node.content.first(),
-            Work::Segment { file, blobs, .. } => plan.items[splits[*file].item].node.content.get(blobs.start),
+            Work::File(i) => items[*i].node.content.first(),
+            Work::Segment { file, blobs, .. } => items[splits[*file].item].node.content.get(blobs.start),
         };
         id.and_then(|id| repo.index().get(id))
     };
     work.sort_by_cached_key(|w| first_location(w).map(|l| (l.pack, l.offset)));
-    // Contiguous runs of work per task, each with its own window: rayon's
-    // per-split state would restart the window (and its 4 MiB read) far too often.
     let do_work = |w: &Work, window: &mut ReadWindow| match w {
-        Work::File(i) => record(*i, restore_file(&run, &plan.items[*i].node, &plan.items[*i].rel, window)),
+        Work::File(i) => record(*i, restore_file(run, &items[*i].node, &items[*i].rel, window)),
         Work::Segment { file, blobs, offset } => {
             let split = &splits[*file];
-            if let Some(res) = write_segment(&run, plan, split, blobs, *offset, window) {
+            if let Some(res) = write_segment(run, items, split, blobs, *offset, window) {
                 record(split.item, res);
             }
         }
     };
-    if remote {
+    if let Some(packs) = packs {
         let workers = rayon::current_num_threads();
-        // Packs in flight: the workers' current ones plus those read ahead.
-        let packs = Arc::new(SharedPacks::new(workers + PACKS_AHEAD + 1));
         let next = AtomicUsize::new(0);
         // The pack of each piece of work, numbered in the order they come.
         let locs: Vec<Option<cairn_repo::BlobLocation>> = work.iter().map(first_location).collect();
@@ -659,7 +747,7 @@ pub fn restore(
             // Read-ahead: the next packs download, side by side, while the
             // workers decode and write the current one.
             for lane in 0..PACKS_AHEAD {
-                let (firsts, order, locs, packs, next, work) = (&firsts, &order, &locs, &packs, &next, &work);
+                let (firsts, order, locs, next, work) = (&firsts, &order, &locs, &next, &work);
                 scope.spawn(move || {
                     for (k, &i) in firsts.iter().enumerate().skip(lane).step_by(PACKS_AHEAD) {
                         loop {
@@ -695,9 +783,9 @@ pub fn restore(
         // into one run, and one core wrote them alone for the last quarter
         // of the restore.
         let bytes = |w: &Work| match w {
-            Work::File(i) => plan.items[*i].node.size,
+            Work::File(i) => items[*i].node.size,
             Work::Segment { file, blobs, .. } => {
-                let content = &plan.items[splits[*file].item].node.content[blobs.clone()];
+                let content = &items[splits[*file].item].node.content[blobs.clone()];
                 content.iter().filter_map(|id| repo.index().get(id)).map(|l| u64::from(l.raw_length)).sum()
             }
         };
@@ -716,12 +804,12 @@ pub fn restore(
             },
         );
     }
-    for (i, item) in plan.items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::Special) {
+    for (i, item) in items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::Special) {
         let made = run
             .root
             .at(&item.rel)
             .map_err(|e| e.to_string())
-            .and_then(|at| create_special(&item.node, &at, opts.overwrite));
+            .and_then(|at| create_special(&item.node, &at, run.opts.overwrite));
         match made {
             Ok(Outcome::Written(_)) => run.others.fetch_add(1, Ordering::Relaxed),
             // A socket is never restored; anything else kept was there already.
@@ -730,13 +818,13 @@ pub fn restore(
         };
         record(i, made);
     }
-    // 3. Hard links, once their first name exists, and only to a regular
-    //    file there (linkat never follows; a symlink planted at the first
-    //    name must not get the other names, nor their metadata).
-    for (i, item) in plan.items.iter().enumerate() {
+    // 3. Hard links, once their first name exists (in this batch or an
+    //    earlier one), and only to a regular file there (linkat never
+    //    follows; a symlink planted at the first name must not get the
+    //    other names, nor their metadata).
+    for (i, item) in items.iter().enumerate() {
         if let ItemKind::HardLink(first) = &item.kind {
-            let first = &plan.items[*first];
-            match link_one(&run, &first.rel, &item.rel) {
+            match link_one(run, first, &item.rel) {
                 Ok(Outcome::Written(meta)) => {
                     run.others.fetch_add(1, Ordering::Relaxed);
                     run.done.lock().unwrap_or_else(|p| p.into_inner()).push((i, meta));
@@ -744,66 +832,45 @@ pub fn restore(
                 Ok(Outcome::Kept) => {
                     run.skipped.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => run.fail(&item.target, format!("hard link to {}: {e}", first.target.display())),
+                Err(e) => run.fail(&item.rel, format!("hard link to {}: {e}", run.root.path().join(first).display())),
             }
         }
     }
     // 4. Verify.
     let mut done = std::mem::take(&mut *run.done.lock().unwrap_or_else(|p| p.into_inner()));
     done.sort_unstable_by_key(|&(i, _)| i);
-    if opts.verify {
+    if run.opts.verify {
         done.par_iter().for_each(|&(i, _)| {
-            let item = &plan.items[i];
+            let item = &items[i];
             if item.kind == ItemKind::File {
-                match verify(&run, &item.node, &item.rel) {
+                match verify(run, &item.node, &item.rel) {
                     Ok(()) => {
                         run.verified.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => run.fail(&item.target, e),
+                    Err(e) => run.fail(&item.rel, e),
                 }
             }
         });
     }
-    // 5. --delete: only after a restore without errors, and before the
-    //    folders' times are set (removing an entry moves them).
-    let mut deleted = 0;
-    if !plan.delete.is_empty() {
-        if run.errors.load(Ordering::Relaxed) > 0 {
-            progress.warning("nothing deleted: the restore had errors (--delete acts only after a full restore)");
-        } else {
-            let (n, failed) = crate::delete::delete_extras(&run.root, &plan.delete);
-            deleted = n;
-            for (rel, e) in failed {
-                run.fail(&target.join(rel), format!("could not delete: {e}"));
-            }
+    // 5. Metadata of what the workers did not set: files and specials,
+    //    then the folders this batch completes. One thread: twice a
+    //    parallel version of this loop measured faster by hand and slower in
+    //    compare.py (3.45-4.05 s against 2.29-2.42 s; docs/BENCHMARKS.md).
+    for &(i, meta) in &done {
+        if meta == Metadata::Pending {
+            apply_at(run, &items[i]);
         }
     }
-    // 6. Metadata of what the workers did not set: files and specials, then
-    //    directories deepest first (writing into a directory changes its
-    //    mtime). One thread: twice a parallel version of this loop measured
-    //    faster by hand and slower in compare.py (3.45-4.05 s against
-    //    2.29-2.42 s; docs/BENCHMARKS.md).
-    for &(i, meta) in &done {
-        if meta == Metadata::Applied {
+    for dir in completed {
+        if folders.failed.remove(&dir.rel) {
             continue;
         }
-        apply_at(&run, &plan.items[i]);
-    }
-    for (i, item) in plan.items.iter().enumerate().rev() {
-        if dir_ok[i] {
-            apply_at(&run, item);
+        if defer {
+            folders.deferred.push(dir);
+        } else {
+            apply_at(run, &dir);
         }
     }
-    Ok(RestoreSummary {
-        files: run.files.into_inner(),
-        dirs,
-        others: run.others.into_inner(),
-        bytes: run.bytes.into_inner(),
-        skipped: run.skipped.into_inner(),
-        verified: run.verified.into_inner(),
-        deleted,
-        errors: run.errors.into_inner(),
-    })
 }
 
 #[cfg(test)]

@@ -100,12 +100,11 @@ pub async fn restore(
     let op = blocking(move || {
         let none = Matcher::default();
         let select = Select { path: path.as_deref(), include: &none, exclude: &none, strip_components: 0 };
-        let plan = app2
+        let total = app2
             .view
-            .with_repo(|repo| cairn_restore::plan(repo, &snap.tree, &select, &target))
+            .with_repo(|repo| cairn_restore::total_bytes(repo, &snap.tree, &select))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
         let what = format!("{}:{} -> {}", id.short(), path.as_deref().unwrap_or("/"), target.display());
-        let total = plan.total_bytes();
         let op = app2.ops.start(OpKind::Restore, what, who.0, Some(total));
         let app3 = app2.clone();
         std::thread::spawn(move || {
@@ -116,8 +115,12 @@ pub async fn restore(
                 told: AtomicU64::new(0),
                 step: (total / 100).max(1 << 20),
             };
-            let opts = RestoreOptions { overwrite: Overwrite::Never, verify: false };
-            let result = app3.view.with_repo(|repo| cairn_restore::restore(repo, &plan, &target, &opts, &progress));
+            let opts = RestoreOptions { overwrite: Overwrite::Never, verify: false, delete: Vec::new() };
+            let none = Matcher::default();
+            let select = Select { path: path.as_deref(), include: &none, exclude: &none, strip_components: 0 };
+            let result = app3
+                .view
+                .with_repo(|repo| cairn_restore::restore(repo, &snap.tree, &select, &target, &opts, &progress));
             let done = progress.done.load(Ordering::Relaxed);
             app3.ops.update(op, |o| o.done_bytes = done);
             match result {

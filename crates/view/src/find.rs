@@ -41,7 +41,12 @@ pub struct Finder<'a> {
     /// Hits below each tree already searched, by tree and path (patterns
     /// with `/` depend on the path).
     memo: HashMap<(BlobId, Vec<u8>), Arc<Vec<Hit>>>,
+    /// Hits held by `memo`.
+    remembered: usize,
 }
+
+/// Hits remembered for folders, at most (about 100 bytes each).
+const REMEMBERED_HITS: usize = 50_000;
 
 impl Visitor for Finder<'_> {
     type Error = RepoError;
@@ -67,8 +72,14 @@ impl Visitor for Finder<'_> {
 
     fn leave(&mut self, path: &Bytes, n: &Node) -> Result<(), RepoError> {
         if let (Some(sub), Some(from)) = (n.subtree, self.open.pop()) {
-            // `leave` comes only for folders `visit` opened.
-            self.memo.insert((sub, path.0.clone()), Arc::new(self.hits[from..].to_vec()));
+            // `leave` comes only for folders `visit` opened. Every folder
+            // above a hit remembers it again: past a bound, the next
+            // snapshot walks instead of memory growing with the tree.
+            let found = self.hits.len() - from;
+            if self.remembered + found <= REMEMBERED_HITS {
+                self.remembered += found;
+                self.memo.insert((sub, path.0.clone()), Arc::new(self.hits[from..].to_vec()));
+            }
         }
         Ok(())
     }
@@ -77,7 +88,7 @@ impl Visitor for Finder<'_> {
 impl<'a> Finder<'a> {
     /// A finder of paths matching `matcher`.
     pub fn new(matcher: &'a Matcher) -> Self {
-        Self { matcher, hits: Vec::new(), open: Vec::new(), memo: HashMap::new() }
+        Self { matcher, hits: Vec::new(), open: Vec::new(), memo: HashMap::new(), remembered: 0 }
     }
 
     /// The hits in the snapshot whose root is `tree`.
