@@ -170,7 +170,7 @@ class Borg(Tool):
 class LoopFs:
     """A fresh ext4 file system in a sparse image, mounted at `mnt`."""
 
-    def __init__(self, work, gib):
+    def __init__(self, work, gib, bytes_per_inode=None):
         self.img = os.path.join(work, "bench.img")
         self.mnt = os.path.join(work, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
@@ -179,7 +179,8 @@ class LoopFs:
             f.truncate(gib << 30)
         self.dev = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", self.img],
                                   check=True, capture_output=True, text=True).stdout.strip()
-        sh(["mkfs.ext4", "-q", "-F", self.dev])
+        inodes = ["-i", str(bytes_per_inode)] if bytes_per_inode else []
+        sh(["mkfs.ext4", "-q", "-F"] + inodes + [self.dev])
         sh(["mount", self.dev, self.mnt])
 
     def close(self):

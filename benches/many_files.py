@@ -154,8 +154,12 @@ def main():
         sh(["apt-get", "install", "-y", "-qq", "libsodium-dev", "pkg-config"])
         sh(["cargo", "install", "--locked", "bupstash@0.12.0"])
     work = tempfile.mkdtemp(prefix="cairn-manyfiles-", dir=args.work)
-    # About 2.5 KiB a file on disk for the tree, its copy, a restore and the repositories.
-    fs = LoopFs(work, max(4, max(sizes) * 12 // (1 << 20) + 4))
+    # About 4.7 KiB a file on disk for each of the tree, its copy and a
+    # restore, and the repositories: 20 KiB a file (the image is sparse).
+    # Three copies of the tree need three inodes a file, and more for the
+    # repositories: one inode per 4 KiB (ext4's default, one per 16 KiB,
+    # ran out at a million files).
+    fs = LoopFs(work, max(4, max(sizes) * 20 // (1 << 20) + 2), bytes_per_inode=4096)
     rows = []
     try:
         with open(os.path.join(work, "log.txt"), "w") as logf:

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use cairn_format::index::IndexFile;
 use cairn_format::snapshot::{Snapshot, Summary};
@@ -16,7 +16,7 @@ use crate::metadata::NameCache;
 use crate::pipeline::Pipeline;
 use crate::reader::read_loop;
 use crate::stream::{self, Stream};
-use crate::walker::{DirDone, SourceTrie, Walker, build_trees};
+use crate::walker::{DirDone, ParentDir, SourceTrie, Walker, build_trees};
 use crate::{BackupError, Progress};
 
 /// What to back up: folders and files, and streams stored as files of the
@@ -255,16 +255,20 @@ pub fn backup(
             dir_tx: dir_tx.clone(),
             streams: &slots,
         };
-        let parent_tree = parent.as_ref().map(|(_, t)| t);
+        let parent_tree = parent.as_ref().map(|(_, t)| ParentDir { id: None, tree: t.clone() });
+        let walked = AtomicBool::new(false);
         // Deep trees recurse deeply; give the walk a large stack.
         let rx = std::thread::scope(|s| {
-            std::thread::Builder::new()
+            s.spawn(|| crate::warm::warm(&opts.sources.paths, &opts.excludes, &walked));
+            let rx = std::thread::Builder::new()
                 .name("walk".into())
                 .stack_size(256 << 20)
                 .spawn_scoped(s, move || walker.walk_virtual(&trie, std::path::Path::new("/"), parent_tree))
                 .map_err(|e| BackupError::Io(e.to_string()))?
                 .join()
-                .map_err(|_| BackupError::Io("the walker thread panicked".into()))
+                .map_err(|_| BackupError::Io("the walker thread panicked".into()));
+            walked.store(true, Ordering::Relaxed);
+            rx
         })?;
         for r in readers {
             let _ = r.join();

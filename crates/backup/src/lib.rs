@@ -52,6 +52,7 @@ mod reader;
 mod source;
 mod stream;
 mod walker;
+mod warm;
 
 pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Sources, Writes, backup};
 pub use copy::{CopyOutcome, copy};

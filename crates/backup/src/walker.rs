@@ -39,7 +39,17 @@ pub enum Pending {
 /// A directory whose entries are all known or pending.
 pub struct DirDone {
     pub entries: Vec<Pending>,
+    /// The directory in the parent snapshot: when nothing in it changed,
+    /// its tree is taken as it is instead of being encoded and hashed again.
+    pub parent: Option<ParentDir>,
     pub reply: Sender<Option<BlobId>>,
+}
+
+/// A directory's tree in the parent snapshot, and the tree's id (`None`
+/// for the snapshot's root, whose tree the archiver read).
+pub struct ParentDir {
+    pub id: Option<BlobId>,
+    pub tree: Tree,
 }
 
 /// Everything the walker reads from.
@@ -144,10 +154,10 @@ impl Walker<'_> {
         self.progress.warning(&msg);
     }
 
-    fn load_parent_tree(&self, node: Option<&Node>) -> Option<Tree> {
+    fn load_parent_tree(&self, node: Option<&Node>) -> Option<ParentDir> {
         let id = node.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
         match self.sink.repo().load_tree(&id) {
-            Ok(t) => Some(t),
+            Ok(tree) => Some(ParentDir { id: Some(id), tree }),
             Err(e) => {
                 // Without the parent tree the directory is simply read again.
                 self.progress.warning(&format!("parent tree {}: {e}; reading the directory in full", id.short()));
@@ -156,9 +166,9 @@ impl Walker<'_> {
         }
     }
 
-    fn send_dir(&self, entries: Vec<Pending>) -> Receiver<Option<BlobId>> {
+    fn send_dir(&self, entries: Vec<Pending>, parent: Option<ParentDir>) -> Receiver<Option<BlobId>> {
         let (reply, rx) = bounded(1);
-        if self.dir_tx.send(DirDone { entries, reply }).is_err() {
+        if self.dir_tx.send(DirDone { entries, parent, reply }).is_err() {
             // The builder has gone (the backup is failing); the closed reply says so.
         }
         rx
@@ -166,20 +176,20 @@ impl Walker<'_> {
 
     /// Walks the virtual directories above and including the sources. When
     /// `/` itself is a source, the snapshot's root is the root directory.
-    pub fn walk_virtual(&self, trie: &SourceTrie, path: &Path, parent: Option<&Tree>) -> Receiver<Option<BlobId>> {
+    pub fn walk_virtual(&self, trie: &SourceTrie, path: &Path, parent: Option<ParentDir>) -> Receiver<Option<BlobId>> {
         if trie.is_source {
             return match path.metadata() {
                 Ok(md) => self.walk_dir(&Place::new(path), parent, md.dev()),
                 Err(e) => {
                     self.warn(format!("{}: {e}", path.display()));
-                    self.send_dir(Vec::new())
+                    self.send_dir(Vec::new(), None)
                 }
             };
         }
         let mut entries = Vec::new();
         for (name, child) in &trie.children {
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
-            let parent_node = parent.and_then(|t| t.find(name));
+            let parent_node = parent.as_ref().and_then(|p| p.tree.find(name));
             if let Some(i) = child.stream {
                 let slot = &self.streams[i];
                 let taken = slot.rx.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -208,15 +218,15 @@ impl Walker<'_> {
                 _ => synthetic_dir(name),
             };
             let parent_tree = self.load_parent_tree(parent_node);
-            let rx = self.walk_virtual(child, &child_path, parent_tree.as_ref());
+            let rx = self.walk_virtual(child, &child_path, parent_tree);
             node.kind = NodeKind::Dir;
             entries.push(Pending::Dir { node, rx });
         }
-        self.send_dir(entries)
+        self.send_dir(entries, parent)
     }
 
     /// Walks one real directory.
-    fn walk_dir(&self, dir: &Place, parent: Option<&Tree>, dev: u64) -> Receiver<Option<BlobId>> {
+    fn walk_dir(&self, dir: &Place, parent: Option<ParentDir>, dev: u64) -> Receiver<Option<BlobId>> {
         let mut entries = Vec::new();
         let listed = dir.for_children().and_then(|dir| std::fs::read_dir(&dir.access).map(|rd| (dir, rd)));
         match listed {
@@ -239,7 +249,7 @@ impl Walker<'_> {
                     // again, a third of the walker's stat time.
                     match entry.metadata() {
                         Ok(md) => {
-                            let parent_node = parent.and_then(|t| t.find(&name));
+                            let parent_node = parent.as_ref().and_then(|p| p.tree.find(&name));
                             if let Some(p) = self.entry(&name, &child, &md, parent_node, dev, false) {
                                 entries.push(p);
                             }
@@ -252,7 +262,7 @@ impl Walker<'_> {
             }
             Err(e) => self.warn(format!("{}: cannot list directory: {e}", dir.logical.display())),
         }
-        self.send_dir(entries)
+        self.send_dir(entries, parent)
     }
 
     /// One entry: a file is queued for reading (or taken from the parent),
@@ -280,10 +290,10 @@ impl Walker<'_> {
                 let rx = if (self.excludes.one_file_system && !is_source && md.dev() != dev)
                     || pseudo_fs(&place.access, md.dev() != dev)
                 {
-                    self.send_dir(Vec::new())
+                    self.send_dir(Vec::new(), None)
                 } else {
                     let parent_tree = self.load_parent_tree(parent);
-                    self.walk_dir(place, parent_tree.as_ref(), md.dev())
+                    self.walk_dir(place, parent_tree, md.dev())
                 };
                 Some(Pending::Dir { node, rx })
             }
@@ -411,6 +421,16 @@ pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Prog
         }
         if !ok {
             let _ = dir.reply.send(None);
+            continue;
+        }
+        // Nothing changed below: the parent's tree, without encoding and
+        // hashing it again (a quarter of a no-change backup's CPU was trees
+        // encoded to find them stored already).
+        if let Some(ParentDir { id: Some(id), tree: old }) = &dir.parent
+            && *old == tree
+            && sink.repo().index().contains(id)
+        {
+            let _ = dir.reply.send(Some(*id));
             continue;
         }
         let bytes = tree.encode();
