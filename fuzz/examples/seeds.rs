@@ -101,6 +101,8 @@ fn main() {
         for (j, id) in ids.iter().enumerate() {
             let mut tree = repo.load_tree(id).expect("tree");
             put_doc("tree", &format!("tree{i}-{j}"), &tree.encode());
+            // Trees of earlier versions (JSON) are still read.
+            put_doc("tree", &format!("tree{i}-{j}-json"), &tree.encode_json());
         }
     }
 

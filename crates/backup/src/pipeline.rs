@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use cairn_format::index::IndexPack;
+use cairn_format::index::{IndexFile, IndexPack};
 use cairn_format::{BlobId, BlobKind};
 use cairn_repo::{FinishedPack, IndexedRepository, PackWriter, RepoError, SealedBlob};
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -29,7 +29,8 @@ struct RawBlob {
 /// What the write side did.
 #[derive(Debug, Default)]
 pub struct WriteStats {
-    /// Packs written, for the index file.
+    /// Packs written and not yet in an index file (a running backup writes
+    /// one every 100,000 blobs), for the last one.
     pub packs: Vec<IndexPack>,
     /// New blobs stored.
     pub blobs_added: u64,
@@ -46,8 +47,25 @@ struct Shared {
     blobs_added: AtomicU64,
     bytes_added: AtomicU64,
     raw_added: AtomicU64,
-    packs: Mutex<Vec<IndexPack>>,
+    /// Packs uploaded and not yet in an index file.
+    packs: Mutex<Unindexed>,
 }
+
+/// Packs uploaded and not yet in an index file, and how many blobs they hold.
+#[derive(Default)]
+struct Unindexed {
+    packs: Vec<IndexPack>,
+    blobs: usize,
+}
+
+/// Blobs an index file of a running backup holds: past this many, the
+/// packs uploaded so far are written to an index file and let go. Holding
+/// them to the end took some 100 bytes a blob (the initial backup of a
+/// million small files peaked at 406 MiB), and one index file of a million
+/// blobs costs every later command that much to decode. Safe while a prune
+/// runs: it deletes nothing a running backup may use before that backup
+/// has written its snapshot (docs/FORMAT.md, "Deleting packs").
+const INDEX_EVERY_BLOBS: usize = 100_000;
 
 impl Shared {
     fn fail(&self, e: RepoError) {
@@ -170,7 +188,7 @@ impl Pipeline {
             return Err(e);
         }
         Ok(WriteStats {
-            packs: std::mem::take(&mut *self.shared.packs.lock().unwrap_or_else(|p| p.into_inner())),
+            packs: std::mem::take(&mut self.shared.packs.lock().unwrap_or_else(|p| p.into_inner()).packs),
             blobs_added: self.shared.blobs_added.load(Ordering::SeqCst),
             bytes_added: self.shared.bytes_added.load(Ordering::SeqCst),
             raw_added: self.shared.raw_added.load(Ordering::SeqCst),
@@ -266,7 +284,17 @@ fn upload_loop(rx: Receiver<FinishedPack>, repo: &IndexedRepository, shared: &Sh
             Ok((index, len)) => {
                 shared.bytes_added.fetch_add(len, Ordering::Relaxed);
                 shared.raw_added.fetch_add(raw, Ordering::Relaxed);
-                shared.packs.lock().unwrap_or_else(|p| p.into_inner()).push(index);
+                let full = {
+                    let mut unindexed = shared.packs.lock().unwrap_or_else(|p| p.into_inner());
+                    unindexed.blobs += index.blobs.len();
+                    unindexed.packs.push(index);
+                    (unindexed.blobs >= INDEX_EVERY_BLOBS).then(|| std::mem::take(&mut *unindexed))
+                };
+                if let Some(full) = full
+                    && let Err(e) = repo.repo().save_index(&IndexFile { supersedes: Vec::new(), packs: full.packs })
+                {
+                    shared.fail(e);
+                }
             }
             Err(e) => shared.fail(e),
         }

@@ -244,6 +244,12 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(b))
     }
 
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, FormatError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.bytes(8, what)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
     pub(crate) fn id32(&mut self, what: &'static str) -> Result<[u8; 32], FormatError> {
         let mut b = [0u8; 32];
         b.copy_from_slice(self.bytes(32, what)?);

@@ -349,3 +349,82 @@ cairn_test!(many_large_files_restore_within_a_small_open_file_limit, |env| {
         assert_eq!(std::fs::metadata(target.join(format!("z{i:02}"))).unwrap().len(), 1100 * (64 << 10));
     }
 });
+
+// Trees written by cairn before the binary encoding (JSON, docs/FORMAT.md
+// 10.1) still list and restore, and a backup on top of them keeps every
+// unchanged folder's JSON tree instead of writing it again.
+cairn_test!(json_trees_of_earlier_versions_read_and_are_kept_where_nothing_changed, |env| {
+    use cairn_format::BlobKind;
+    use cairn_format::tree::{NodeKind, Tree};
+    env.init();
+    let src = env.path("src");
+    for d in ["a", "a/deep", "b"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    for (f, text) in [("a/one.txt", "one"), ("a/deep/two.txt", "two"), ("b/three.txt", "three"), ("top.txt", "top")] {
+        std::fs::write(src.join(f), text).unwrap();
+    }
+    let src_arg = src.to_str().unwrap();
+    env.ok(&["backup", "-q", src_arg]);
+    let repo = open_by_hand(&env);
+    let (_, snap) = repo.repo().snapshots().unwrap().pop().unwrap();
+    // The same snapshot with every tree in JSON, as an earlier cairn wrote it.
+    fn to_json(
+        repo: &cairn_repo::IndexedRepository,
+        id: &cairn_format::BlobId,
+        blobs: &mut Vec<(BlobKind, Vec<u8>)>,
+    ) -> cairn_format::BlobId {
+        let mut tree = repo.load_tree(id).unwrap();
+        for n in tree.nodes.iter_mut().filter(|n| n.kind == NodeKind::Dir) {
+            n.subtree = Some(to_json(repo, &n.subtree.unwrap(), blobs));
+        }
+        let bytes = Tree::encode_json(&mut tree);
+        assert_eq!(bytes[0], b'{');
+        blobs.push((BlobKind::Tree, bytes.clone()));
+        repo.repo().blob_id(&bytes)
+    }
+    let mut blobs = Vec::new();
+    let root = to_json(&repo, &snap.tree, &mut blobs);
+    assert!(blobs.len() >= 6, "every folder re-encoded");
+    save_by_hand(&repo, &blobs, root);
+    let old = env.json(&["snapshots"]).as_array().unwrap().iter().find(|s| s["tree"] == root.to_hex()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // It lists and restores like any other.
+    let listed = env.ok(&["ls", &old]);
+    assert!(listed.contains("/a/deep/two.txt") && listed.contains("/top.txt"), "{listed}");
+    let target = env.path("restored");
+    env.ok(&["restore", "-q", &format!("{old}:{src_arg}"), "--target", target.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(target.join("a/deep/two.txt")).unwrap(), "two");
+    // One folder changes; the others keep their JSON trees.
+    std::fs::write(src.join("b/three.txt"), "three, changed").unwrap();
+    let out = env.json(&["backup", "--parent", &old, src_arg]);
+    let new = Tree::decode(&repo_tree(&env, out["snapshot_id"].as_str().unwrap())).unwrap();
+    let folder = |tree: &Tree, path: &str| {
+        let repo = open_by_hand(&env);
+        let mut t = tree.clone();
+        let mut id = None;
+        for part in path.trim_start_matches('/').split('/') {
+            let n = t.find(part.as_bytes()).unwrap().clone();
+            id = n.subtree;
+            t = repo.load_tree(&n.subtree.unwrap()).unwrap();
+        }
+        id.unwrap()
+    };
+    let old_root = open_by_hand(&env).load_tree(&root).unwrap();
+    let a = format!("{src_arg}/a");
+    assert_eq!(folder(&new, &a), folder(&old_root, &a), "the unchanged folder keeps its JSON tree");
+    let b = format!("{src_arg}/b");
+    assert_ne!(folder(&new, &b), folder(&old_root, &b), "the changed folder gets a new tree");
+    let repo = open_by_hand(&env);
+    let plain = repo.read_blob(&folder(&new, &b)).unwrap();
+    assert_eq!(plain[0], cairn_format::tree::BINARY_TREE, "written in the binary encoding");
+});
+
+/// The plaintext of snapshot `id`'s root tree.
+fn repo_tree(env: &Env, id: &str) -> Vec<u8> {
+    let repo = open_by_hand(env);
+    let (_, snap) = repo.repo().snapshots().unwrap().into_iter().find(|(s, _)| s.to_hex().starts_with(id)).unwrap();
+    repo.read_blob(&snap.tree).unwrap()
+}
