@@ -57,7 +57,7 @@ pub use beneath::Found;
 pub use cairn_repo::pattern::{Matcher, PatternError};
 pub use delete::{Extra, extras};
 pub use dump::dump;
-pub use plan::{Item, ItemKind, Planned, Select, Start, items, plan, total_bytes};
+pub use plan::{Item, ItemKind, Planned, Select, Start, plan, total_bytes};
 pub use preview::{Action, Preview};
 pub use write::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 

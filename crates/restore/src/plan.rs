@@ -236,19 +236,6 @@ pub fn plan(
     }
 }
 
-/// Every item of a plan, collected: for tests and small restores. A
-/// restore itself takes the plan as it comes ([`crate::restore`]).
-pub fn items(repo: &IndexedRepository, root: &BlobId, select: &Select<'_>) -> Result<Vec<Item>, RestoreError> {
-    let mut items = Vec::new();
-    plan(repo, root, select, &mut |p| {
-        if let Planned::Item(i) = p {
-            items.push(i);
-        }
-        Ok(())
-    })?;
-    Ok(items)
-}
-
 /// Bytes of file content the plan writes (hard links not counted): what a
 /// progress display counts towards. One walk of the trees, without reading
 /// any content.
