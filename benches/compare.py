@@ -21,7 +21,7 @@ root file system kernel writeback makes restore times swing threefold.
 Needs root (losetup, mount). Installs restic and borgbackup from Debian's
 packages when missing, builds cairn in release mode.
 
-Usage: sudo benches/compare.py [--scale 1] [--reps 3] [--tools cairn,restic,borg]
+Usage: sudo benches/compare.py [--scale 1] [--reps 3] [--tools cairn,restic,borg,bupstash]
 """
 import argparse
 import csv
@@ -167,6 +167,45 @@ class Borg(Tool):
         return ["borg", "check", "--verify-data", self.repo]
 
 
+class Bupstash(Tool):
+    """bupstash 0.12 (built from crates.io when missing): no `check`, and its
+    send log (kept next to the repository) is what its no-change backups
+    compare against."""
+
+    def __init__(self, repo):
+        key = repo + ".key"
+        env = dict(os.environ, BUPSTASH_REPOSITORY=repo, BUPSTASH_KEY=key,
+                   BUPSTASH_SEND_LOG=repo + ".sendlog", BUPSTASH_QUERY_CACHE=repo + ".querycache")
+        super().__init__("bupstash", repo, env)
+        self.key = key
+
+    def init(self):
+        return ["sh", "-c", f"bupstash init && bupstash new-key -o {self.key}"]
+
+    def backup(self, data, n):
+        return ["bupstash", "put", "-q", f"name=s{n}", data]
+
+    def backup_stdin(self, name, n):
+        return ["bupstash", "put", "-q", f"name={name}", "-"]
+
+    def ls(self):
+        return ["sh", "-c", "bupstash list-contents -q \"id=$(bupstash list --format=jsonl1 | tail -1 | "
+                "python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[\"id\"])')\" > /dev/null"]
+
+    def restore(self, target, data):
+        return ["sh", "-c", "bupstash restore --into . \"id=$(bupstash list --format=jsonl1 | tail -1 | "
+                "python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[\"id\"])')\""]
+
+    def restored(self, target, data):
+        return target
+
+    def check(self):
+        return None
+
+    def leftovers(self):
+        return [self.repo + s for s in (".key", ".sendlog", ".querycache")]
+
+
 class LoopFs:
     """A fresh ext4 file system in a sparse image, mounted at `mnt`."""
 
@@ -196,6 +235,11 @@ def ensure_tools(tools):
         log(f"installing {' '.join(missing)}")
         sh(["apt-get", "update", "-qq"])
         sh(["apt-get", "install", "-y", "-qq"] + missing, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    if "bupstash" in tools and shutil.which("bupstash") is None:
+        log("building bupstash 0.12 from crates.io")
+        sh(["apt-get", "install", "-y", "-qq", "libsodium-dev", "pkg-config"],
+           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        sh(["cargo", "install", "--locked", "bupstash@0.12.0"])
     if "cairn" in tools:
         log("building cairn (release)")
         sh(["cargo", "build", "--release", "-q", "--bin", "cairn"], cwd=ROOT)
@@ -203,14 +247,28 @@ def ensure_tools(tools):
 
 def version(tool):
     cmd = {"cairn": [os.path.join(ROOT, "target/release/cairn"), "--version"],
-           "restic": ["restic", "version"], "borg": ["borg", "--version"]}[tool]
+           "restic": ["restic", "version"], "borg": ["borg", "--version"],
+           "bupstash": ["bupstash", "version"]}[tool]
     return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().split("\n")[0]
 
 
 def make_tool(name, repo):
     if name == "cairn":
         return Cairn(repo, os.path.join(ROOT, "target/release/cairn"))
-    return {"restic": Restic, "borg": Borg}[name](repo)
+    return {"restic": Restic, "borg": Borg, "bupstash": Bupstash}[name](repo)
+
+
+def remove(paths):
+    for p in paths:
+        if os.path.isdir(p):
+            shutil.rmtree(p, ignore_errors=True)
+        elif os.path.exists(p):
+            os.unlink(p)
+
+
+def extra_paths(repo):
+    """What a tool keeps beside its repository (caches, bupstash's key and send log)."""
+    return [repo + s for s in ("-cache", "-base", ".key", ".sendlog", ".querycache")]
 
 
 def drop_caches():
@@ -228,8 +286,7 @@ def run_files(tool_name, rep, mnt, base, seed, logf, rows):
     data = os.path.join(mnt, "data")
     repo = os.path.join(mnt, f"repo-{tool_name}")
     target = os.path.join(mnt, f"restore-{tool_name}")
-    for p in (data, repo, target, repo + "-cache", repo + "-base"):
-        shutil.rmtree(p, ignore_errors=True)
+    remove([data, repo, target] + extra_paths(repo))
     drop_caches()
     # The copy brings the dataset back into the page cache: every tool
     # reads it from memory, as before.
@@ -239,6 +296,8 @@ def run_files(tool_name, rep, mnt, base, seed, logf, rows):
     sh(t.init(), env=t.env, stdout=logf, stderr=logf)
 
     def step(name, cmd, cwd=None):
+        if cmd is None:
+            return
         before = du(repo)
         # Nothing of the previous step (or the mutation) is still being
         # written back to the image while this one is timed.
@@ -259,16 +318,14 @@ def run_files(tool_name, rep, mnt, base, seed, logf, rows):
     rows[-1]["restore_ok"] = verdict.returncode == 0
     log(f"  {tool_name} restore check: {verdict.stdout.strip()}")
     step("check", t.check())
-    for p in (data, repo, target, repo + "-cache", repo + "-base"):
-        shutil.rmtree(p, ignore_errors=True)
+    remove([data, repo, target] + extra_paths(repo))
 
 
 def run_dump(tool_name, mnt, base, seed, burst, logf, rows):
     """The SQL dump through stdin, before and after one day's mutation."""
     data = os.path.join(mnt, "dumpdata")
     repo = os.path.join(mnt, f"dumprepo-{tool_name}")
-    for p in (data, repo, repo + "-cache", repo + "-base"):
-        shutil.rmtree(p, ignore_errors=True)
+    remove([data, repo] + extra_paths(repo))
     drop_caches()
     sh(["cp", "-a", base, data])
     t = make_tool(tool_name, repo)
@@ -288,8 +345,7 @@ def run_dump(tool_name, mnt, base, seed, burst, logf, rows):
     rows.append(dict(tool=tool_name, rep=0, step=name, wall_s=round(wall, 3), cpu_s=round(cpu, 3),
                      rss_mib=round(rss, 1), repo_bytes=du(repo), added_bytes=added))
     log(f"  {tool_name} {name}: +{added / 2**20:.1f} MiB (day 1 repository {day1 / 2**20:.1f} MiB)")
-    for p in (data, repo, repo + "-cache", repo + "-base"):
-        shutil.rmtree(p, ignore_errors=True)
+    remove([data, repo] + extra_paths(repo))
 
 
 def median(rows, tool, step, key):

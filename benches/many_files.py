@@ -35,35 +35,6 @@ from compare import GEN, VERIFY, LoopFs, drop_caches, log, measure, sh  # noqa: 
 STEPS = ["initial", "nochange", "incremental", "ls", "restore", "check"]
 
 
-class Bupstash(compare.Tool):
-    def __init__(self, repo):
-        key = repo + ".key"
-        env = dict(os.environ, BUPSTASH_REPOSITORY=repo, BUPSTASH_KEY=key,
-                   BUPSTASH_SEND_LOG=repo + ".sendlog", BUPSTASH_QUERY_CACHE=repo + ".querycache")
-        super().__init__("bupstash", repo, env)
-        self.key = key
-
-    def init(self):
-        return ["sh", "-c", f"bupstash init && bupstash new-key -o {self.key}"]
-
-    def backup(self, data, n):
-        return ["bupstash", "put", "-q", f"name=s{n}", data]
-
-    def ls(self):
-        return ["sh", "-c", "bupstash list-contents -q \"id=$(bupstash list --format=jsonl1 | tail -1 | "
-                "python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[\"id\"])')\" > /dev/null"]
-
-    def restore(self, target, data):
-        return ["sh", "-c", "bupstash restore --into . \"id=$(bupstash list --format=jsonl1 | tail -1 | "
-                "python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[\"id\"])')\""]
-
-    def restored(self, target, data):
-        return target
-
-    def check(self):
-        return None
-
-
 def ls_cmd(tool):
     if tool.name == "cairn":
         return ["sh", "-c", f"{tool.bin} ls latest > /dev/null"]
@@ -74,10 +45,7 @@ def ls_cmd(tool):
     return tool.ls()
 
 
-def make_tool(name, repo):
-    if name == "bupstash":
-        return Bupstash(repo)
-    return compare.make_tool(name, repo)
+
 
 
 def change_some(data, fraction):
@@ -94,11 +62,10 @@ def run(tool_name, files, mnt, base, logf, rows):
     data = os.path.join(mnt, "data")
     repo = os.path.join(mnt, f"repo-{tool_name}")
     target = os.path.join(mnt, f"restore-{tool_name}")
-    extra = [repo + s for s in ("-cache", "-base", ".key", ".sendlog", ".querycache")]
-    for p in [data, repo, target] + extra:
-        shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (os.path.exists(p) and os.unlink(p))
+    extra = compare.extra_paths(repo)
+    compare.remove([data, repo, target] + extra)
     sh(["cp", "-a", base, data])
-    t = make_tool(tool_name, repo)
+    t = compare.make_tool(tool_name, repo)
     sh(t.init(), env=t.env, stdout=logf, stderr=logf)
 
     def step(name, cmd, cwd=None):
@@ -123,8 +90,7 @@ def run(tool_name, files, mnt, base, logf, rows):
     rows[-1]["restore_ok"] = verdict.returncode == 0
     shutil.rmtree(target, ignore_errors=True)
     step("check", t.check())
-    for p in [data, repo] + extra:
-        shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (os.path.exists(p) and os.unlink(p))
+    compare.remove([data, repo] + extra)
 
 
 def table(rows, tools, sizes):
@@ -148,11 +114,7 @@ def main():
     args = ap.parse_args()
     sizes = [int(x) for x in args.files.split(",")]
     tools = args.tools.split(",")
-    compare.ensure_tools([t for t in tools if t != "bupstash"])
-    if "bupstash" in tools and shutil.which("bupstash") is None:
-        log("building bupstash 0.12 from crates.io")
-        sh(["apt-get", "install", "-y", "-qq", "libsodium-dev", "pkg-config"])
-        sh(["cargo", "install", "--locked", "bupstash@0.12.0"])
+    compare.ensure_tools(tools)
     work = tempfile.mkdtemp(prefix="cairn-manyfiles-", dir=args.work)
     # About 4.7 KiB a file on disk for each of the tree, its copy and a
     # restore, and the repositories: 20 KiB a file (the image is sparse).

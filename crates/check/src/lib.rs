@@ -26,15 +26,14 @@ mod repair;
 pub use mend::{Original, Repaired, repair_snapshots};
 pub use repair::{DamagedPack, PackRepairOutcome, PackRepairPlan, plan_pack_repair, repair_packs};
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use cairn_format::index::IndexBlob;
+use cairn_format::index::IndexPack;
 use cairn_format::tree::{Bytes, Node, NodeKind};
 use cairn_format::{BlobId, BlobKind, IndexId, PackId, SnapshotId};
-use cairn_repo::{IndexBuilder, IndexedRepository, MAX_DELTA_DEPTH, RepoError, Repository, Verify};
+use cairn_repo::{IndexBuilder, IndexedRepository, MAX_DELTA_DEPTH, RepoError, Repository, Sketches, Verify};
 use cairn_view::walk::{Step, Visitor, walk};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -152,43 +151,12 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
     // Snapshots before the index: a backup writes its index file before its
     // snapshot, so a backup finishing meanwhile cannot look like damage.
     let snapshot_ids = repo.snapshot_ids()?;
-    // Index files, one by one, so each damaged one is named.
-    let mut files = Vec::new();
-    for id in repo.index_ids()? {
-        match repo.load_index_file(&id) {
-            Ok(f) => files.push((id, f)),
-            Err(e) => report.problems.push(Problem {
-                object: format!("index {}", id.short()),
-                message: e.to_string(),
-                affects: vec![],
-            }),
-        }
-    }
-    // Files another one supersedes (left by an interrupted prune) are out of force.
-    let superseded: HashSet<IndexId> = files.iter().flat_map(|(_, f)| f.supersedes.iter().copied()).collect();
-    // The full entries of every index file, by pack, to compare with pack
-    // headers: moved out of the decoded files, not copied (a copy was 100
-    // bytes a blob more at the peak).
-    let mut by_pack: HashMap<PackId, Vec<IndexBlob>> = HashMap::new();
-    let mut index = IndexBuilder::default();
-    for (_, f) in files.into_iter().filter(|(id, _)| !superseded.contains(id)) {
-        for p in f.packs {
-            index.add(&p);
-            match by_pack.entry(p.id) {
-                Entry::Vacant(v) => {
-                    v.insert(p.blobs);
-                }
-                Entry::Occupied(mut o) => o.get_mut().extend(p.blobs),
-            }
-        }
-    }
-    let repo = repo.with_index(index.build());
-    let bad: Mutex<HashMap<BlobId, Bad>> = Mutex::new(HashMap::new());
+    let (live, blobs) = survey_index(&repo, &mut report)?;
 
     // Packs: present, header agrees with the index. Data packs in a cold
     // tier are left alone unless data is to be read: commands that need no
     // file content never touch the cold tier.
-    let skip_cold = repo.repo().has_cold_tier() && read == ReadData::None;
+    let skip_cold = repo.has_cold_tier() && read == ReadData::None;
     if skip_cold {
         report
             .notes
@@ -199,9 +167,26 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
         if skip_cold && kind == BlobKind::Data {
             continue;
         }
-        stored.extend(repo.repo().list_packs(kind)?.into_iter().map(|p| (p.id, (kind, p.size))));
+        stored.extend(repo.list_packs(kind)?.into_iter().map(|p| (p.id, (kind, p.size))));
     }
     report.packs = stored.len() as u64;
+    let bad: Mutex<HashMap<BlobId, Bad>> = Mutex::new(HashMap::new());
+    let packs = PackCheck { stored: &stored, skip_cold, bad: &bad };
+
+    // The index files' own entries (duplicates included) are compared with
+    // the pack headers a batch of packs at a time, as the index is built
+    // (room for every blob taken at once: grown as it filled, it took up to
+    // three times its size).
+    let mut index = IndexBuilder::new(Sketches::Dropped);
+    index.reserve(blobs);
+    let mut header_problems = Vec::new();
+    let unreadable = in_batches(&repo, &live, &mut |p| index.add(p), &mut |batch| {
+        header_problems.extend(packs.headers(&repo, batch));
+    });
+    report.problems.extend(unreadable);
+    report.problems.extend(header_problems);
+    let repo = repo.with_index(index.build());
+
     let indexed: HashSet<PackId> = repo.index().packs().iter().map(|(id, _)| *id).collect();
     let mut leftovers: Vec<&PackId> = stored.keys().filter(|id| !indexed.contains(id)).collect();
     leftovers.sort();
@@ -212,80 +197,17 @@ pub fn check(repo: Repository, read: ReadData, progress: &dyn CheckProgress) -> 
             id.short()
         ));
     }
-    let mark_pack_bad = |pack: &PackId, kind: BlobKind, message: String| {
-        let mut b = bad.lock().unwrap_or_else(|p| p.into_inner());
-        for blob in by_pack.get(pack).into_iter().flatten() {
-            b.insert(
-                blob.id,
-                Bad { object: format!("{} pack {}", kind.name(), pack.short()), message: message.clone() },
-            );
-        }
-    };
-    let header_problems: Vec<Problem> = repo
-        .index()
-        .packs()
-        .par_iter()
-        .filter(|(_, kind)| !(skip_cold && *kind == BlobKind::Data))
-        .filter_map(|(id, kind)| {
-            let object = format!("{} pack {}", kind.name(), id.short());
-            let Some((_, size)) = stored.get(id) else {
-                mark_pack_bad(id, *kind, "pack is missing".into());
-                return Some(Problem { object, message: "missing (the index lists it)".into(), affects: vec![] });
-            };
-            match repo.repo().read_pack_header(*kind, id, *size) {
-                Ok(header) => {
-                    let in_header: HashMap<BlobId, (u32, u32, Option<BlobId>)> =
-                        header.with_offsets().map(|(o, e)| (e.id, (o, e.length, e.base))).collect();
-                    let mismatched = by_pack
-                        .get(id)
-                        .into_iter()
-                        .flatten()
-                        .filter(|b| in_header.get(&b.id) != Some(&(b.offset, b.length, b.base)))
-                        .count();
-                    (mismatched > 0).then(|| {
-                        mark_pack_bad(id, *kind, "index and pack header disagree".into());
-                        Problem {
-                            object,
-                            message: format!("{mismatched} blob(s) listed in the index are not where its header says"),
-                            affects: vec![],
-                        }
-                    })
-                }
-                Err(e) => {
-                    mark_pack_bad(id, *kind, format!("header unreadable: {e}"));
-                    Some(Problem { object, message: format!("header unreadable: {e}"), affects: vec![] })
-                }
-            }
-        })
-        .collect();
-    report.problems.extend(header_problems);
 
-    // Data.
+    // Data, once the whole index is there to find delta bases in other packs.
     if read != ReadData::None {
         let seed = std::hash::RandomState::new();
-        let chosen: Vec<(PackId, BlobKind, u64)> = repo
-            .index()
-            .packs()
-            .iter()
-            .filter(|(id, _)| selected(read, id, &seed))
-            .filter_map(|(id, kind)| stored.get(id).map(|(_, size)| (*id, *kind, *size)))
-            .collect();
-        progress.start_read(chosen.len() as u64, chosen.iter().map(|c| c.2).sum());
-        let deltas = Deltas::new(&chosen, &by_pack);
-        // One pack buffer per pool thread for the whole run: a fresh 16 MiB
-        // buffer is 4096 page faults to fill (rayon's per-split buffers made
-        // 91,000 faults on the benchmark repository).
-        let results = cairn_repo::parallel::map_in_order(&chosen, Vec::new, |buf, (id, kind, size)| {
-            let r = read_pack(&repo, *id, *kind, *size, &by_pack, &deltas, &bad, buf);
-            progress.pack_read(*size);
-            r
+        let mut chosen: HashSet<PackId> =
+            indexed.iter().filter(|id| selected(read, id, &seed) && stored.contains_key(id)).copied().collect();
+        progress.start_read(chosen.len() as u64, chosen.iter().map(|id| stored[id].1).sum());
+        // A file unreadable now was reported above, or was replaced by a prune since.
+        let _ = in_batches(repo.repo(), &live, &mut |_| {}, &mut |batch| {
+            packs.read(&repo, batch, &mut chosen, progress, &mut report);
         });
-        for (p, blobs, bytes) in results {
-            report.problems.extend(p);
-            report.blobs_verified += blobs;
-            report.bytes_read += bytes;
-            report.packs_read += 1;
-        }
     }
 
     // Snapshots and the trees and blobs they reference.
@@ -347,20 +269,240 @@ fn short(id: &SnapshotId) -> String {
     id.short()
 }
 
+/// Index entries compared with pack headers and read at a time: a batch
+/// of packs holds about this many blobs (84 bytes each), and at
+/// least two packs per thread; a delta is verified right after its base
+/// when both are in the batch.
+/// Every entry of every file held at once was check's peak: 239 MiB for a
+/// million files.
+const BATCH_BLOBS: usize = 50_000;
+
+/// Reads every index file, one at a time: each damaged one is named;
+/// files another one supersedes (left by an interrupted prune) are out of
+/// force. Returns the files in force and how many blobs they list.
+fn survey_index(repo: &Repository, report: &mut CheckReport) -> Result<(Vec<IndexId>, usize), RepoError> {
+    let mut readable = Vec::new();
+    let mut superseded = HashSet::new();
+    for id in repo.index_ids()? {
+        let mut blobs = 0;
+        match repo.read_index_file(&id, &mut |p| blobs += p.blobs.len()) {
+            Ok(s) => {
+                superseded.extend(s);
+                readable.push((id, blobs));
+            }
+            Err(e) => report.problems.push(Problem {
+                object: format!("index {}", id.short()),
+                message: e.to_string(),
+                affects: vec![],
+            }),
+        }
+    }
+    let live: Vec<(IndexId, usize)> = readable.into_iter().filter(|(id, _)| !superseded.contains(id)).collect();
+    let blobs = live.iter().map(|(_, n)| n).sum();
+    Ok((live.into_iter().map(|(id, _)| id).collect(), blobs))
+}
+
+/// Reads the index files `live` again, each pack into `each` and into
+/// batches handed to `run`; returns the problems of files now unreadable
+/// (one replaced by a prune since is not one: the file replacing it lists
+/// its packs).
+fn in_batches(
+    repo: &Repository,
+    live: &[IndexId],
+    each: &mut dyn FnMut(&IndexPack),
+    run: &mut dyn FnMut(&Batch),
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut batch = Batch::default();
+    for id in live {
+        let read = repo.read_index_file(id, &mut |p| {
+            each(&p);
+            batch.add(p);
+            // Packs enough for every thread twice over, or a pack of small
+            // blobs read alone ran a thread at a time (1.6 -> 2.7 s).
+            if batch.blobs >= BATCH_BLOBS && batch.kinds.len() >= 2 * rayon::current_num_threads() {
+                run(&std::mem::take(&mut batch));
+            }
+        });
+        match read {
+            Ok(_) => {}
+            Err(RepoError::Backend(e)) if e.is_not_found() => {}
+            Err(e) => problems.push(Problem {
+                object: format!("index {}", id.short()),
+                message: e.to_string(),
+                affects: vec![],
+            }),
+        }
+    }
+    run(&batch);
+    problems
+}
+
+/// A blob as an index file lists it, without its similarity sketch (which
+/// check has no use for, and which was 40% of an entry held).
+#[derive(Debug, Clone, Copy)]
+struct Listed {
+    id: BlobId,
+    offset: u32,
+    length: u32,
+    raw_length: u32,
+    base: Option<BlobId>,
+}
+
+/// Index entries of a batch of packs.
+#[derive(Default)]
+struct Batch {
+    by_pack: HashMap<PackId, Vec<Listed>>,
+    kinds: HashMap<PackId, BlobKind>,
+    blobs: usize,
+}
+
+impl Batch {
+    fn add(&mut self, p: IndexPack) {
+        self.blobs += p.blobs.len();
+        self.kinds.insert(p.id, p.kind);
+        let listed = p.blobs.iter().map(|b| Listed {
+            id: b.id,
+            offset: b.offset,
+            length: b.length,
+            raw_length: b.raw_length,
+            base: b.base,
+        });
+        // Exactly: grown by doubling, a batch took up to twice its entries.
+        let entries = self.by_pack.entry(p.id).or_default();
+        entries.reserve_exact(p.blobs.len());
+        entries.extend(listed);
+    }
+}
+
+/// The pack pass: each batch's packs are looked up in the storage and
+/// their headers compared with the entries; then the chosen ones are read.
+struct PackCheck<'a> {
+    /// Packs in the storage: kind and size.
+    stored: &'a HashMap<PackId, (BlobKind, u64)>,
+    skip_cold: bool,
+    bad: &'a Mutex<HashMap<BlobId, Bad>>,
+}
+
+impl PackCheck<'_> {
+    /// The batch's packs, but data packs left in a cold tier.
+    fn listed(&self, batch: &Batch) -> Vec<(PackId, BlobKind)> {
+        batch
+            .kinds
+            .iter()
+            .map(|(id, kind)| (*id, *kind))
+            .filter(|(_, kind)| !(self.skip_cold && *kind == BlobKind::Data))
+            .collect()
+    }
+
+    /// Marks every blob the batch lists in `pack` as unusable.
+    fn mark_pack_bad(&self, batch: &Batch, pack: &PackId, kind: BlobKind, message: String) {
+        let mut b = self.bad.lock().unwrap_or_else(|p| p.into_inner());
+        for blob in batch.by_pack.get(pack).into_iter().flatten() {
+            b.insert(
+                blob.id,
+                Bad { object: format!("{} pack {}", kind.name(), pack.short()), message: message.clone() },
+            );
+        }
+    }
+
+    /// Each pack of the batch is present and its header lists its blobs
+    /// where the index files do.
+    fn headers(&self, repo: &Repository, batch: &Batch) -> Vec<Problem> {
+        let by_pack = &batch.by_pack;
+        self.listed(batch)
+            .par_iter()
+            .filter_map(|(id, kind)| {
+                let object = format!("{} pack {}", kind.name(), id.short());
+                let Some((_, size)) = self.stored.get(id) else {
+                    self.mark_pack_bad(batch, id, *kind, "pack is missing".into());
+                    return Some(Problem { object, message: "missing (the index lists it)".into(), affects: vec![] });
+                };
+                match repo.read_pack_header(*kind, id, *size) {
+                    Ok(header) => {
+                        // Found by offset (the header lists blobs in file
+                        // order): a map by id was 10 MiB per pack of small blobs.
+                        let offsets: Vec<u32> = header.with_offsets().map(|(o, _)| o).collect();
+                        let agrees = |b: &Listed| {
+                            offsets.binary_search(&b.offset).is_ok_and(|i| {
+                                let e = &header.entries[i];
+                                (e.id, e.length, e.base) == (b.id, b.length, b.base)
+                            })
+                        };
+                        let mismatched = by_pack.get(id).into_iter().flatten().filter(|b| !agrees(b)).count();
+                        (mismatched > 0).then(|| {
+                            self.mark_pack_bad(batch, id, *kind, "index and pack header disagree".into());
+                            Problem {
+                                object,
+                                message: format!(
+                                    "{mismatched} blob(s) listed in the index are not where its header says"
+                                ),
+                                affects: vec![],
+                            }
+                        })
+                    }
+                    Err(e) => {
+                        self.mark_pack_bad(batch, id, *kind, format!("header unreadable: {e}"));
+                        Some(Problem { object, message: format!("header unreadable: {e}"), affects: vec![] })
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Reads the batch's packs that are in `chosen` (taking them out: a
+    /// pack two files list is read once) and verifies every blob in them.
+    fn read(
+        &self,
+        repo: &IndexedRepository,
+        batch: &Batch,
+        chosen: &mut HashSet<PackId>,
+        progress: &dyn CheckProgress,
+        report: &mut CheckReport,
+    ) {
+        let by_pack = &batch.by_pack;
+        let bad = self.bad;
+        let listed = self.listed(batch);
+        let to_read: Vec<(PackId, BlobKind, u64)> = listed
+            .iter()
+            .filter(|(id, _)| chosen.remove(id))
+            .map(|(id, kind)| (*id, *kind, self.stored[id].1))
+            .collect();
+        if to_read.is_empty() {
+            return;
+        }
+        let deltas = Deltas::new(&to_read, by_pack);
+        // One pack buffer per pool thread for the whole batch: a fresh 16 MiB
+        // buffer is 4096 page faults to fill (rayon's per-split buffers made
+        // 91,000 faults on the benchmark repository).
+        let results = cairn_repo::parallel::map_in_order(&to_read, Vec::new, |buf, (id, kind, size)| {
+            let r = read_pack(repo, *id, *kind, *size, by_pack, &deltas, bad, buf);
+            progress.pack_read(*size);
+            r
+        });
+        for (p, blobs, bytes) in results {
+            report.problems.extend(p);
+            report.blobs_verified += blobs;
+            report.bytes_read += bytes;
+            report.packs_read += 1;
+        }
+    }
+}
+
 /// The delta blobs of the packs being read, by the blob each is coded
 /// against. A delta is verified right after its base, with the base's
 /// plaintext at hand: decoding the base again for it (decrypting and
 /// decompressing a chunk to check a few kilobytes) doubled check's work on a
 /// repository of nightly dumps.
 struct Deltas {
-    by_base: HashMap<BlobId, Vec<(PackId, IndexBlob)>>,
+    by_base: HashMap<BlobId, Vec<(PackId, Listed)>>,
     /// Blobs (by pack) some worker has taken on: each is verified once.
     claimed: Mutex<HashSet<(PackId, BlobId)>>,
 }
 
 impl Deltas {
-    fn new(chosen: &[(PackId, BlobKind, u64)], by_pack: &HashMap<PackId, Vec<IndexBlob>>) -> Self {
-        let mut by_base: HashMap<BlobId, Vec<(PackId, IndexBlob)>> = HashMap::new();
+    fn new(chosen: &[(PackId, BlobKind, u64)], by_pack: &HashMap<PackId, Vec<Listed>>) -> Self {
+        let mut by_base: HashMap<BlobId, Vec<(PackId, Listed)>> = HashMap::new();
         for (pack, kind, _) in chosen {
             if *kind != BlobKind::Data {
                 continue;
@@ -376,7 +518,7 @@ impl Deltas {
 
     /// True for the first caller only. Only deltas can be verified by
     /// another pack's reader, so only they are tracked.
-    fn claim(&self, pack: PackId, blob: &IndexBlob) -> bool {
+    fn claim(&self, pack: PackId, blob: &Listed) -> bool {
         blob.base.is_none() || self.claimed.lock().unwrap_or_else(|p| p.into_inner()).insert((pack, blob.id))
     }
 
@@ -421,7 +563,7 @@ impl Deltas {
 fn open_checked(
     repo: &IndexedRepository,
     kind: BlobKind,
-    b: &IndexBlob,
+    b: &Listed,
     envelope: &[u8],
     base: &mut dyn FnMut(&BlobId) -> Result<Vec<u8>, RepoError>,
 ) -> Result<Vec<u8>, String> {
@@ -525,7 +667,7 @@ fn read_pack(
     id: PackId,
     kind: BlobKind,
     size: u64,
-    by_pack: &HashMap<PackId, Vec<IndexBlob>>,
+    by_pack: &HashMap<PackId, Vec<Listed>>,
     deltas: &Deltas,
     bad: &Mutex<HashMap<BlobId, Bad>>,
     bytes: &mut Vec<u8>,
@@ -536,7 +678,7 @@ fn read_pack(
     let mut pack = PackReader::new(repo, kind, id, size, bytes);
     // Each blob the index lists for this pack, at the index's location, in
     // the order they lie in the pack.
-    let mut listed: Vec<&IndexBlob> = by_pack.get(&id).into_iter().flatten().collect();
+    let mut listed: Vec<&Listed> = by_pack.get(&id).into_iter().flatten().collect();
     listed.sort_by_key(|b| b.offset);
     let mut verified = 0;
     for b in listed {

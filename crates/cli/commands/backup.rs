@@ -156,7 +156,12 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
     // Announces the run to concurrent prunes and leaves out packs they have
     // marked for deletion (docs/FORMAT.md, "Deleting packs"). A dry run
     // writes nothing, its run marker included.
-    let repo = if a.dry_run { repo.load_index()? } else { repo.load_index_for_backup(&opts.hostname)? };
+    let repo = if a.dry_run {
+        // With the sketches: a dry run codes deltas as the backup would.
+        repo.load_index_with(cairn_repo::Sketches::Kept)?
+    } else {
+        repo.load_index_for_backup(&opts.hostname)?
+    };
     let bar = progress::bar(progress::enabled(g.quiet, g.json), "backup");
     let prog = Arc::new(progress::BackupProgress { bar: bar.clone(), ..Default::default() });
     let status = g.json && !g.quiet;

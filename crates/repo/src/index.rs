@@ -62,11 +62,28 @@ fn prefix(id: &BlobId) -> [u8; PREFIX] {
     p
 }
 
+/// Whether an index keeps the data blobs' similarity sketches: only a
+/// backup looks them up (to choose delta bases), and they cost more than
+/// the rest of an entry (a blob id and 12 features, 128 bytes a blob).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sketches {
+    /// Kept, for writing.
+    #[default]
+    Kept,
+    /// Left out, for reading.
+    Dropped,
+}
+
 /// An index assembled a pack at a time, sorted once at the end.
 #[derive(Debug, Default)]
 pub struct IndexBuilder(Index);
 
 impl IndexBuilder {
+    /// A builder for an index that keeps or drops the sketches.
+    pub fn new(sketches: Sketches) -> Self {
+        Self(Index { sketch_use: sketches, ..Index::default() })
+    }
+
     /// Makes room for `blobs` more entries at once: grown by doubling, the
     /// entries took up to three times their size while being moved.
     pub fn reserve(&mut self, blobs: usize) {
@@ -102,6 +119,8 @@ pub struct Index {
     bases: HashMap<(u32, u32), BlobId>,
     /// Sketches of the data blobs that have one.
     sketches: SketchTable,
+    /// Whether `sketches` is filled.
+    sketch_use: Sketches,
 }
 
 impl Index {
@@ -208,6 +227,7 @@ impl Index {
             }
             if let Some(sketch) = &b.sketch
                 && p.kind == BlobKind::Data
+                && self.sketch_use == Sketches::Kept
             {
                 self.sketches.push(b.id, sketch);
             }

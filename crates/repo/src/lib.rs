@@ -41,7 +41,7 @@ mod windows;
 
 pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify};
 pub use error::RepoError;
-pub use index::{BlobLocation, Index, IndexBuilder};
+pub use index::{BlobLocation, Index, IndexBuilder, Sketches};
 pub use keys::{KeyInfo, RotateReport};
 pub use lifecycle::RunGuard;
 pub use pack::{FinishedPack, PackBytes, PackWriter};

@@ -15,7 +15,7 @@ use cairn_crypto::{Keyring, ObjectKind};
 use cairn_format::lifecycle::{DeletionPlan, RunKind, RunMarker};
 use cairn_format::{FORMAT_VERSION, MarkerId, PackId, PlanId, payload};
 
-use crate::{IndexedRepository, RepoError, Repository, Result};
+use crate::{IndexedRepository, RepoError, Repository, Result, Sketches};
 
 /// How often a run refreshes its marker.
 pub const HEARTBEAT: Duration = Duration::from_secs(5 * 60);
@@ -106,7 +106,7 @@ impl Repository {
         let plans = self.deletion_plans()?;
         guard.set_plans_seen(plans.iter().map(|(id, _)| *id).collect())?;
         let marked: HashSet<PackId> = plans.iter().flat_map(|(_, p)| p.packs.iter().map(|m| m.id)).collect();
-        let mut repo = self.load_index_filtered(|pack| !marked.contains(pack))?;
+        let mut repo = self.load_index_filtered(|pack| !marked.contains(pack), Sketches::Kept)?;
         repo.run = Some(guard);
         Ok(repo)
     }

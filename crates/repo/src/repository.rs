@@ -17,7 +17,7 @@ use cairn_format::{
 use rayon::prelude::*;
 
 use crate::blob::Verify;
-use crate::index::{BlobLocation, Index};
+use crate::index::{BlobLocation, Index, Sketches};
 use crate::{FinishedPack, PackBytes, RepoError, Result, blob, keys};
 
 /// Parameters chosen at `init`.
@@ -306,6 +306,17 @@ impl Repository {
         IndexFile::decode(&plain).map_err(|e| RepoError::format(format!("index {}", id.short()), e))
     }
 
+    /// Reads one index file a pack at a time (a file decoded whole takes
+    /// about five times the memory the index keeps of it); returns the files
+    /// it supersedes. `each` sees the packs only once the whole file is
+    /// known to decode, so a damaged file adds nothing.
+    pub fn read_index_file(&self, id: &IndexId, each: &mut dyn FnMut(IndexPack)) -> Result<Vec<IndexId>> {
+        let plain = self.open_file(FileKind::Index, ObjectKind::Index, id.as_bytes())?;
+        let damaged = |e| RepoError::format(format!("index {}", id.short()), e);
+        IndexFile::decode_each(&plain, &mut |_| {}).map_err(damaged)?;
+        IndexFile::decode_each(&plain, each).map_err(damaged)
+    }
+
     /// Ids of all index files.
     pub fn index_ids(&self) -> Result<Vec<IndexId>> {
         self.list_ids(FileKind::Index)
@@ -394,9 +405,15 @@ impl Repository {
     }
 
     /// Loads every index file into memory (in parallel) and returns a
-    /// repository that can read blobs.
+    /// repository that can read blobs (without the sketches a backup
+    /// chooses delta bases by).
     pub fn load_index(self) -> Result<IndexedRepository> {
-        self.load_index_filtered(|_| true)
+        self.load_index_with(Sketches::Dropped)
+    }
+
+    /// Loads every index file, keeping or dropping the sketches.
+    pub fn load_index_with(self, sketches: Sketches) -> Result<IndexedRepository> {
+        self.load_index_filtered(|_| true, sketches)
     }
 
     /// The index files in force: all but those another file supersedes.
@@ -426,10 +443,14 @@ impl Repository {
     }
 
     /// Loads the index with only the packs `keep` accepts.
-    pub fn load_index_filtered(self, keep: impl Fn(&PackId) -> bool + Sync) -> Result<IndexedRepository> {
+    pub fn load_index_filtered(
+        self,
+        keep: impl Fn(&PackId) -> bool + Sync,
+        sketches: Sketches,
+    ) -> Result<IndexedRepository> {
         let mut attempt = 0;
         let index = loop {
-            match self.assemble_index(&keep) {
+            match self.assemble_index(&keep, sketches) {
                 Ok(index) => break index,
                 // A prune replacing index files concurrently can make a
                 // listed file vanish before it is read: list again.
@@ -445,21 +466,26 @@ impl Repository {
     /// time into the index. Decoded whole, every file at once, a blob took
     /// about 200 bytes at the peak of loading, five times what the index
     /// keeps (20 MiB more for 100,000 files).
-    fn assemble_index(&self, keep: &(impl Fn(&PackId) -> bool + Sync)) -> Result<Index> {
+    fn assemble_index(&self, keep: &(impl Fn(&PackId) -> bool + Sync), sketches: Sketches) -> Result<Index> {
         let ids = self.index_ids()?;
-        let (index, superseded) = self.index_of(&ids, keep)?;
+        let (index, superseded) = self.index_of(&ids, keep, sketches)?;
         if !ids.iter().any(|id| superseded.contains(id)) {
             return Ok(index);
         }
         // Files a prune replaced but did not get to delete (it died): rare,
         // so the index is assembled again without them.
         let live: Vec<IndexId> = ids.into_iter().filter(|id| !superseded.contains(id)).collect();
-        Ok(self.index_of(&live, keep)?.0)
+        Ok(self.index_of(&live, keep, sketches)?.0)
     }
 
     /// The index of the files `ids` (packs `keep` accepts), and the files they supersede.
-    fn index_of(&self, ids: &[IndexId], keep: &(impl Fn(&PackId) -> bool + Sync)) -> Result<(Index, HashSet<IndexId>)> {
-        let mut builder = crate::index::IndexBuilder::default();
+    fn index_of(
+        &self,
+        ids: &[IndexId],
+        keep: &(impl Fn(&PackId) -> bool + Sync),
+        sketches: Sketches,
+    ) -> Result<(Index, HashSet<IndexId>)> {
+        let mut builder = crate::index::IndexBuilder::new(sketches);
         let mut superseded = HashSet::new();
         for group in ids.chunks(rayon::current_num_threads().max(1)) {
             let plains: Vec<(IndexId, Vec<u8>)> = group
