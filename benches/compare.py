@@ -209,7 +209,7 @@ class Bupstash(Tool):
 class LoopFs:
     """A fresh ext4 file system in a sparse image, mounted at `mnt`."""
 
-    def __init__(self, work, gib, bytes_per_inode=None):
+    def __init__(self, work, gib, bytes_per_inode=None, mkfs_args=(), mount_args=()):
         self.img = os.path.join(work, "bench.img")
         self.mnt = os.path.join(work, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
@@ -219,8 +219,8 @@ class LoopFs:
         self.dev = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", self.img],
                                   check=True, capture_output=True, text=True).stdout.strip()
         inodes = ["-i", str(bytes_per_inode)] if bytes_per_inode else []
-        sh(["mkfs.ext4", "-q", "-F"] + inodes + [self.dev])
-        sh(["mount", self.dev, self.mnt])
+        sh(["mkfs.ext4", "-q", "-F"] + inodes + list(mkfs_args) + [self.dev])
+        sh(["mount"] + list(mount_args) + [self.dev, self.mnt])
 
     def close(self):
         subprocess.run(["umount", self.mnt])
