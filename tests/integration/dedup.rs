@@ -72,3 +72,38 @@ cairn_test!(unchanged_tree_is_not_read_again, |env| {
     assert_eq!(third["files_changed"], 1);
     assert_eq!(third["files_unchanged"], 99);
 });
+
+cairn_test!(metadata_changed_alone_is_recorded_in_the_next_snapshot, |env| {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // A no-change backup takes files exactly as the parent has them
+    // without building their nodes: a change of mode, owner or link count
+    // alone must still make a new node.
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(src.join(name), format!("content of {name}\n")).unwrap();
+    }
+    env.init();
+    let s = src.to_str().unwrap();
+    env.ok(&["backup", s]);
+    std::fs::set_permissions(src.join("a"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Only root can give a file away; elsewhere the owner part is left out.
+    let chowned = std::os::unix::fs::chown(src.join("b"), Some(1234), Some(1234)).is_ok();
+    std::fs::hard_link(src.join("c"), src.join("c2")).unwrap();
+    env.ok(&["backup", s]);
+    // An untouched file keeps the parent's node, metadata included.
+    let again = env.json(&["backup", s]);
+    assert_eq!(again["files_unchanged"], 4, "{again}");
+    let snaps = env.json(&["snapshots"]);
+    let n = snaps.as_array().unwrap().len();
+    assert_eq!(snaps[n - 1]["tree"], snaps[n - 2]["tree"], "the same tree again");
+    let target = env.path("restored");
+    env.ok(&["restore", &format!("latest:{s}"), "--target", target.to_str().unwrap()]);
+    let md = |name: &str| std::fs::symlink_metadata(target.join(name)).unwrap();
+    assert_eq!(md("a").mode() & 0o7777, 0o600, "mode of a");
+    if chowned {
+        assert_eq!((md("b").uid(), md("b").gid()), (1234, 1234), "owner of b");
+    }
+    assert_eq!(md("c").ino(), md("c2").ino(), "c and c2 restored as one file");
+    assert_eq!(md("c").nlink(), 2);
+});

@@ -26,6 +26,22 @@ impl NameCache {
             .clone()
     }
 
+    /// Whether `uid`'s name is `name`, without copying it.
+    pub fn user_is(&self, uid: u32, name: &Option<String>) -> bool {
+        let mut m = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(uid).or_insert_with(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+        }) == *name
+    }
+
+    /// Whether `gid`'s name is `name`, without copying it.
+    pub fn group_is(&self, gid: u32, name: &Option<String>) -> bool {
+        let mut m = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(gid).or_insert_with(|| {
+            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
+        }) == *name
+    }
+
     pub fn group(&self, gid: u32) -> Option<String> {
         let mut m = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(gid)
@@ -112,6 +128,30 @@ pub fn node(name: &[u8], path: &Path, md: &Metadata, names: &NameCache, parent: 
             _ => xattrs(path),
         },
     }
+}
+
+/// Whether the regular file `md` describes is exactly `old`, its node in
+/// the parent snapshot (the node [`node`] would build, with `old`'s
+/// content), decided without building one: the names are compared, not
+/// copied, and the extended attributes are `old`'s when inode and ctime
+/// are.
+pub fn same_file(old: &Node, md: &Metadata, names: &NameCache) -> bool {
+    old.kind == NodeKind::File
+        && md.file_type().is_file()
+        && old.size == md.size()
+        && old.mtime == Time(md.mtime(), md.mtime_nsec() as u32)
+        && old.ctime == Time(md.ctime(), md.ctime_nsec() as u32)
+        && old.inode == md.ino()
+        && old.device == md.dev()
+        && old.links == md.nlink()
+        && old.mode == md.mode()
+        && old.uid == md.uid()
+        && old.gid == md.gid()
+        && old.rdev == 0
+        && old.subtree.is_none()
+        && old.target.is_none()
+        && names.user_is(md.uid(), &old.user)
+        && names.group_is(md.gid(), &old.group)
 }
 
 /// Whether a file can be taken from the parent snapshot without reading it.

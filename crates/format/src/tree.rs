@@ -445,7 +445,12 @@ impl Tree {
 
     /// Finds an entry by name.
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.binary_search_by(|n| n.name.0.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
+        self.position(name).map(|i| &self.nodes[i])
+    }
+
+    /// Where the entry named `name` is in `nodes`.
+    pub fn position(&self, name: &[u8]) -> Option<usize> {
+        self.nodes.binary_search_by(|n| n.name.0.as_slice().cmp(name)).ok()
     }
 }
 
