@@ -95,9 +95,13 @@ impl IndexBuilder {
         self.0.push_pack(p);
     }
 
-    /// The index, sorted.
+    /// The index, sorted in place: the stable sort took room for half the
+    /// entries, 180 MiB at ten million blobs, a third of that restore's
+    /// peak. Which of two entries of one blob stays does not matter (each
+    /// pack holds it), and the files come in the storage's order anyway.
     pub fn build(mut self) -> Index {
-        self.0.sort();
+        self.0.entries.sort_unstable_by_key(|e| e.id);
+        self.0.finish();
         self.0
     }
 }
@@ -242,8 +246,14 @@ impl Index {
     }
 
     fn sort(&mut self) {
-        // Nearly sorted after an append: the standard sort detects the runs.
+        // Nearly sorted after an append: the standard sort detects the runs
+        // (for room of up to half the entries; see `IndexBuilder::build`).
         self.entries.sort_by_key(|e| e.id);
+        self.finish();
+    }
+
+    /// Drops all but one entry of each id, and indexes the sorted entries.
+    fn finish(&mut self) {
         self.entries.dedup_by(|a, b| a.id == b.id);
         self.entries.shrink_to_fit();
         self.sketches.sort();
