@@ -17,38 +17,38 @@ pub struct NameCache {
 }
 
 impl NameCache {
-    pub fn user(&self, uid: u32) -> Option<String> {
+    /// `f` of `uid`'s name, looked up once per uid.
+    fn with_user<R>(&self, uid: u32, f: impl FnOnce(&Option<String>) -> R) -> R {
         let mut m = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
-            })
-            .clone()
+        f(m.entry(uid).or_insert_with(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+        }))
+    }
+
+    /// `f` of `gid`'s name, looked up once per gid.
+    fn with_group<R>(&self, gid: u32, f: impl FnOnce(&Option<String>) -> R) -> R {
+        let mut m = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(gid).or_insert_with(|| {
+            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
+        }))
+    }
+
+    pub fn user(&self, uid: u32) -> Option<String> {
+        self.with_user(uid, Clone::clone)
+    }
+
+    pub fn group(&self, gid: u32) -> Option<String> {
+        self.with_group(gid, Clone::clone)
     }
 
     /// Whether `uid`'s name is `name`, without copying it.
     pub fn user_is(&self, uid: u32, name: &Option<String>) -> bool {
-        let mut m = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry(uid).or_insert_with(|| {
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
-        }) == *name
+        self.with_user(uid, |n| n == name)
     }
 
     /// Whether `gid`'s name is `name`, without copying it.
     pub fn group_is(&self, gid: u32, name: &Option<String>) -> bool {
-        let mut m = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry(gid).or_insert_with(|| {
-            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
-        }) == *name
-    }
-
-    pub fn group(&self, gid: u32) -> Option<String> {
-        let mut m = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(gid)
-            .or_insert_with(|| {
-                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
-            })
-            .clone()
+        self.with_group(gid, |n| n == name)
     }
 }
 

@@ -277,6 +277,11 @@ fn short(id: &SnapshotId) -> String {
 /// million files.
 const BATCH_BLOBS: usize = 50_000;
 
+/// An index file that cannot be read or decoded.
+fn index_problem(id: &IndexId, e: RepoError) -> Problem {
+    Problem { object: format!("index {}", id.short()), message: e.to_string(), affects: vec![] }
+}
+
 /// Reads every index file, one at a time: each damaged one is named;
 /// files another one supersedes (left by an interrupted prune) are out of
 /// force. Returns the files in force and how many blobs they list.
@@ -290,11 +295,7 @@ fn survey_index(repo: &Repository, report: &mut CheckReport) -> Result<(Vec<Inde
                 superseded.extend(s);
                 readable.push((id, blobs));
             }
-            Err(e) => report.problems.push(Problem {
-                object: format!("index {}", id.short()),
-                message: e.to_string(),
-                affects: vec![],
-            }),
+            Err(e) => report.problems.push(index_problem(&id, e)),
         }
     }
     let live: Vec<(IndexId, usize)> = readable.into_iter().filter(|(id, _)| !superseded.contains(id)).collect();
@@ -327,11 +328,7 @@ fn in_batches(
         match read {
             Ok(_) => {}
             Err(RepoError::Backend(e)) if e.is_not_found() => {}
-            Err(e) => problems.push(Problem {
-                object: format!("index {}", id.short()),
-                message: e.to_string(),
-                affects: vec![],
-            }),
+            Err(e) => problems.push(index_problem(id, e)),
         }
     }
     run(&batch);
