@@ -46,7 +46,8 @@ pub fn seal(
 }
 
 /// Seals a data blob as a delta against `base` (whose plaintext is
-/// `base_plain`) when that is smaller than sealing it on its own.
+/// `base_plain`) when that stores it in at most half the bytes of sealing
+/// it on its own.
 pub fn seal_delta(
     keyring: &Keyring,
     id: BlobId,
@@ -63,17 +64,26 @@ pub fn seal_delta(
     // 15% larger than level 3 in 20% less time.
     let delta = payload::encode_delta(plaintext, &base, base_plain, level.min(DELTA_LEVEL))
         .map_err(|e| RepoError::format(format!("delta of data blob {}", id.short()), e))?;
-    // A delta under an eighth of the input beats any plain compression of
-    // the text this is for; above that, pay for the comparison.
+    // A delta under an eighth of the input saves half of any plain
+    // compression of the text this is for; above that, pay for the
+    // comparison.
     let (payload, base) = if delta.len() <= plaintext.len() / 8 {
         (delta, Some(base))
     } else {
         let plain = payload::encode(plaintext, compression);
-        if delta.len() < plain.len() { (delta, Some(base)) } else { (plain, None) }
+        if delta.len() <= plain.len() / 2 { (delta, Some(base)) } else { (plain, None) }
     };
     let envelope = keyring.seal(BlobKind::Data.object_kind(), id.as_bytes(), &payload)?;
     Ok(SealedBlob { kind: BlobKind::Data, id, envelope, raw_length: plaintext.len() as u32, base, sketch: None })
 }
+
+// Why half: every read of a delta decodes its chain of bases too, and a
+// chunk stored whole is a shorter chain's root for the next day's version.
+// On 30 daily dumps of a PostgreSQL database (docs/BENCHMARKS.md), keeping
+// any delta smaller than the plain payload left a quarter of day 30's
+// deltas at 0.8x of their plain size or more; keeping only those under half
+// stored days 2-30 in 291-297 MiB instead of 315 and restored day 30 at
+// 0.80x of the dump stored alone instead of 0.66x (page cache warm).
 
 /// Highest zstd level deltas are coded at.
 const DELTA_LEVEL: i32 = 1;

@@ -1193,4 +1193,51 @@ mod tests {
         get(&packs, 3, &mut fetches);
         assert_eq!(packs.spare.lock().map(|s| s.len()).unwrap_or(0), 1, "3 took 1's buffer, 2's came back");
     }
+
+    /// Rows of a dump: compressible text, different for each `seed`.
+    fn rows(n: usize, seed: u64) -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                format!("INSERT INTO t VALUES ({i}, '{:x}');\n", (i as u64 ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            })
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    /// Seals `blobs` into one pack of their own, indexed.
+    fn save(repo: &mut IndexedRepository, blobs: Vec<crate::SealedBlob>) -> PackId {
+        let mut w = repo.repo().pack_writer(BlobKind::Data);
+        for b in blobs {
+            w.add(b).expect("add");
+        }
+        let (entry, _) = repo.repo().save_pack(w.finish().expect("finish").expect("pack")).expect("save");
+        repo.repo().save_index(&IndexFile { supersedes: vec![], packs: vec![entry.clone()] }).expect("index file");
+        repo.index_mut().add_pack(&entry);
+        entry.id
+    }
+
+    #[test]
+    fn a_delta_that_saves_less_than_half_is_stored_whole() {
+        let repo = Repository::init(Backend::memory().expect("memory"), b"pw", &InitOptions::fast_for_tests());
+        let mut repo = repo.expect("init").load_index().expect("index");
+        let a = rows(4000, 1);
+        let ia = repo.repo().blob_id(&a);
+        let sealed = repo.seal_blob(BlobKind::Data, ia, &a).expect("seal");
+        save(&mut repo, vec![sealed]);
+        // An edit here and there: a delta.
+        let mut edited = a.clone();
+        edited[5000..5008].copy_from_slice(b"edited!!");
+        let sealed = repo.seal_delta(repo.repo().blob_id(&edited), &edited, ia).expect("seal");
+        assert_eq!(sealed.base, Some(ia));
+        // Three fifths new: the delta is smaller than the chunk's plain
+        // payload, but not by half; reading it would decode a for little.
+        let mixed = [&a[..a.len() * 2 / 5], &rows(2400, 7)].concat();
+        let im = repo.repo().blob_id(&mixed);
+        let sealed = repo.seal_delta(im, &mixed, ia).expect("seal");
+        assert_eq!(sealed.base, None, "stored whole");
+        // ... which the delta would have beaten.
+        let delta = cairn_format::payload::encode_delta(&mixed, &ia, &a, 1).expect("delta").len();
+        let plain = cairn_format::payload::encode(&mixed, repo.repo().compression()).len();
+        assert!(delta < plain && delta > plain / 2, "delta {delta} bytes, plain {plain}");
+    }
 }
