@@ -97,6 +97,24 @@ struct Run<'a> {
     metadata_by_worker: bool,
     /// Items written (or linked), each with whether its metadata is set.
     done: Mutex<Vec<(usize, Metadata)>>,
+    /// Fetch the delta bases of the next blobs together: only from remote
+    /// storage, where each request waits. From a local folder the batch
+    /// held up to 32 MiB for no gain (the 30th of 30 daily dumps restored
+    /// in 0.38-0.40 s with it and 0.38-0.43 s without, page cache warm, at
+    /// a peak of 101-120 MiB against 84; from an emptied page cache
+    /// 0.47-0.51 s and 0.48-0.54 s); asking the kernel to read them ahead
+    /// (`posix_fadvise`) instead gained under 0.02 s.
+    prefetch_bases: bool,
+}
+
+impl Run<'_> {
+    /// Before reading `content[k]`: the delta bases of the next
+    /// [`PREFETCH_BLOBS`] blobs fetched at once, each batch's first blob.
+    fn prefetch(&self, content: &[BlobId], k: usize, window: &mut ReadWindow) {
+        if self.prefetch_bases && k.is_multiple_of(PREFETCH_BLOBS) {
+            self.repo.prefetch_bases(&content[k..content.len().min(k + PREFETCH_BLOBS)], window);
+        }
+    }
 }
 
 /// Whether an item written still needs its metadata applied.
@@ -274,10 +292,7 @@ fn write_content(run: &Run, node: &Node, tmp: &At, window: &mut ReadWindow) -> R
     let mut pos = 0u64;
     let mut ends_in_hole = false;
     for (k, id) in node.content.iter().enumerate() {
-        if k % PREFETCH_BLOBS == 0 {
-            let end = node.content.len().min(k + PREFETCH_BLOBS);
-            run.repo.prefetch_bases(&node.content[k..end], window);
-        }
+        run.prefetch(&node.content, k, window);
         if last.as_ref().is_none_or(|(l, _, _)| l != id) {
             let data = run.repo.read_blob_windowed(id, window).map_err(|e| e.to_string())?;
             let zero = is_zero(&data);
@@ -395,9 +410,7 @@ fn write_segment(
     if let Some(file) = file {
         let content = &node.content[blobs.clone()];
         for (k, id) in content.iter().enumerate() {
-            if k % PREFETCH_BLOBS == 0 {
-                run.repo.prefetch_bases(&content[k..content.len().min(k + PREFETCH_BLOBS)], window);
-            }
+            run.prefetch(content, k, window);
             let written = run.repo.read_blob_windowed(id, window).map_err(|e| e.to_string()).and_then(|data| {
                 if !is_zero(&data) {
                     file.write_all_at(&data, offset).map_err(|e| e.to_string())?;
@@ -577,6 +590,7 @@ pub fn restore(
         errors: AtomicU64::new(0),
         metadata_by_worker: !opts.verify,
         done: Mutex::new(Vec::new()),
+        prefetch_bases: repo.repo().is_remote(),
     };
     if let Ok(fd) = run.root.dir(Path::new("")) {
         sweep_dead_temps(&fd);
