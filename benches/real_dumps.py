@@ -18,11 +18,15 @@ dataset and per naming style: the same path every day (`app.sql`), or a
 new dated name every day (`app-DAY.sql`, the only file in the folder, as
 most cron scripts leave it). Reported: bytes each day adds to the
 repository, backup wall time and peak memory, and the restore of the last
-day (wall time, peak memory). The references: `zstd -3 --patch-from` of
-the previous day's dump, and `diff previous current | zstd -3`.
+day against two yardsticks without deltas to decode: the same dump stored
+alone in a repository of its own, and (cairn) the same days backed up with
+`--no-deltas`; medians of ROUNDS alternated rounds, each from an emptied
+page cache and again warm, and peak memory. The references: `zstd -3
+--patch-from` of the previous day's dump, and `diff previous current |
+zstd -3`.
 
 Usage: sudo benches/real_dumps.py [--scale 30] [--days 3] [--transactions 70000]
-                                  [--tools cairn,restic,borg] [--seed 1]
+                                  [--tools cairn,restic,borg] [--seed 1] [--restore-rounds 3]
 Needs root (the server runs as user 65534), PostgreSQL's server binaries,
 pgbench, sqlite3, zstd and GNU time; installs restic and borgbackup when
 missing.
@@ -38,7 +42,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import du, ensure_tools, log, make_tool, measure, sh, version  # noqa: E402
+from compare import drop_caches, du, ensure_tools, log, make_tool, measure, sh, version  # noqa: E402
 from dump_formats import Server  # noqa: E402
 
 MIB = 1 << 20
@@ -96,6 +100,28 @@ def restore_last(t, target, data, name, logf):
     return m
 
 
+def timed_restores(tools, target, data, name, logf, rounds):
+    """Restores of the last dump from each of `tools` (repositories holding
+    it), alternated for `rounds` rounds, each after emptying the page cache
+    (cold) and again right after (warm): the sub-second times of one run
+    each were too noisy to compare. Per tool, medians of wall time (warm,
+    cold); and the first tool's peak memory."""
+    walls = {(k, cold): [] for k in range(len(tools)) for cold in (False, True)}
+    peak = 0
+    for _ in range(rounds):
+        for k, tool in enumerate(tools):
+            # Cold first: the warm restore right after it finds in the
+            # page cache what this repository's restore reads.
+            for cold in (True, False):
+                if cold:
+                    drop_caches()
+                wall, _, rss = restore_last(tool, f"{target}-{k}", data, name, logf)
+                walls[(k, cold)].append(wall)
+                if k == 0:
+                    peak = max(peak, rss)
+    return [(statistics.median(walls[(k, False)]), statistics.median(walls[(k, True)])) for k in range(len(tools))], peak
+
+
 def make_dumps(work, dumps, args, rng):
     """DAYS days of dumps of a PostgreSQL and an SQLite database under their workloads."""
     pg = Server(os.path.join(work, "pg"))
@@ -126,6 +152,8 @@ def main():
     ap.add_argument("--transactions", type=int, default=70000)
     ap.add_argument("--tools", default="cairn,restic,borg")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--restore-rounds", type=int, default=3,
+                    help="alternated restores of the last day and of it stored alone, warm and cold")
     ap.add_argument("--work", default=None, help="folder for the server, dumps and repositories")
     ap.add_argument("--dumps", default=None,
                     help="keep the dumps in this folder, and reuse them when it already holds DAYS days")
@@ -174,18 +202,31 @@ def main():
                     added.append(du(repo) - before)
                     walls.append(wall)
                     rss.append(peak)
-                target = os.path.join(work, "restore-" + slug)
-                rwall, _, rrss = restore_last(t, target, data, name, logf)
-                # The same last dump in a repository of its own: stored
-                # whole, no delta to decode (the yardstick of restore speed).
+                # The yardsticks of restore speed, no delta to decode: the
+                # same last dump in a repository of its own, and (cairn) the
+                # same days backed up with --no-deltas, whose chunks lie in
+                # as many packs as the deltas' do.
                 alone = make_tool(tool, repo + "-alone")
                 measure(alone.init(), env=alone.env, logf=logf)
                 measure(alone.backup(data, 1), env=alone.env, cwd=data, logf=logf)
-                awall, _, _ = restore_last(alone, target + "-alone", data, name, logf)
-                shutil.rmtree(repo + "-alone")
+                yardsticks = [alone]
+                if tool == "cairn":
+                    whole = make_tool(tool, repo + "-whole")
+                    measure(whole.init(), env=whole.env, logf=logf)
+                    for d in range(1, args.days + 1):
+                        for f in os.listdir(data):
+                            os.remove(os.path.join(data, f))
+                        name = f"app.{ext}" if style == "same name" else f"app-202612{d:02d}.{ext}"
+                        shutil.copyfile(os.path.join(dumps, pattern.format(d)), os.path.join(data, name))
+                        measure(whole.backup(data, d) + ["--no-deltas"], env=whole.env, cwd=data, logf=logf)
+                    yardsticks.append(whole)
+                times, rrss = timed_restores([t] + yardsticks, os.path.join(work, "restore-" + slug), data, name,
+                                             logf, args.restore_rounds)
+                for y in yardsticks:
+                    shutil.rmtree(y.repo)
+                shutil.rmtree(repo)
                 logf.close()
-                results.append((ds, style, tool, added, statistics.median(walls[1:] or walls), max(rss), rwall, rrss,
-                                awall))
+                results.append((ds, style, tool, added, statistics.median(walls[1:] or walls), max(rss), times, rrss))
                 log(f"{ds}, {style}, {tool}: added {[round(a / MIB, 2) for a in added]} MiB")
     shutil.rmtree(work)
 
@@ -198,20 +239,24 @@ def main():
         shown = list(range(2, args.days + 1))
     later = [f"day {d} MiB" for d in shown] + ([f"days 2-{args.days} MiB"] if args.days > 4 else [])
     print("| dump | naming | tool | " + " | ".join(later) + " | backup s (median) | backup peak MiB "
-          "| restore s | restore peak MiB | restore s, stored alone |")
-    print("|---|---|---|" + "---|" * (len(later) + 5))
-    for ds, style, tool, added, bwall, brss, rwall, rrss, awall in results:
+          "| restore s, warm / cold | restore peak MiB | stored alone: restore s, speed ratio (warm / cold) "
+          "| same days with --no-deltas: restore s, speed ratio (warm / cold) |")
+    print("|---|---|---|" + "---|" * (len(later) + 6))
+    for ds, style, tool, added, bwall, brss, times, rrss in results:
         cells = [f"{added[d - 1] / MIB:.1f}" for d in shown]
         if args.days > 4:
             cells.append(f"{sum(added[1:]) / MIB:.1f}")
-        print(f"| {ds} | {style} | {tool} | {' | '.join(cells)} | {bwall:.2f} | {brss:.0f} | {rwall:.2f} | {rrss:.0f} "
-              f"| {awall:.2f} |")
+        (rwarm, rcold), yardsticks = times[0], times[1:]
+        ys = [f"{w:.2f} / {c:.2f} s, {w / rwarm:.2f}x / {c / rcold:.2f}x" for w, c in yardsticks]
+        ys += ["-"] * (2 - len(ys))
+        print(f"| {ds} | {style} | {tool} | {' | '.join(cells)} | {bwall:.2f} | {brss:.0f} "
+              f"| {rwarm:.2f} / {rcold:.2f} | {rrss:.0f} | {ys[0]} | {ys[1]} |")
     for ds in datasets:
         cells = [f"{refs[(ds, d)][0] / MIB:.1f} / {refs[(ds, d)][1] / MIB:.1f}" for d in shown]
         if args.days > 4:
             total = [sum(refs[(ds, d)][i] for d in range(2, args.days + 1)) / MIB for i in (0, 1)]
             cells.append(f"{total[0]:.1f} / {total[1]:.1f}")
-        print(f"| {ds} | reference | zstd --patch-from / diff\\|zstd | {' | '.join(cells)} | | | | | |")
+        print(f"| {ds} | reference | zstd --patch-from / diff\\|zstd | {' | '.join(cells)} | | | | | | |")
 
 
 if __name__ == "__main__":

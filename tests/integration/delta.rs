@@ -388,3 +388,45 @@ cairn_test!(delta_chains_restore_exactly_while_a_tenth_of_reads_fail, |env| {
         assert!(restored == t.as_bytes(), "day {k} restores exactly");
     }
 });
+
+cairn_test!(no_deltas_stores_each_new_chunk_whole_and_a_later_backup_codes_against_it, |env| {
+    env.init_with(None);
+    let file = env.path("dump.sql");
+    let mut dump = Dump::new(250_000);
+    let f = file.to_str().unwrap().to_string();
+    let backup = |extra: &[&str]| {
+        let mut args = vec!["backup"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--stdin-from-command", "--stdin-filename", "dump.sql", "--", "cat", &f]);
+        env.json(&args)
+    };
+    let deltas = || env.json(&["stats"])["delta_blobs"].as_u64().unwrap();
+    let mut texts = Vec::new();
+    std::fs::write(&file, dump.text()).unwrap();
+    let first = backup(&[])["bytes_added"].as_u64().unwrap();
+    texts.push(dump.text());
+    // Day 1 with --no-deltas: scattered changes touch every chunk, each
+    // stored whole.
+    dump.mutate(1);
+    std::fs::write(&file, dump.text()).unwrap();
+    let whole = backup(&["--no-deltas"])["bytes_added"].as_u64().unwrap();
+    texts.push(dump.text());
+    assert_eq!(deltas(), 0, "no delta blob after --no-deltas");
+    assert!(whole * 2 > first, "day 1 stored whole: {whole} bytes added, day 0 {first}");
+    // Day 2 without it: coded against day 1's blobs, found by the sketches
+    // the --no-deltas run recorded.
+    dump.mutate(2);
+    std::fs::write(&file, dump.text()).unwrap();
+    let coded = backup(&[])["bytes_added"].as_u64().unwrap();
+    texts.push(dump.text());
+    assert!(deltas() > 0, "day 2 stored as deltas");
+    assert!(coded * 4 < whole, "day 2 added {coded} bytes, day 1 {whole}");
+    let ids: Vec<String> =
+        env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 3);
+    for (id, text) in ids.iter().zip(&texts) {
+        let out = env.cmd().args(["dump", id, "dump.sql"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout == text.as_bytes(), "snapshot {id} restores the dump of its day");
+    }
+});

@@ -117,6 +117,7 @@ fn round_trip(entries: &[Entry]) {
         time: None,
         workers: Some(2),
         writes: Default::default(),
+        deltas: Default::default(),
     };
     let out = cairn_backup::backup(repo.load_index().unwrap(), &opts, Arc::new(NoProgress)).unwrap();
     assert_eq!(out.snapshot.summary.as_ref().unwrap().errors, 0);

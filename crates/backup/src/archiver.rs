@@ -73,6 +73,22 @@ pub struct BackupOptions {
     pub workers: Option<usize>,
     /// Whether anything is written.
     pub writes: Writes,
+    /// Whether new chunks may be stored as deltas.
+    pub deltas: Deltas,
+}
+
+/// Whether a backup codes new data chunks against similar stored ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deltas {
+    /// A new chunk like a stored one is stored as a delta against it
+    /// (docs/FORMAT.md, "Delta blobs").
+    #[default]
+    Code,
+    /// Every new chunk is stored whole (`backup --no-deltas`): more bytes
+    /// (a day of a database dump about five times as many), but each chunk
+    /// reads back on its own, and damage to one blob reaches no other.
+    /// Sketches are still recorded, for later backups to code against.
+    Off,
 }
 
 /// Whether a backup stores what it finds.
@@ -203,7 +219,7 @@ pub fn backup(
     let repo = Arc::new(repo);
     let workers =
         opts.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
-    let pipeline = Pipeline::start(repo.clone(), workers, opts.writes)?;
+    let pipeline = Pipeline::start(repo.clone(), workers, opts.writes, opts.deltas)?;
     let sink = pipeline.sink();
     let stats = Arc::new(Stats::default());
     let names = NameCache::default();

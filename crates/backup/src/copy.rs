@@ -190,7 +190,7 @@ pub fn copy(
         && src.repo().config().chunker == dst.repo().config().chunker;
     let dst = Arc::new(dst);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let pipeline = Pipeline::start(dst.clone(), workers, crate::Writes::Store)?;
+    let pipeline = Pipeline::start(dst.clone(), workers, crate::Writes::Store, crate::Deltas::Code)?;
     let mut copier = Copier {
         src,
         sink: pipeline.sink(),

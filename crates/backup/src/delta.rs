@@ -52,6 +52,13 @@ fn choose_counted(repo: &IndexedRepository, data: &[u8], hint: Option<BlobId>) -
     }
 }
 
+/// The sketch of a new data chunk and no base: what a backup that stores
+/// every chunk whole records, so later ones can code against it.
+pub fn sketch_only(data: &[u8]) -> Choice {
+    let sketchable = data.len() >= MIN_SKETCHED_LEN && payload::looks_compressible(data);
+    Choice { sketch: if sketchable { Sketch::of(data) } else { None }, base: None }
+}
+
 /// Pieces shorter than this are not cut off: not worth a blob of their own.
 const MIN_PIECE: usize = MIN_SKETCHED_LEN;
 

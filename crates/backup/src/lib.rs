@@ -34,6 +34,7 @@
 //!     time: None,
 //!     workers: None,
 //!     writes: Default::default(),
+//!     deltas: Default::default(),
 //! };
 //! let out = backup(repo.load_index().unwrap(), &opts, Arc::new(NoProgress)).unwrap();
 //! let summary = out.snapshot.summary.unwrap();
@@ -54,7 +55,7 @@ mod stream;
 mod walker;
 mod warm;
 
-pub use archiver::{BackupOptions, BackupOutcome, ParentChoice, Sources, Writes, backup};
+pub use archiver::{BackupOptions, BackupOutcome, Deltas, ParentChoice, Sources, Writes, backup};
 pub use copy::{CopyOutcome, copy};
 pub use exclude::Excludes;
 pub use progress::{NoProgress, Progress};

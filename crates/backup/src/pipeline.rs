@@ -15,7 +15,7 @@ use cairn_repo::{FinishedPack, IndexedRepository, PackWriter, RepoError, SealedB
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::BackupError;
-use crate::archiver::Writes;
+use crate::archiver::{Deltas, Writes};
 use crate::delta::Choice;
 
 struct RawBlob {
@@ -88,12 +88,18 @@ pub struct BlobSink {
     inflight: Arc<Mutex<HashSet<BlobId>>>,
     repo: Arc<IndexedRepository>,
     shared: Arc<Shared>,
+    deltas: Deltas,
 }
 
 impl BlobSink {
     /// The repository being written to.
     pub fn repo(&self) -> &IndexedRepository {
         &self.repo
+    }
+
+    /// Whether new chunks may be stored as deltas.
+    pub fn deltas(&self) -> Deltas {
+        self.deltas
     }
 
     /// Whether a blob is stored already or on its way.
@@ -140,7 +146,12 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 impl Pipeline {
     /// Starts sealers, the packer and uploaders.
     /// With [`Writes::DryRun`], packs are built in memory and dropped.
-    pub fn start(repo: Arc<IndexedRepository>, workers: usize, writes: Writes) -> Result<Self, BackupError> {
+    pub fn start(
+        repo: Arc<IndexedRepository>,
+        workers: usize,
+        writes: Writes,
+        deltas: Deltas,
+    ) -> Result<Self, BackupError> {
         let shared = Arc::new(Shared::default());
         let (raw_tx, raw_rx) = bounded::<RawBlob>(workers * 2);
         let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(workers * 2);
@@ -166,7 +177,7 @@ impl Pipeline {
             let (rx, repo, shared) = (pack_rx.clone(), repo.clone(), shared.clone());
             threads.push(spawn(&format!("upload-{i}"), move || upload_loop(rx, &repo, &shared, writes))?);
         }
-        let sink = BlobSink { tx: raw_tx, inflight: Arc::default(), repo, shared: shared.clone() };
+        let sink = BlobSink { tx: raw_tx, inflight: Arc::default(), repo, shared: shared.clone(), deltas };
         Ok(Self { sink: Some(sink), threads, shared })
     }
 

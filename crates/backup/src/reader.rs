@@ -12,7 +12,7 @@ use cairn_format::{BlobId, BlobKind};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::Progress;
-use crate::archiver::Stats;
+use crate::archiver::{Deltas, Stats};
 use crate::delta::{self, BaseFinder};
 use crate::pipeline::BlobSink;
 
@@ -129,7 +129,10 @@ pub fn chunk_stream(
                     content.push(id);
                     continue;
                 }
-                let mut pieces = delta::split(sink.repo(), &chunk, hint);
+                let mut pieces = match sink.deltas() {
+                    Deltas::Code => delta::split(sink.repo(), &chunk, hint),
+                    Deltas::Off => vec![(0..chunk.len(), delta::sketch_only(&chunk))],
+                };
                 let submitted = if pieces.len() == 1 {
                     content.push(id);
                     sink.submit(BlobKind::Data, id, chunk, pieces.remove(0).1)

@@ -258,6 +258,7 @@ mod tests {
             time: None,
             workers: Some(2),
             writes: Default::default(),
+            deltas: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
-use cairn_backup::{BackupOptions, Excludes, ParentChoice, Sources, Stream, StreamFrom, Writes};
+use cairn_backup::{BackupOptions, Deltas, Excludes, ParentChoice, Sources, Stream, StreamFrom, Writes};
 
 use crate::cli::{BackupArgs, Global};
 use crate::errors::{EXIT_INCOMPLETE, EXIT_OK};
@@ -152,6 +152,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<i32> {
         time: a.time.as_deref().map(|t| super::parse_time(t, false)).transpose()?,
         workers: None,
         writes: if a.dry_run { Writes::DryRun } else { Writes::Store },
+        deltas: if a.no_deltas { Deltas::Off } else { Deltas::Code },
     };
     // Announces the run to concurrent prunes and leaves out packs they have
     // marked for deletion (docs/FORMAT.md, "Deleting packs"). A dry run

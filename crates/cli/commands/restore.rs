@@ -198,6 +198,7 @@ fn save_replaced(repo: &Repository, paths: Vec<PathBuf>) -> Result<SnapshotId> {
         time: None,
         workers: None,
         writes: Writes::Store,
+        deltas: Default::default(),
     };
     let indexed = repo.clone().load_index_for_backup(&hostname)?;
     let out = cairn_backup::backup(indexed, &opts, Arc::new(progress::BackupProgress::default()))

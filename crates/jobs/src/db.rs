@@ -430,6 +430,7 @@ pub fn restore(config: &Config, req: &RestoreRequest, opts: &RunOptions) -> Resu
             time: None,
             workers: None,
             writes: Writes::Store,
+            deltas: Default::default(),
         };
         let r = repo.load_index_for_backup(&opts.hostname).map_err(|e| fail(name, e.to_string()))?;
         let out = cairn_backup::backup(r, &backup, Arc::new(NoProgress))

@@ -340,6 +340,7 @@ fn back_up(
         time: None,
         workers: None,
         writes: Writes::Store,
+        deltas: Default::default(),
     };
     let indexed = repo.clone().load_index_for_backup(&opts.hostname).map_err(|e| failed(e.to_string()))?;
     let progress = Arc::new(Warnings::default());

@@ -696,6 +696,7 @@ mod tests {
             time: None,
             workers: None,
             writes: Default::default(),
+            deltas: Default::default(),
         };
         let out = cairn_backup::backup(repo, &opts, Arc::new(NoProgress)).unwrap();
         (out.id, out.snapshot)
