@@ -707,9 +707,10 @@ pub struct BackupArgs {
     #[arg(long)]
     pub force: bool,
     /// Store every new chunk whole, never as a delta against a similar
-    /// stored chunk: a changed database dump adds about five times the
-    /// bytes, but each chunk reads back on its own and damage to one stored
-    /// chunk reaches no other.
+    /// stored chunk: a changed database dump adds several times the bytes
+    /// (5x for a PostgreSQL dump, 18x for an SQLite one on the benchmark),
+    /// but each chunk reads back on its own and damage to one stored chunk
+    /// reaches no other.
     #[arg(long)]
     pub no_deltas: bool,
     /// Do everything but write: read, chunk, compress and encrypt, then

@@ -85,7 +85,7 @@ pub enum Deltas {
     #[default]
     Code,
     /// Every new chunk is stored whole (`backup --no-deltas`): more bytes
-    /// (a day of a database dump about five times as many), but each chunk
+    /// (a day of a database dump several times as many), but each chunk
     /// reads back on its own, and damage to one blob reaches no other.
     /// Sketches are still recorded, for later backups to code against.
     Off,
