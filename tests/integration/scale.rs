@@ -49,6 +49,15 @@ fn peak_kib(env: &Env, args: &[&str]) -> u64 {
     text.trim().lines().last().and_then(|l| l.parse().ok()).unwrap_or_else(|| panic!("GNU time said {text:?}"))
 }
 
+/// The least peak of three runs: a multi-threaded run's peak depends on
+/// how its threads happen to interleave (index files decoded at once,
+/// allocator arenas). On a busy machine check's peak over the same two
+/// repositories measured 89.5 then 121.6 MiB in one run (a CI run beside
+/// benchmarks) and 104 then 108 MiB in another.
+fn least_peak_kib(env: &Env, args: &[&str]) -> u64 {
+    (0..3).map(|_| peak_kib(env, args)).min().unwrap_or(0)
+}
+
 crate::cairn_test!(restore_ls_and_find_hold_memory_that_does_not_grow_with_the_number_of_files, |env| {
     env.ok(crate::util::INIT_SMALL);
     let mut peaks = Vec::new();
@@ -100,8 +109,8 @@ crate::cairn_test!(check_holds_memory_that_does_not_grow_with_every_index_entry,
     for (name, from, to) in [("first.txt", 1, 80_000_000), ("second.txt", 100_000_000, 180_000_000)] {
         let (from, to) = (from.to_string(), to.to_string());
         env.ok(&["backup", "-q", "--stdin-from-command", "--stdin-filename", name, "--", "seq", &from, &to]);
-        let check = peak_kib(&env, &["check"]);
-        let read = peak_kib(&env, &["check", "--read-data"]);
+        let check = least_peak_kib(&env, &["check"]);
+        let read = least_peak_kib(&env, &["check", "--read-data"]);
         eprintln!("{name}: peak check {check} KiB, check --read-data {read} KiB");
         peaks.push([check, read]);
     }
