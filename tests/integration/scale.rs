@@ -50,10 +50,11 @@ fn peak_kib(env: &Env, args: &[&str]) -> u64 {
 }
 
 /// The least peak of three runs: a multi-threaded run's peak depends on
-/// how its threads happen to interleave (index files decoded at once,
-/// allocator arenas). On a busy machine check's peak over the same two
-/// repositories measured 89.5 then 121.6 MiB in one run (a CI run beside
-/// benchmarks) and 104 then 108 MiB in another.
+/// how its threads happen to interleave (index files decoded at once).
+/// Allocator arenas were the larger part: with glibc's arena per thread,
+/// check's peak over the same two repositories measured 89.5 then 121.6 MiB
+/// on a busy machine and 104 then 108 MiB on a quiet one; check now runs
+/// with one arena (crates/cli/main.rs).
 fn least_peak_kib(env: &Env, args: &[&str]) -> u64 {
     (0..3).map(|_| peak_kib(env, args)).min().unwrap_or(0)
 }

@@ -270,12 +270,18 @@ fn short(id: &SnapshotId) -> String {
 }
 
 /// Index entries compared with pack headers and read at a time: a batch
-/// of packs holds about this many blobs (84 bytes each), and at
+/// of packs holds about this many blobs (48 bytes each), and at
 /// least two packs per thread; a delta is verified right after its base
 /// when both are in the batch.
 /// Every entry of every file held at once was check's peak: 239 MiB for a
 /// million files.
 const BATCH_BLOBS: usize = 50_000;
+
+/// A batch of this many blobs closes at a pack per thread: packs of small
+/// blobs hold 70,000 each (280 bytes stored), and two of them per thread
+/// made check's peak grow with the machine's cores (105 MiB with 2 threads,
+/// 140 with 4, 216 with 8, over 600,000 blobs).
+const MAX_BATCH_BLOBS: usize = 100_000;
 
 /// An index file that cannot be read or decoded.
 fn index_problem(id: &IndexId, e: RepoError) -> Problem {
@@ -321,7 +327,9 @@ fn in_batches(
             batch.add(p);
             // Packs enough for every thread twice over, or a pack of small
             // blobs read alone ran a thread at a time (1.6 -> 2.7 s).
-            if batch.blobs >= BATCH_BLOBS && batch.kinds.len() >= 2 * rayon::current_num_threads() {
+            let (packs, threads) = (batch.kinds.len(), rayon::current_num_threads());
+            let enough_packs = packs >= 2 * threads || (batch.blobs >= MAX_BATCH_BLOBS && packs % threads == 0);
+            if batch.blobs >= BATCH_BLOBS && enough_packs {
                 run(&std::mem::take(&mut batch));
             }
         });
@@ -336,14 +344,16 @@ fn in_batches(
 }
 
 /// A blob as an index file lists it, without its similarity sketch (which
-/// check has no use for, and which was 40% of an entry held).
+/// check has no use for, and which was 40% of an entry held) and with its
+/// delta base kept aside in [`Batch::bases`] (most blobs have none; inline
+/// it took 33 of 80 bytes).
 #[derive(Debug, Clone, Copy)]
 struct Listed {
     id: BlobId,
     offset: u32,
     length: u32,
     raw_length: u32,
-    base: Option<BlobId>,
+    delta: bool,
 }
 
 /// Index entries of a batch of packs.
@@ -351,6 +361,8 @@ struct Listed {
 struct Batch {
     by_pack: HashMap<PackId, Vec<Listed>>,
     kinds: HashMap<PackId, BlobKind>,
+    /// The base of each delta blob, by its pack and offset.
+    bases: HashMap<(PackId, u32), BlobId>,
     blobs: usize,
 }
 
@@ -358,17 +370,27 @@ impl Batch {
     fn add(&mut self, p: IndexPack) {
         self.blobs += p.blobs.len();
         self.kinds.insert(p.id, p.kind);
+        for b in &p.blobs {
+            if let Some(base) = b.base {
+                self.bases.insert((p.id, b.offset), base);
+            }
+        }
         let listed = p.blobs.iter().map(|b| Listed {
             id: b.id,
             offset: b.offset,
             length: b.length,
             raw_length: b.raw_length,
-            base: b.base,
+            delta: b.base.is_some(),
         });
         // Exactly: grown by doubling, a batch took up to twice its entries.
         let entries = self.by_pack.entry(p.id).or_default();
         entries.reserve_exact(p.blobs.len());
         entries.extend(listed);
+    }
+
+    /// The base the index gives blob `b` of `pack`.
+    fn base_of(&self, pack: &PackId, b: &Listed) -> Option<BlobId> {
+        if b.delta { self.bases.get(&(*pack, b.offset)).copied() } else { None }
     }
 }
 
@@ -423,7 +445,7 @@ impl PackCheck<'_> {
                         let agrees = |b: &Listed| {
                             offsets.binary_search(&b.offset).is_ok_and(|i| {
                                 let e = &header.entries[i];
-                                (e.id, e.length, e.base) == (b.id, b.length, b.base)
+                                (e.id, e.length, e.base) == (b.id, b.length, batch.base_of(id, b))
                             })
                         };
                         let mismatched = by_pack.get(id).into_iter().flatten().filter(|b| !agrees(b)).count();
@@ -457,7 +479,6 @@ impl PackCheck<'_> {
         progress: &dyn CheckProgress,
         report: &mut CheckReport,
     ) {
-        let by_pack = &batch.by_pack;
         let bad = self.bad;
         let listed = self.listed(batch);
         let to_read: Vec<(PackId, BlobKind, u64)> = listed
@@ -468,12 +489,12 @@ impl PackCheck<'_> {
         if to_read.is_empty() {
             return;
         }
-        let deltas = Deltas::new(&to_read, by_pack);
+        let deltas = Deltas::new(&to_read, batch);
         // One pack buffer per pool thread for the whole batch: a fresh 16 MiB
         // buffer is 4096 page faults to fill (rayon's per-split buffers made
         // 91,000 faults on the benchmark repository).
         let results = cairn_repo::parallel::map_in_order(&to_read, Vec::new, |buf, (id, kind, size)| {
-            let r = read_pack(repo, *id, *kind, *size, by_pack, &deltas, bad, buf);
+            let r = read_pack(repo, *id, *kind, *size, batch, &deltas, bad, buf);
             progress.pack_read(*size);
             r
         });
@@ -498,14 +519,14 @@ struct Deltas {
 }
 
 impl Deltas {
-    fn new(chosen: &[(PackId, BlobKind, u64)], by_pack: &HashMap<PackId, Vec<Listed>>) -> Self {
+    fn new(chosen: &[(PackId, BlobKind, u64)], batch: &Batch) -> Self {
         let mut by_base: HashMap<BlobId, Vec<(PackId, Listed)>> = HashMap::new();
         for (pack, kind, _) in chosen {
             if *kind != BlobKind::Data {
                 continue;
             }
-            for b in by_pack.get(pack).into_iter().flatten() {
-                if let Some(base) = b.base {
+            for b in batch.by_pack.get(pack).into_iter().flatten() {
+                if let Some(base) = batch.base_of(pack, b) {
                     by_base.entry(base).or_default().push((*pack, *b));
                 }
             }
@@ -516,7 +537,7 @@ impl Deltas {
     /// True for the first caller only. Only deltas can be verified by
     /// another pack's reader, so only they are tracked.
     fn claim(&self, pack: PackId, blob: &Listed) -> bool {
-        blob.base.is_none() || self.claimed.lock().unwrap_or_else(|p| p.into_inner()).insert((pack, blob.id))
+        !blob.delta || self.claimed.lock().unwrap_or_else(|p| p.into_inner()).insert((pack, blob.id))
     }
 
     /// Verifies the unclaimed deltas coded against `base` (whose verified
@@ -540,7 +561,7 @@ impl Deltas {
             let result = match read {
                 Ok(envelope) => {
                     let mut given = |_: &BlobId| Ok(plain.to_vec());
-                    open_checked(repo, BlobKind::Data, d, &envelope, &mut given)
+                    open_checked(repo, BlobKind::Data, d, Some(*base), &envelope, &mut given)
                 }
                 Err(e) => Err(format!("unreadable: {e}")),
             };
@@ -556,16 +577,18 @@ impl Deltas {
     }
 }
 
-/// Opens and verifies blob `b`; a delta gets its base's plaintext from `base`.
+/// Opens and verifies blob `b`, which the index codes against `listed_base`;
+/// a delta gets its base's plaintext from `base`.
 fn open_checked(
     repo: &IndexedRepository,
     kind: BlobKind,
     b: &Listed,
+    listed_base: Option<BlobId>,
     envelope: &[u8],
     base: &mut dyn FnMut(&BlobId) -> Result<Vec<u8>, RepoError>,
 ) -> Result<Vec<u8>, String> {
     let mut checked = |id: &BlobId| {
-        if b.base != Some(*id) {
+        if listed_base != Some(*id) {
             return Err(RepoError::corrupt(
                 format!("{} blob {}", kind.name(), b.id.short()),
                 "its delta base differs from the index",
@@ -664,7 +687,7 @@ fn read_pack(
     id: PackId,
     kind: BlobKind,
     size: u64,
-    by_pack: &HashMap<PackId, Vec<Listed>>,
+    batch: &Batch,
     deltas: &Deltas,
     bad: &Mutex<HashMap<BlobId, Bad>>,
     bytes: &mut Vec<u8>,
@@ -675,7 +698,7 @@ fn read_pack(
     let mut pack = PackReader::new(repo, kind, id, size, bytes);
     // Each blob the index lists for this pack, at the index's location, in
     // the order they lie in the pack.
-    let mut listed: Vec<&Listed> = by_pack.get(&id).into_iter().flatten().collect();
+    let mut listed: Vec<&Listed> = batch.by_pack.get(&id).into_iter().flatten().collect();
     listed.sort_by_key(|b| b.offset);
     let mut verified = 0;
     for b in listed {
@@ -688,7 +711,9 @@ fn read_pack(
             // A delta blob whose base was not at hand decodes with the base
             // read from its own pack (where it is verified in full, and its
             // damage reported, when that pack is read).
-            Ok(Some(env)) => open_checked(repo, kind, b, env, &mut |base: &BlobId| repo.read_delta_base(base)),
+            Ok(Some(env)) => {
+                open_checked(repo, kind, b, batch.base_of(&id, b), env, &mut |base: &BlobId| repo.read_delta_base(base))
+            }
             Ok(None) => Err("beyond the end of the pack, or overlapping the blob before it".to_string()),
             Err(e) => return (vec![unreadable(e)], verified, pack.end()),
         };
