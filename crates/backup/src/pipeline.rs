@@ -4,15 +4,13 @@
 //! `BlobSink::submit` is the entrance: it drops blobs the repository (or this
 //! run) already has, so every later stage only sees new data.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use cairn_format::index::{IndexFile, IndexPack};
 use cairn_format::{BlobId, BlobKind};
-use cairn_repo::{FinishedPack, IndexedRepository, PackWriter, RepoError, SealedBlob};
+use cairn_repo::{BlobSet, FinishedPack, IndexedRepository, PackWriter, RepoError, SealedBlob};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::BackupError;
@@ -82,59 +80,13 @@ impl Shared {
 #[derive(Debug)]
 pub struct Aborted;
 
-/// The blobs this run has queued, each by the first 16 bytes of its id.
-/// The set holds every blob the run adds (the repository's index takes them
-/// only when the run ends), so its cost per blob is what an initial backup
-/// of many files pays: with whole ids, 33 bytes a slot, a million blobs
-/// took 66 MiB of slots and 99 MiB while the table doubled. Ids are keyed
-/// BLAKE3 hashes, so no input can make two share a prefix; by chance it
-/// happens with probability about n^2 / 2^129 (3e-25 for ten million blobs).
-#[derive(Default)]
-struct RunBlobs(HashSet<u128, BuildHasherDefault<PrefixHash>>);
-
-impl RunBlobs {
-    fn key(id: &BlobId) -> u128 {
-        let mut prefix = [0u8; 16];
-        prefix.copy_from_slice(&id.as_bytes()[..16]);
-        u128::from_le_bytes(prefix)
-    }
-
-    /// False when the run has queued `id` already.
-    fn insert(&mut self, id: &BlobId) -> bool {
-        self.0.insert(Self::key(id))
-    }
-
-    fn contains(&self, id: &BlobId) -> bool {
-        self.0.contains(&Self::key(id))
-    }
-}
-
-/// The keys are uniformly random already: their low 64 bits serve as the
-/// hash, where SipHash would only spend time.
-#[derive(Default)]
-struct PrefixHash(u64);
-
-impl Hasher for PrefixHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
-    }
-}
-
 /// Cloneable entrance to the write side.
 #[derive(Clone)]
 pub struct BlobSink {
     tx: Sender<RawBlob>,
-    inflight: Arc<Mutex<RunBlobs>>,
+    /// Every blob this run has queued: the repository's index takes them
+    /// only when the run ends.
+    inflight: Arc<Mutex<BlobSet>>,
     repo: Arc<IndexedRepository>,
     shared: Arc<Shared>,
     deltas: Deltas,
@@ -358,31 +310,5 @@ fn upload_loop(rx: Receiver<FinishedPack>, repo: &IndexedRepository, shared: &Sh
             }
             Err(e) => shared.fail(e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_blobs_tell_every_queued_id_from_every_other() {
-        let mut run = RunBlobs::default();
-        // Ids spread over the 16 bytes kept, as keyed hashes are.
-        let ids: Vec<BlobId> = (0..10_000u64)
-            .map(|i| {
-                let mut b = [0u8; 32];
-                b[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
-                b[31] = 1;
-                BlobId::from_bytes(b)
-            })
-            .collect();
-        for id in &ids[..5_000] {
-            assert!(run.insert(id), "first time");
-        }
-        for id in &ids[..5_000] {
-            assert!(!run.insert(id) && run.contains(id), "queued already");
-        }
-        assert!(ids[5_000..].iter().all(|id| !run.contains(id)), "never queued");
     }
 }

@@ -35,7 +35,7 @@ use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Bytes, Node, NodeKind};
 use cairn_format::{BlobId, BlobKind, FORMAT_VERSION, IndexId, PackId, PlanId, SnapshotId};
 use cairn_repo::lifecycle::is_live;
-use cairn_repo::{Index, IndexedRepository, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify};
+use cairn_repo::{BlobSet, Index, IndexedRepository, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify};
 use cairn_view::walk::{Step, Visitor, walk};
 use serde::Serialize;
 
@@ -179,7 +179,7 @@ fn packs_of(files: Vec<(IndexId, IndexFile)>) -> BTreeMap<PackId, PackInfo> {
 /// again (Skip), so each distinct tree is read once.
 struct Used<'a> {
     repo: &'a IndexedRepository,
-    used: &'a mut HashSet<BlobId>,
+    used: &'a mut BlobSet,
 }
 
 impl Visitor for Used<'_> {
@@ -190,7 +190,7 @@ impl Visitor for Used<'_> {
             self.repo.add_with_bases(*id, self.used);
         }
         let Some(sub) = node.subtree else { return Ok(Step::Skip) };
-        if !self.used.insert(sub) {
+        if !self.used.insert(&sub) {
             return Ok(Step::Skip);
         }
         if node.kind == NodeKind::Dir {
@@ -207,14 +207,10 @@ impl Visitor for Used<'_> {
 /// Adds every blob the snapshots need to `used`: trees, file content and,
 /// down each delta chain, the bases. Any tree that cannot be read stops the
 /// prune: deleting on incomplete knowledge could destroy data.
-fn add_used(
-    repo: &IndexedRepository,
-    snaps: &[(SnapshotId, Snapshot)],
-    used: &mut HashSet<BlobId>,
-) -> Result<(), RepoError> {
+fn add_used(repo: &IndexedRepository, snaps: &[(SnapshotId, Snapshot)], used: &mut BlobSet) -> Result<(), RepoError> {
     let mut marker = Used { repo, used };
     for (_, s) in snaps {
-        if marker.used.insert(s.tree) {
+        if marker.used.insert(&s.tree) {
             walk(repo, &s.tree, b"", &mut marker)?;
         }
     }
@@ -288,7 +284,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     let index = Index::from_files(files.iter().map(|(_, f)| f));
     let packs = packs_of(files);
     let mut repo = repo.with_index(index);
-    let mut used = HashSet::new();
+    let mut used = BlobSet::default();
     add_used(&repo, &snapshots, &mut used)?;
     report.snapshots = snapshots.len();
     report.blobs_used = used.len();
@@ -488,7 +484,7 @@ fn plan_marks(
     packs: &BTreeMap<PackId, PackInfo>,
     marked: &HashSet<PackId>,
     stored: &HashMap<PackId, u64>,
-    used: &HashSet<BlobId>,
+    used: &BlobSet,
     opts: &RepackOptions,
 ) -> Result<Marks, PruneError> {
     let mut needed_bytes: HashMap<PackId, u64> = HashMap::new();

@@ -22,6 +22,7 @@
 //! ```
 
 mod blob;
+mod blob_set;
 mod error;
 pub mod expansion;
 mod index;
@@ -40,6 +41,7 @@ pub mod units;
 mod windows;
 
 pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify};
+pub use blob_set::{BlobIds, BlobSet};
 pub use error::RepoError;
 pub use index::{BlobLocation, Index, IndexBuilder, Sketches};
 pub use keys::{KeyInfo, RotateReport};

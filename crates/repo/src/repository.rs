@@ -981,10 +981,10 @@ impl IndexedRepository {
     /// Adds `id` and the bases down its delta chain (as the index tells) to
     /// `set`, stopping at the first already there: what keeping a blob
     /// readable needs (prune's used blobs, stats' needed blobs).
-    pub fn add_with_bases(&self, id: BlobId, set: &mut HashSet<BlobId>) {
+    pub fn add_with_bases(&self, id: BlobId, set: &mut dyn crate::BlobIds) {
         let mut at = id;
         for _ in 0..=blob::MAX_DELTA_DEPTH {
-            if !set.insert(at) {
+            if !set.add_id(at) {
                 return;
             }
             match self.index.get(&at).and_then(|l| l.base) {
