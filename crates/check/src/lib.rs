@@ -278,9 +278,9 @@ fn short(id: &SnapshotId) -> String {
 const BATCH_BLOBS: usize = 50_000;
 
 /// A batch of this many blobs closes at a pack per thread: packs of small
-/// blobs hold 70,000 each (280 bytes stored), and two of them per thread
-/// made check's peak grow with the machine's cores (105 MiB with 2 threads,
-/// 140 with 4, 216 with 8, over 600,000 blobs).
+/// blobs hold 48,000 each (320 bytes stored), and two of them per thread
+/// made check's peak grow with the machine's cores (113-116 MiB with 2
+/// threads, 137-146 with 4, 216-222 with 8, over 576,000 blobs).
 const MAX_BATCH_BLOBS: usize = 100_000;
 
 /// An index file that cannot be read or decoded.
