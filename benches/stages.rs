@@ -74,6 +74,15 @@ fn compress(b: Bencher, kind: &str) {
         .bench(|| payload::encode(&data, Compression::Zstd(DEFAULT_COMPRESSION_LEVEL)));
 }
 
+/// A small text file's blob (a config tree's files are 1-4 KiB): what
+/// zstd costs per blob where the per-call setup weighs.
+#[divan::bench]
+fn compress_2_kib_sql(b: Bencher) {
+    let data = sql(2048);
+    b.counter(BytesCount::new(data.len()))
+        .bench(|| payload::encode(&data, Compression::Zstd(DEFAULT_COMPRESSION_LEVEL)));
+}
+
 #[divan::bench]
 fn decompress_sql(b: Bencher) {
     let data = sql(MIB);

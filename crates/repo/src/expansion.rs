@@ -20,7 +20,10 @@ use crate::lru::Lru;
 use crate::{IndexedRepository, RepoError};
 
 /// Decoded trees kept for a walk, by an estimate of their size in memory.
-pub const CACHE_BYTES: u64 = 8 << 20;
+/// Only trees met again hit it (a backup gives every folder a tree of its
+/// own), so it is kept small: at 8 MiB it filled with trees a depth-first
+/// walk never revisits.
+pub const CACHE_BYTES: u64 = 1 << 20;
 
 /// Memory a decoded tree entry takes, about (the node, its name, owner
 /// names and blob ids, and the allocator's share).

@@ -526,8 +526,14 @@ pub fn pack_file_kind(kind: BlobKind) -> FileKind {
     }
 }
 
-/// Bytes of tree packs kept in memory by [`IndexedRepository`].
-const TREE_CACHE_BYTES: usize = 16 << 20;
+/// Bytes of tree packs kept in memory by [`IndexedRepository`]: two
+/// windows. A walk reads trees in about the order a backup wrote them, so
+/// older windows are seldom read again; 16 MiB only filled up on large
+/// snapshots and made a restore's memory grow with the tree (a million
+/// files: restore 124-138 -> 109-118 MiB with this and the walk's smaller
+/// tree cache, in the same time; `ls`, `find` and a no-change backup no
+/// slower; docs/BENCHMARKS.md).
+const TREE_CACHE_BYTES: usize = 4 << 20;
 
 /// Buffers of dropped packs kept for reuse, shared by their holders.
 type Spare = Arc<Mutex<Vec<Vec<u8>>>>;
