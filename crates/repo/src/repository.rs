@@ -530,7 +530,7 @@ pub fn pack_file_kind(kind: BlobKind) -> FileKind {
 /// windows. A walk reads trees in about the order a backup wrote them, so
 /// older windows are seldom read again; 16 MiB only filled up on large
 /// snapshots and made a restore's memory grow with the tree (a million
-/// files: restore 124-138 -> 109-118 MiB with this and the walk's smaller
+/// files: restore 124-135 -> 109-116 MiB with this and the walk's smaller
 /// tree cache, in the same time; `ls`, `find` and a no-change backup no
 /// slower; docs/BENCHMARKS.md).
 const TREE_CACHE_BYTES: usize = 4 << 20;
