@@ -57,14 +57,15 @@ struct Unindexed {
     blobs: usize,
 }
 
-/// Blobs an index file of a running backup holds: past this many, the
-/// packs uploaded so far are written to an index file and let go. Holding
+/// Blobs an index file of a running backup holds (the repository's
+/// [`cairn_repo::INDEX_FILE_BLOBS`]): past this many, the packs uploaded so
+/// far are written to an index file and let go. Holding
 /// them to the end took some 100 bytes a blob (the initial backup of a
 /// million small files peaked at 406 MiB), and one index file of a million
 /// blobs costs every later command that much to decode. Safe while a prune
 /// runs: it deletes nothing a running backup may use before that backup
 /// has written its snapshot (docs/FORMAT.md, "Deleting packs").
-const INDEX_EVERY_BLOBS: usize = 100_000;
+const INDEX_EVERY_BLOBS: usize = cairn_repo::INDEX_FILE_BLOBS;
 
 impl Shared {
     fn fail(&self, e: RepoError) {

@@ -13,10 +13,16 @@
 //!    plan): a backup that loaded its index before the plan existed might
 //!    refer to a marked pack. Needed blobs are recomputed from the snapshots
 //!    present at that moment; a marked pack holding one that exists nowhere
-//!    else is spared. Then: a new index file without the packs (superseding
-//!    the old ones), the old index files, the packs, the plan are deleted,
-//!    in that order, so a crash at any point leaves a repository `check`
-//!    accepts and the next prune finishes the job.
+//!    else is spared. Then: the index files listing a pack to delete are
+//!    replaced by files without it (the others stay as they are), the
+//!    replaced index files, the packs, the plan are deleted, in that order,
+//!    so a crash at any point leaves a repository `check` accepts and the
+//!    next prune finishes the job.
+//!
+//! Memory: the index (36 bytes a blob), 16 bytes of each used blob's id,
+//! and a row per pack; index files are read again a pack at a time where
+//! a step needs what the index does not keep (a copy's sketch, which file
+//! lists which pack).
 //!
 //! ```
 //! use cairn_backend::Backend;
@@ -27,15 +33,18 @@
 //! assert_eq!(report.packs_deleted, 0);
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use cairn_format::index::{IndexBlob, IndexFile, IndexPack};
 use cairn_format::lifecycle::{DeletionPlan, MarkedPack, RunKind, RunMarker};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Bytes, Node, NodeKind};
-use cairn_format::{BlobId, BlobKind, FORMAT_VERSION, IndexId, PackId, PlanId, SnapshotId};
+use cairn_format::{BlobKind, FORMAT_VERSION, IndexId, PackId, PlanId, SnapshotId};
 use cairn_repo::lifecycle::is_live;
-use cairn_repo::{BlobSet, Index, IndexedRepository, PackWriter, RepoError, Repository, RunGuard, SealedBlob, Verify};
+use cairn_repo::{
+    BlobCopy, BlobKey, BlobSet, INDEX_FILE_BLOBS, Index, IndexListing, IndexedRepository, ListedIndexFile, PackWriter,
+    RepoError, Repository, RunGuard, SealedBlob, Sketches, Verify,
+};
 use cairn_view::walk::{Step, Visitor, walk};
 use serde::Serialize;
 
@@ -143,35 +152,54 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
-/// One pack as the live index files describe it.
-struct PackInfo {
+/// One pack of the index, as step 1 weighs it.
+struct PackRow {
+    id: PackId,
     kind: BlobKind,
-    blobs: Vec<IndexBlob>,
+    /// Its size in storage; `None` when the storage does not have it.
+    stored: Option<u64>,
+    /// A plan marks it already.
+    marked: bool,
+    /// Bytes of all its blobs (envelopes).
+    blob_bytes: u64,
+    /// Bytes of its blobs a snapshot needs.
+    needed: u64,
+    /// Bytes of the needed blobs whose home it is: what repacking it copies.
+    kept: u64,
 }
 
-impl PackInfo {
-    /// Bytes of the blobs whose home is this pack (`id`): what repacking it copies.
-    fn kept_bytes(&self, id: &PackId, home: &HashMap<BlobId, PackId>) -> u64 {
-        self.blobs.iter().filter(|b| home.get(&b.id) == Some(id)).map(|b| u64::from(b.length)).sum()
+impl PackRow {
+    /// Whether it can be a needed blob's home: stored, and not on its way out.
+    fn eligible(&self) -> bool {
+        self.stored.is_some() && !self.marked
     }
 
-    /// Bytes of all its blobs.
-    fn blob_bytes(&self) -> u64 {
-        self.blobs.iter().map(|b| u64::from(b.length)).sum()
+    /// Share of its stored bytes that snapshots need.
+    fn needed_share(&self) -> f64 {
+        self.needed as f64 / self.stored.unwrap_or(0).max(1) as f64
     }
 }
 
-/// The packs of `files`, each once, their blob lists moved out of the
-/// files: holding both took a second copy of every index entry (with its
-/// sketch), about a quarter of prune's memory (545 -> 413 bytes a blob).
-fn packs_of(files: Vec<(IndexId, IndexFile)>) -> BTreeMap<PackId, PackInfo> {
-    let mut packs = BTreeMap::new();
-    for (_, f) in files {
-        for p in f.packs {
-            packs.entry(p.id).or_insert(PackInfo { kind: p.kind, blobs: p.blobs });
+/// A row for each pack of the index (by its number there), with the bytes
+/// of its blobs.
+fn pack_rows(index: &Index, stored: &HashMap<PackId, u64>, marked: &HashSet<PackId>) -> Vec<PackRow> {
+    let mut rows: Vec<PackRow> = (index.packs().iter())
+        .map(|(id, kind)| PackRow {
+            id: *id,
+            kind: *kind,
+            stored: stored.get(id).copied(),
+            marked: marked.contains(id),
+            blob_bytes: 0,
+            needed: 0,
+            kept: 0,
+        })
+        .collect();
+    index.for_each_blob(|_, copies| {
+        for c in copies {
+            rows[c.pack].blob_bytes += u64::from(c.length);
         }
-    }
-    packs
+    });
+    rows
 }
 
 /// Marks what the walk meets as used: every subtree and content blob and,
@@ -280,79 +308,78 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     let snapshots = repo.snapshots()?;
     let plans = repo.deletion_plans()?;
     let marked: HashSet<PackId> = plans.iter().flat_map(|(_, p)| p.packs.iter().map(|m| m.id)).collect();
-    let files = repo.live_index_files()?;
-    let index = Index::from_files(files.iter().map(|(_, f)| f));
-    let packs = packs_of(files);
-    let mut repo = repo.with_index(index);
+    let (mut repo, mut listing) = repo.load_index_listed(|_| true, Sketches::Dropped)?;
     let mut used = BlobSet::default();
     add_used(&repo, &snapshots, &mut used)?;
     report.snapshots = snapshots.len();
     report.blobs_used = used.len();
-    report.packs = packs.len();
+    report.packs = repo.index().packs().len();
 
     let mut stored: HashMap<PackId, u64> = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
         stored.extend(repo.repo().list_packs(kind)?.into_iter().map(|p| (p.id, p.size)));
     }
-    report.packs_unindexed = stored.keys().filter(|id| !packs.contains_key(id)).count();
+    report.packs_unindexed = stored.keys().filter(|id| repo.index().pack_number(id).is_none()).count();
 
     // Blobs left where they are (in packs neither marked nor repacked) stay
     // indexed, used or not, and a delta among them needs its base: those
-    // bases count as used too, which can keep more packs. Until nothing
-    // changes (`used` only grows).
-    let Marks { home, mut to_mark, mut chosen } = loop {
-        let marks = plan_marks(&packs, &marked, &stored, &used, &opts.repack)?;
-        let going: HashSet<&PackId> = marks.to_mark.iter().map(|m| &m.id).chain(&marks.chosen).collect();
-        let stays = |id: &PackId| !marked.contains(id) && stored.contains_key(id) && !going.contains(id);
-        let left: Vec<BlobId> = (packs.iter().filter(|(id, _)| stays(id)))
-            .flat_map(|(_, p)| p.blobs.iter().filter(|b| b.base.is_some() && !used.contains(&b.id)).map(|b| b.id))
-            .collect();
+    // count as used too, with the bases of every copy of them, which can
+    // keep more packs. Until nothing changes (`used` only grows).
+    let mut rows = pack_rows(repo.index(), &stored, &marked);
+    let marks = loop {
+        let marks = plan_marks(repo.index(), &mut rows, &used, &opts.repack)?;
+        let going: HashSet<usize> = marks.to_mark.iter().chain(&marks.chosen).copied().collect();
+        let (mut left, mut bases) = (Vec::new(), Vec::new());
+        repo.index().for_each_blob(|key, copies| {
+            let stays = |c: &BlobCopy| rows[c.pack].eligible() && !going.contains(&c.pack);
+            if !used.contains_key(key) && copies.iter().any(|c| c.base.is_some() && stays(c)) {
+                left.push(key);
+                bases.extend(copies.iter().filter_map(|c| c.base));
+            }
+        });
         if left.is_empty() {
             break marks;
         }
-        for id in left {
-            repo.add_with_bases(id, &mut used);
+        for key in left {
+            used.insert_key(key);
+        }
+        for base in bases {
+            repo.add_with_bases(base, &mut used);
         }
     };
-    for m in &to_mark {
+    for n in &marks.to_mark {
         report.packs_unused += 1;
-        report.bytes_unused += stored[&m.id];
+        report.bytes_unused += rows[*n].stored.unwrap_or(0);
     }
     if opts.dry_run {
-        for id in &chosen {
+        for n in &marks.chosen {
             report.packs_repacked += 1;
-            report.bytes_repacked += stored[id];
+            report.bytes_repacked += rows[*n].stored.unwrap_or(0);
         }
         remove_staging_leftovers(&repo, None, opts, &mut report)?;
         return Ok(report);
     }
-    if !chosen.is_empty() {
-        let (new_packs, copied) =
-            copy_needed(&repo, &packs, &home, &chosen, opts.repack.max_unused, opts.repack.reencrypt)?;
-        chosen = copied;
-        for id in &chosen {
-            let kept = packs[id].kept_bytes(id, &home);
+    let mut to_mark: Vec<usize> = marks.to_mark.clone();
+    if !marks.chosen.is_empty() {
+        let copied = copy_needed(&repo, &listing, &rows, &marks, &used, &opts.repack)?;
+        for n in &copied.packs {
             report.packs_repacked += 1;
-            report.bytes_repacked += stored[id];
-            report.bytes_copied += kept;
+            report.bytes_repacked += rows[*n].stored.unwrap_or(0);
+            report.bytes_copied += rows[*n].kept;
         }
         if opts.repack.reencrypt {
-            report.packs_reencrypted = chosen.len();
+            report.packs_reencrypted = copied.packs.len();
         }
-        let file = IndexFile { supersedes: Vec::new(), packs: new_packs };
-        repo.repo().save_index(&file)?;
-        // The copies are what later steps must find.
-        repo.index_mut().add_file(&file);
-        to_mark.extend(chosen.iter().map(|id| MarkedPack { id: *id, kind: packs[id].kind }));
+        to_mark.extend(copied.packs);
     }
     if !to_mark.is_empty() {
-        let plan =
-            DeletionPlan { version: FORMAT_VERSION, created: now, hostname: opts.hostname.clone(), packs: to_mark };
+        let packs = to_mark.iter().map(|n| MarkedPack { id: rows[*n].id, kind: rows[*n].kind }).collect();
+        let plan = DeletionPlan { version: FORMAT_VERSION, created: now, hostname: opts.hostname.clone(), packs };
         repo.repo().save_deletion_plan(&plan)?;
     }
 
-    // Step 1's tables are done with; step 2 reads the index files again.
-    drop((packs, home));
+    // Step 1's tables are done with.
+    drop((rows, marks));
 
     // 2. Delete what every running backup has seen marked. Markers are read
     //    after the plan is written: a backup whose marker is not there yet
@@ -398,57 +425,32 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
 
     // Snapshots written since step 1 (by backups that loaded their index
     // before a plan existed) may need marked packs: recompute with the
-    // index as it is now.
+    // index as it is now (step 1's, and the files written since: the
+    // backups' and this run's copies).
     let seen: HashSet<SnapshotId> = snapshots.iter().map(|(id, _)| *id).collect();
     let newer: Vec<_> = repo.repo().snapshots()?.into_iter().filter(|(id, _)| !seen.contains(id)).collect();
-    let cairn_repo::IndexFiles { live: files, superseded: dead_files } = repo.repo().index_files()?;
-    *repo.index_mut() = Index::from_files(files.iter().map(|(_, f)| f));
+    let known: HashSet<IndexId> = listing.live.iter().map(|f| f.id).chain(listing.superseded.iter().copied()).collect();
+    let added = repo.add_new_index_files(&known)?;
+    listing.live.extend(added);
     add_used(&repo, &newer, &mut used)?;
-    let live_files: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
 
+    // A marked pack holding a needed blob of which no pack outside the
+    // plans holds a copy is spared.
     let mut doomed: HashSet<PackId> = ready.iter().flat_map(|(_, p)| p.packs.iter().map(|m| m.id)).collect();
-    let current = packs_of(files);
-    let mut copies: HashMap<BlobId, usize> = HashMap::new();
-    for (id, p) in &current {
-        if !doomed.contains(id) {
-            for b in &p.blobs {
-                *copies.entry(b.id).or_default() += 1;
-            }
+    let index = repo.index();
+    let is_doomed: Vec<bool> = index.packs().iter().map(|(id, _)| doomed.contains(id)).collect();
+    let mut rescued: HashSet<PackId> = HashSet::new();
+    index.for_each_blob(|key, copies| {
+        if used.contains_key(key) && copies.iter().all(|c| is_doomed[c.pack]) {
+            rescued.extend(copies.iter().map(|c| index.packs()[c.pack].0));
         }
-    }
-    let rescued: Vec<PackId> = doomed
-        .iter()
-        .filter(|id| {
-            current.get(id).is_some_and(|p| p.blobs.iter().any(|b| used.contains(&b.id) && !copies.contains_key(&b.id)))
-        })
-        .copied()
-        .collect();
+    });
     for id in &rescued {
         doomed.remove(id);
     }
     report.packs_rescued = rescued.len();
 
-    if current.keys().any(|id| doomed.contains(id)) {
-        // Every index file there is, not only the live ones: a file that is
-        // already superseded but still present (a prune died before deleting
-        // it) must stay superseded once the file superseding it is deleted.
-        // Files written since the listing (by backups) are not touched.
-        let superseded: Vec<IndexId> = live_files.into_iter().chain(dead_files.iter().copied()).collect();
-        let remaining: Vec<IndexPack> = current
-            .iter()
-            .filter(|(id, _)| !doomed.contains(id))
-            .map(|(id, p)| IndexPack { id: *id, kind: p.kind, blobs: p.blobs.clone() })
-            .collect();
-        repo.repo().save_index(&IndexFile { supersedes: superseded.clone(), packs: remaining })?;
-        for id in &superseded {
-            repo.repo().delete_index(id)?;
-        }
-    } else {
-        // Superseded files a dead prune left behind.
-        for id in &dead_files {
-            repo.repo().delete_index(id)?;
-        }
-    }
+    rewrite_index_files(repo.repo(), &listing, &doomed)?;
     for (_, plan) in &ready {
         for m in plan.packs.iter().filter(|m| doomed.contains(&m.id)) {
             let size = stored.get(&m.id).copied().unwrap_or(0);
@@ -465,84 +467,157 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     Ok(report)
 }
 
-/// What step 1 decided.
-struct Marks {
-    /// Each needed blob's one home pack.
-    home: HashMap<BlobId, PackId>,
-    /// Packs nothing needed is in.
-    to_mark: Vec<MarkedPack>,
-    /// Packs to copy the needed blobs out of, then mark.
-    chosen: Vec<PackId>,
-}
-
-/// Step 1's decisions for the blobs in `used`: each one's home (the
-/// unmarked pack holding it whose needed share is largest, so duplicates
-/// empty the emptier packs), the packs to mark (nothing needed in them),
-/// and the packs to repack (unused share above the limit, emptiest first,
-/// within the copy budget).
-fn plan_marks(
-    packs: &BTreeMap<PackId, PackInfo>,
-    marked: &HashSet<PackId>,
-    stored: &HashMap<PackId, u64>,
-    used: &BlobSet,
-    opts: &RepackOptions,
-) -> Result<Marks, PruneError> {
-    let mut needed_bytes: HashMap<PackId, u64> = HashMap::new();
-    for (id, p) in packs {
-        let n = p.blobs.iter().filter(|b| used.contains(&b.id)).map(|b| u64::from(b.length)).sum();
-        needed_bytes.insert(*id, n);
-    }
-    let share = |id: &PackId| {
-        let size = stored.get(id).copied().unwrap_or(0).max(1);
-        needed_bytes.get(id).copied().unwrap_or(0) as f64 / size as f64
-    };
-    let mut home: HashMap<BlobId, PackId> = HashMap::new();
-    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id) && stored.contains_key(id)) {
-        for b in p.blobs.iter().filter(|b| used.contains(&b.id)) {
-            let better = home.get(&b.id).is_none_or(|h| share(id) > share(h));
-            if better {
-                home.insert(b.id, *id);
+/// Takes the `doomed` packs out of the index files before they are deleted:
+/// the files that list one are replaced by files of the rest of their
+/// packs, written a part of [`INDEX_FILE_BLOBS`] blobs at a time, read a
+/// pack at a time; the last part supersedes them (and what they
+/// superseded). Then every superseded file goes, those superseded earlier
+/// first: a superseded file must not come back into force while its
+/// successor goes. A crash between parts leaves packs listed twice, which
+/// readers take as one.
+fn rewrite_index_files(repo: &Repository, listing: &IndexListing, doomed: &HashSet<PackId>) -> Result<(), RepoError> {
+    let (affected, unaffected): (Vec<&ListedIndexFile>, Vec<&ListedIndexFile>) =
+        listing.live.iter().partition(|f| f.packs.iter().any(|p| doomed.contains(p)));
+    // Packs another file in force lists need not be listed again.
+    let mut listed: HashSet<PackId> = unaffected.iter().flat_map(|f| f.packs.iter().copied()).collect();
+    let mut supersedes: Vec<IndexId> = Vec::new();
+    for f in &affected {
+        for id in std::iter::once(&f.id).chain(&f.supersedes) {
+            if !supersedes.contains(id) {
+                supersedes.push(*id);
             }
         }
     }
-    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id) && !stored.contains_key(id)) {
-        if p.blobs.iter().any(|b| used.contains(&b.id) && !home.contains_key(&b.id)) {
-            return Err(PruneError::MissingPack(format!("{} pack {}", p.kind.name(), id.short())));
+    let mut part: Vec<IndexPack> = Vec::new();
+    let mut blobs = 0;
+    for f in &affected {
+        let mut failed = None;
+        repo.read_index_file(&f.id, &mut |p| {
+            if failed.is_some() || doomed.contains(&p.id) || !listed.insert(p.id) {
+                return;
+            }
+            blobs += p.blobs.len();
+            part.push(p);
+            if blobs >= INDEX_FILE_BLOBS {
+                let packs = std::mem::take(&mut part);
+                blobs = 0;
+                if let Err(e) = repo.save_index(&IndexFile { supersedes: Vec::new(), packs }) {
+                    failed = Some(e);
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
+    // An index file of no packs would stay for good; without one, the
+    // files go all the same (the superseded first).
+    if !part.is_empty() {
+        repo.save_index(&IndexFile { supersedes, packs: part })?;
+    }
+    for id in &listing.superseded {
+        repo.delete_index(id)?;
+    }
+    for f in &affected {
+        repo.delete_index(&f.id)?;
+    }
+    Ok(())
+}
 
-    let mut to_mark: Vec<MarkedPack> = Vec::new();
-    let mut repack: Vec<(f64, PackId)> = Vec::new();
-    for (id, p) in packs.iter().filter(|(id, _)| !marked.contains(id)) {
-        if !stored.contains_key(id) {
-            continue;
+/// What step 1 decided (packs by their number in the index).
+struct Marks {
+    /// The home pack of each needed blob stored in more than one pack (a
+    /// blob stored once has its one pack as home, if that is eligible).
+    homes: HashMap<BlobKey, usize>,
+    /// Packs nothing needed is in.
+    to_mark: Vec<usize>,
+    /// Packs to copy the needed blobs out of, then mark.
+    chosen: Vec<usize>,
+}
+
+impl Marks {
+    /// Whether the needed blob `key` has its home in pack `pack`, one of its copies' packs.
+    fn is_home(&self, key: BlobKey, pack: usize) -> bool {
+        self.homes.get(&key).is_none_or(|h| *h == pack)
+    }
+}
+
+/// Step 1's decisions for the blobs in `used`: each one's home (the
+/// eligible pack holding it whose needed share is largest, so duplicates
+/// empty the emptier packs), the packs to mark (nothing needed in them),
+/// and the packs to repack (unused share above the limit, emptiest first,
+/// within the copy budget). Fills the rows' `needed` and `kept`.
+fn plan_marks(index: &Index, rows: &mut [PackRow], used: &BlobSet, opts: &RepackOptions) -> Result<Marks, PruneError> {
+    for r in rows.iter_mut() {
+        (r.needed, r.kept) = (0, 0);
+    }
+    index.for_each_blob(|key, copies| {
+        if used.contains_key(key) {
+            for c in copies {
+                rows[c.pack].needed += u64::from(c.length);
+            }
         }
-        let kept = p.kept_bytes(id, &home);
-        if kept == 0 {
-            to_mark.push(MarkedPack { id: *id, kind: p.kind });
+    });
+    let mut homes = HashMap::new();
+    let mut missing = None;
+    index.for_each_blob(|key, copies| {
+        if !used.contains_key(key) {
+            return;
+        }
+        // Equal shares: the pack with the lower id, so a run decides the same way every time.
+        let home = (copies.iter().filter(|c| rows[c.pack].eligible())).max_by(|a, b| {
+            let (ra, rb) = (&rows[a.pack], &rows[b.pack]);
+            ra.needed_share().total_cmp(&rb.needed_share()).then(rb.id.cmp(&ra.id))
+        });
+        match home {
+            Some(h) => {
+                let (pack, length) = (h.pack, h.length);
+                rows[pack].kept += u64::from(length);
+                if copies.len() > 1 {
+                    homes.insert(key, pack);
+                }
+            }
+            None => {
+                // Needed, and only in packs the storage lacks or plans mark:
+                // a missing one is damage to look at before deleting more.
+                if let Some(c) = copies.iter().find(|c| !rows[c.pack].marked && rows[c.pack].stored.is_none()) {
+                    missing.get_or_insert(c.pack);
+                }
+            }
+        }
+    });
+    if let Some(n) = missing {
+        let r = &rows[n];
+        return Err(PruneError::MissingPack(format!("{} pack {}", r.kind.name(), r.id.short())));
+    }
+
+    let mut to_mark = Vec::new();
+    let mut repack: Vec<(f64, usize)> = Vec::new();
+    for (n, r) in rows.iter().enumerate().filter(|(_, r)| r.eligible()) {
+        if r.kept == 0 {
+            to_mark.push(n);
         } else {
             // Measured on the blobs, so the header alone never makes a pack
             // look worth repacking.
-            let blobs = p.blob_bytes();
-            let unused = 1.0 - kept as f64 / blobs.max(1) as f64;
+            let unused = 1.0 - r.kept as f64 / r.blob_bytes.max(1) as f64;
             if unused > opts.max_unused || opts.reencrypt {
-                repack.push((unused, *id));
+                repack.push((unused, n));
             }
         }
     }
     // Emptiest first, within the copy budget.
-    repack.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    repack.sort_by(|a, b| b.0.total_cmp(&a.0).then(rows[a.1].id.cmp(&rows[b.1].id)));
     let mut budget = opts.max_repack_size.unwrap_or(u64::MAX);
-    let mut chosen: Vec<PackId> = Vec::new();
-    for (_, id) in repack {
-        let kept = packs[&id].kept_bytes(&id, &home);
+    let mut chosen = Vec::new();
+    for (_, n) in repack {
+        let kept = rows[n].kept;
         if kept > budget {
             continue;
         }
         budget -= kept;
-        chosen.push(id);
+        chosen.push(n);
     }
-    Ok(Marks { home, to_mark, chosen })
+    Ok(Marks { homes, to_mark, chosen })
 }
 
 /// Staging leftovers: files under tmp/ that a process killed mid-write left
@@ -574,33 +649,85 @@ fn remove_staging_leftovers(
     Ok(())
 }
 
-/// Copies the blobs whose home is one of `chosen` into new packs, verifying
-/// each on the way (damage is never copied); returns the new packs' entries
-/// and the packs copied. With `reencrypt`, blobs are sealed anew under the
-/// current key epoch, and a pack chosen only for that (its unused share is
-/// within `max_unused`) whose blobs are all current already is left alone.
+/// What copying the needed blobs out of the chosen packs did.
+struct Copied {
+    /// The packs copied (a pack chosen only to be sealed anew whose blobs
+    /// all are current already is left alone).
+    packs: Vec<usize>,
+    /// Index files written for the new packs.
+    files: usize,
+}
+
+/// Copies the blobs whose home is one of `marks.chosen` into new packs,
+/// verifying each on the way (damage is never copied), and writes index
+/// files for the new packs, one each [`INDEX_FILE_BLOBS`] blobs. The blob
+/// lists come from the index files that list a chosen pack, read again a
+/// pack at a time: the index in memory keeps no sketches, and a copy keeps
+/// its blob's. With `reencrypt`, blobs are sealed anew under the current
+/// key epoch, and a pack chosen only for that (its unused share is within
+/// `max_unused`) whose blobs are all current already is left alone.
 fn copy_needed(
     repo: &IndexedRepository,
-    packs: &BTreeMap<PackId, PackInfo>,
-    home: &HashMap<BlobId, PackId>,
-    chosen: &[PackId],
-    max_unused: f64,
-    reencrypt: bool,
-) -> Result<(Vec<IndexPack>, Vec<PackId>), RepoError> {
-    let mut writers = [repo.repo().pack_writer(BlobKind::Data), repo.repo().pack_writer(BlobKind::Tree)];
-    let mut out = Vec::new();
-    let flush = |w: &mut PackWriter, out: &mut Vec<IndexPack>| -> Result<(), RepoError> {
-        if let Some(p) = w.finish()? {
-            out.push(repo.repo().save_pack(p)?.0);
-        }
-        Ok(())
+    listing: &IndexListing,
+    rows: &[PackRow],
+    marks: &Marks,
+    used: &BlobSet,
+    repack: &RepackOptions,
+) -> Result<Copied, RepoError> {
+    let chosen: HashSet<PackId> = marks.chosen.iter().map(|n| rows[*n].id).collect();
+    let mut copier = Copier {
+        repo,
+        writers: [repo.repo().pack_writer(BlobKind::Data), repo.repo().pack_writer(BlobKind::Tree)],
+        done: HashSet::new(),
+        written: Vec::new(),
+        out: Copied { packs: Vec::new(), files: 0 },
     };
-    let mut copied = Vec::new();
-    for id in chosen {
-        let p = &packs[id];
-        let object = || format!("{} pack {}", p.kind.name(), id.short());
-        let bytes = repo.repo().read_pack(p.kind, id)?;
-        if cairn_format::id::file_hash(&bytes) != *id.as_bytes() {
+    for file in listing.live.iter().filter(|f| f.packs.iter().any(|p| chosen.contains(p))) {
+        let mut failed = None;
+        repo.repo().read_index_file(&file.id, &mut |p| {
+            if failed.is_some() || !chosen.contains(&p.id) {
+                return;
+            }
+            let Some(n) = repo.index().pack_number(&p.id) else { return };
+            if let Err(e) = copier.copy_pack(n, &p, &rows[n], marks, used, repack) {
+                failed = Some(e);
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    copier.finish()
+}
+
+/// Copies packs' needed blobs into new packs (see [`copy_needed`]).
+struct Copier<'a> {
+    repo: &'a IndexedRepository,
+    writers: [PackWriter; 2],
+    /// Packs copied or passed over already (an index file may list a pack twice).
+    done: HashSet<usize>,
+    /// Entries of the new packs not yet in an index file.
+    written: Vec<IndexPack>,
+    out: Copied,
+}
+
+impl Copier<'_> {
+    fn copy_pack(
+        &mut self,
+        n: usize,
+        p: &IndexPack,
+        row: &PackRow,
+        marks: &Marks,
+        used: &BlobSet,
+        repack: &RepackOptions,
+    ) -> Result<(), RepoError> {
+        if !self.done.insert(n) {
+            return Ok(());
+        }
+        let repo = self.repo.repo();
+        let object = || format!("{} pack {}", p.kind.name(), p.id.short());
+        let bytes = repo.read_pack(p.kind, &p.id)?;
+        if cairn_format::id::file_hash(&bytes) != *p.id.as_bytes() {
             return Err(RepoError::corrupt(object(), "content does not match its name; run `cairn check --read-data`"));
         }
         let envelope_of = |b: &IndexBlob| {
@@ -608,29 +735,28 @@ fn copy_needed(
                 .get(b.offset as usize..b.offset as usize + b.length as usize)
                 .ok_or_else(|| RepoError::corrupt(object(), "shorter than the index says"))
         };
-        if reencrypt {
-            let kept = p.kept_bytes(id, home);
-            let blobs = p.blob_bytes();
-            let worth_repacking = 1.0 - kept as f64 / blobs.max(1) as f64 > max_unused;
+        if repack.reencrypt {
+            let worth_repacking = 1.0 - row.kept as f64 / row.blob_bytes.max(1) as f64 > repack.max_unused;
             let mut all_current = true;
             for b in &p.blobs {
-                all_current &= repo.repo().envelope_is_current(envelope_of(b)?);
+                all_current &= repo.envelope_is_current(envelope_of(b)?);
             }
             if all_current && !worth_repacking {
-                continue;
+                return Ok(());
             }
         }
-        copied.push(*id);
-        let w = &mut writers[if p.kind == BlobKind::Data { 0 } else { 1 }];
-        for b in p.blobs.iter().filter(|b| home.get(&b.id) == Some(id)) {
+        self.out.packs.push(n);
+        let (ir, k) = (self.repo, if p.kind == BlobKind::Data { 0 } else { 1 });
+        let homed = |b: &&IndexBlob| used.contains(&b.id) && marks.is_home(BlobKey::of(&b.id), n);
+        for b in p.blobs.iter().filter(homed) {
             let envelope = envelope_of(b)?;
-            repo.repo().open_envelope(p.kind, &b.id, envelope, b.raw_length, Verify::Full, &mut |base| {
-                repo.read_delta_base(base)
+            repo.open_envelope(p.kind, &b.id, envelope, b.raw_length, Verify::Full, &mut |base| {
+                ir.read_delta_base(base)
             })?;
             // The envelope binds kind and blob id, not the pack: it moves as
             // is, unless it is to be sealed under the current epoch.
             let envelope =
-                if reencrypt { repo.repo().reseal_envelope(p.kind, &b.id, envelope)? } else { envelope.to_vec() };
+                if repack.reencrypt { repo.reseal_envelope(p.kind, &b.id, envelope)? } else { envelope.to_vec() };
             let sealed = SealedBlob {
                 kind: p.kind,
                 id: b.id,
@@ -639,15 +765,42 @@ fn copy_needed(
                 base: b.base,
                 sketch: b.sketch,
             };
-            if w.add(sealed)? {
-                flush(w, &mut out)?;
+            if self.writers[k].add(sealed)? {
+                let finished = self.writers[k].finish()?;
+                self.save(finished)?;
             }
         }
+        Ok(())
     }
-    for w in &mut writers {
-        flush(w, &mut out)?;
+
+    /// Stores a finished pack, and an index file once enough blobs wait for one.
+    fn save(&mut self, pack: Option<cairn_repo::FinishedPack>) -> Result<(), RepoError> {
+        if let Some(pack) = pack {
+            self.written.push(self.repo.repo().save_pack(pack)?.0);
+        }
+        if self.written.iter().map(|p| p.blobs.len()).sum::<usize>() >= INDEX_FILE_BLOBS {
+            self.save_index()?;
+        }
+        Ok(())
     }
-    Ok((out, copied))
+
+    fn save_index(&mut self) -> Result<(), RepoError> {
+        if !self.written.is_empty() {
+            let packs = std::mem::take(&mut self.written);
+            self.repo.repo().save_index(&IndexFile { supersedes: Vec::new(), packs })?;
+            self.out.files += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Copied, RepoError> {
+        for k in 0..self.writers.len() {
+            let finished = self.writers[k].finish()?;
+            self.save(finished)?;
+        }
+        self.save_index()?;
+        Ok(self.out)
+    }
 }
 
 #[cfg(test)]
@@ -657,6 +810,8 @@ mod tests {
     use cairn_backend::Backend;
     use cairn_backup::{BackupOptions, Excludes, NoProgress, ParentChoice};
     use cairn_repo::InitOptions;
+
+    use cairn_format::BlobId;
 
     use super::*;
 
@@ -756,6 +911,66 @@ mod tests {
         repo.index_mut().add_pack(&entry);
     }
 
+    /// Saves a snapshot of one file whose content is `blob`.
+    fn save_snapshot_of(repo: &mut IndexedRepository, blob: BlobId) {
+        let tree =
+            cairn_format::tree::Tree { nodes: vec![Node { content: vec![blob], ..Node::new(b"c", NodeKind::File) }] }
+                .encode();
+        let tree_id = repo.repo().blob_id(&tree);
+        let sealed_tree = repo.seal_blob(BlobKind::Tree, tree_id, &tree).unwrap();
+        save_pack(repo, vec![sealed_tree]);
+        let snap: Snapshot = serde_json::from_value(serde_json::json!({
+            "version": 1, "time": "2026-12-06T00:00:00Z", "tree": tree_id, "paths": ["/"], "hostname": "h",
+            "username": "u", "uid": 0, "gid": 0, "program_version": "test",
+        }))
+        .unwrap();
+        repo.repo().save_snapshot(&snap).unwrap();
+    }
+
+    /// Found by reading prune's marking: a blob stored twice (two backups
+    /// that stored the same new content at once), whole in one pack and as
+    /// a delta in another. The marking followed the delta chain of the copy
+    /// the index tells (the whole one) but could give the blob its home in
+    /// the other pack, and then delete the base that copy needs.
+    #[test]
+    fn a_blob_stored_whole_and_as_a_delta_keeps_the_base_of_either_copy() {
+        let backend = Backend::memory().unwrap();
+        Repository::init(backend.clone(), PW, &InitOptions::fast_for_tests()).unwrap();
+        let mut repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
+        let rows: String = (0..3000).map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n")).collect();
+        let (a, b) = (rows.as_bytes().to_vec(), rows.replace("(7, ", "(70007, ").into_bytes());
+        let c = noisy(200_000, 4);
+        let ids = [&a, &b, &c].map(|x| repo.repo().blob_id(x));
+        // Pack 1: a, which no snapshot names.
+        let sealed_a = repo.seal_blob(BlobKind::Data, ids[0], &a).unwrap();
+        save_pack(&mut repo, vec![sealed_a]);
+        // Pack 2: b whole, beside c, which nothing uses; pack 3: b as a
+        // delta against a, so pack 3 is the fuller and b's home. One index
+        // file lists both, pack 2 first: the index tells b's whole copy.
+        let whole_b = repo.seal_blob(BlobKind::Data, ids[1], &b).unwrap();
+        let sealed_c = repo.seal_blob(BlobKind::Data, ids[2], &c).unwrap();
+        let delta_b = repo.seal_delta(ids[1], &b, ids[0]).unwrap();
+        assert_eq!(delta_b.base, Some(ids[0]), "b's second copy is a delta");
+        let mut packs = Vec::new();
+        for blobs in [vec![whole_b, sealed_c], vec![delta_b]] {
+            let mut w = repo.repo().pack_writer(BlobKind::Data);
+            for blob in blobs {
+                w.add(blob).unwrap();
+            }
+            packs.push(repo.repo().save_pack(w.finish().unwrap().unwrap()).unwrap().0);
+        }
+        let file = IndexFile { supersedes: vec![], packs };
+        repo.repo().save_index(&file).unwrap();
+        repo.index_mut().add_file(&file);
+        save_snapshot_of(&mut repo, ids[1]);
+
+        let report = run(&backend);
+        assert!(report.packs_deleted >= 1, "pack 2 goes: {report:?}");
+        check_clean(&backend);
+        let repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
+        assert!(repo.read_blob(&ids[1]).unwrap() == b, "b reads back");
+    }
+
     #[test]
     fn a_delta_left_in_a_pack_that_stays_keeps_its_base() {
         let backend = Backend::memory().unwrap();
@@ -774,24 +989,58 @@ mod tests {
         assert_eq!(sealed_b.base, Some(ids[0]), "b is stored as a delta");
         let sealed_c = repo.seal_blob(BlobKind::Data, ids[2], &c).unwrap();
         save_pack(&mut repo, vec![sealed_b, sealed_c]);
-        let tree =
-            cairn_format::tree::Tree { nodes: vec![Node { content: vec![ids[2]], ..Node::new(b"c", NodeKind::File) }] }
-                .encode();
-        let tree_id = repo.repo().blob_id(&tree);
-        let sealed_tree = repo.seal_blob(BlobKind::Tree, tree_id, &tree).unwrap();
-        save_pack(&mut repo, vec![sealed_tree]);
-        let snap: Snapshot = serde_json::from_value(serde_json::json!({
-            "version": 1, "time": "2026-12-06T00:00:00Z", "tree": tree_id, "paths": ["/"], "hostname": "h",
-            "username": "u", "uid": 0, "gid": 0, "program_version": "test",
-        }))
-        .unwrap();
-        repo.repo().save_snapshot(&snap).unwrap();
+        save_snapshot_of(&mut repo, ids[2]);
 
         let report = run(&backend);
         assert_eq!(report.packs_deleted, 0, "pack 1 holds b's base: {report:?}");
         let repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
         assert_eq!(repo.index().get(&ids[1]).and_then(|l| l.base), Some(ids[0]));
         assert!(repo.index().contains(&ids[0]));
+        check_clean(&backend);
+    }
+
+    /// Each index file's packs, by file.
+    fn index_files(backend: &Backend) -> HashMap<IndexId, Vec<PackId>> {
+        let repo = Repository::open(backend.clone(), PW).unwrap();
+        (repo.index_ids().unwrap().into_iter())
+            .map(|id| (id, repo.load_index_file(&id).unwrap().packs.iter().map(|p| p.id).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_index_files_listing_a_deleted_pack_are_rewritten() {
+        let (backend, _dir, _) = setup();
+        let before = index_files(&backend);
+        let report = run(&backend);
+        assert!(report.packs_deleted > 0, "{report:?}");
+        let after = index_files(&backend);
+        let packs: HashSet<PackId> = {
+            let repo = Repository::open(backend.clone(), PW).unwrap();
+            let listed = [BlobKind::Data, BlobKind::Tree].map(|k| repo.list_packs(k).unwrap());
+            listed.into_iter().flatten().map(|p| p.id).collect()
+        };
+        for (id, listed) in &before {
+            let deleted = listed.iter().any(|p| !packs.contains(p));
+            assert_eq!(after.contains_key(id), !deleted, "index {} lists a deleted pack: {deleted}", id.short());
+        }
+        assert!(after.values().flatten().all(|p| packs.contains(p)), "no file lists a deleted pack");
+        check_clean(&backend);
+    }
+
+    /// A prune that died after writing an index file superseding the others
+    /// (as prune wrote one before) left them behind: once that file goes,
+    /// none of them may come back into force with the packs it deleted.
+    #[test]
+    fn files_a_dead_prune_superseded_do_not_come_back() {
+        let (backend, _dir, _) = setup();
+        let repo = Repository::open(backend.clone(), PW).unwrap();
+        let old = repo.index_ids().unwrap();
+        let packs = old.iter().flat_map(|id| repo.load_index_file(id).unwrap().packs).collect();
+        repo.save_index(&IndexFile { supersedes: old.clone(), packs }).unwrap();
+        let report = run(&backend);
+        assert!(report.packs_deleted > 0, "{report:?}");
+        let after = index_files(&backend);
+        assert!(old.iter().all(|id| !after.contains_key(id)), "the superseded files are gone");
         check_clean(&backend);
     }
 

@@ -11,24 +11,47 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use cairn_format::BlobId;
 
-/// Blob ids by their first 16 bytes.
-#[derive(Debug, Default, Clone)]
-pub struct BlobSet(HashSet<u128, BuildHasherDefault<PrefixHash>>);
+/// The first 16 bytes of a blob id: how sets and tables that grow with the
+/// repository tell blobs apart (the index keeps 20, and iterating it gives
+/// these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobKey(u128);
 
-impl BlobSet {
-    fn key(id: &BlobId) -> u128 {
-        let mut prefix = [0u8; 16];
-        prefix.copy_from_slice(&id.as_bytes()[..16]);
-        u128::from_le_bytes(prefix)
+impl BlobKey {
+    /// The key of `id`.
+    pub fn of(id: &BlobId) -> Self {
+        Self::from_prefix(id.as_bytes())
     }
 
+    /// The key of an id of which `bytes` are the first 16 or more.
+    pub(crate) fn from_prefix(bytes: &[u8]) -> Self {
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&bytes[..16]);
+        Self(u128::from_le_bytes(prefix))
+    }
+}
+
+/// Blob ids by their first 16 bytes.
+#[derive(Debug, Default, Clone)]
+pub struct BlobSet(HashSet<BlobKey, BuildHasherDefault<PrefixHash>>);
+
+impl BlobSet {
     /// Adds `id`; false when it was there already.
     pub fn insert(&mut self, id: &BlobId) -> bool {
-        self.0.insert(Self::key(id))
+        self.0.insert(BlobKey::of(id))
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.0.contains(&Self::key(id))
+        self.0.contains(&BlobKey::of(id))
+    }
+
+    /// Adds the blob of this key; false when it was there already.
+    pub fn insert_key(&mut self, key: BlobKey) -> bool {
+        self.0.insert(key)
+    }
+
+    pub fn contains_key(&self, key: BlobKey) -> bool {
+        self.0.contains(&key)
     }
 
     pub fn len(&self) -> usize {

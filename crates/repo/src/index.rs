@@ -16,6 +16,7 @@ use cairn_format::index::{IndexFile, IndexPack};
 use cairn_format::sketch::Sketch;
 use cairn_format::{BlobId, BlobKind, PackId};
 
+use crate::blob_set::BlobKey;
 use crate::similar::SketchTable;
 
 /// Bytes of a blob id kept in memory.
@@ -39,6 +40,17 @@ pub struct BlobLocation {
     pub pack_end: u32,
     /// For a delta blob, the blob it is coded against (it cannot be read,
     /// and must not be deleted, without it).
+    pub base: Option<BlobId>,
+}
+
+/// One stored copy of a blob, as [`Index::for_each_blob`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobCopy {
+    /// The pack holding it, as a number into [`Index::packs`].
+    pub pack: usize,
+    /// Bytes of its envelope.
+    pub length: u32,
+    /// For a delta, the blob it is coded against.
     pub base: Option<BlobId>,
 }
 
@@ -114,6 +126,11 @@ pub struct Index {
     pack_numbers: HashMap<PackId, u32>,
     /// Sorted by id, one entry per id.
     entries: Vec<Entry>,
+    /// The copies of blobs that `entries` holds in another pack, sorted by
+    /// id (rare: two backups that stored the same new content at once, or
+    /// a prune's copy while the pack it copied from is still there).
+    /// Readers take any copy; prune weighs them all.
+    copies: Vec<Entry>,
     /// `entries[buckets[b]..buckets[b + 1]]` holds the ids whose leading
     /// `bucket_bits` bits are `b`.
     buckets: Vec<u32>,
@@ -151,7 +168,7 @@ impl Index {
 
     /// Bytes of memory the blob entries and their directory take.
     pub fn entry_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>() + self.buckets.capacity() * 4
+        (self.entries.capacity() + self.copies.capacity()) * std::mem::size_of::<Entry>() + self.buckets.capacity() * 4
     }
 
     fn bucket_of(&self, key: &[u8; PREFIX]) -> usize {
@@ -193,7 +210,7 @@ impl Index {
     }
 
     /// Adds the packs of one more index file (e.g. after a backup). A blob
-    /// stored twice keeps one location; both are valid.
+    /// stored twice is found at one location; both are valid.
     pub fn add_file(&mut self, file: &IndexFile) {
         for p in &file.packs {
             self.push_pack(p);
@@ -252,10 +269,30 @@ impl Index {
         self.finish();
     }
 
-    /// Drops all but one entry of each id, and indexes the sorted entries.
+    /// Keeps one entry of each id, moves those of other packs to `copies`
+    /// (one pack listed twice, as index files may, counts once), and
+    /// indexes the sorted entries.
     fn finish(&mut self) {
-        self.entries.dedup_by(|a, b| a.id == b.id);
+        let mut found = Vec::new();
+        self.entries.dedup_by(|later, kept| {
+            let same = later.id == kept.id;
+            if same && later.pack != kept.pack {
+                found.push(*later);
+            }
+            same
+        });
         self.entries.shrink_to_fit();
+        if !found.is_empty() || !self.copies.is_empty() {
+            self.copies.append(&mut found);
+            self.copies.sort_unstable_by_key(|e| (e.id, e.pack));
+            self.copies.dedup_by_key(|e| (e.id, e.pack));
+            let entries = &self.entries;
+            self.copies.retain(|c| {
+                let at = entries.partition_point(|e| e.id < c.id);
+                entries.get(at).is_none_or(|e| e.id != c.id || e.pack != c.pack)
+            });
+            self.copies.shrink_to_fit();
+        }
         self.sketches.sort();
         // About eight entries per bucket: a lookup touches one or two cache lines.
         let n = self.entries.len();
@@ -279,6 +316,49 @@ impl Index {
     /// shares one.
     pub fn most_similar(&self, sketch: &Sketch, prefer: Option<&BlobId>) -> Option<(BlobId, usize)> {
         self.sketches.most_similar(sketch, prefer)
+    }
+
+    /// The bases of the copies of `id` that are deltas: usually none or
+    /// one, but two copies of a blob may be coded differently, and each
+    /// must stay readable while its pack is kept.
+    pub fn bases(&self, id: &BlobId) -> impl Iterator<Item = BlobId> + '_ {
+        let key = prefix(id);
+        let at = self.copies.partition_point(|e| e.id < key);
+        let others = self.copies[at..].iter().take_while(move |e| e.id == key);
+        self.find(id).into_iter().chain(others).filter_map(|e| self.base_of(e))
+    }
+
+    fn base_of(&self, e: &Entry) -> Option<BlobId> {
+        if e.raw_length & DELTA_BIT == 0 {
+            return None;
+        }
+        self.bases.get(&(e.pack, e.offset)).copied()
+    }
+
+    /// Calls `each` once per blob with every stored copy of it, in order of
+    /// id (what prune decides by: which packs hold what, and how much).
+    pub fn for_each_blob(&self, mut each: impl FnMut(BlobKey, &[BlobCopy])) {
+        let mut copies = self.copies.iter().peekable();
+        let mut group = Vec::with_capacity(2);
+        for e in &self.entries {
+            group.clear();
+            group.push(self.copy_of(e));
+            while let Some(c) = copies.next_if(|c| c.id <= e.id) {
+                // Every copy has its entry (`finish`), so none is passed over.
+                debug_assert_eq!(c.id, e.id);
+                group.push(self.copy_of(c));
+            }
+            each(BlobKey::from_prefix(&e.id), &group);
+        }
+    }
+
+    fn copy_of(&self, e: &Entry) -> BlobCopy {
+        BlobCopy { pack: e.pack as usize, length: e.length, base: self.base_of(e) }
+    }
+
+    /// The number of a pack in [`Index::packs`].
+    pub fn pack_number(&self, id: &PackId) -> Option<usize> {
+        self.pack_numbers.get(id).map(|n| *n as usize)
     }
 
     /// Number of delta blobs.
@@ -365,5 +445,53 @@ mod tests {
         let index = Index::from_files([&file(&ids, 1), &file(&ids, 2)]);
         assert_eq!(index.len(), 10);
         assert_eq!(index.packs().len(), 2);
+    }
+
+    #[test]
+    fn every_copy_of_a_blob_is_told_once_per_pack() {
+        let ids: Vec<BlobId> = (0..10).map(id).collect();
+        // Pack 1 listed twice (two index files may name one pack), pack 2
+        // holding the first half again, then pack 3 the last id, added later.
+        let mut index = Index::from_files([&file(&ids, 1), &file(&ids[..5], 2), &file(&ids, 1)]);
+        index.add_file(&file(&ids[9..], 3));
+        index.add_file(&file(&ids[..5], 2));
+        let mut told = Vec::new();
+        index.for_each_blob(|key, copies| {
+            let mut packs: Vec<u8> = copies.iter().map(|c| index.packs()[c.pack].0.as_bytes()[0]).collect();
+            packs.sort();
+            told.push((key, packs));
+        });
+        let mut expected: Vec<(BlobKey, Vec<u8>)> = (ids.iter().enumerate())
+            .map(|(i, b)| {
+                (
+                    BlobKey::of(b),
+                    if i < 5 {
+                        vec![1, 2]
+                    } else if i == 9 {
+                        vec![1, 3]
+                    } else {
+                        vec![1]
+                    },
+                )
+            })
+            .collect();
+        told.sort();
+        expected.sort();
+        assert_eq!(told, expected);
+        assert_eq!(index.len(), 10, "readers still find one entry per blob");
+    }
+
+    #[test]
+    fn the_bases_of_every_copy_are_told() {
+        let ids: Vec<BlobId> = (0..4).map(id).collect();
+        // ids[1] whole in pack 1, a delta against ids[0] in pack 2, in
+        // either order of the files.
+        let mut delta = file(&ids[1..2], 2);
+        delta.packs[0].blobs[0].base = Some(ids[0]);
+        for files in [[&file(&ids, 1), &delta], [&delta, &file(&ids, 1)]] {
+            let index = Index::from_files(files);
+            assert_eq!(index.bases(&ids[1]).collect::<Vec<_>>(), vec![ids[0]]);
+            assert_eq!(index.bases(&ids[2]).count(), 0);
+        }
     }
 }

@@ -41,21 +41,27 @@ pub mod units;
 mod windows;
 
 pub use blob::{MAX_DELTA_DEPTH, SealedBlob, Verify};
-pub use blob_set::{BlobIds, BlobSet};
+pub use blob_set::{BlobIds, BlobKey, BlobSet};
 pub use error::RepoError;
-pub use index::{BlobLocation, Index, IndexBuilder, Sketches};
+pub use index::{BlobCopy, BlobLocation, Index, IndexBuilder, Sketches};
 pub use keys::{KeyInfo, RotateReport};
 pub use lifecycle::RunGuard;
 pub use pack::{FinishedPack, PackBytes, PackWriter};
 pub use rebuild::RebuiltIndex;
 pub use repository::{
-    IndexFiles, IndexedRepository, InitOptions, MAX_WRITE_DEPTH, ReadWindow, Repository, SharedPacks, pack_file_kind,
+    IndexFiles, IndexListing, IndexedRepository, InitOptions, ListedIndexFile, MAX_WRITE_DEPTH, ReadWindow, Repository,
+    SharedPacks, pack_file_kind,
 };
 pub use stored::StoredPack;
 pub use windows::PackWindows;
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, RepoError>;
+
+/// Blobs an index file lists at most, as cairn writes them (a backup
+/// writes one each time this many blobs are stored; prune rewrites files
+/// in parts of this size): one file decoded whole stays a few MiB.
+pub const INDEX_FILE_BLOBS: usize = 100_000;
 
 /// Largest plaintext a blob may have: bounds allocations when decoding.
 pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;

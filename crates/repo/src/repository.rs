@@ -448,17 +448,29 @@ impl Repository {
         keep: impl Fn(&PackId) -> bool + Sync,
         sketches: Sketches,
     ) -> Result<IndexedRepository> {
+        Ok(self.load_index_listed(keep, sketches)?.0)
+    }
+
+    /// Loads the index with only the packs `keep` accepts, and says which
+    /// index files listed which packs (prune rewrites the files that list a
+    /// pack it deletes).
+    pub fn load_index_listed(
+        self,
+        keep: impl Fn(&PackId) -> bool + Sync,
+        sketches: Sketches,
+    ) -> Result<(IndexedRepository, IndexListing)> {
         let mut attempt = 0;
-        let index = loop {
+        let (index, listing) = loop {
             match self.assemble_index(&keep, sketches) {
-                Ok(index) => break index,
+                Ok(loaded) => break loaded,
                 // A prune replacing index files concurrently can make a
                 // listed file vanish before it is read: list again.
                 Err(RepoError::Backend(e)) if e.is_not_found() && attempt < 3 => attempt += 1,
                 Err(e) => return Err(e),
             }
         };
-        Ok(IndexedRepository { repo: self, index, tree_packs: TreeWindows::new(TREE_CACHE_BYTES), run: None })
+        let repo = IndexedRepository { repo: self, index, tree_packs: TreeWindows::new(TREE_CACHE_BYTES), run: None };
+        Ok((repo, listing))
     }
 
     /// The index of the files in force, assembled as they are read: a few
@@ -466,27 +478,34 @@ impl Repository {
     /// time into the index. Decoded whole, every file at once, a blob took
     /// about 200 bytes at the peak of loading, five times what the index
     /// keeps (20 MiB more for 100,000 files).
-    fn assemble_index(&self, keep: &(impl Fn(&PackId) -> bool + Sync), sketches: Sketches) -> Result<Index> {
+    fn assemble_index(
+        &self,
+        keep: &(impl Fn(&PackId) -> bool + Sync),
+        sketches: Sketches,
+    ) -> Result<(Index, IndexListing)> {
         let ids = self.index_ids()?;
-        let (index, superseded) = self.index_of(&ids, keep, sketches)?;
+        let (index, live) = self.index_of(&ids, keep, sketches)?;
+        let superseded: HashSet<IndexId> = live.iter().flat_map(|f| f.supersedes.iter().copied()).collect();
         if !ids.iter().any(|id| superseded.contains(id)) {
-            return Ok(index);
+            return Ok((index, IndexListing { live, superseded: Vec::new() }));
         }
         // Files a prune replaced but did not get to delete (it died): rare,
         // so the index is assembled again without them.
-        let live: Vec<IndexId> = ids.into_iter().filter(|id| !superseded.contains(id)).collect();
-        Ok(self.index_of(&live, keep, sketches)?.0)
+        drop(index);
+        let (dead, live): (Vec<IndexId>, Vec<IndexId>) = ids.into_iter().partition(|id| superseded.contains(id));
+        let (index, live) = self.index_of(&live, keep, sketches)?;
+        Ok((index, IndexListing { live, superseded: dead }))
     }
 
-    /// The index of the files `ids` (packs `keep` accepts), and the files they supersede.
+    /// The index of the files `ids` (packs `keep` accepts), and what each file lists.
     fn index_of(
         &self,
         ids: &[IndexId],
         keep: &(impl Fn(&PackId) -> bool + Sync),
         sketches: Sketches,
-    ) -> Result<(Index, HashSet<IndexId>)> {
+    ) -> Result<(Index, Vec<ListedIndexFile>)> {
         let mut builder = crate::index::IndexBuilder::new(sketches);
-        let mut superseded = HashSet::new();
+        let mut listed = Vec::with_capacity(ids.len());
         for group in ids.chunks(rayon::current_num_threads().max(1)) {
             let plains: Vec<(IndexId, Vec<u8>)> = group
                 .par_iter()
@@ -496,17 +515,39 @@ impl Repository {
             // many bytes in the file).
             builder.reserve(plains.iter().map(|(_, p)| p.len() / cairn_format::index::BLOB_BYTES).sum());
             for (id, plain) in plains {
-                let listed = IndexFile::decode_each(&plain, &mut |p| {
+                let mut packs = Vec::new();
+                let supersedes = IndexFile::decode_each(&plain, &mut |p| {
                     if keep(&p.id) {
                         builder.add(&p);
+                        packs.push(p.id);
                     }
                 })
                 .map_err(|e| RepoError::format(format!("index {}", id.short()), e))?;
-                superseded.extend(listed);
+                listed.push(ListedIndexFile { id, supersedes, packs });
             }
         }
-        Ok((builder.build(), superseded))
+        Ok((builder.build(), listed))
     }
+}
+
+/// One index file in force, without its blobs.
+#[derive(Debug, Clone)]
+pub struct ListedIndexFile {
+    /// Its id.
+    pub id: IndexId,
+    /// The files it supersedes.
+    pub supersedes: Vec<IndexId>,
+    /// The packs it lists (those the load kept).
+    pub packs: Vec<PackId>,
+}
+
+/// The index files of a repository, as a load of the index found them.
+#[derive(Debug, Default)]
+pub struct IndexListing {
+    /// Files in force.
+    pub live: Vec<ListedIndexFile>,
+    /// Files present but superseded by a live one.
+    pub superseded: Vec<IndexId>,
 }
 
 /// The index files of a repository, as one listing found them.
@@ -807,6 +848,21 @@ impl IndexedRepository {
         &mut self.index
     }
 
+    /// Adds the index files not among `known` (written since the index was
+    /// loaded, by backups running meanwhile) to the index; returns what they
+    /// list. Each is decoded whole: a backup writes them of at most
+    /// [`crate::INDEX_FILE_BLOBS`] blobs.
+    pub fn add_new_index_files(&mut self, known: &HashSet<IndexId>) -> Result<Vec<ListedIndexFile>> {
+        let mut added = Vec::new();
+        for id in self.repo.index_ids()?.into_iter().filter(|id| !known.contains(id)) {
+            let file = self.repo.load_index_file(&id)?;
+            self.index.add_file(&file);
+            let packs = file.packs.iter().map(|p| p.id).collect();
+            added.push(ListedIndexFile { id, supersedes: file.supersedes, packs });
+        }
+        Ok(added)
+    }
+
     /// Reads, decrypts and verifies one blob (and the bases of a delta blob).
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         self.read_blob_at_depth(id, 0, Verify::Full)
@@ -986,17 +1042,20 @@ impl IndexedRepository {
 
     /// Adds `id` and the bases down its delta chain (as the index tells) to
     /// `set`, stopping at the first already there: what keeping a blob
-    /// readable needs (prune's used blobs, stats' needed blobs).
+    /// readable needs (prune's used blobs, stats' needed blobs). A blob
+    /// stored twice, once whole and once as a delta (two backups at once),
+    /// brings the bases of both copies: prune may keep either.
     pub fn add_with_bases(&self, id: BlobId, set: &mut dyn crate::BlobIds) {
-        let mut at = id;
-        for _ in 0..=blob::MAX_DELTA_DEPTH {
-            if !set.add_id(at) {
-                return;
+        if !set.add_id(id) {
+            return;
+        }
+        // Most blobs are stored whole: no allocation for them.
+        let mut todo: Vec<(BlobId, u32)> = self.index.bases(&id).map(|b| (b, 1)).collect();
+        while let Some((at, depth)) = todo.pop() {
+            if depth > blob::MAX_DELTA_DEPTH || !set.add_id(at) {
+                continue;
             }
-            match self.index.get(&at).and_then(|l| l.base) {
-                Some(b) => at = b,
-                None => return,
-            }
+            todo.extend(self.index.bases(&at).map(|b| (b, depth + 1)));
         }
     }
 
