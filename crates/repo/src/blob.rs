@@ -23,6 +23,14 @@ pub struct SealedBlob {
     pub sketch: Option<Sketch>,
 }
 
+/// The largest plaintext a blob of `kind` may have, as readers accept it.
+pub(crate) fn max_plaintext(kind: BlobKind) -> usize {
+    match kind {
+        BlobKind::Data => crate::MAX_BLOB_SIZE,
+        BlobKind::Tree => crate::MAX_TREE_SIZE,
+    }
+}
+
 /// Compresses (when it pays) and encrypts a blob whose id is already known.
 pub fn seal(
     keyring: &Keyring,
@@ -31,6 +39,16 @@ pub fn seal(
     plaintext: &[u8],
     compression: Compression,
 ) -> Result<SealedBlob> {
+    // Never write what no reader would open again.
+    if plaintext.len() > max_plaintext(kind) {
+        return Err(RepoError::Invalid(format!(
+            "a {} blob of {} bytes is larger than the {} bytes cairn reads back; nothing was stored for it \
+             (a file of over 33 million chunks or a folder of millions of entries: split it)",
+            kind.name(),
+            plaintext.len(),
+            max_plaintext(kind)
+        )));
+    }
     // The payload is compressed straight into the envelope and encrypted
     // there: no intermediate buffers to allocate, fault in and copy.
     let room = payload::encoded_bound(plaintext.len());
@@ -155,7 +173,7 @@ fn decode(
 ) -> Result<Vec<u8>> {
     let object = || format!("{} blob {}", kind.name(), id.short());
     let payload = &buf[range.clone()];
-    let limit = (raw_length as usize).min(crate::MAX_BLOB_SIZE);
+    let limit = (raw_length as usize).min(max_plaintext(kind));
     let plain = match payload::delta_base(payload).map_err(|e| RepoError::format(object(), e))? {
         None => payload::decode_in(buf, range, limit).map_err(|e| RepoError::format(object(), e))?,
         Some(_) if kind != BlobKind::Data => return Err(RepoError::corrupt(object(), "a tree blob coded as a delta")),

@@ -63,7 +63,15 @@ pub type Result<T> = std::result::Result<T, RepoError>;
 /// in parts of this size): one file decoded whole stays a few MiB.
 pub const INDEX_FILE_BLOBS: usize = 100_000;
 
-/// Largest plaintext a blob may have: bounds allocations when decoding.
+/// Largest plaintext a data blob may have: bounds allocations when
+/// decoding (the chunker cuts at most 8 MiB).
 pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;
+/// Largest plaintext a tree blob may have. A tree holds each file's list of
+/// chunk ids (32 bytes a chunk), so a file of two million chunks (2 TB at
+/// the default 1 MiB chunks, a few GB at small ones) made a tree of 64
+/// MiB, which backup wrote and every reader then refused as damaged. 1 GiB
+/// is 33 million chunks, or a folder of about ten million entries; writers
+/// refuse more.
+pub const MAX_TREE_SIZE: usize = 1 << 30;
 /// Largest decoded snapshot, index or config file.
 pub const MAX_FILE_SIZE: usize = 1 << 30;

@@ -1189,6 +1189,27 @@ impl IndexedRepository {
 mod tests {
     use super::*;
 
+    /// Found backing up a 10 GB file in 2 KiB chunks: its tree (3.8 million
+    /// chunk ids, 121 MB) was written, and every reader refused it as
+    /// damaged (trees were held to the 64 MiB of a data blob).
+    #[test]
+    fn a_tree_larger_than_any_data_blob_reads_back_and_one_too_large_is_never_written() {
+        let backend = Backend::memory().expect("memory backend");
+        let repo = Repository::init(backend, b"pw", &InitOptions::fast_for_tests()).expect("init");
+        let mut repo = repo.load_index().expect("index");
+        let plain = vec![7u8; crate::MAX_BLOB_SIZE + 1];
+        let id = repo.repo().blob_id(&plain);
+        let mut w = repo.repo().pack_writer(BlobKind::Tree);
+        w.add(repo.seal_blob(BlobKind::Tree, id, &plain).expect("sealed")).expect("added");
+        let (entry, _) = repo.repo().save_pack(w.finish().expect("finished").expect("a pack")).expect("saved");
+        repo.index_mut().add_pack(&entry);
+        assert!(repo.read_blob(&id).expect("read back") == plain);
+        // Zero pages, never touched: refused before any is read.
+        let huge = vec![0u8; crate::MAX_TREE_SIZE + 1];
+        let refused = repo.seal_blob(BlobKind::Tree, id, &huge);
+        assert!(matches!(refused, Err(RepoError::Invalid(_))), "{refused:?}");
+    }
+
     fn pack(n: u8) -> PackId {
         PackId::from_bytes([n; 32])
     }
