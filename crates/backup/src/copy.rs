@@ -17,6 +17,7 @@ use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Bytes, Node, NodeKind, Tree};
 use cairn_format::{BlobId, BlobKind, SnapshotId};
 use cairn_repo::IndexedRepository;
+use cairn_repo::lru::Lru;
 use cairn_view::ContentReader;
 use cairn_view::walk::{Step, Visitor, walk};
 
@@ -48,13 +49,20 @@ fn identity(s: &Snapshot) -> (jiff::Timestamp, String, Vec<String>, String, Vec<
     (s.time, s.hostname.clone(), paths, s.username.clone(), tags)
 }
 
+/// Bytes of content lists `Copier::contents` keeps. Unbounded, it held
+/// every file's list twice: 84 bytes a blob copied (a copy of 575,000
+/// blobs into an empty repository peaked at 110 MiB, of 300,000 at 85).
+const CONTENTS_CACHE_BYTES: u64 = 8 << 20;
+
 struct Copier<'a> {
     src: &'a IndexedRepository,
     sink: BlobSink,
     /// Blob ids mean the same bytes in both repositories.
     same_ids: bool,
     trees: HashMap<BlobId, BlobId>,
-    contents: HashMap<Vec<BlobId>, Vec<BlobId>>,
+    /// The destination's content of source contents met lately: a file
+    /// unchanged between two snapshots copied is read once.
+    contents: Lru<Vec<BlobId>, Vec<BlobId>>,
     stats: Stats,
     /// The source trees being copied, innermost last.
     open: Vec<Frame>,
@@ -62,8 +70,8 @@ struct Copier<'a> {
 
 impl Copier<'_> {
     fn content(&mut self, ids: &[BlobId]) -> Result<Vec<BlobId>, BackupError> {
-        if let Some(c) = self.contents.get(ids) {
-            return Ok(c.clone());
+        if let Some(c) = self.contents.get(&ids.to_vec()) {
+            return Ok(c.as_ref().clone());
         }
         let out = if self.same_ids {
             for id in ids {
@@ -84,7 +92,8 @@ impl Copier<'_> {
                 FileOutcome::Aborted => return Err(aborted()),
             }
         };
-        self.contents.insert(ids.to_vec(), out.clone());
+        let cost = 32 * (ids.len() + out.len()) as u64 + 64;
+        self.contents.insert(ids.to_vec(), Arc::new(out.clone()), cost);
         Ok(out)
     }
 
@@ -196,7 +205,7 @@ pub fn copy(
         sink: pipeline.sink(),
         same_ids,
         trees: HashMap::new(),
-        contents: HashMap::new(),
+        contents: Lru::new(CONTENTS_CACHE_BYTES),
         stats: Stats::default(),
         open: Vec::new(),
     };
