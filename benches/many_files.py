@@ -8,7 +8,10 @@ with the page cache emptied before every step:
 
   initial backup -> no-change backup -> 0.1% of the files changed (a line
   appended, deterministic) -> incremental backup -> `ls` of the snapshot ->
-  restore (checked with verify-tree.py) -> check
+  restore (checked with verify-tree.py) -> check -> the initial snapshot
+  forgotten (not timed) -> prune (restic `prune`, borg `compact`,
+  bupstash `gc`; all packs with unused data repacked where the tool has
+  the choice)
 
 Reported per step: wall time and peak memory (GNU time's maximum resident
 set), and how each grows from the smallest size to the largest. bupstash
@@ -32,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402  (the shared steps, tools and loop file system)
 from compare import GEN, VERIFY, LoopFs, drop_caches, log, measure, sh  # noqa: E402
 
-STEPS = ["initial", "nochange", "incremental", "ls", "restore", "check"]
+STEPS = ["initial", "nochange", "incremental", "ls", "restore", "check", "prune"]
 
 
 def ls_cmd(tool):
@@ -46,6 +49,28 @@ def ls_cmd(tool):
 
 
 
+
+
+def forget_first(tool):
+    """Removes the first of the three snapshots (the 0.1% of files changed
+    since then lose their old versions)."""
+    if tool.name == "cairn":
+        return ["sh", "-c", f"{tool.bin} forget -q --keep-last 2"]
+    if tool.name == "restic":
+        return ["restic", "forget", "-q", "--keep-last", "2"]
+    if tool.name == "borg":
+        return ["borg", "prune", "--keep-last", "2", tool.repo]
+    return ["sh", "-c", "bupstash rm name=s1"]
+
+
+def prune_cmd(tool):
+    if tool.name == "cairn":
+        return [tool.bin, "prune", "-q", "--max-unused", "0%"]
+    if tool.name == "restic":
+        return ["restic", "prune", "-q", "--max-unused", "0%"]
+    if tool.name == "borg":
+        return ["borg", "compact", "--threshold", "0", tool.repo]
+    return ["bupstash", "gc"]
 
 
 def change_some(data, fraction):
@@ -90,6 +115,8 @@ def run(tool_name, files, mnt, base, logf, rows):
     rows[-1]["restore_ok"] = verdict.returncode == 0
     shutil.rmtree(target, ignore_errors=True)
     step("check", t.check())
+    sh(forget_first(t), env=t.env, stdout=logf, stderr=logf)
+    step("prune", prune_cmd(t))
     compare.remove([data, repo] + extra)
 
 
