@@ -911,6 +911,19 @@ mod tests {
         repo.index_mut().add_pack(&entry);
     }
 
+    /// A fresh repository and three blobs with their ids: a (rows of SQL),
+    /// b (a with one row changed: a small delta against a) and c (noise of
+    /// `seed`).
+    fn three_blobs(seed: u8) -> (Backend, IndexedRepository, [Vec<u8>; 3], [BlobId; 3]) {
+        let backend = Backend::memory().unwrap();
+        Repository::init(backend.clone(), PW, &InitOptions::fast_for_tests()).unwrap();
+        let repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
+        let rows: String = (0..3000).map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n")).collect();
+        let blobs = [rows.as_bytes().to_vec(), rows.replace("(7, ", "(70007, ").into_bytes(), noisy(200_000, seed)];
+        let ids = blobs.each_ref().map(|x| repo.repo().blob_id(x));
+        (backend, repo, blobs, ids)
+    }
+
     /// Saves a snapshot of one file whose content is `blob`.
     fn save_snapshot_of(repo: &mut IndexedRepository, blob: BlobId) {
         let tree =
@@ -934,13 +947,7 @@ mod tests {
     /// the other pack, and then delete the base that copy needs.
     #[test]
     fn a_blob_stored_whole_and_as_a_delta_keeps_the_base_of_either_copy() {
-        let backend = Backend::memory().unwrap();
-        Repository::init(backend.clone(), PW, &InitOptions::fast_for_tests()).unwrap();
-        let mut repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
-        let rows: String = (0..3000).map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n")).collect();
-        let (a, b) = (rows.as_bytes().to_vec(), rows.replace("(7, ", "(70007, ").into_bytes());
-        let c = noisy(200_000, 4);
-        let ids = [&a, &b, &c].map(|x| repo.repo().blob_id(x));
+        let (backend, mut repo, [a, b, c], ids) = three_blobs(4);
         // Pack 1: a, which no snapshot names.
         let sealed_a = repo.seal_blob(BlobKind::Data, ids[0], &a).unwrap();
         save_pack(&mut repo, vec![sealed_a]);
@@ -973,16 +980,10 @@ mod tests {
 
     #[test]
     fn a_delta_left_in_a_pack_that_stays_keeps_its_base() {
-        let backend = Backend::memory().unwrap();
-        Repository::init(backend.clone(), PW, &InitOptions::fast_for_tests()).unwrap();
-        let mut repo = Repository::open(backend.clone(), PW).unwrap().load_index().unwrap();
         // Pack 1: blob a, which nothing uses. Pack 2: b, a small delta
         // against a, which nothing uses either, beside c, a large blob a
         // snapshot needs: pack 2 is 99% used, so it stays as it is, b in it.
-        let rows: String = (0..3000).map(|i| format!("INSERT INTO t VALUES ({i}, 'row {i}');\n")).collect();
-        let (a, b) = (rows.as_bytes().to_vec(), rows.replace("(7, ", "(70007, ").into_bytes());
-        let c = noisy(200_000, 3);
-        let ids = [&a, &b, &c].map(|x| repo.repo().blob_id(x));
+        let (backend, mut repo, [a, b, c], ids) = three_blobs(3);
         let sealed_a = repo.seal_blob(BlobKind::Data, ids[0], &a).unwrap();
         save_pack(&mut repo, vec![sealed_a]);
         let sealed_b = repo.seal_delta(ids[1], &b, ids[0]).unwrap();
