@@ -68,6 +68,15 @@ struct Entry {
 /// Marks a delta blob in `Entry::raw_length`; real lengths are far below it.
 const DELTA_BIT: u32 = 1 << 31;
 
+/// Orders id prefixes as their bytes do, comparing the first eight as one
+/// number first: ids are keyed hashes, so those almost always decide, where
+/// comparing the arrays called `memcmp` for every comparison of the sorts
+/// and the lookups.
+fn id_order(a: &[u8; PREFIX], b: &[u8; PREFIX]) -> std::cmp::Ordering {
+    let head = |x: &[u8; PREFIX]| u64::from_be_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]);
+    head(a).cmp(&head(b)).then_with(|| a[8..].cmp(&b[8..]))
+}
+
 fn prefix(id: &BlobId) -> [u8; PREFIX] {
     let mut p = [0u8; PREFIX];
     p.copy_from_slice(&id.as_bytes()[..PREFIX]);
@@ -112,7 +121,7 @@ impl IndexBuilder {
     /// peak. Which of two entries of one blob stays does not matter (each
     /// pack holds it), and the files come in the storage's order anyway.
     pub fn build(mut self) -> Index {
-        self.0.entries.sort_unstable_by_key(|e| e.id);
+        self.0.entries.sort_unstable_by(|a, b| id_order(&a.id, &b.id));
         self.0.finish();
         self.0
     }
@@ -185,7 +194,7 @@ impl Index {
         let b = self.bucket_of(&key);
         let (lo, hi) = (*self.buckets.get(b)? as usize, *self.buckets.get(b + 1)? as usize);
         let slice = &self.entries[lo..hi];
-        slice.binary_search_by(|e| e.id.cmp(&key)).ok().map(|i| &slice[i])
+        slice.binary_search_by(|e| id_order(&e.id, &key)).ok().map(|i| &slice[i])
     }
 
     /// Whether a blob is stored.
@@ -265,7 +274,7 @@ impl Index {
     fn sort(&mut self) {
         // Nearly sorted after an append: the standard sort detects the runs
         // (for room of up to half the entries; see `IndexBuilder::build`).
-        self.entries.sort_by_key(|e| e.id);
+        self.entries.sort_by(|a, b| id_order(&a.id, &b.id));
         self.finish();
     }
 
@@ -284,11 +293,11 @@ impl Index {
         self.entries.shrink_to_fit();
         if !found.is_empty() || !self.copies.is_empty() {
             self.copies.append(&mut found);
-            self.copies.sort_unstable_by_key(|e| (e.id, e.pack));
+            self.copies.sort_unstable_by(|a, b| id_order(&a.id, &b.id).then(a.pack.cmp(&b.pack)));
             self.copies.dedup_by_key(|e| (e.id, e.pack));
             let entries = &self.entries;
             self.copies.retain(|c| {
-                let at = entries.partition_point(|e| e.id < c.id);
+                let at = entries.partition_point(|e| id_order(&e.id, &c.id).is_lt());
                 entries.get(at).is_none_or(|e| e.id != c.id || e.pack != c.pack)
             });
             self.copies.shrink_to_fit();
@@ -323,9 +332,13 @@ impl Index {
     /// must stay readable while its pack is kept.
     pub fn bases(&self, id: &BlobId) -> impl Iterator<Item = BlobId> + '_ {
         let key = prefix(id);
-        let at = self.copies.partition_point(|e| e.id < key);
+        // Without any delta (most repositories of files), no lookup: a
+        // prune's marking asks this of every blob a snapshot names.
+        let none = self.bases.is_empty();
+        let at = if none { self.copies.len() } else { self.copies.partition_point(|e| id_order(&e.id, &key).is_lt()) };
         let others = self.copies[at..].iter().take_while(move |e| e.id == key);
-        self.find(id).into_iter().chain(others).filter_map(|e| self.base_of(e))
+        let found = if none { None } else { self.find(id) };
+        found.into_iter().chain(others).filter_map(|e| self.base_of(e))
     }
 
     fn base_of(&self, e: &Entry) -> Option<BlobId> {
@@ -343,7 +356,7 @@ impl Index {
         for e in &self.entries {
             group.clear();
             group.push(self.copy_of(e));
-            while let Some(c) = copies.next_if(|c| c.id <= e.id) {
+            while let Some(c) = copies.next_if(|c| id_order(&c.id, &e.id).is_le()) {
                 // Every copy has its entry (`finish`), so none is passed over.
                 debug_assert_eq!(c.id, e.id);
                 group.push(self.copy_of(c));
