@@ -332,7 +332,8 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
         let (mut left, mut bases) = (Vec::new(), Vec::new());
         repo.index().for_each_blob(|key, copies| {
             let stays = |c: &BlobCopy| rows[c.pack].eligible() && !going.contains(&c.pack);
-            if !used.contains_key(key) && copies.iter().any(|c| c.base.is_some() && stays(c)) {
+            // The cheap test first: most blobs are no delta.
+            if copies.iter().any(|c| c.base.is_some() && stays(c)) && !used.contains_key(key) {
                 left.push(key);
                 bases.extend(copies.iter().filter_map(|c| c.base));
             }
@@ -441,7 +442,7 @@ pub fn prune(repo: Repository, opts: &PruneOptions) -> Result<PruneReport, Prune
     let is_doomed: Vec<bool> = index.packs().iter().map(|(id, _)| doomed.contains(id)).collect();
     let mut rescued: HashSet<PackId> = HashSet::new();
     index.for_each_blob(|key, copies| {
-        if used.contains_key(key) && copies.iter().all(|c| is_doomed[c.pack]) {
+        if copies.iter().all(|c| is_doomed[c.pack]) && used.contains_key(key) {
             rescued.extend(copies.iter().map(|c| index.packs()[c.pack].0));
         }
     });
@@ -551,39 +552,46 @@ fn plan_marks(index: &Index, rows: &mut [PackRow], used: &BlobSet, opts: &Repack
     for r in rows.iter_mut() {
         (r.needed, r.kept) = (0, 0);
     }
-    index.for_each_blob(|key, copies| {
-        if used.contains_key(key) {
-            for c in copies {
-                rows[c.pack].needed += u64::from(c.length);
-            }
-        }
-    });
-    let mut homes = HashMap::new();
-    let mut missing = None;
+    // One pass over the index (each lookup in `used` a cache miss on a
+    // large repository): a blob stored once has its pack as home; the few
+    // stored more than once wait until every pack's needed share is known.
+    let mut several = Vec::new();
     index.for_each_blob(|key, copies| {
         if !used.contains_key(key) {
             return;
         }
+        for c in copies {
+            rows[c.pack].needed += u64::from(c.length);
+        }
+        if copies.len() > 1 {
+            several.push((key, copies.to_vec()));
+        } else if rows[copies[0].pack].eligible() {
+            rows[copies[0].pack].kept += u64::from(copies[0].length);
+        }
+    });
+    let mut homes = HashMap::new();
+    for (key, copies) in &several {
         // Equal shares: the pack with the lower id, so a run decides the same way every time.
         let home = (copies.iter().filter(|c| rows[c.pack].eligible())).max_by(|a, b| {
             let (ra, rb) = (&rows[a.pack], &rows[b.pack]);
             ra.needed_share().total_cmp(&rb.needed_share()).then(rb.id.cmp(&ra.id))
         });
-        match home {
-            Some(h) => {
-                let (pack, length) = (h.pack, h.length);
-                rows[pack].kept += u64::from(length);
-                if copies.len() > 1 {
-                    homes.insert(key, pack);
-                }
-            }
-            None => {
-                // Needed, and only in packs the storage lacks or plans mark:
-                // a missing one is damage to look at before deleting more.
-                if let Some(c) = copies.iter().find(|c| !rows[c.pack].marked && rows[c.pack].stored.is_none()) {
-                    missing.get_or_insert(c.pack);
-                }
-            }
+        if let Some(h) = home {
+            rows[h.pack].kept += u64::from(h.length);
+            homes.insert(*key, h.pack);
+        }
+    }
+    // A needed blob with no home, in a pack the storage lacks and no plan
+    // marks: damage to look at before deleting more.
+    let homeless = |c: &BlobCopy| !rows[c.pack].marked && rows[c.pack].stored.is_none();
+    let mut missing = None;
+    index.for_each_blob(|key, copies| {
+        if missing.is_none()
+            && copies.iter().any(homeless)
+            && !copies.iter().any(|c| rows[c.pack].eligible())
+            && used.contains_key(key)
+        {
+            missing = copies.iter().find(|c| homeless(c)).map(|c| c.pack);
         }
     });
     if let Some(n) = missing {
