@@ -11,7 +11,8 @@ use cairn_repo::{InitOptions, Repository};
 use cairn_restore::{Matcher, RestoreOptions};
 use proptest::prelude::*;
 
-use crate::util::{assert_same_tree, random_bytes};
+use crate::cairn_test;
+use crate::util::{assert_same_tree, copy_dir, random_bytes};
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -144,3 +145,50 @@ proptest! {
         round_trip(&entries);
     }
 }
+
+/// A folder's files go to the readers in batches (by count and by bytes)
+/// and small blobs are sealed where they are read, gathered before the
+/// packer: every file must still get its own content, in a folder of
+/// more files than a batch holds, with a large file closing a batch in the
+/// middle, folders between the files, and files changed in the middle of
+/// batches for the next backup.
+fn folder_of_many_files(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let sizes = [0usize, 1, 100, 3_000, 70_000, 12_345];
+    for i in 0..300u64 {
+        if i % 60 == 30 {
+            let sub = dir.join(format!("f{i:03}-dir"));
+            std::fs::create_dir(&sub).unwrap();
+            for j in 0..3 {
+                std::fs::write(sub.join(format!("g{j}")), random_bytes(500 * j, i * 10 + j as u64)).unwrap();
+            }
+            continue;
+        }
+        let size = if i == 150 { 3 << 20 } else { sizes[i as usize % sizes.len()] };
+        std::fs::write(dir.join(format!("f{i:03}")), random_bytes(size, i)).unwrap();
+    }
+}
+
+cairn_test!(files_read_in_batches_each_restore_with_their_own_content, |env| {
+    env.init();
+    let src = env.path("src");
+    folder_of_many_files(&src);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let first = env.path("first");
+    copy_dir(&src, &first);
+    for i in [2u64, 127, 128, 149, 151, 299] {
+        let f = src.join(format!("f{i:03}"));
+        let mut data = std::fs::read(&f).unwrap();
+        data.extend_from_slice(format!("changed {i}").as_bytes());
+        std::fs::write(&f, data).unwrap();
+    }
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let ids: Vec<String> =
+        env.json(&["snapshots"]).as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 2);
+    for (id, want) in [(&ids[0], &first), (&ids[1], &src)] {
+        let target = env.path(&format!("restored-{id}"));
+        env.ok(&["restore", &format!("{id}:{}", src.display()), "--target", target.to_str().unwrap(), "--verify"]);
+        assert_same_tree(want, &target);
+    }
+});

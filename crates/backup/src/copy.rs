@@ -86,7 +86,7 @@ impl Copier<'_> {
         } else {
             let reader = ContentReader::new(self.src, ids);
             let chunker = self.sink.repo().repo().chunker().clone();
-            match chunk_stream(reader, &self.sink, &chunker, None, &NoProgress, &self.stats) {
+            match chunk_stream(reader, 0, &self.sink, &chunker, None, &NoProgress, &self.stats) {
                 FileOutcome::Done { content, .. } => content,
                 FileOutcome::Failed(e) => return Err(BackupError::Io(format!("reading the source repository: {e}"))),
                 FileOutcome::Aborted => return Err(aborted()),

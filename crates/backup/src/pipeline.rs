@@ -81,16 +81,55 @@ impl Shared {
 #[derive(Debug)]
 pub struct Aborted;
 
-/// Cloneable entrance to the write side.
-#[derive(Clone)]
+/// Cloneable entrance to the write side; each clone is one producer's.
 pub struct BlobSink {
     tx: Sender<RawBlob>,
+    /// Straight to the packer: small blobs are sealed by the thread that
+    /// made them (see [`SEAL_HERE_MAX`]), gathered in `outbox` first.
+    sealed: Sender<Vec<SealedBlob>>,
+    /// This producer's sealed blobs not yet handed to the packer; sent when
+    /// [`OUTBOX_BYTES`] are gathered, and when the sink is dropped.
+    outbox: Mutex<Outbox>,
     /// Every blob this run has queued: the repository's index takes them
     /// only when the run ends.
     inflight: Arc<Mutex<BlobSet>>,
     repo: Arc<IndexedRepository>,
     shared: Arc<Shared>,
     deltas: Deltas,
+}
+
+#[derive(Default)]
+struct Outbox {
+    blobs: Vec<SealedBlob>,
+    bytes: usize,
+}
+
+/// Sealed bytes a producer gathers before handing them to the packer at
+/// once: one hand-off per file cost more than sealing a small file.
+const OUTBOX_BYTES: usize = 256 * 1024;
+
+impl Clone for BlobSink {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            sealed: self.sealed.clone(),
+            outbox: Mutex::default(),
+            inflight: self.inflight.clone(),
+            repo: self.repo.clone(),
+            shared: self.shared.clone(),
+            deltas: self.deltas,
+        }
+    }
+}
+
+impl Drop for BlobSink {
+    fn drop(&mut self) {
+        let blobs = std::mem::take(&mut self.outbox.get_mut().unwrap_or_else(|p| p.into_inner()).blobs);
+        if !blobs.is_empty() {
+            // A closed packer means the backup has failed already.
+            let _ = self.sealed.send(blobs);
+        }
+    }
 }
 
 impl BlobSink {
@@ -122,7 +161,30 @@ impl BlobSink {
         if !self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(&id) {
             return Ok(());
         }
-        self.tx.send(RawBlob { kind, id, data, choice }).map_err(|_| Aborted)
+        let raw = RawBlob { kind, id, data, choice };
+        if raw.data.len() > SEAL_HERE_MAX || raw.choice.base.is_some() {
+            return self.tx.send(raw).map_err(|_| Aborted);
+        }
+        let sealed = match seal(&self.repo, &raw) {
+            Ok(s) => s,
+            Err(e) => {
+                self.shared.fail(e);
+                return Err(Aborted);
+            }
+        };
+        let full = {
+            let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            outbox.bytes += sealed.envelope.len();
+            outbox.blobs.push(sealed);
+            (outbox.bytes >= OUTBOX_BYTES).then(|| {
+                outbox.bytes = 0;
+                std::mem::take(&mut outbox.blobs)
+            })
+        };
+        match full {
+            Some(blobs) => self.sealed.send(blobs).map_err(|_| Aborted),
+            None => Ok(()),
+        }
     }
 
     /// Whether the write side has failed.
@@ -156,7 +218,7 @@ impl Pipeline {
     ) -> Result<Self, BackupError> {
         let shared = Arc::new(Shared::default());
         let (raw_tx, raw_rx) = bounded::<RawBlob>(workers * 2);
-        let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<Vec<SealedBlob>>(workers * 2);
         // Rendezvous: a finished pack waits in the packer until an uploader
         // takes it, so at most (uploaders + 1) packs are in memory.
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
@@ -165,7 +227,6 @@ impl Pipeline {
             let (rx, tx, repo, shared) = (raw_rx.clone(), sealed_tx.clone(), repo.clone(), shared.clone());
             threads.push(spawn(&format!("seal-{i}"), move || seal_loop(rx, tx, &repo, &shared))?);
         }
-        drop(sealed_tx);
         {
             let (repo, shared) = (repo.clone(), shared.clone());
             threads.push(spawn("packer", move || pack_loop(sealed_rx, pack_tx, &repo, &shared, writes))?);
@@ -179,7 +240,15 @@ impl Pipeline {
             let (rx, repo, shared) = (pack_rx.clone(), repo.clone(), shared.clone());
             threads.push(spawn(&format!("upload-{i}"), move || upload_loop(rx, &repo, &shared, writes))?);
         }
-        let sink = BlobSink { tx: raw_tx, inflight: Arc::default(), repo, shared: shared.clone(), deltas };
+        let sink = BlobSink {
+            tx: raw_tx,
+            sealed: sealed_tx,
+            outbox: Mutex::default(),
+            inflight: Arc::default(),
+            repo,
+            shared: shared.clone(),
+            deltas,
+        };
         Ok(Self { sink: Some(sink), threads, shared })
     }
 
@@ -209,23 +278,33 @@ impl Pipeline {
     }
 }
 
-fn seal_loop(rx: Receiver<RawBlob>, tx: Sender<SealedBlob>, repo: &IndexedRepository, shared: &Shared) {
+fn seal_loop(rx: Receiver<RawBlob>, tx: Sender<Vec<SealedBlob>>, repo: &IndexedRepository, shared: &Shared) {
     for raw in rx {
         if shared.aborted.load(Ordering::Relaxed) {
             continue;
         }
-        let sealed = match raw.kind {
-            BlobKind::Data => seal_data(repo, &raw),
-            BlobKind::Tree => repo.seal_blob(raw.kind, raw.id, &raw.data),
-        };
-        match sealed {
+        match seal(repo, &raw) {
             Ok(s) => {
-                if tx.send(s).is_err() {
+                if tx.send(vec![s]).is_err() {
                     return;
                 }
             }
             Err(e) => shared.fail(e),
         }
+    }
+}
+
+/// Blobs up to this size (small files, a file's last chunk, most trees)
+/// are sealed by the thread that made them instead of the worker pool: for
+/// a tree of small files, handing each one to another thread and back
+/// cost more than sealing it (a quarter of an initial backup's CPU went to
+/// thread switches and channels).
+const SEAL_HERE_MAX: usize = 64 * 1024;
+
+fn seal(repo: &IndexedRepository, raw: &RawBlob) -> Result<SealedBlob, RepoError> {
+    match raw.kind {
+        BlobKind::Data => seal_data(repo, raw),
+        BlobKind::Tree => repo.seal_blob(raw.kind, raw.id, &raw.data),
     }
 }
 
@@ -243,7 +322,7 @@ fn seal_data(repo: &IndexedRepository, raw: &RawBlob) -> Result<SealedBlob, Repo
 }
 
 fn pack_loop(
-    rx: Receiver<SealedBlob>,
+    rx: Receiver<Vec<SealedBlob>>,
     tx: Sender<FinishedPack>,
     repo: &IndexedRepository,
     shared: &Shared,
@@ -264,7 +343,7 @@ fn pack_loop(
         Ok(None) => {}
         Err(e) => shared.fail(e),
     };
-    for blob in rx {
+    for blob in rx.into_iter().flatten() {
         if shared.aborted.load(Ordering::Relaxed) {
             continue;
         }

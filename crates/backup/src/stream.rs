@@ -150,7 +150,7 @@ pub(crate) fn start(stream: &Stream, previous: Option<&Node>, shared: Shared) ->
         .spawn(move || {
             let mut reader = Tail { inner: reader, last: Vec::new() };
             let outcome =
-                chunk_stream(&mut reader, &shared.sink, &shared.chunker, bases, &*shared.progress, &shared.stats);
+                chunk_stream(&mut reader, 0, &shared.sink, &shared.chunker, bases, &*shared.progress, &shared.stats);
             let mut verdict = verdict(&name, &from, &outcome, child);
             if let (Ok(()), Some(t), FileOutcome::Done { size, .. }) = (&verdict, &trailer, &outcome) {
                 let tail = &reader.last[reader.last.len().saturating_sub(TAIL)..];

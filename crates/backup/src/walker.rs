@@ -23,7 +23,7 @@ use crate::delta::Choice;
 use crate::exclude::Excludes;
 use crate::metadata::{self, NameCache};
 use crate::pipeline::BlobSink;
-use crate::reader::{FileJob, FileOutcome, Stamp};
+use crate::reader::{FileOutcome, FileToRead, ReadJob, Stamp};
 use crate::stream::{StreamSlot, stream_node};
 
 /// An entry of a directory whose content may not be known yet.
@@ -34,8 +34,11 @@ pub enum Pending {
     /// position of its tree: no node is built for it, and a folder of
     /// such entries keeps its parent's tree as it is.
     Same(usize),
-    /// A file being read; `is_new` when the parent snapshot did not have it.
-    File { node: Node, rx: Receiver<FileOutcome>, is_new: bool },
+    /// A file being read: its outcome is the next one of the directory's
+    /// reads. `is_new` when the parent snapshot did not have it.
+    File { node: Node, is_new: bool },
+    /// A stream being read (`--stdin`, `--stdin-from-command`).
+    Stream { node: Node, rx: Receiver<FileOutcome>, is_new: bool },
     /// A directory whose tree is being built.
     Dir { node: Node, rx: Receiver<Option<BlobId>> },
 }
@@ -43,6 +46,9 @@ pub enum Pending {
 /// A directory whose entries are all known or pending.
 pub struct DirDone {
     pub entries: Vec<Pending>,
+    /// The outcomes of its files being read, batch after batch, in the
+    /// order of its [`Pending::File`] entries.
+    pub reads: Vec<Receiver<Vec<FileOutcome>>>,
     /// The directory in the parent snapshot: when nothing in it changed,
     /// its tree is taken as it is instead of being encoded and hashed again.
     pub parent: Option<ParentDir>,
@@ -64,10 +70,51 @@ pub struct Walker<'a> {
     pub force: bool,
     pub progress: &'a dyn Progress,
     pub stats: &'a Stats,
-    pub file_tx: Sender<FileJob>,
+    pub file_tx: Sender<ReadJob>,
     pub dir_tx: Sender<DirDone>,
     /// The streams being read, by their index in the trie.
     pub streams: &'a [StreamSlot],
+}
+
+/// A batch of files to read is handed to a reader when it holds this many
+/// bytes or files: enough that the hand-off costs little beside reading
+/// them, few enough that the readers share a folder of small files.
+const BATCH_BYTES: u64 = 1 << 20;
+const BATCH_FILES: usize = 128;
+
+/// Where the walk found an entry.
+#[derive(Clone, Copy)]
+enum Found {
+    /// Named on the command line: followed if a symlink, never excluded.
+    Source,
+    /// In a directory being walked, on this device.
+    In { dev: u64 },
+}
+
+/// The files of one directory queued for reading, and the batches sent.
+#[derive(Default)]
+struct Reads {
+    batch: Vec<FileToRead>,
+    bytes: u64,
+    sent: Vec<Receiver<Vec<FileOutcome>>>,
+}
+
+/// The outcomes of a directory's reads, one file after another.
+struct Outcomes {
+    batches: std::vec::IntoIter<Receiver<Vec<FileOutcome>>>,
+    batch: std::vec::IntoIter<FileOutcome>,
+}
+
+impl Outcomes {
+    /// The next file's outcome; `None` when its reader has gone.
+    fn next(&mut self) -> Option<FileOutcome> {
+        loop {
+            if let Some(o) = self.batch.next() {
+                return Some(o);
+            }
+            self.batch = self.batches.next()?.recv().ok()?.into_iter();
+        }
+    }
 }
 
 /// Paths longer than this are reached through an open directory instead
@@ -188,9 +235,29 @@ impl Walker<'_> {
         }
     }
 
-    fn send_dir(&self, entries: Vec<Pending>, parent: Option<ParentDir>) -> Receiver<Option<BlobId>> {
+    /// Queues a file for reading; false when the readers are gone (the
+    /// backup is failing).
+    fn read(&self, reads: &mut Reads, file: FileToRead, size: u64) -> bool {
+        reads.batch.push(file);
+        reads.bytes += size;
+        reads.bytes < BATCH_BYTES && reads.batch.len() < BATCH_FILES || self.send_batch(reads)
+    }
+
+    fn send_batch(&self, reads: &mut Reads) -> bool {
+        if reads.batch.is_empty() {
+            return true;
+        }
         let (reply, rx) = bounded(1);
-        if self.dir_tx.send(DirDone { entries, parent, reply }).is_err() {
+        reads.sent.push(rx);
+        reads.bytes = 0;
+        self.file_tx.send(ReadJob { files: std::mem::take(&mut reads.batch), reply }).is_ok()
+    }
+
+    fn send_dir(&self, entries: Vec<Pending>, mut reads: Reads, parent: Option<ParentDir>) -> Receiver<Option<BlobId>> {
+        let (reply, rx) = bounded(1);
+        // A failed send closes the batch's reply: the builder sees the failure.
+        self.send_batch(&mut reads);
+        if self.dir_tx.send(DirDone { entries, reads: reads.sent, parent, reply }).is_err() {
             // The builder has gone (the backup is failing); the closed reply says so.
         }
         rx
@@ -204,11 +271,12 @@ impl Walker<'_> {
                 Ok(md) => self.walk_dir(&Place::new(path), parent, md.dev()),
                 Err(e) => {
                     self.warn(format!("{}: {e}", path.display()));
-                    self.send_dir(Vec::new(), None)
+                    self.send_dir(Vec::new(), Reads::default(), None)
                 }
             };
         }
         let mut entries = Vec::new();
+        let mut reads = Reads::default();
         for (name, child) in &trie.children {
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
             let parent_node = parent.as_ref().and_then(|p| p.tree.find(name));
@@ -216,7 +284,7 @@ impl Walker<'_> {
                 let slot = &self.streams[i];
                 let taken = slot.rx.lock().unwrap_or_else(|p| p.into_inner()).take();
                 if let Some(rx) = taken {
-                    entries.push(Pending::File { node: stream_node(name), rx, is_new: slot.is_new });
+                    entries.push(Pending::Stream { node: stream_node(name), rx, is_new: slot.is_new });
                 }
                 continue;
             }
@@ -227,7 +295,7 @@ impl Walker<'_> {
                 match child_path.metadata() {
                     Ok(md) => {
                         let place = Place::new(&child_path);
-                        if let Some(p) = self.entry(name, &place, &md, parent_node, md.dev(), true) {
+                        if let Some(p) = self.entry(name, &place, &md, parent_node, Found::Source, &mut reads) {
                             entries.push(p);
                         }
                     }
@@ -244,12 +312,13 @@ impl Walker<'_> {
             node.kind = NodeKind::Dir;
             entries.push(Pending::Dir { node, rx });
         }
-        self.send_dir(entries, parent)
+        self.send_dir(entries, reads, parent)
     }
 
     /// Walks one real directory.
     fn walk_dir(&self, dir: &Place, parent: Option<ParentDir>, dev: u64) -> Receiver<Option<BlobId>> {
         let mut entries = Vec::new();
+        let mut reads = Reads::default();
         let listed = dir.for_children().and_then(|dir| std::fs::read_dir(dir.access()).map(|rd| (dir, rd)));
         match listed {
             Ok((dir, rd)) => {
@@ -283,7 +352,9 @@ impl Walker<'_> {
                                 entries.push(Pending::Same(i));
                                 continue;
                             }
-                            if let Some(p) = self.entry(&name, &child, &md, at.map(|(_, n)| n), dev, false) {
+                            if let Some(p) =
+                                self.entry(&name, &child, &md, at.map(|(_, n)| n), Found::In { dev }, &mut reads)
+                            {
                                 entries.push(p);
                             }
                         }
@@ -295,7 +366,7 @@ impl Walker<'_> {
             }
             Err(e) => self.warn(format!("{}: cannot list directory: {e}", dir.logical.display())),
         }
-        self.send_dir(entries, parent)
+        self.send_dir(entries, reads, parent)
     }
 
     /// Whether a regular file is exactly as the parent snapshot has it
@@ -317,9 +388,11 @@ impl Walker<'_> {
         place: &Place,
         md: &std::fs::Metadata,
         parent: Option<&Node>,
-        dev: u64,
-        is_source: bool,
+        found: Found,
+        reads: &mut Reads,
     ) -> Option<Pending> {
+        let is_source = matches!(found, Found::Source);
+        let crosses_device = matches!(found, Found::In { dev } if md.dev() != dev);
         let path = &place.logical;
         if !is_source && self.excludes.is_excluded(path) {
             return None;
@@ -331,14 +404,13 @@ impl Walker<'_> {
                     return None;
                 }
                 self.stats.add_dir();
-                let rx = if (self.excludes.one_file_system && !is_source && md.dev() != dev)
-                    || pseudo_fs(place.access(), md.dev() != dev)
-                {
-                    self.send_dir(Vec::new(), None)
-                } else {
-                    let parent_tree = self.load_parent_tree(parent);
-                    self.walk_dir(place, parent_tree, md.dev())
-                };
+                let rx =
+                    if (self.excludes.one_file_system && crosses_device) || pseudo_fs(place.access(), crosses_device) {
+                        self.send_dir(Vec::new(), Reads::default(), None)
+                    } else {
+                        let parent_tree = self.load_parent_tree(parent);
+                        self.walk_dir(place, parent_tree, md.dev())
+                    };
                 Some(Pending::Dir { node, rx })
             }
             NodeKind::File if !is_source && self.excludes.too_large(node.size) => None,
@@ -355,22 +427,20 @@ impl Walker<'_> {
                     self.progress.file_done(path, node.size);
                     return Some(Pending::Ready(node));
                 }
-                let (reply, rx) = bounded(1);
                 let parent_content =
                     parent.filter(|p| p.kind == NodeKind::File).map(|p| p.content.clone()).unwrap_or_default();
                 let expected = Some(Stamp { size: node.size, mtime: node.mtime });
-                let job = FileJob {
+                let file = FileToRead {
                     path: path.to_path_buf(),
                     open: place.access().to_path_buf(),
                     _anchor: place.anchor.clone(),
                     expected,
                     parent_content,
-                    reply,
                 };
-                if self.file_tx.send(job).is_err() {
+                if !self.read(reads, file, node.size) {
                     return None;
                 }
-                Some(Pending::File { node, rx, is_new: parent.is_none() })
+                Some(Pending::File { node, is_new: parent.is_none() })
             }
             _ => Some(Pending::Ready(node)),
         }
@@ -440,38 +510,50 @@ pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Prog
     for dir in rx {
         let mut entries: Vec<Entry> = Vec::with_capacity(dir.entries.len());
         let mut ok = true;
+        let mut reads = Outcomes { batches: dir.reads.into_iter(), batch: Vec::new().into_iter() };
         for p in dir.entries {
-            match p {
-                Pending::Ready(n) => entries.push(Entry::Node(n)),
-                Pending::Same(i) => entries.push(Entry::Same(i)),
-                Pending::File { mut node, rx, is_new } => match rx.recv() {
-                    Ok(FileOutcome::Done { content, size, changed }) => {
-                        if let Some(msg) = changed {
-                            stats.add_error();
-                            progress.warning(&msg);
+            let (mut node, outcome, is_new) = match p {
+                Pending::Ready(n) => {
+                    entries.push(Entry::Node(n));
+                    continue;
+                }
+                Pending::Same(i) => {
+                    entries.push(Entry::Same(i));
+                    continue;
+                }
+                Pending::Dir { mut node, rx } => {
+                    match rx.recv() {
+                        Ok(Some(id)) => {
+                            node.subtree = Some(id);
+                            entries.push(Entry::Node(node));
                         }
-                        node.content = content;
-                        node.size = size;
-                        if is_new {
-                            stats.add_new();
-                        } else {
-                            stats.add_changed();
-                        }
-                        entries.push(Entry::Node(node));
+                        _ => ok = false,
                     }
-                    Ok(FileOutcome::Failed(msg)) => {
+                    continue;
+                }
+                Pending::File { node, is_new } => (node, reads.next(), is_new),
+                Pending::Stream { node, rx, is_new } => (node, rx.recv().ok(), is_new),
+            };
+            match outcome {
+                Some(FileOutcome::Done { content, size, changed }) => {
+                    if let Some(msg) = changed {
                         stats.add_error();
                         progress.warning(&msg);
                     }
-                    Ok(FileOutcome::Aborted) | Err(_) => ok = false,
-                },
-                Pending::Dir { mut node, rx } => match rx.recv() {
-                    Ok(Some(id)) => {
-                        node.subtree = Some(id);
-                        entries.push(Entry::Node(node));
+                    node.content = content;
+                    node.size = size;
+                    if is_new {
+                        stats.add_new();
+                    } else {
+                        stats.add_changed();
                     }
-                    _ => ok = false,
-                },
+                    entries.push(Entry::Node(node));
+                }
+                Some(FileOutcome::Failed(msg)) => {
+                    stats.add_error();
+                    progress.warning(&msg);
+                }
+                Some(FileOutcome::Aborted) | None => ok = false,
             }
         }
         if !ok {

@@ -22,7 +22,19 @@ pub struct StreamChunker<'c, R> {
 impl<'c, R: Read> StreamChunker<'c, R> {
     /// Starts chunking `reader`.
     pub fn new(chunker: &'c Chunker, reader: R) -> Self {
-        Self { chunker, reader, buf: Vec::new(), start: 0, eof: false, bytes_read: 0 }
+        Self::with_size_hint(chunker, reader, 0)
+    }
+
+    /// Starts chunking `reader`, which is expected to hold `size` bytes: a
+    /// small file is then read in one call and its end found by a second,
+    /// instead of the doubling reads `read_to_end` makes into an empty
+    /// buffer (seven calls a file on a tree of small files).
+    pub fn with_size_hint(chunker: &'c Chunker, reader: R, size: u64) -> Self {
+        let max = chunker.params().max_size as usize;
+        // Room for the end-of-file probe too; never more than one fill.
+        let room = (size as usize).saturating_add(64).min(max + READ_BLOCK);
+        let buf = if size > 0 { Vec::with_capacity(room) } else { Vec::new() };
+        Self { chunker, reader, buf, start: 0, eof: false, bytes_read: 0 }
     }
 
     fn fill(&mut self) -> io::Result<()> {
@@ -55,6 +67,10 @@ impl<'c, R: Read> StreamChunker<'c, R> {
         loop {
             let pending = &self.buf[self.start..];
             if let Some(n) = self.chunker.next_cut(pending, self.eof) {
+                if self.start == 0 && n == self.buf.len() {
+                    // The whole buffer, most often a small file: no copy.
+                    return Ok(Some(std::mem::take(&mut self.buf)));
+                }
                 let chunk = pending[..n].to_vec();
                 self.start += n;
                 return Ok(Some(chunk));
@@ -72,5 +88,37 @@ impl<R: Read> Iterator for StreamChunker<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_chunk().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ChunkerParams;
+
+    fn chunker() -> Chunker {
+        let params = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16 * 1024 };
+        Chunker::new(params, &[7; 32]).unwrap()
+    }
+
+    fn chunked(data: &[u8], hint: u64) -> Vec<Vec<u8>> {
+        StreamChunker::with_size_hint(&chunker(), data, hint).collect::<io::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn a_wrong_size_hint_changes_neither_the_bytes_nor_the_cuts() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let exact = chunked(&data, 0);
+        assert!(exact.len() > 10);
+        assert_eq!(exact.concat(), data);
+        // A file that grew or shrank between the walk's stat and the read.
+        for hint in [1, 100, 5_000, 199_999, 200_000, 200_001, 10_000_000] {
+            assert_eq!(chunked(&data, hint), exact, "hint {hint}");
+        }
+        // A small file: one chunk, the buffer handed over whole.
+        for hint in [0, 1, 500, 999, 5_000] {
+            assert_eq!(chunked(&data[..999], hint), vec![data[..999].to_vec()], "hint {hint}");
+        }
+        assert!(chunked(&[], 10).is_empty());
     }
 }
