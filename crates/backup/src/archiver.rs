@@ -14,7 +14,7 @@ use crossbeam_channel::bounded;
 use crate::exclude::Excludes;
 use crate::metadata::NameCache;
 use crate::pipeline::Pipeline;
-use crate::reader::read_loop;
+use crate::reader::{SMALL_FILE_READERS, read_loop};
 use crate::stream::{self, Stream};
 use crate::walker::{DirDone, ParentDir, SourceTrie, Walker, build_trees};
 use crate::{BackupError, Progress};
@@ -246,18 +246,23 @@ pub fn backup(
     }
     let (slots, stream_threads): (Vec<_>, Vec<_>) = running.into_iter().map(|r| (r.slot, r.thread)).unzip();
     let root_rx = {
-        let (file_tx, file_rx) = bounded(workers * 4);
         let mut readers = Vec::new();
-        for i in 0..workers {
-            let (rx, sink, chunker, progress, stats) =
-                (file_rx.clone(), sink.clone(), repo.repo().chunker().clone(), progress.clone(), stats.clone());
-            readers.push(
-                std::thread::Builder::new()
-                    .name(format!("read-{i}"))
-                    .spawn(move || read_loop(rx, sink, chunker, progress, stats))
-                    .map_err(|e| BackupError::Io(e.to_string()))?,
-            );
-        }
+        let mut start_readers = |name: &str, n: usize| {
+            let (tx, rx) = bounded(n * 4);
+            for i in 0..n {
+                let (rx, sink, chunker, progress, stats) =
+                    (rx.clone(), sink.clone(), repo.repo().chunker().clone(), progress.clone(), stats.clone());
+                readers.push(
+                    std::thread::Builder::new()
+                        .name(format!("{name}-{i}"))
+                        .spawn(move || read_loop(rx, sink, chunker, progress, stats))
+                        .map_err(|e| BackupError::Io(e.to_string()))?,
+                );
+            }
+            Ok::<_, BackupError>(tx)
+        };
+        let small_files = start_readers("read-small", SMALL_FILE_READERS)?;
+        let large_files = start_readers("read", workers)?;
         let stream_paths: Vec<&std::path::Path> = opts.sources.streams.iter().map(|s| s.path.as_path()).collect();
         let trie = SourceTrie::new(&opts.sources.paths, &stream_paths);
         let walker = Walker {
@@ -267,7 +272,8 @@ pub fn backup(
             force: opts.force,
             progress: &*progress,
             stats: &stats,
-            file_tx,
+            small_files,
+            large_files,
             dir_tx: dir_tx.clone(),
             streams: &slots,
         };

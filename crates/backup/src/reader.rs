@@ -30,6 +30,16 @@ impl Stamp {
     }
 }
 
+/// Threads reading small files (up to [`crate::walker::SMALL_FILE`], in
+/// batches). Reading a cold tree of small files waits on the disk for each
+/// one; with many reads in flight the disk (or the storage behind it)
+/// answers them together. The initial backup of 100,000 small files on a
+/// loop-mounted ext4 with an emptied page cache: 7.2-7.5 s with 2 readers,
+/// 5.6-5.7 with 4, 4.2-4.9 with 8, 4.0-4.1 with 16, 4.0-4.2 with 32; from
+/// the page cache 1.74-1.76 s with 2 and 1.83-1.86 with 16. Larger files
+/// have one reader per core: each may hold a chunk of the largest size.
+pub const SMALL_FILE_READERS: usize = 16;
+
 /// One file to read.
 pub struct FileToRead {
     /// Its path in the snapshot (messages, progress).

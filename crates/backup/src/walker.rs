@@ -70,17 +70,24 @@ pub struct Walker<'a> {
     pub force: bool,
     pub progress: &'a dyn Progress,
     pub stats: &'a Stats,
-    pub file_tx: Sender<ReadJob>,
+    /// Batches of small files ([`SMALL_FILE`]), for the many small-file readers.
+    pub small_files: Sender<ReadJob>,
+    /// Larger files one at a time, for the few readers that may hold a
+    /// chunk of the largest size each.
+    pub large_files: Sender<ReadJob>,
     pub dir_tx: Sender<DirDone>,
     /// The streams being read, by their index in the trie.
     pub streams: &'a [StreamSlot],
 }
 
-/// A batch of files to read is handed to a reader when it holds this many
-/// bytes or files: enough that the hand-off costs little beside reading
-/// them, few enough that the readers share a folder of small files.
+/// A batch of small files to read is handed to a reader when it holds this
+/// many bytes or files: enough that the hand-off costs little beside
+/// reading them, few enough that the readers share a folder of small files.
 const BATCH_BYTES: u64 = 1 << 20;
 const BATCH_FILES: usize = 128;
+
+/// Files up to this size are read in batches by the small-file readers.
+pub const SMALL_FILE: u64 = 1 << 20;
 
 /// Where the walk found an entry.
 #[derive(Clone, Copy)]
@@ -238,6 +245,10 @@ impl Walker<'_> {
     /// Queues a file for reading; false when the readers are gone (the
     /// backup is failing).
     fn read(&self, reads: &mut Reads, file: FileToRead, size: u64) -> bool {
+        if size > SMALL_FILE {
+            // The batch before it first: outcomes are taken in entry order.
+            return self.send_batch(reads) && self.send(&self.large_files, reads, vec![file]);
+        }
         reads.batch.push(file);
         reads.bytes += size;
         reads.bytes < BATCH_BYTES && reads.batch.len() < BATCH_FILES || self.send_batch(reads)
@@ -247,10 +258,15 @@ impl Walker<'_> {
         if reads.batch.is_empty() {
             return true;
         }
+        reads.bytes = 0;
+        let files = std::mem::take(&mut reads.batch);
+        self.send(&self.small_files, reads, files)
+    }
+
+    fn send(&self, readers: &Sender<ReadJob>, reads: &mut Reads, files: Vec<FileToRead>) -> bool {
         let (reply, rx) = bounded(1);
         reads.sent.push(rx);
-        reads.bytes = 0;
-        self.file_tx.send(ReadJob { files: std::mem::take(&mut reads.batch), reply }).is_ok()
+        readers.send(ReadJob { files, reply }).is_ok()
     }
 
     fn send_dir(&self, entries: Vec<Pending>, mut reads: Reads, parent: Option<ParentDir>) -> Receiver<Option<BlobId>> {
