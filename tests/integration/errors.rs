@@ -58,6 +58,7 @@ cairn_test!(unreadable_files_warn_and_exit_3, |env| {
     std::fs::create_dir_all(src.join("locked")).unwrap();
     std::fs::write(src.join("ok.txt"), "fine").unwrap();
     std::fs::write(src.join("secret.txt"), "no").unwrap();
+    std::fs::write(src.join("zz.txt"), "after").unwrap();
     std::fs::write(src.join("locked/inner"), "no").unwrap();
     std::fs::set_permissions(src.join("secret.txt"), std::fs::Permissions::from_mode(0o000)).unwrap();
     std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
@@ -76,6 +77,13 @@ cairn_test!(unreadable_files_warn_and_exit_3, |env| {
     let ls = String::from_utf8_lossy(&ls.stdout);
     assert!(ls.contains("ok.txt"), "{ls}");
     assert!(!ls.contains("secret.txt"), "{ls}");
+    // The files read in the same batch as the unreadable one keep their own content.
+    let target = env.path("restored");
+    let out = as_nobody(&["restore", &format!("latest:{}", src.display()), "--target", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(target.join("ok.txt")).unwrap(), "fine");
+    assert_eq!(std::fs::read_to_string(target.join("zz.txt")).unwrap(), "after");
+    assert!(!target.join("secret.txt").exists());
 });
 
 cairn_test!(missing_source_path_is_fatal_when_nothing_is_readable, |env| {
