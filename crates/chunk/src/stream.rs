@@ -30,9 +30,10 @@ impl<'c, R: Read> StreamChunker<'c, R> {
     /// instead of the doubling reads `read_to_end` makes into an empty
     /// buffer (seven calls a file on a tree of small files).
     pub fn with_size_hint(chunker: &'c Chunker, reader: R, size: u64) -> Self {
-        let max = chunker.params().max_size as usize;
-        // Room for the end-of-file probe too; never more than one fill.
-        let room = (size as usize).saturating_add(64).min(max + READ_BLOCK);
+        // Room for the end-of-file probe too, and never more than one fill
+        // (READ_BLOCK): a large file's buffer grows as it is read, as
+        // without a hint, instead of starting at a chunk of the largest size.
+        let room = (size as usize).min(READ_BLOCK) + 64;
         let buf = if size > 0 { Vec::with_capacity(room) } else { Vec::new() };
         Self { chunker, reader, buf, start: 0, eof: false, bytes_read: 0 }
     }
