@@ -16,6 +16,7 @@ fn make_source(root: &std::path::Path) {
     std::os::unix::fs::symlink("photo.jpg", root.join("media/latest.jpg")).unwrap();
     std::fs::hard_link(root.join("config/app.conf"), root.join("config/app.conf.bak")).unwrap();
     xattr::set(root.join("config/app.conf"), "user.origin", b"test").ok();
+    xattr::set(root.join("config/app.d"), "user.kind", b"folder").ok();
     if nix::unistd::geteuid().is_root() {
         std::os::unix::fs::lchown(root.join("media/photo.jpg"), Some(1234), Some(5678)).unwrap();
         std::os::unix::fs::lchown(root.join("media/latest.jpg"), Some(4321), Some(8765)).unwrap();

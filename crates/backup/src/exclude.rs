@@ -1,6 +1,7 @@
 //! Exclude rules of a backup: path patterns (`cairn_repo::pattern`), marker
 //! files and file-system boundaries.
 
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use cairn_repo::pattern::{Matcher, PatternError};
@@ -55,9 +56,11 @@ impl Excludes {
         self.skip.iter().any(|s| s == path) || self.matcher.matches(path)
     }
 
-    /// Whether a directory holds a marker file that excludes it.
-    pub fn has_marker(&self, dir: &Path) -> bool {
-        self.if_present.iter().any(|m| dir.join(m).symlink_metadata().is_ok()) || (self.caches && is_cache_dir(dir))
+    /// Whether the open directory `dir` holds a marker file that excludes it.
+    pub fn has_marker(&self, dir: BorrowedFd<'_>) -> bool {
+        use nix::fcntl::AtFlags;
+        self.if_present.iter().any(|m| nix::sys::stat::fstatat(dir, m.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok())
+            || (self.caches && is_cache_dir(dir))
     }
 
     /// Whether a file of `size` bytes is left out for its size.
@@ -76,16 +79,16 @@ impl Excludes {
 /// stray empty CACHEDIR.TAG does not hide a folder.
 const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
 
-fn is_cache_dir(dir: &Path) -> bool {
+fn is_cache_dir(dir: BorrowedFd<'_>) -> bool {
+    use nix::fcntl::OFlag;
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     // Not through a symlink, and never blocking: a CACHEDIR.TAG that is a
     // fifo must not stop the backup.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
-        .open(dir.join("CACHEDIR.TAG"));
-    let Ok(mut f) = opened else { return false };
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let Ok(fd) = nix::fcntl::openat(dir, "CACHEDIR.TAG", flags, nix::sys::stat::Mode::empty()) else {
+        return false;
+    };
+    let mut f = std::fs::File::from(fd);
     if !f.metadata().is_ok_and(|m| m.is_file()) {
         return false;
     }

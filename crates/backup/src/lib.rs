@@ -48,6 +48,7 @@ mod delta;
 mod exclude;
 mod metadata;
 mod pipeline;
+mod place;
 mod progress;
 mod reader;
 mod source;

@@ -2,33 +2,20 @@
 //! list of data blob ids, handing new chunks to the write side.
 
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use cairn_chunk::{Chunker, StreamChunker};
-use cairn_format::tree::Time;
+use cairn_format::tree::Xattr;
 use cairn_format::{BlobId, BlobKind};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::Progress;
 use crate::archiver::{Deltas, Stats};
 use crate::delta::{self, BaseFinder};
+use crate::metadata::{self, Stat};
 use crate::pipeline::BlobSink;
-
-/// What the walk saw of a file (`lstat`), to notice it changing while read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    pub size: u64,
-    pub mtime: Time,
-}
-
-impl Stamp {
-    /// The stamp of this metadata (as the walk records it in tree nodes).
-    pub fn of(md: &std::fs::Metadata) -> Self {
-        Self { size: md.size(), mtime: Time(md.mtime(), md.mtime_nsec() as u32) }
-    }
-}
+use crate::place::Place;
 
 /// Threads reading small files (up to [`crate::walker::SMALL_FILE`], in
 /// batches). Reading a cold tree of small files waits on the disk for each
@@ -42,14 +29,14 @@ pub const SMALL_FILE_READERS: usize = 16;
 
 /// One file to read.
 pub struct FileToRead {
-    /// Its path in the snapshot (messages, progress).
-    pub path: PathBuf,
-    /// The path to open it by (through an open directory when long).
-    pub open: PathBuf,
-    /// Keeps the directory `open` starts from open until the file is read.
-    pub _anchor: Option<Arc<std::os::fd::OwnedFd>>,
-    /// What the walk saw, to notice files that change while read.
-    pub expected: Option<Stamp>,
+    /// Where it is (its path in the snapshot for messages and progress).
+    pub place: Place,
+    /// What the walk saw: the inode to find again, and the size and time
+    /// to notice the file changing while read.
+    pub expected: Stat,
+    /// Whether to read its extended attributes (not when taken over from
+    /// the parent snapshot).
+    pub read_xattrs: bool,
     /// The content of the file in the parent snapshot, for delta bases.
     pub parent_content: Vec<BlobId>,
 }
@@ -67,8 +54,9 @@ pub struct ReadJob {
 /// What reading a file gave.
 pub enum FileOutcome {
     /// Its content: blob ids in order and the bytes read; `changed` says
-    /// how the file changed while it was read (a warning).
-    Done { content: Vec<BlobId>, size: u64, changed: Option<String> },
+    /// how the file changed while it was read (a warning); its extended
+    /// attributes when asked for, read from the file opened.
+    Done { content: Vec<BlobId>, size: u64, changed: Option<String>, xattrs: Option<Vec<Xattr>> },
     /// It could not be read (a warning; the backup goes on without it).
     Failed(String),
     /// The write side failed; the backup is over.
@@ -102,29 +90,30 @@ fn read_one(
     progress: &dyn Progress,
     stats: &Stats,
 ) -> FileOutcome {
-    let p = &job.path;
-    match std::fs::File::open(&job.open) {
+    let p = &job.place.logical;
+    match job.place.open_file(&job.expected) {
         Ok(f) => {
+            let xattrs = job.read_xattrs.then(|| metadata::xattrs_of_fd(f.as_fd()));
             let bases = BaseFinder::new(&job.parent_content, sink.repo().index());
-            let size_hint = job.expected.map_or(0, |e| e.size);
-            let out = chunk_stream(&f, size_hint, sink, chunker, bases, progress, stats);
+            let out = chunk_stream(&f, job.expected.size, sink, chunker, bases, progress, stats);
             match out {
                 FileOutcome::Done { content, size, .. } => {
                     progress.file_done(p, size);
                     // Torn: what was read may mix old and new content. It is
                     // stored (the next backup reads the file again, its
                     // mtime being newer than the one stored) and counted.
-                    let changed = job.expected.and_then(|before| {
-                        let now = f.metadata().ok().map(|m| Stamp::of(&m));
-                        (size != before.size || now.is_some_and(|n| n != before)).then(|| {
-                            format!(
-                                "{}: changed while being read ({} bytes before, {size} read); stored what was read",
-                                p.display(),
-                                before.size
-                            )
-                        })
+                    let before = &job.expected;
+                    let now = f.metadata().ok().map(|m| Stat::from(&m));
+                    let changed = (size != before.size
+                        || now.is_some_and(|n| (n.size, n.mtime) != (before.size, before.mtime)))
+                    .then(|| {
+                        format!(
+                            "{}: changed while being read ({} bytes before, {size} read); stored what was read",
+                            p.display(),
+                            before.size
+                        )
                     });
-                    FileOutcome::Done { content, size, changed }
+                    FileOutcome::Done { content, size, changed, xattrs }
                 }
                 FileOutcome::Failed(e) => FileOutcome::Failed(format!("{}: {e}", p.display())),
                 o => o,
@@ -181,7 +170,7 @@ pub fn chunk_stream(
                     return FileOutcome::Aborted;
                 }
             }
-            Ok(None) => return FileOutcome::Done { content, size, changed: None },
+            Ok(None) => return FileOutcome::Done { content, size, changed: None, xattrs: None },
             Err(e) => return FileOutcome::Failed(format!("read error after {size} bytes: {e}")),
         }
     }

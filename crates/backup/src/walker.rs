@@ -8,8 +8,8 @@
 //! distance ahead of the readers.
 
 use std::collections::BTreeMap;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,9 +21,10 @@ use crate::Progress;
 use crate::archiver::Stats;
 use crate::delta::Choice;
 use crate::exclude::Excludes;
-use crate::metadata::{self, NameCache};
+use crate::metadata::{self, NameCache, Stat};
 use crate::pipeline::BlobSink;
-use crate::reader::{FileOutcome, FileToRead, ReadJob, Stamp};
+use crate::place::{OpenError, Place};
+use crate::reader::{FileOutcome, FileToRead, ReadJob};
 use crate::stream::{StreamSlot, stream_node};
 
 /// An entry of a directory whose content may not be known yet.
@@ -121,65 +122,6 @@ impl Outcomes {
             }
             self.batch = self.batches.next()?.recv().ok()?.into_iter();
         }
-    }
-}
-
-/// Paths longer than this are reached through an open directory instead
-/// (below PATH_MAX, 4096 bytes, with room for a name or two).
-const LONG_PATH: usize = 3072;
-
-/// Where an entry is: the path it has in the snapshot (for excludes and
-/// messages) and the path the system calls use. Past [`LONG_PATH`] bytes
-/// the latter restarts from an open descriptor of a directory on the way,
-/// `/proc/self/fd/N/...`, so trees of any depth and path length are read.
-#[derive(Clone)]
-pub struct Place {
-    pub logical: PathBuf,
-    /// `None` while it is `logical` (no copy per entry).
-    access: Option<PathBuf>,
-    /// The directory `access` starts from, held open while it is in use.
-    pub anchor: Option<Arc<std::os::fd::OwnedFd>>,
-}
-
-/// `base/name` in one allocation (`Path::join` copies, then grows the copy).
-fn joined(base: &Path, name: &std::ffi::OsStr) -> PathBuf {
-    let mut p = PathBuf::with_capacity(base.as_os_str().len() + 1 + name.len());
-    p.push(base);
-    p.push(name);
-    p
-}
-
-impl Place {
-    fn new(path: &Path) -> Self {
-        Self { logical: path.to_path_buf(), access: None, anchor: None }
-    }
-
-    /// The path the system calls use.
-    pub fn access(&self) -> &Path {
-        self.access.as_deref().unwrap_or(&self.logical)
-    }
-
-    fn child(&self, name: &[u8]) -> Self {
-        let name = std::ffi::OsStr::from_bytes(name);
-        Self {
-            logical: joined(&self.logical, name),
-            access: self.access.as_deref().map(|a| joined(a, name)),
-            anchor: self.anchor.clone(),
-        }
-    }
-
-    /// This directory, re-anchored on its own descriptor when its access
-    /// path has grown long.
-    fn for_children(&self) -> std::io::Result<Self> {
-        if self.access().as_os_str().len() < LONG_PATH {
-            return Ok(self.clone());
-        }
-        use nix::fcntl::OFlag;
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(self.access(), flags, nix::sys::stat::Mode::empty())?;
-        use std::os::fd::AsRawFd;
-        let access = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-        Ok(Self { logical: self.logical.clone(), access: Some(access), anchor: Some(Arc::new(fd)) })
     }
 }
 
@@ -284,7 +226,10 @@ impl Walker<'_> {
     pub fn walk_virtual(&self, trie: &SourceTrie, path: &Path, parent: Option<ParentDir>) -> Receiver<Option<BlobId>> {
         if trie.is_source {
             return match path.metadata() {
-                Ok(md) => self.walk_dir(&Place::new(path), parent, md.dev()),
+                Ok(md) => {
+                    let (place, md) = (Place::source(path), Stat::from(&md));
+                    self.walk_opened(&place, place.open_dir(&md), parent, md.dev)
+                }
                 Err(e) => {
                     self.warn(format!("{}: {e}", path.display()));
                     self.send_dir(Vec::new(), Reads::default(), None)
@@ -310,7 +255,8 @@ impl Walker<'_> {
                 // points to. Below it, symlinks are stored as links.
                 match child_path.metadata() {
                     Ok(md) => {
-                        let place = Place::new(&child_path);
+                        let place = Place::source(&child_path);
+                        let md = Stat::from(&md);
                         if let Some(p) = self.entry(name, &place, &md, parent_node, Found::Source, &mut reads) {
                             entries.push(p);
                         }
@@ -320,7 +266,10 @@ impl Walker<'_> {
                 continue;
             }
             let mut node = match child_path.symlink_metadata() {
-                Ok(md) if md.is_dir() => metadata::node(name, &child_path, &md, self.names, parent_node),
+                Ok(md) if md.is_dir() => {
+                    let xattrs = metadata::xattrs_of_path(&child_path, false);
+                    metadata::node(name, &Stat::from(&md), self.names, None, xattrs)
+                }
                 _ => synthetic_dir(name),
             };
             let parent_tree = self.load_parent_tree(parent_node);
@@ -331,31 +280,44 @@ impl Walker<'_> {
         self.send_dir(entries, reads, parent)
     }
 
-    /// Walks one real directory.
-    fn walk_dir(&self, dir: &Place, parent: Option<ParentDir>, dev: u64) -> Receiver<Option<BlobId>> {
+    /// Walks the directory at `place` if it could be opened; warns and
+    /// stores it empty if not.
+    fn walk_opened(
+        &self,
+        place: &Place,
+        opened: Result<OwnedFd, OpenError>,
+        parent: Option<ParentDir>,
+        dev: u64,
+    ) -> Receiver<Option<BlobId>> {
+        match opened {
+            Ok(fd) => self.walk_dir(place, Arc::new(fd), parent, dev),
+            Err(e) => {
+                self.warn(format!("{}: cannot list directory: {e}", place.logical.display()));
+                self.send_dir(Vec::new(), Reads::default(), None)
+            }
+        }
+    }
+
+    /// Walks one real directory, open as `fd`.
+    fn walk_dir(&self, dir: &Place, fd: Arc<OwnedFd>, parent: Option<ParentDir>, dev: u64) -> Receiver<Option<BlobId>> {
         let mut entries = Vec::new();
         let mut reads = Reads::default();
-        let listed = dir.for_children().and_then(|dir| std::fs::read_dir(dir.access()).map(|rd| (dir, rd)));
-        match listed {
-            Ok((dir, rd)) => {
-                let mut names: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
-                for e in rd {
-                    match e {
-                        Ok(e) => names.push((e.file_name().into_vec(), e)),
-                        Err(e) => self.warn(format!("{}: reading directory: {e}", dir.logical.display())),
-                    }
+        match list(&fd) {
+            Ok((mut names, errors)) => {
+                for e in errors {
+                    self.warn(format!("{}: reading directory: {e}", dir.logical.display()));
                 }
-                names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                for (name, entry) in names {
-                    let child = dir.child(&name);
+                names.sort_unstable();
+                for name in names {
+                    let child = dir.child(&fd, &name);
                     if self.excludes.is_excluded(&child.logical) {
                         continue;
                     }
-                    // Relative to the open directory (fstatat, not following
-                    // symlinks): stat by full path resolved every component
-                    // again, a third of the walker's stat time.
-                    match entry.metadata() {
-                        Ok(md) => {
+                    // Relative to the open directory, not following symlinks.
+                    let at = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+                    match nix::sys::stat::fstatat(fd.as_fd(), std::ffi::OsStr::from_bytes(&name), at) {
+                        Ok(st) => {
+                            let md = Stat::from(st);
                             let at =
                                 parent.as_ref().and_then(|p| p.tree.position(&name).map(|i| (i, &p.tree.nodes[i])));
                             if let Some((i, old)) = at
@@ -375,8 +337,8 @@ impl Walker<'_> {
                             }
                         }
                         // Vanished between listing and stat: not an error of the user's.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => self.warn(format!("{}: {e}", child.logical.display())),
+                        Err(nix::errno::Errno::ENOENT) => {}
+                        Err(e) => self.warn(format!("{}: {}", child.logical.display(), std::io::Error::from(e))),
                     }
                 }
             }
@@ -389,9 +351,9 @@ impl Walker<'_> {
     /// (metadata and content still indexed): most files of a no-change
     /// backup, whose nodes (a name, two owner names and the content list
     /// each) were a fifth of its CPU in allocations.
-    fn same_as_parent(&self, old: &Node, md: &std::fs::Metadata) -> bool {
+    fn same_as_parent(&self, old: &Node, md: &Stat) -> bool {
         !self.force
-            && !self.excludes.too_large(md.len())
+            && !self.excludes.too_large(md.size)
             && metadata::same_file(old, md, self.names)
             && old.content.iter().all(|id| self.sink.repo().index().contains(id))
     }
@@ -402,35 +364,47 @@ impl Walker<'_> {
         &self,
         name: &[u8],
         place: &Place,
-        md: &std::fs::Metadata,
+        md: &Stat,
         parent: Option<&Node>,
         found: Found,
         reads: &mut Reads,
     ) -> Option<Pending> {
         let is_source = matches!(found, Found::Source);
-        let crosses_device = matches!(found, Found::In { dev } if md.dev() != dev);
+        let crosses_device = matches!(found, Found::In { dev } if md.dev != dev);
         let path = &place.logical;
         if !is_source && self.excludes.is_excluded(path) {
             return None;
         }
-        let mut node = metadata::node(name, place.access(), md, self.names, parent);
-        match node.kind {
+        let inherited = metadata::parent_xattrs(parent, md);
+        match md.kind() {
             NodeKind::Dir => {
-                if self.excludes.has_marker(place.access()) {
+                let opened = place.open_dir(md);
+                let xattrs = inherited.unwrap_or_else(|| match &opened {
+                    Ok(fd) => metadata::xattrs_of_fd(fd.as_fd()),
+                    Err(_) => place.xattrs(),
+                });
+                let node = metadata::node(name, md, self.names, None, xattrs);
+                if let Ok(fd) = &opened
+                    && self.excludes.has_marker(fd.as_fd())
+                {
                     return None;
                 }
                 self.stats.add_dir();
-                let rx =
-                    if (self.excludes.one_file_system && crosses_device) || pseudo_fs(place.access(), crosses_device) {
+                let rx = match opened {
+                    Ok(fd) if crosses_device && (self.excludes.one_file_system || pseudo_fs(&fd)) => {
                         self.send_dir(Vec::new(), Reads::default(), None)
-                    } else {
-                        let parent_tree = self.load_parent_tree(parent);
-                        self.walk_dir(place, parent_tree, md.dev())
-                    };
+                    }
+                    opened => {
+                        let parent_tree = if opened.is_ok() { self.load_parent_tree(parent) } else { None };
+                        self.walk_opened(place, opened, parent_tree, md.dev)
+                    }
+                };
                 Some(Pending::Dir { node, rx })
             }
-            NodeKind::File if !is_source && self.excludes.too_large(node.size) => None,
+            NodeKind::File if !is_source && self.excludes.too_large(md.size) => None,
             NodeKind::File => {
+                let read_xattrs = inherited.is_none();
+                let mut node = metadata::node(name, md, self.names, None, inherited.unwrap_or_default());
                 self.stats.add_total(node.size);
                 if !self.force
                     && let Some(old) = parent
@@ -438,6 +412,7 @@ impl Walker<'_> {
                     && old.content.iter().all(|id| self.sink.repo().index().contains(id))
                 {
                     node.content = old.content.clone();
+                    // Same inode and ctime: the attributes were taken over.
                     self.stats.add_unchanged();
                     self.progress.bytes_skipped(node.size);
                     self.progress.file_done(path, node.size);
@@ -445,39 +420,59 @@ impl Walker<'_> {
                 }
                 let parent_content =
                     parent.filter(|p| p.kind == NodeKind::File).map(|p| p.content.clone()).unwrap_or_default();
-                let expected = Some(Stamp { size: node.size, mtime: node.mtime });
-                let file = FileToRead {
-                    path: path.to_path_buf(),
-                    open: place.access().to_path_buf(),
-                    _anchor: place.anchor.clone(),
-                    expected,
-                    parent_content,
-                };
+                let file = FileToRead { place: place.clone(), expected: *md, read_xattrs, parent_content };
                 if !self.read(reads, file, node.size) {
                     return None;
                 }
                 Some(Pending::File { node, is_new: parent.is_none() })
             }
-            _ => Some(Pending::Ready(node)),
+            kind => {
+                let target = (kind == NodeKind::Symlink).then(|| place.read_link()).flatten();
+                let xattrs = inherited.unwrap_or_else(|| place.xattrs());
+                Some(Pending::Ready(metadata::node(name, md, self.names, target, xattrs)))
+            }
         }
     }
+}
+
+/// The names in the open directory `fd` (without `.` and `..`), and the
+/// errors met reading them.
+fn list(fd: &OwnedFd) -> std::io::Result<(Vec<Vec<u8>>, Vec<std::io::Error>)> {
+    // Its own descriptor: the listing reads from it and closes it.
+    let mut dir = nix::dir::Dir::from_fd(fd.try_clone()?)?;
+    let (mut names, mut errors) = (Vec::new(), Vec::new());
+    for e in dir.iter() {
+        match e {
+            Ok(e) => {
+                let name = e.file_name().to_bytes();
+                if name != b"." && name != b".." {
+                    names.push(name.to_vec());
+                }
+            }
+            Err(e) => {
+                errors.push(e.into());
+                break;
+            }
+        }
+    }
+    Ok((names, errors))
 }
 
 /// Kernel pseudo file systems: their files describe the running system
 /// rather than hold data (sizes of 0 with content, `/proc/kcore` of 128 TiB),
 /// so a backup stores their mount point as an empty directory and never
 /// reads below it, whether or not `--one-file-system` is given.
-/// Only checked where the device changes (a mount point), one `statfs` each.
-fn pseudo_fs(path: &Path, is_mount_point: bool) -> bool {
-    is_mount_point && is_pseudo_fs(path)
+/// Only checked where the device changes (a mount point), one `fstatfs` each.
+fn pseudo_fs(dir: &OwnedFd) -> bool {
+    nix::sys::statfs::fstatfs(dir).is_ok_and(|fs| is_pseudo(&fs))
 }
 
 /// Whether `path` is on a kernel pseudo file system (see [`pseudo_fs`]).
 pub fn is_pseudo_fs(path: &Path) -> bool {
-    use nix::sys::statfs::statfs;
-    let Ok(fs) = statfs(path) else {
-        return false;
-    };
+    nix::sys::statfs::statfs(path).is_ok_and(|fs| is_pseudo(&fs))
+}
+
+fn is_pseudo(fs: &nix::sys::statfs::Statfs) -> bool {
     // Magic numbers from linux/magic.h (nix names most, not all).
     const PSEUDO: &[i64] = &[
         0x9fa0,      // proc
@@ -551,13 +546,16 @@ pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Prog
                 Pending::Stream { node, rx, is_new } => (node, rx.recv().ok(), is_new),
             };
             match outcome {
-                Some(FileOutcome::Done { content, size, changed }) => {
+                Some(FileOutcome::Done { content, size, changed, xattrs }) => {
                     if let Some(msg) = changed {
                         stats.add_error();
                         progress.warning(&msg);
                     }
                     node.content = content;
                     node.size = size;
+                    if let Some(xattrs) = xattrs {
+                        node.xattrs = xattrs;
+                    }
                     if is_new {
                         stats.add_new();
                     } else {

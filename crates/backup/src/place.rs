@@ -1,0 +1,140 @@
+//! Where an entry of the sources is, and how the walk and the readers reach
+//! it: through the open descriptor of the folder that holds it, by its name
+//! there and without following a symlink, then checked to be the inode the
+//! walk looked at.
+//!
+//! A path is resolved again at every use. When files were opened by path,
+//! an entry swapped for a symlink (or a folder on the way swapped for a
+//! link to another) between the walk's look and the read led elsewhere:
+//! root's backup of a user's folder stored another user's secret as the
+//! user's own file, for a restore to hand over; a FIFO put in a file's place
+//! hung the backup on its open. A folder's descriptor also reaches entries
+//! below any depth, paths longer than `PATH_MAX` included.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_format::tree::{Bytes, Xattr};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::metadata::{self, Stat};
+
+/// An entry: its path in the snapshot (excludes, messages) and how to reach it.
+#[derive(Clone)]
+pub struct Place {
+    pub logical: PathBuf,
+    at: At,
+}
+
+#[derive(Clone)]
+enum At {
+    /// A source named on the command line: by its path, a symlink followed
+    /// (the user asked for what it points to, as `cp -H` does).
+    Source,
+    /// An entry of a folder being walked: its name in the open folder.
+    In(Arc<OwnedFd>),
+}
+
+/// Why an entry could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Not the entry the walk saw: swapped for a symlink or another inode
+    /// while the backup ran.
+    Replaced,
+    Io(io::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Replaced => {
+                write!(f, "replaced by another entry while the backup ran; not read (the next backup reads it)")
+            }
+            Self::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Place {
+    /// A source named on the command line.
+    pub fn source(path: &Path) -> Self {
+        Self { logical: path.to_path_buf(), at: At::Source }
+    }
+
+    /// The entry `name` of the open folder `dir`, whose path is `self`.
+    pub fn child(&self, dir: &Arc<OwnedFd>, name: &[u8]) -> Self {
+        let name = OsStr::from_bytes(name);
+        let mut logical = PathBuf::with_capacity(self.logical.as_os_str().len() + 1 + name.len());
+        logical.push(&self.logical);
+        logical.push(name);
+        Self { logical, at: At::In(dir.clone()) }
+    }
+
+    fn name(&self) -> &OsStr {
+        self.logical.file_name().unwrap_or(OsStr::new("."))
+    }
+
+    /// Opens the entry with `flags` and checks it is the inode `seen`.
+    fn open(&self, flags: OFlag, seen: &Stat) -> Result<OwnedFd, OpenError> {
+        let flags = flags | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+        let opened = match &self.at {
+            At::Source => nix::fcntl::open(&self.logical, flags, Mode::empty()),
+            At::In(dir) => nix::fcntl::openat(dir.as_fd(), self.name(), flags | OFlag::O_NOFOLLOW, Mode::empty()),
+        };
+        let fd = match opened {
+            Ok(fd) => fd,
+            // O_NOFOLLOW met a symlink; O_DIRECTORY a non-folder.
+            Err(nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR) => return Err(OpenError::Replaced),
+            Err(e) => return Err(OpenError::Io(e.into())),
+        };
+        let now = nix::sys::stat::fstat(&fd).map_err(|e| OpenError::Io(e.into()))?;
+        if !seen.same_inode(&Stat::from(now)) {
+            return Err(OpenError::Replaced);
+        }
+        Ok(fd)
+    }
+
+    /// Opens the folder the walk saw here, to list it.
+    pub fn open_dir(&self, seen: &Stat) -> Result<OwnedFd, OpenError> {
+        self.open(OFlag::O_RDONLY | OFlag::O_DIRECTORY, seen)
+    }
+
+    /// Opens the regular file the walk saw here, to read it; never blocks
+    /// (a FIFO in its place is refused, not waited on).
+    pub fn open_file(&self, seen: &Stat) -> Result<File, OpenError> {
+        self.open(OFlag::O_RDONLY | OFlag::O_NONBLOCK, seen).map(File::from)
+    }
+
+    /// A symlink's target.
+    pub fn read_link(&self) -> Option<Bytes> {
+        let target = match &self.at {
+            At::Source => std::fs::read_link(&self.logical).ok()?.into_os_string(),
+            At::In(dir) => nix::fcntl::readlinkat(dir.as_fd(), self.name()).ok()?,
+        };
+        Some(Bytes(target.as_bytes().to_vec()))
+    }
+
+    /// Extended attributes of an entry that is not opened (a symlink, a
+    /// device, a FIFO, a socket): there is no `llistxattrat`, so through
+    /// the folder's descriptor in /proc, by path where /proc is missing.
+    pub fn xattrs(&self) -> Vec<Xattr> {
+        match &self.at {
+            At::Source => metadata::xattrs_of_path(&self.logical, true),
+            At::In(dir) => {
+                use std::os::fd::AsRawFd;
+                let proc = Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string());
+                if proc.exists() {
+                    metadata::xattrs_of_path(&proc.join(self.name()), false)
+                } else {
+                    metadata::xattrs_of_path(&self.logical, false)
+                }
+            }
+        }
+    }
+}
