@@ -99,6 +99,20 @@ fn handle_interrupts(command: &'static str) {
     }
 }
 
+/// A backup holds each folder on the way down open (entries are reached
+/// through their folder's descriptor, never by path), so a tree deeper than
+/// the open-files limit (1,024 by default) was listed only to that depth.
+/// The soft limit is raised to the hard one, as Go does for restic; it is
+/// a per-process setting and cairn closes what it opens.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 fn main() {
     // Everything cairn creates is its user's alone, whatever the umask:
     // repository files (key files above all: a copy lets anyone guess the
@@ -107,6 +121,7 @@ fn main() {
     // (--stdin-from-command, --password-command) inherit it, so what they
     // write is private too.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    raise_open_files_limit();
     let cli = cli::Cli::parse();
     tune_allocator(&cli.command);
     if !cli.command.handles_signals() {

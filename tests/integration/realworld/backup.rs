@@ -291,3 +291,52 @@ cairn_test!(entries_swapped_during_a_backup_never_store_what_a_symlink_points_to
     });
     assert!(swaps.load(Ordering::Relaxed) > 25, "the entries were swapped during the backups");
 });
+
+// Found with the change above: every folder on the way down stays open
+// while its entries are read, so a tree deeper than the open-files limit
+// (1,024 by default) was stored only to that depth ("Too many open files",
+// exit 3), which any user could make of their home folder. cairn raises
+// its soft limit to the hard one.
+cairn_test!(a_tree_deeper_than_the_default_open_files_limit_is_stored_whole, |env| {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    use std::os::unix::process::CommandExt;
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if hard < 4096 {
+        eprintln!("skipped: the hard open-files limit is {hard}, below what the test needs");
+        return;
+    }
+    env.init();
+    let src = env.path("deep");
+    // Built folder by folder: the whole path is longer than PATH_MAX.
+    let mut fd =
+        nix::fcntl::open(env.dir.path(), nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+    let mut name = "deep";
+    for _ in 0..1500 {
+        nix::sys::stat::mkdirat(&fd, name, nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+        fd = nix::fcntl::openat(&fd, name, nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        name = "d";
+    }
+    let file = nix::fcntl::openat(
+        &fd,
+        "bottom",
+        nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    nix::unistd::write(&file, b"at the bottom\n").unwrap();
+    drop(file);
+    let mut cmd = env.cmd();
+    cmd.args(["backup", src.to_str().unwrap()]);
+    // SAFETY: only an async-signal-safe system call between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || setrlimit(Resource::RLIMIT_NOFILE, 1024, hard).map_err(std::io::Error::from));
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let paths = listed(&env);
+    assert!(
+        paths.iter().any(|p| p.ends_with("/d/bottom") && p.split('/').filter(|c| *c == "d").count() == 1499),
+        "{}",
+        paths.len()
+    );
+});
