@@ -138,9 +138,15 @@ crate::cairn_test!(check_and_prune_hold_memory_that_does_not_grow_with_every_ind
     // tables of every index entry by 149 MiB (about 500 bytes a blob); what
     // may grow is the index (36 bytes a blob: 10 MiB) and prune's set of
     // used blobs (16 bytes of each id in a hash table that doubles: 9-13 MiB).
+    // The bounds leave room for how much a peak moves between runs in the
+    // dev profile the tests build: `check --read-data` of one repository
+    // of 600,000 blobs peaked at 90-106 MiB in six runs on a quiet machine,
+    // and grew by 34 MiB here once on a busy CI machine (least of three);
+    // prune grew by 21 MiB in one run and 42 MiB in the next. They still
+    // fail the code they were written against (54 and 149 MiB).
     for (k, name) in ["check", "check --read-data", "prune"].iter().enumerate() {
         let growth = peaks[1][k].saturating_sub(peaks[0][k]);
-        let bound = if k == 2 { 40 << 10 } else { 30 << 10 };
+        let bound = if k == 2 { 50 << 10 } else { 40 << 10 };
         assert!(growth < bound, "{name}: peak memory grew by {growth} KiB from 300,000 to 600,000 blobs");
     }
 });
