@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use cairn_format::index::IndexFile;
 use cairn_format::snapshot::{Snapshot, Summary};
@@ -265,7 +265,6 @@ pub fn backup(
         let large_files = start_readers("read", workers)?;
         let stream_paths: Vec<&std::path::Path> = opts.sources.streams.iter().map(|s| s.path.as_path()).collect();
         let trie = SourceTrie::new(&opts.sources.paths, &stream_paths);
-        let gate = crate::warm::Gate::default();
         let walker = Walker {
             sink: &sink,
             excludes: &opts.excludes,
@@ -277,22 +276,21 @@ pub fn backup(
             large_files,
             dir_tx: dir_tx.clone(),
             streams: &slots,
-            disk: &gate,
         };
         let parent_tree = parent.as_ref().map(|(_, t)| ParentDir { id: None, tree: t.clone() });
+        let walked = AtomicBool::new(false);
         // Deep trees recurse deeply; give the walk a large stack.
         let rx = std::thread::scope(|s| {
-            s.spawn(|| crate::warm::warm(&opts.sources.paths, &opts.excludes, &gate));
-            let walked = std::thread::Builder::new()
+            s.spawn(|| crate::warm::warm(&opts.sources.paths, &opts.excludes, &walked));
+            let rx = std::thread::Builder::new()
                 .name("walk".into())
                 .stack_size(256 << 20)
                 .spawn_scoped(s, move || walker.walk_virtual(&trie, std::path::Path::new("/"), parent_tree))
-                .map(|walk| walk.join());
-            // On every path: the warm-up threads wait for it.
-            gate.finish();
-            walked
                 .map_err(|e| BackupError::Io(e.to_string()))?
-                .map_err(|_| BackupError::Io("the walker thread panicked".into()))
+                .join()
+                .map_err(|_| BackupError::Io("the walker thread panicked".into()));
+            walked.store(true, Ordering::Relaxed);
+            rx
         })?;
         for r in readers {
             let _ = r.join();

@@ -12,7 +12,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, BlobKind};
@@ -80,9 +79,6 @@ pub struct Walker<'a> {
     pub dir_tx: Sender<DirDone>,
     /// The streams being read, by their index in the trie.
     pub streams: &'a [StreamSlot],
-    /// Told how long stats and opens take, to start reading ahead when
-    /// they wait on the disk.
-    pub disk: &'a crate::warm::Gate,
 }
 
 /// A batch of small files to read is handed to a reader when it holds this
@@ -319,10 +315,7 @@ impl Walker<'_> {
                     }
                     // Relative to the open directory, not following symlinks.
                     let at = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
-                    let started = Instant::now();
-                    let stat = nix::sys::stat::fstatat(fd.as_fd(), std::ffi::OsStr::from_bytes(&name), at);
-                    self.disk.observe(started.elapsed());
-                    match stat {
+                    match nix::sys::stat::fstatat(fd.as_fd(), std::ffi::OsStr::from_bytes(&name), at) {
                         Ok(st) => {
                             let md = Stat::from(st);
                             let at =
@@ -385,9 +378,7 @@ impl Walker<'_> {
         let inherited = metadata::parent_xattrs(parent, md);
         match md.kind() {
             NodeKind::Dir => {
-                let started = Instant::now();
                 let opened = place.open_dir(md);
-                self.disk.observe(started.elapsed());
                 let xattrs = inherited.unwrap_or_else(|| match &opened {
                     Ok(fd) => metadata::xattrs_of_fd(fd.as_fd()),
                     Err(_) => place.xattrs(),
