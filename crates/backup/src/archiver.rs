@@ -222,13 +222,13 @@ pub fn backup(
     let pipeline = Pipeline::start(repo.clone(), workers, opts.writes, opts.deltas)?;
     let sink = pipeline.sink();
     let stats = Arc::new(Stats::default());
-    let names = NameCache::default();
+    let names = Arc::new(NameCache::default());
     let (dir_tx, dir_rx) = bounded::<DirDone>(256);
     let builder = {
-        let (sink, progress, stats) = (sink.clone(), progress.clone(), stats.clone());
+        let (sink, names, progress, stats) = (sink.clone(), names.clone(), progress.clone(), stats.clone());
         std::thread::Builder::new()
             .name("trees".into())
-            .spawn(move || build_trees(dir_rx, sink, progress, stats))
+            .spawn(move || build_trees(dir_rx, sink, names, progress, stats))
             .map_err(|e| BackupError::Io(e.to_string()))?
     };
 

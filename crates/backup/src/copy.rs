@@ -90,6 +90,8 @@ impl Copier<'_> {
                 FileOutcome::Done { content, .. } => content,
                 FileOutcome::Failed(e) => return Err(BackupError::Io(format!("reading the source repository: {e}"))),
                 FileOutcome::Aborted => return Err(aborted()),
+                // Only a file opened by the walk vanishes.
+                FileOutcome::Vanished => return Err(BackupError::Io("reading the source repository failed".into())),
             }
         };
         let cost = 32 * (ids.len() + out.len()) as u64 + 64;

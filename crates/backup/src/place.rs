@@ -1,7 +1,8 @@
 //! Where an entry of the sources is, and how the walk and the readers reach
 //! it: through the open descriptor of the folder that holds it, by its name
-//! there and without following a symlink, then checked to be the inode the
-//! walk looked at.
+//! there and without following a symlink, then checked to be what the walk
+//! looked at: the same folder, or a regular file (perhaps a new one saved
+//! over the old).
 //!
 //! A path is resolved again at every use. When files were opened by path,
 //! an entry swapped for a symlink (or a folder on the way swapped for a
@@ -44,8 +45,8 @@ enum At {
 /// Why an entry could not be opened.
 #[derive(Debug)]
 pub enum OpenError {
-    /// Not the entry the walk saw: swapped for a symlink or another inode
-    /// while the backup ran.
+    /// Not the entry the walk saw: swapped for a symlink, for an entry of
+    /// another kind, or (a folder) for another folder while the backup ran.
     Replaced,
     Io(io::Error),
 }
@@ -80,8 +81,9 @@ impl Place {
         self.logical.file_name().unwrap_or(OsStr::new("."))
     }
 
-    /// Opens the entry with `flags` and checks it is the inode `seen`.
-    fn open(&self, flags: OFlag, seen: &Stat) -> Result<OwnedFd, OpenError> {
+    /// Opens the entry with `flags`, refusing a symlink; answers what it
+    /// opened.
+    fn open(&self, flags: OFlag) -> Result<(OwnedFd, Stat), OpenError> {
         let flags = flags | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
         let opened = match &self.at {
             At::Source => nix::fcntl::open(&self.logical, flags, Mode::empty()),
@@ -94,21 +96,32 @@ impl Place {
             Err(e) => return Err(OpenError::Io(e.into())),
         };
         let now = nix::sys::stat::fstat(&fd).map_err(|e| OpenError::Io(e.into()))?;
-        if !seen.same_inode(&Stat::from(now)) {
+        Ok((fd, Stat::from(now)))
+    }
+
+    /// Opens the folder the walk saw here, to list it: the same inode, as
+    /// a folder can only be renamed over an empty one.
+    pub fn open_dir(&self, seen: &Stat) -> Result<OwnedFd, OpenError> {
+        let (fd, now) = self.open(OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+        if !seen.same_inode(&now) {
             return Err(OpenError::Replaced);
         }
         Ok(fd)
     }
 
-    /// Opens the folder the walk saw here, to list it.
-    pub fn open_dir(&self, seen: &Stat) -> Result<OwnedFd, OpenError> {
-        self.open(OFlag::O_RDONLY | OFlag::O_DIRECTORY, seen)
-    }
-
-    /// Opens the regular file the walk saw here, to read it; never blocks
-    /// (a FIFO in its place is refused, not waited on).
-    pub fn open_file(&self, seen: &Stat) -> Result<File, OpenError> {
-        self.open(OFlag::O_RDONLY | OFlag::O_NONBLOCK, seen).map(File::from)
+    /// Opens the regular file found here, to read it, and answers its
+    /// metadata; never blocks (a FIFO in its place is refused, not waited
+    /// on). It may be another file than the one the walk saw: editors and
+    /// package managers save by renaming a new file over the old, and what
+    /// the name holds now is what the user has; the caller records the
+    /// metadata answered here, not the walk's. Anything but a regular file
+    /// is refused.
+    pub fn open_file(&self) -> Result<(File, Stat), OpenError> {
+        let (fd, now) = self.open(OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
+        if now.mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+            return Err(OpenError::Replaced);
+        }
+        Ok((File::from(fd), now))
     }
 
     /// A symlink's target.

@@ -15,7 +15,7 @@ use crate::archiver::{Deltas, Stats};
 use crate::delta::{self, BaseFinder};
 use crate::metadata::{self, Stat};
 use crate::pipeline::BlobSink;
-use crate::place::Place;
+use crate::place::{OpenError, Place};
 
 /// Threads reading small files (up to [`crate::walker::SMALL_FILE`], in
 /// batches). Reading a cold tree of small files waits on the disk for each
@@ -31,8 +31,8 @@ pub const SMALL_FILE_READERS: usize = 16;
 pub struct FileToRead {
     /// Where it is (its path in the snapshot for messages and progress).
     pub place: Place,
-    /// What the walk saw: the inode to find again, and the size and time
-    /// to notice the file changing while read.
+    /// What the walk saw: the size and time to notice the file changing
+    /// while read, and the inode to tell a file saved over it.
     pub expected: Stat,
     /// Whether to read its extended attributes (not when taken over from
     /// the parent snapshot).
@@ -55,10 +55,23 @@ pub struct ReadJob {
 pub enum FileOutcome {
     /// Its content: blob ids in order and the bytes read; `changed` says
     /// how the file changed while it was read (a warning); its extended
-    /// attributes when asked for, read from the file opened.
-    Done { content: Vec<BlobId>, size: u64, changed: Option<String>, xattrs: Option<Vec<Xattr>> },
+    /// attributes when asked for, read from the file opened; `saved_over`,
+    /// the metadata of the file read when it was another than the walk saw
+    /// (a new file renamed over the old after the walk looked), whose node
+    /// is then made from it (its attributes read too).
+    Done {
+        content: Vec<BlobId>,
+        size: u64,
+        changed: Option<String>,
+        xattrs: Option<Vec<Xattr>>,
+        saved_over: Option<Stat>,
+    },
     /// It could not be read (a warning; the backup goes on without it).
     Failed(String),
+    /// It was gone when opened (deleted, or a temporary file renamed away
+    /// after the listing): left out without a warning, as an entry gone
+    /// before the walk's look is.
+    Vanished,
     /// The write side failed; the backup is over.
     Aborted,
 }
@@ -91,34 +104,35 @@ fn read_one(
     stats: &Stats,
 ) -> FileOutcome {
     let p = &job.place.logical;
-    match job.place.open_file(&job.expected) {
-        Ok(f) => {
-            let xattrs = job.read_xattrs.then(|| metadata::xattrs_of_fd(f.as_fd()));
+    match job.place.open_file() {
+        Ok((f, opened)) => {
+            let saved_over = (!opened.same_inode(&job.expected)).then_some(opened);
+            let xattrs = (job.read_xattrs || saved_over.is_some()).then(|| metadata::xattrs_of_fd(f.as_fd()));
             let bases = BaseFinder::new(&job.parent_content, sink.repo().index());
-            let out = chunk_stream(&f, job.expected.size, sink, chunker, bases, progress, stats);
+            let out = chunk_stream(&f, opened.size, sink, chunker, bases, progress, stats);
             match out {
                 FileOutcome::Done { content, size, .. } => {
                     progress.file_done(p, size);
                     // Torn: what was read may mix old and new content. It is
                     // stored (the next backup reads the file again, its
                     // mtime being newer than the one stored) and counted.
-                    let before = &job.expected;
                     let now = f.metadata().ok().map(|m| Stat::from(&m));
-                    let changed = (size != before.size
-                        || now.is_some_and(|n| (n.size, n.mtime) != (before.size, before.mtime)))
+                    let changed = (size != opened.size
+                        || now.is_some_and(|n| (n.size, n.mtime) != (opened.size, opened.mtime)))
                     .then(|| {
                         format!(
                             "{}: changed while being read ({} bytes before, {size} read); stored what was read",
                             p.display(),
-                            before.size
+                            opened.size
                         )
                     });
-                    FileOutcome::Done { content, size, changed, xattrs }
+                    FileOutcome::Done { content, size, changed, xattrs, saved_over }
                 }
                 FileOutcome::Failed(e) => FileOutcome::Failed(format!("{}: {e}", p.display())),
                 o => o,
             }
         }
+        Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => FileOutcome::Vanished,
         Err(e) => FileOutcome::Failed(format!("{}: cannot open: {e}", p.display())),
     }
 }
@@ -170,7 +184,7 @@ pub fn chunk_stream(
                     return FileOutcome::Aborted;
                 }
             }
-            Ok(None) => return FileOutcome::Done { content, size, changed: None, xattrs: None },
+            Ok(None) => return FileOutcome::Done { content, size, changed: None, xattrs: None, saved_over: None },
             Err(e) => return FileOutcome::Failed(format!("read error after {size} bytes: {e}")),
         }
     }

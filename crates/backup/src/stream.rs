@@ -206,6 +206,10 @@ fn verdict(
         }
         // The write side failed; the backup reports that.
         FileOutcome::Aborted => Ok(()),
+        // Only a file opened by the walk vanishes.
+        FileOutcome::Vanished => {
+            Err(BackupError::Stream { name: name.to_string(), source: std::io::ErrorKind::NotFound.into() })
+        }
     }
 }
 

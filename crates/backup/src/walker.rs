@@ -517,7 +517,13 @@ enum Entry {
 
 /// Builds a tree for each finished directory, in the order they arrive.
 /// Answers `None` to a directory's parent when the backup is failing.
-pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Progress>, stats: Arc<Stats>) {
+pub fn build_trees(
+    rx: Receiver<DirDone>,
+    sink: BlobSink,
+    names: Arc<NameCache>,
+    progress: Arc<dyn Progress>,
+    stats: Arc<Stats>,
+) {
     for dir in rx {
         let mut entries: Vec<Entry> = Vec::with_capacity(dir.entries.len());
         let mut ok = true;
@@ -546,10 +552,13 @@ pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Prog
                 Pending::Stream { node, rx, is_new } => (node, rx.recv().ok(), is_new),
             };
             match outcome {
-                Some(FileOutcome::Done { content, size, changed, xattrs }) => {
+                Some(FileOutcome::Done { content, size, changed, xattrs, saved_over }) => {
                     if let Some(msg) = changed {
                         stats.add_error();
                         progress.warning(&msg);
+                    }
+                    if let Some(md) = saved_over {
+                        node = metadata::node(&node.name.0, &md, &names, None, Vec::new());
                     }
                     node.content = content;
                     node.size = size;
@@ -567,6 +576,7 @@ pub fn build_trees(rx: Receiver<DirDone>, sink: BlobSink, progress: Arc<dyn Prog
                     stats.add_error();
                     progress.warning(&msg);
                 }
+                Some(FileOutcome::Vanished) => {}
                 Some(FileOutcome::Aborted) | None => ok = false,
             }
         }
