@@ -197,8 +197,8 @@ pub fn node(name: &[u8], md: &Stat, names: &NameCache, target: Option<Bytes>, xa
         rdev: if matches!(kind, NodeKind::Chardev | NodeKind::Blockdev) { md.rdev } else { 0 },
         content: Vec::new(),
         subtree: None,
-        // A dangling or unreadable link still gets a node; an empty target
-        // marks that its text could not be read.
+        // The walk stores no link whose target it could not read; an empty
+        // target is what snapshots before that hold for one.
         target: if kind == NodeKind::Symlink { Some(target.unwrap_or_default()) } else { None },
         xattrs,
     }

@@ -124,13 +124,19 @@ impl Place {
         Ok((File::from(fd), now))
     }
 
-    /// A symlink's target.
-    pub fn read_link(&self) -> Option<Bytes> {
+    /// A symlink's target. `Replaced` when the entry is no symlink any
+    /// more; not found when it is gone.
+    pub fn read_link(&self) -> Result<Bytes, OpenError> {
         let target = match &self.at {
-            At::Source => std::fs::read_link(&self.logical).ok()?.into_os_string(),
-            At::In(dir) => nix::fcntl::readlinkat(dir.as_fd(), self.name()).ok()?,
+            At::Source => std::fs::read_link(&self.logical).map(|t| t.into_os_string()),
+            At::In(dir) => nix::fcntl::readlinkat(dir.as_fd(), self.name()).map_err(io::Error::from),
         };
-        Some(Bytes(target.as_bytes().to_vec()))
+        match target {
+            Ok(target) => Ok(Bytes(target.as_bytes().to_vec())),
+            // EINVAL: not a symlink (any more).
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => Err(OpenError::Replaced),
+            Err(e) => Err(OpenError::Io(e)),
+        }
     }
 
     /// Extended attributes of an entry that is not opened (a symlink, a

@@ -427,7 +427,19 @@ impl Walker<'_> {
                 Some(Pending::File { node, is_new: parent.is_none() })
             }
             kind => {
-                let target = (kind == NodeKind::Symlink).then(|| place.read_link()).flatten();
+                let target = match kind {
+                    NodeKind::Symlink => match place.read_link() {
+                        Ok(target) => Some(target),
+                        // Gone since the walk's look, as if never listed.
+                        Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                        // A link without its target could not be restored.
+                        Err(e) => {
+                            self.warn(format!("{}: cannot read the link: {e}", path.display()));
+                            return None;
+                        }
+                    },
+                    _ => None,
+                };
                 let xattrs = inherited.unwrap_or_else(|| place.xattrs());
                 Some(Pending::Ready(metadata::node(name, md, self.names, target, xattrs)))
             }
