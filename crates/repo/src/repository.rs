@@ -1059,6 +1059,16 @@ impl IndexedRepository {
         }
     }
 
+    /// Bytes of plaintext reading blob `id` decodes, per the index: its own
+    /// length and that of every base down its delta chain. What a read
+    /// costs, where a blob's own length says only what it returns: the last
+    /// of 30 daily SQLite dumps (48 MiB) decodes 158 MiB.
+    pub fn decode_bytes(&self, id: &BlobId) -> u64 {
+        let Some(loc) = self.index.get(id) else { return 0 };
+        let bases = self.chain_of(&loc, 0);
+        u64::from(loc.raw_length) + bases.iter().map(|(_, l)| u64::from(l.raw_length)).sum::<u64>()
+    }
+
     /// The blob at the end of `id`'s delta chain (`id` itself when stored whole).
     pub fn delta_root(&self, id: &BlobId) -> BlobId {
         let mut at = *id;
@@ -1098,8 +1108,11 @@ impl IndexedRepository {
 
     /// Reads a data blob through a caller-owned read-ahead window: blobs
     /// stored next to each other (a file's chunks, small files written
-    /// together) then cost one request instead of one each.
-    pub fn read_blob_windowed(&self, id: &BlobId, window: &mut ReadWindow) -> Result<Vec<u8>> {
+    /// together) then cost one request instead of one each. `ahead` are the
+    /// blobs the caller reads next, in order (the rest of a file): a read
+    /// reaches only as far into the pack as they need, and the window's
+    /// full read-ahead is for when they are done (the files stored after).
+    pub fn read_blob_windowed(&self, id: &BlobId, ahead: &[BlobId], window: &mut ReadWindow) -> Result<Vec<u8>> {
         let loc = self.index.get(id).ok_or(RepoError::BlobNotFound(*id))?;
         if loc.kind == BlobKind::Tree {
             return self.read_blob(id);
@@ -1113,7 +1126,7 @@ impl IndexedRepository {
                 }
                 _ => {
                     let start = loc.offset;
-                    let len = window.readahead.max(loc.length).min(loc.pack_end.saturating_sub(start)).max(loc.length);
+                    let len = self.window_len(&loc, ahead, window.readahead);
                     let span = if dropped { &mut window.back } else { &mut window.main };
                     // The span's own buffer, reused when nothing else holds it.
                     let mut buf = match Arc::get_mut(&mut span.bytes) {
@@ -1134,6 +1147,28 @@ impl IndexedRepository {
         blob::open(&self.repo.keyring, loc.kind, id, envelope, loc.raw_length, Verify::Full, &mut |b| {
             chain.take(b).map_or_else(|| self.read_base(b, id, 0), Ok)
         })
+    }
+
+    /// Bytes from the blob at `loc` on that a window reads: as far as the
+    /// blobs `ahead` that follow it in the same pack, within `readahead`
+    /// bytes, reach before the first one elsewhere (which replaces the
+    /// window); the whole `readahead` when all of `ahead` lies within it
+    /// (or `ahead` is empty). A file whose chunks are spread over the
+    /// packs of many backups read 4 MiB for each chunk of a few hundred
+    /// KiB: restoring the 30th of 30 daily dumps stored without deltas read
+    /// 276 MiB from a cold disk for 128 MiB of blobs.
+    fn window_len(&self, loc: &BlobLocation, ahead: &[BlobId], readahead: u32) -> u32 {
+        let limit = loc.offset.saturating_add(readahead.max(loc.length)).min(loc.pack_end);
+        let mut end = loc.offset.saturating_add(loc.length);
+        for id in ahead {
+            match self.index.get(id) {
+                Some(l) if l.pack == loc.pack && l.offset >= loc.offset && l.offset.saturating_add(l.length) <= limit => {
+                    end = end.max(l.offset + l.length);
+                }
+                _ => return end - loc.offset,
+            }
+        }
+        limit.saturating_sub(loc.offset).max(loc.length)
     }
 
     /// Fetches the whole pack holding the blob at `loc` into `packs`

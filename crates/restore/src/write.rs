@@ -220,6 +220,12 @@ fn is_zero(b: &[u8]) -> bool {
     b.chunks(4096).all(|c| c.iter().fold(0u8, |a, x| a | x) == 0)
 }
 
+/// Bytes of plaintext reading `content` decodes: its own and its delta
+/// bases' ([`IndexedRepository::decode_bytes`]).
+fn decode_cost(repo: &IndexedRepository, content: &[BlobId]) -> u64 {
+    content.iter().map(|id| repo.decode_bytes(id)).sum()
+}
+
 /// Blobs whose delta bases are fetched together, at once, before they are
 /// read (`IndexedRepository::prefetch_bases`).
 const PREFETCH_BLOBS: usize = 32;
@@ -230,9 +236,11 @@ const READAHEAD: u32 = 4 << 20;
 /// Packs a remote restore downloads ahead of the one being written.
 const PACKS_AHEAD: usize = 2;
 
-/// Files larger than two of these are written by several workers at once,
-/// one segment of about this many bytes each: one large dump or video would
-/// otherwise keep a single core busy while the others sit idle.
+/// Files that cost more than two of these to read are written by several
+/// workers at once, one segment of about this many bytes to decode each
+/// (a file's own bytes and its delta bases', [`decode_cost`]): one large
+/// dump or video would otherwise keep a single core busy while the others
+/// sit idle.
 const SEGMENT: u64 = 32 << 20;
 
 /// A local restore hands out work in runs of about this many bytes of
@@ -278,8 +286,8 @@ struct SplitFile {
 
 /// One piece of restore work, ordered by where its data sits in the packs.
 enum Work {
-    /// A whole file (item index).
-    File(usize),
+    /// A whole file (item index) and what reading it decodes ([`decode_cost`]).
+    File { item: usize, cost: u64 },
     /// Blobs `blobs` of a split file, written from byte `offset` on.
     Segment { file: usize, blobs: std::ops::Range<usize>, offset: u64 },
 }
@@ -294,7 +302,7 @@ fn write_content(run: &Run, node: &Node, tmp: &At, window: &mut ReadWindow) -> R
     for (k, id) in node.content.iter().enumerate() {
         run.prefetch(&node.content, k, window);
         if last.as_ref().is_none_or(|(l, _, _)| l != id) {
-            let data = run.repo.read_blob_windowed(id, window).map_err(|e| e.to_string())?;
+            let data = run.repo.read_blob_windowed(id, &node.content[k + 1..], window).map_err(|e| e.to_string())?;
             let zero = is_zero(&data);
             last = Some((*id, data, zero));
         }
@@ -357,16 +365,18 @@ fn split_file(
     }
     let mut pieces = Vec::new();
     let (mut start, mut start_offset, mut offset) = (0usize, 0u64, 0u64);
+    let mut cost = 0u64;
     let mut pack = None;
     for (i, id) in node.content.iter().enumerate() {
         let loc = run.repo.index().get(id).ok_or_else(|| format!("data blob {} is in no index", id.short()))?;
         let new_pack = by_pack && pack.is_some_and(|p| p != loc.pack);
-        if i > start && (offset - start_offset >= SEGMENT || new_pack) {
+        if i > start && (cost >= SEGMENT || new_pack) {
             pieces.push((start..i, start_offset));
-            (start, start_offset) = (i, offset);
+            (start, start_offset, cost) = (i, offset, 0);
         }
         pack = Some(loc.pack);
         offset += u64::from(loc.raw_length);
+        cost += run.repo.decode_bytes(id);
     }
     pieces.push((start..node.content.len(), start_offset));
     let tmp = at.sibling(&temp_name(&at.name));
@@ -411,7 +421,8 @@ fn write_segment(
         let content = &node.content[blobs.clone()];
         for (k, id) in content.iter().enumerate() {
             run.prefetch(content, k, window);
-            let written = run.repo.read_blob_windowed(id, window).map_err(|e| e.to_string()).and_then(|data| {
+            let read = run.repo.read_blob_windowed(id, &content[k + 1..], window);
+            let written = read.map_err(|e| e.to_string()).and_then(|data| {
                 if !is_zero(&data) {
                     file.write_all_at(&data, offset).map_err(|e| e.to_string())?;
                 }
@@ -712,8 +723,11 @@ fn write_batch(run: &Run, batch: Vec<Planned>, packs: Option<&Arc<SharedPacks>>,
     let mut splits: Vec<SplitFile> = Vec::new();
     let mut work: Vec<Work> = Vec::new();
     for (i, item) in items.iter().enumerate().filter(|(_, item)| item.kind == ItemKind::File) {
-        if item.node.size < 2 * SEGMENT && !(packs.is_some() && spans_packs(&item.node)) {
-            work.push(Work::File(i));
+        // Split and shared out by what a file costs to read, not by its
+        // size: one coded against earlier versions decodes their bytes too.
+        let cost = decode_cost(repo, &item.node.content);
+        if cost < 2 * SEGMENT && !(packs.is_some() && spans_packs(&item.node)) {
+            work.push(Work::File { item: i, cost });
             continue;
         }
         match split_file(run, i, &item.node, &item.rel, packs.is_some()) {
@@ -728,14 +742,14 @@ fn write_batch(run: &Run, batch: Vec<Planned>, packs: Option<&Arc<SharedPacks>>,
     }
     let first_location = |w: &Work| {
         let id = match w {
-            Work::File(i) => items[*i].node.content.first(),
+            Work::File { item, .. } => items[*item].node.content.first(),
             Work::Segment { file, blobs, .. } => items[splits[*file].item].node.content.get(blobs.start),
         };
         id.and_then(|id| repo.index().get(id))
     };
     work.sort_by_cached_key(|w| first_location(w).map(|l| (l.pack, l.offset)));
     let do_work = |w: &Work, window: &mut ReadWindow| match w {
-        Work::File(i) => record(*i, restore_file(run, &items[*i].node, &items[*i].rel, window)),
+        Work::File { item, .. } => record(*item, restore_file(run, &items[*item].node, &items[*item].rel, window)),
         Work::Segment { file, blobs, offset } => {
             let split = &splits[*file];
             if let Some(res) = write_segment(run, items, split, blobs, *offset, window) {
@@ -797,10 +811,9 @@ fn write_batch(run: &Run, batch: Vec<Planned>, packs: Option<&Arc<SharedPacks>>,
         // into one run, and one core wrote them alone for the last quarter
         // of the restore.
         let bytes = |w: &Work| match w {
-            Work::File(i) => items[*i].node.size,
+            Work::File { cost, .. } => *cost,
             Work::Segment { file, blobs, .. } => {
-                let content = &items[splits[*file].item].node.content[blobs.clone()];
-                content.iter().filter_map(|id| repo.index().get(id)).map(|l| u64::from(l.raw_length)).sum()
+                decode_cost(repo, &items[splits[*file].item].node.content[blobs.clone()])
             }
         };
         let runs = cut_runs(work.iter().map(bytes), RUN_BYTES, RUN_ITEMS);
