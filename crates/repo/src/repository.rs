@@ -1162,7 +1162,9 @@ impl IndexedRepository {
         let mut end = loc.offset.saturating_add(loc.length);
         for id in ahead {
             match self.index.get(id) {
-                Some(l) if l.pack == loc.pack && l.offset >= loc.offset && l.offset.saturating_add(l.length) <= limit => {
+                Some(l)
+                    if l.pack == loc.pack && l.offset >= loc.offset && l.offset.saturating_add(l.length) <= limit =>
+                {
                     end = end.max(l.offset + l.length);
                 }
                 _ => return end - loc.offset,
