@@ -193,11 +193,11 @@ cairn_test!(files_read_in_batches_each_restore_with_their_own_content, |env| {
     }
 });
 
-/// A file whose chunks alternate between the packs of two backups (every
-/// other stretch of it changed since the first) restores reading about
-/// its own size from storage (33.6 MB for a 33.6 MB file). Each chunk read
-/// 4 MiB ahead in its pack and the next chunk, in the other pack, threw that
-/// away: 65.6 MB.
+// A file whose chunks alternate between the packs of two backups (every
+// other stretch of it changed since the first) restores reading about
+// its own size from storage (33.6 MB for a 33.6 MB file). Each chunk read
+// 4 MiB ahead in its pack and the next chunk, in the other pack, threw that
+// away: 65.6 MB.
 cairn_test!(a_file_spread_over_two_backups_packs_restores_without_reading_past_what_it_needs, |env| {
     env.init_with(None);
     let src = env.path("src");
