@@ -1165,7 +1165,7 @@ impl IndexedRepository {
                 Some(l)
                     if l.pack == loc.pack && l.offset >= loc.offset && l.offset.saturating_add(l.length) <= limit =>
                 {
-                    end = end.max(l.offset + l.length);
+                    end = end.max(l.offset.saturating_add(l.length));
                 }
                 _ => return end - loc.offset,
             }
